@@ -1,0 +1,1 @@
+"""The ``scalinglab`` command line: thin typer commands over the library."""

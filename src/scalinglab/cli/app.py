@@ -1,0 +1,63 @@
+"""The typer application and the error contract: data on stdout, logs on stderr, exit 0 ok / 1 failure / 2 bad
+input. Each command group lives in its own module with a ``register(app)`` function; library imports happen
+inside the commands so that ``scalinglab fit`` never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from scalinglab.errors import ScalingLabError
+
+# One module per command group (see ../shared/STYLE.md); each exposes register(app).
+COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo")
+
+app = typer.Typer(
+    name="scalinglab",
+    help="Train GPT families, sweep IsoFLOP grids, fit scaling laws, plan runs, report. --json for scripts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log library progress to stderr.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"scalinglab.cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning library errors into one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ScalingLabError as err:
+        _fail(str(err), 2)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except typer.Exit as ex:  # raised by commands that choose their own exit code
+        sys.exit(ex.exit_code)
+    except Exception as err:  # click usage errors come here in non-standalone mode
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            _fail(err.format_message(), err.exit_code)
+        raise
+
+
+def _fail(message: str, code: int) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

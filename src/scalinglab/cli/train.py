@@ -1,0 +1,9 @@
+"""CLI: `scalinglab train` (being built; see the issues)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the app."""

@@ -1,0 +1,1 @@
+"""scalinglab.data"""

@@ -1,0 +1,435 @@
+"""The sweep registry: one SQLite file per sweep folder that records every run and what became of it.
+
+Why SQLite and not a CSV + grep: a sweep is killed, resumed, run by several workers at once; the registry must say
+which runs are queued, running (by which host and pid, alive since when), done, failed or diverged (and why), and
+survive a crash in the middle of a write. SQLite in WAL mode gives atomic transactions and concurrent readers;
+every statement is parametrised. The schema is versioned with ``PRAGMA user_version`` and upgraded by the
+migrations below; a file from a newer scalinglab, a corrupted file, or a folder that holds a different sweep are
+refused with :class:`~scalinglab.errors.RegistryError` and never modified.
+
+This module must not import torch (the report and ``scalinglab fit`` read registries).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from scalinglab.errors import RegistryError
+
+STATUSES = ("queued", "running", "done", "failed", "diverged")
+FINISHED = ("done", "diverged")  # never repeated; "failed" runs may be retried
+REGISTRY_FILENAME = "registry.sqlite"
+EXPORT_COLUMNS = ("run_id", "n_params", "n_tokens", "compute_flops", "loss", "budget", "status")
+
+# Migration i upgrades a database from user_version i to i + 1. Never edit a released migration: append one.
+MIGRATIONS: tuple[str, ...] = (
+    # v0 -> v1: sweeps, runs, summaries.
+    """
+    CREATE TABLE sweeps (
+        sweep_id TEXT PRIMARY KEY,
+        spec_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        sweep_id TEXT NOT NULL REFERENCES sweeps(sweep_id),
+        config_hash TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        budget REAL,
+        n_params REAL,
+        n_tokens REAL,
+        compute_flops REAL,
+        status TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','diverged')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        host TEXT,
+        pid INTEGER,
+        heartbeat REAL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        UNIQUE (sweep_id, config_hash)
+    );
+    CREATE INDEX runs_status ON runs(status);
+    CREATE TABLE summaries (
+        run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+        loss REAL,
+        summary_json TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
+    # v1 -> v2: artefact paths (run dir, checkpoints, report...) and the parent of a cooldown branch.
+    """
+    CREATE TABLE artefacts (
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (run_id, kind)
+    );
+    ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+    ALTER TABLE runs ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """One row of the runs table (plus its summary loss), as read back from the registry."""
+
+    run_id: str
+    sweep_id: str
+    config_hash: str
+    config: dict
+    budget: float | None
+    n_params: float | None
+    n_tokens: float | None
+    compute_flops: float | None
+    status: str
+    attempts: int
+    host: str | None
+    pid: int | None
+    heartbeat: float | None
+    error: str | None
+    parent_run_id: str | None
+    loss: float | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Stable hash of a run configuration (sorted-key JSON, SHA-256): the identity of a run in a sweep."""
+    import hashlib
+
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _check_sqlite_header(path: Path) -> None:
+    # SQLite files start with this 16-byte magic; anything else is refused before SQLite can touch it.
+    if path.stat().st_size == 0:
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head != b"SQLite format 3\x00":
+        raise RegistryError(f"{path} is not a scalinglab registry (not an SQLite file); move it away or use "
+                            "another --out folder")
+
+
+class Registry:
+    """An open sweep registry. Use :meth:`open` (creates or upgrades the schema) and ``close()``/``with``.
+
+    Parameters
+    ----------
+    path : Path
+        The SQLite file (usually ``<sweep dir>/registry.sqlite``).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # -- opening --------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, create: bool = True) -> "Registry":
+        """Open (and create or migrate) a registry; refuse newer schemas and corrupted files."""
+        path = Path(path)
+        if not path.exists() and not create:
+            raise RegistryError(f"no registry at {path}; run `scalinglab sweep run --out {path.parent}` first")
+        if path.exists():
+            _check_sqlite_header(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            raise RegistryError(f"registry {path} is unreadable ({err}); it was left untouched") from err
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise RegistryError(f"registry {path} has schema version {version}, newer than this scalinglab "
+                                f"supports ({SCHEMA_VERSION}); upgrade scalinglab to open it")
+        reg = cls(conn, path)
+        try:
+            if version > 0:
+                reg._check_integrity()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            reg._migrate(version)
+        except sqlite3.DatabaseError as err:
+            conn.close()
+            raise RegistryError(f"registry {path} is corrupted ({err}); it was left untouched") from err
+        except RegistryError:
+            conn.close()
+            raise
+        return reg
+
+    def _check_integrity(self) -> None:
+        result = self.integrity_check()
+        if result != "ok":
+            raise RegistryError(f"registry {self.path} failed PRAGMA integrity_check ({result}); it was left "
+                                "untouched")
+
+    def _migrate(self, version: int) -> None:
+        for target in range(version, SCHEMA_VERSION):
+            with self._tx():
+                for stmt in _split_sql(MIGRATIONS[target]):
+                    self._conn.execute(stmt)
+                # PRAGMA cannot take a bound parameter; the value is our own integer constant.
+                self._conn.execute(f"PRAGMA user_version = {int(target + 1)}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- small helpers --------------------------------------------------------------------------------
+    def _tx(self):
+        return _Transaction(self._conn)
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def journal_mode(self) -> str:
+        return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+    def integrity_check(self) -> str:
+        rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        return "; ".join(str(r[0]) for r in rows)
+
+    # -- sweeps ---------------------------------------------------------------------------------------
+    def ensure_sweep(self, sweep_id: str, spec: Mapping[str, Any]) -> str:
+        """Record the sweep (first time) or check that the folder holds this same sweep; returns its id."""
+        spec_json = json.dumps(spec, sort_keys=True, default=str)
+        digest = config_hash(spec)
+        with self._tx():
+            rows = self._conn.execute("SELECT sweep_id, spec_hash FROM sweeps").fetchall()
+            for row in rows:
+                if row["spec_hash"] != digest or row["sweep_id"] != sweep_id:
+                    raise RegistryError(
+                        f"{self.path.parent} holds a different sweep ({row['sweep_id']}, spec {row['spec_hash']}); "
+                        "use `scalinglab sweep resume` for it, or choose another --out folder")
+            if not rows:
+                self._conn.execute("INSERT INTO sweeps (sweep_id, spec_hash, spec_json, created_at) "
+                                   "VALUES (?, ?, ?, ?)", (sweep_id, digest, spec_json, time.time()))
+        return sweep_id
+
+    def sweep(self) -> dict | None:
+        """The sweep held by this registry: ``{"sweep_id", "spec"}``, or None when empty."""
+        row = self._conn.execute("SELECT sweep_id, spec_json FROM sweeps").fetchone()
+        if row is None:
+            return None
+        return {"sweep_id": row["sweep_id"], "spec": json.loads(row["spec_json"])}
+
+    # -- runs -----------------------------------------------------------------------------------------
+    def add_run(self, sweep_id: str, run_id: str, config: Mapping[str, Any], *, budget: float | None = None,
+                n_params: float | None = None, n_tokens: float | None = None,
+                compute_flops: float | None = None, parent_run_id: str | None = None,
+                position: int = 0) -> bool:
+        """Queue a run unless one with the same config hash exists; returns True when it was added."""
+        digest = config_hash(config)
+        with self._tx():
+            hit = self._conn.execute("SELECT run_id FROM runs WHERE sweep_id = ? AND config_hash = ?",
+                                     (sweep_id, digest)).fetchone()
+            if hit is not None:
+                return False
+            self._conn.execute(
+                "INSERT INTO runs (run_id, sweep_id, config_hash, config_json, budget, n_params, n_tokens, "
+                "compute_flops, status, attempts, created_at, parent_run_id, position) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+                (run_id, sweep_id, digest, json.dumps(config, sort_keys=True, default=str), budget, n_params,
+                 n_tokens, compute_flops, time.time(), parent_run_id, position))
+        return True
+
+    def runs(self, status: str | tuple[str, ...] | None = None) -> list[RunRecord]:
+        """All runs (optionally of some statuses), in sweep order."""
+        sql = ("SELECT r.*, s.loss AS loss FROM runs r LEFT JOIN summaries s ON s.run_id = r.run_id")
+        params: tuple = ()
+        if status is not None:
+            wanted = (status,) if isinstance(status, str) else tuple(status)
+            sql += " WHERE r.status IN (%s)" % ",".join("?" * len(wanted))
+            params = wanted
+        sql += " ORDER BY r.position, r.created_at, r.run_id"
+        return [_record(row) for row in self._conn.execute(sql, params).fetchall()]
+
+    def get(self, run_id: str) -> RunRecord:
+        row = self._conn.execute("SELECT r.*, s.loss AS loss FROM runs r LEFT JOIN summaries s "
+                                 "ON s.run_id = r.run_id WHERE r.run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RegistryError(f"no run {run_id!r} in {self.path}")
+        return _record(row)
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATUSES}
+        for row in self._conn.execute("SELECT status, COUNT(*) AS n FROM runs GROUP BY status"):
+            out[row["status"]] = int(row["n"])
+        return out
+
+    def claim(self, run_id: str, *, host: str | None = None, pid: int | None = None) -> bool:
+        """Mark a queued (or failed) run as running by this process; False when someone else has it or it is
+        finished. The check and the update happen in one transaction, so two workers never both claim it."""
+        host = host or socket.gethostname()
+        pid = os.getpid() if pid is None else pid
+        now = time.time()
+        with self._tx():
+            cur = self._conn.execute(
+                "UPDATE runs SET status = 'running', attempts = attempts + 1, host = ?, pid = ?, heartbeat = ?, "
+                "started_at = ?, error = NULL WHERE run_id = ? AND status IN ('queued', 'failed')",
+                (host, pid, now, now, run_id))
+            return cur.rowcount == 1
+
+    def heartbeat(self, run_id: str) -> None:
+        with self._tx():
+            self._conn.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ? AND status = 'running'",
+                               (time.time(), run_id))
+
+    def finish(self, run_id: str, status: str, *, error: str | None = None,
+               summary: Mapping[str, Any] | None = None, loss: float | None = None) -> None:
+        """Record the end of a run (done / failed / diverged) and its summary, in one transaction."""
+        if status not in ("done", "failed", "diverged", "queued"):
+            raise RegistryError(f"cannot finish run {run_id} with status {status!r}")
+        now = time.time()
+        with self._tx():
+            self._conn.execute("UPDATE runs SET status = ?, error = ?, finished_at = ?, pid = NULL "
+                               "WHERE run_id = ?", (status, error, now, run_id))
+            if summary is not None:
+                self._conn.execute(
+                    "INSERT INTO summaries (run_id, loss, summary_json, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(run_id) DO UPDATE SET loss = excluded.loss, summary_json = excluded.summary_json, "
+                    "updated_at = excluded.updated_at",
+                    (run_id, loss, json.dumps(summary, sort_keys=True, default=str), now))
+
+    def update_counts(self, run_id: str, *, n_params: float, n_tokens: float, compute_flops: float) -> None:
+        """Replace the planned N, D, C by the ones the trainer measured."""
+        with self._tx():
+            self._conn.execute("UPDATE runs SET n_params = ?, n_tokens = ?, compute_flops = ? WHERE run_id = ?",
+                               (n_params, n_tokens, compute_flops, run_id))
+
+    def summary(self, run_id: str) -> dict | None:
+        row = self._conn.execute("SELECT summary_json FROM summaries WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else json.loads(row["summary_json"])
+
+    def requeue_dead(self, *, stale_after_s: float = 600.0, host: str | None = None) -> list[str]:
+        """Re-queue runs marked running whose process is gone (same host, pid not alive) or whose heartbeat
+        is older than ``stale_after_s`` (any host). Returns the re-queued run ids."""
+        host = host or socket.gethostname()
+        now = time.time()
+        dead = []
+        for rec in self.runs("running"):
+            gone = rec.host == host and (rec.pid is None or not _pid_alive(rec.pid))
+            stale = rec.heartbeat is None or now - rec.heartbeat > stale_after_s
+            if gone or stale:
+                dead.append(rec.run_id)
+        with self._tx():
+            for run_id in dead:
+                self._conn.execute("UPDATE runs SET status = 'queued', pid = NULL, "
+                                   "error = 'worker process died; re-queued' "
+                                   "WHERE run_id = ? AND status = 'running'", (run_id,))
+        return dead
+
+    # -- artefacts ------------------------------------------------------------------------------------
+    def set_artefact(self, run_id: str, kind: str, path: str | os.PathLike) -> None:
+        with self._tx():
+            self._conn.execute(
+                "INSERT INTO artefacts (run_id, kind, path, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(run_id, kind) DO UPDATE SET path = excluded.path, updated_at = excluded.updated_at",
+                (run_id, kind, str(path), time.time()))
+
+    def artefacts(self, run_id: str) -> dict[str, str]:
+        rows = self._conn.execute("SELECT kind, path FROM artefacts WHERE run_id = ?", (run_id,)).fetchall()
+        return {r["kind"]: r["path"] for r in rows}
+
+    # -- export ---------------------------------------------------------------------------------------
+    def export_runs_csv(self, path: str | os.PathLike) -> Path:
+        """Write the runs table that ``scalinglab fit`` reads with no flags (atomic write).
+
+        Columns: ``run_id,n_params,n_tokens,compute_flops,loss,budget,status``. Every run is written (failed and
+        diverged ones too, with their status and an empty loss) so the table is a full record; the fit keeps only
+        ``done`` rows.
+        """
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(EXPORT_COLUMNS)
+        for rec in self.runs():
+            loss = rec.loss if rec.status == "done" else None
+            writer.writerow([rec.run_id, _num(rec.n_params), _num(rec.n_tokens), _num(rec.compute_flops),
+                             _num(loss), _num(rec.budget), rec.status])
+        return atomic_write_text(path, buf.getvalue())
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK: take the write lock up front so check-then-update is atomic."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *_):
+        self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def _split_sql(script: str) -> Iterator[str]:
+    for stmt in script.split(";"):
+        if stmt.strip():
+            yield stmt
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(run_id=row["run_id"], sweep_id=row["sweep_id"], config_hash=row["config_hash"],
+                     config=json.loads(row["config_json"]), budget=row["budget"], n_params=row["n_params"],
+                     n_tokens=row["n_tokens"], compute_flops=row["compute_flops"], status=row["status"],
+                     attempts=int(row["attempts"]), host=row["host"], pid=row["pid"],
+                     heartbeat=row["heartbeat"], error=row["error"], parent_run_id=row["parent_run_id"],
+                     loss=row["loss"])
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    # A zombie (killed child not yet reaped) still answers kill(0); look at its state where /proc exists.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to ``path`` through a temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,468 @@
+"""GPT shapes and their counting: parameters and FLOPs, without torch.
+
+The model (``scalinglab.model``), the sweep designer and the planner all read shapes from here, so one definition of
+"how big is this model" serves the whole scaling loop.
+
+Conventions (stated in every result object):
+
+* **N is all parameters** (Hoffmann et al. 2022, "Chinchilla"): embeddings, position table, lm_head (once when
+  tied), attention, MLP/experts, router, norms. Kaplan et al. 2020 fitted on *non-embedding* N; Porian et al. 2024
+  showed that leaving out the embedding/lm_head parameters and the attention FLOPs biases small-model sweeps and is
+  a large part of the Kaplan-vs-Chinchilla exponent gap. ``ParamBreakdown.non_embedding`` (Kaplan N) is reported
+  beside ``total`` (Chinchilla N); for mixture-of-experts ``active`` counts only the ``top_k`` experts a token uses.
+* **C is counted forward+backward FLOPs**: ``6 * N_active`` per token plus the attention term of Kaplan et al. 2020,
+  Table 1 (``2 * n_layer * n_ctx * d_attn`` forward, i.e. 2 FLOPs per multiply-add for QK^T and for AV over the
+  ``~n_ctx/2`` keys a causal query sees), ×3 for forward+backward. We count the keys each query actually attends
+  under the (causal, possibly sparse) mask, averaged over query positions, so sparse attention lowers C. Hoffmann
+  et al. 2022, App. F counts the full ``seq_len^2`` score matrix instead (twice ours for dense). ``6ND`` is
+  reported beside the counted C.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from scalinglab.errors import ConfigError
+
+ATTENTION_KINDS = ("dense", "local", "global", "random", "bigbird")
+NORMS = ("rms", "layer")
+POSITIONS = ("rope", "learned")
+
+# Which components each sparse kind uses. Every sparse kind keeps the sliding window (so each query sees itself
+# and its neighbours, as in Longformer / BigBird); "global" adds global tokens, "random" adds random key blocks,
+# "bigbird" is all three (Zaheer et al. 2020, Fig. 1).
+_USES_GLOBAL = ("global", "bigbird")
+_USES_RANDOM = ("random", "bigbird")
+
+
+def _positive_int(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{owner}.{name}={value!r} is not allowed; give a positive integer")
+
+
+def _choice(owner: str, name: str, value: Any, allowed: Iterable[str]) -> None:
+    if value not in tuple(allowed):
+        raise ConfigError(f"{owner}.{name}={value!r} is not allowed; use one of {', '.join(allowed)}")
+
+
+def _check_keys(cls: type, d: Mapping[str, Any]) -> None:
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in d:
+        if key not in names:
+            hint = difflib.get_close_matches(key, sorted(names), n=1)
+            tip = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(sorted(names))}"
+            raise ConfigError(f"unknown {cls.__name__} key {key!r}{tip}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionSpec:
+    """One layer's attention pattern (always causal).
+
+    Parameters
+    ----------
+    kind : {"dense", "local", "global", "random", "bigbird"}
+        ``local``: sliding window of ``window`` keys (self included). ``global``: window + the first ``n_global``
+        tokens visible to every later query. ``random``: window + ``n_random_blocks`` random past key blocks of
+        ``block_size`` per query block. ``bigbird``: all three.
+    window : int or None
+        Keys per query in the sliding window (required for sparse kinds; ``window >= seq_len`` equals dense).
+    n_global : int or None
+        Global tokens (default 1 for global/bigbird, 0 otherwise).
+    n_random_blocks : int or None
+        Random key blocks per query block (default 1 for random/bigbird, 0 otherwise).
+    block_size : int
+        Block size of the random pattern.
+    seed : int
+        Seed of the random blocks (mixed with the layer index, so layers differ).
+    """
+
+    kind: str = "dense"
+    window: int | None = None
+    n_global: int | None = None
+    n_random_blocks: int | None = None
+    block_size: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("attention", "kind", self.kind, ATTENTION_KINDS)
+        _positive_int("attention", "block_size", self.block_size)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"attention.seed={self.seed!r} is not allowed; give an integer")
+        if self.kind == "dense":
+            if self.window is not None:
+                raise ConfigError(f"attention.window={self.window} needs a sparse kind (e.g. kind='local')")
+        elif self.window is None:
+            raise ConfigError(f"attention.window is required for kind={self.kind!r}; give e.g. window=64")
+        else:
+            _positive_int("attention", "window", self.window)
+        self._resolve("n_global", _USES_GLOBAL)
+        self._resolve("n_random_blocks", _USES_RANDOM)
+
+    def _resolve(self, name: str, kinds: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value is None:
+            object.__setattr__(self, name, 1 if self.kind in kinds else 0)
+        elif self.kind in kinds:
+            _positive_int("attention", name, value)
+        elif value != 0:
+            raise ConfigError(f"attention.{name}={value} only applies to kind in {kinds}, not {self.kind!r}")
+
+    @property
+    def is_dense(self) -> bool:
+        return self.kind == "dense"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AttentionSpec":
+        _check_keys(cls, d)
+        return cls(**dict(d))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GPTConfig:
+    """Shape of one GPT (decoder-only transformer, pre-norm).
+
+    ``n_experts=None`` is a dense MLP; with ``n_experts`` every layer's MLP is a mixture of experts routing each
+    token to ``top_k`` of them (Shazeer et al. 2017; Fedus et al. 2021). ``aux_loss_coef`` weighs the Switch
+    load-balancing loss. ``layer_attention`` overrides ``attention`` per layer (length ``n_layer``).
+    """
+
+    vocab_size: int
+    seq_len: int
+    d_model: int
+    n_layer: int
+    n_head: int
+    n_kv_head: int | None = None
+    mlp_ratio: float = 4.0
+    norm: str = "rms"
+    pos: str = "rope"
+    tied_embeddings: bool = False
+    bias: bool = False
+    dropout: float = 0.0
+    n_experts: int | None = None
+    top_k: int = 1
+    capacity_factor: float = 1.25
+    aux_loss_coef: float = 0.01
+    attention: AttentionSpec = field(default_factory=AttentionSpec)
+    layer_attention: tuple[AttentionSpec, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "seq_len", "d_model", "n_layer", "n_head", "top_k"):
+            _positive_int("GPTConfig", name, getattr(self, name))
+        _choice("GPTConfig", "norm", self.norm, NORMS)
+        _choice("GPTConfig", "pos", self.pos, POSITIONS)
+        self._check_heads()
+        self._check_floats()
+        self._check_experts()
+        self._check_attention()
+
+    def _check_heads(self) -> None:
+        if self.d_model % self.n_head:
+            raise ConfigError(f"GPTConfig.n_head={self.n_head} does not divide d_model={self.d_model}; "
+                              "pick n_head so that d_model/n_head is an integer")
+        if self.n_kv_head is not None:
+            _positive_int("GPTConfig", "n_kv_head", self.n_kv_head)
+            if self.n_head % self.n_kv_head:
+                raise ConfigError(f"GPTConfig.n_kv_head={self.n_kv_head} does not divide n_head={self.n_head}")
+        if self.pos == "rope" and self.head_dim % 2:
+            raise ConfigError(f"rotary positions need an even head_dim, got {self.head_dim}; change d_model/n_head")
+
+    def _check_floats(self) -> None:
+        for name, lo, hi in (("mlp_ratio", 0.0, math.inf), ("capacity_factor", 0.0, math.inf)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not lo < value < hi:
+                raise ConfigError(f"GPTConfig.{name}={value!r} is not allowed; give a positive number")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"GPTConfig.dropout={self.dropout!r} is not allowed; give a number in [0, 1)")
+        if not isinstance(self.aux_loss_coef, (int, float)) or self.aux_loss_coef < 0:
+            raise ConfigError(f"GPTConfig.aux_loss_coef={self.aux_loss_coef!r} must be >= 0")
+        if self.d_mlp < 1:
+            raise ConfigError(f"GPTConfig.mlp_ratio={self.mlp_ratio} gives an empty MLP at d_model={self.d_model}")
+
+    def _check_experts(self) -> None:
+        if self.n_experts is None:
+            return
+        _positive_int("GPTConfig", "n_experts", self.n_experts)
+        if self.top_k > self.n_experts:
+            raise ConfigError(f"GPTConfig.top_k={self.top_k} exceeds n_experts={self.n_experts}; "
+                              "use top_k <= n_experts")
+
+    def _check_attention(self) -> None:
+        if not isinstance(self.attention, AttentionSpec):
+            raise ConfigError(f"GPTConfig.attention must be an AttentionSpec, got {type(self.attention).__name__}")
+        if self.layer_attention is not None:
+            object.__setattr__(self, "layer_attention", tuple(self.layer_attention))
+            if len(self.layer_attention) != self.n_layer:
+                raise ConfigError(f"GPTConfig.layer_attention has {len(self.layer_attention)} entries; "
+                                  f"give one per layer (n_layer={self.n_layer})")
+        for spec in self.layer_specs:
+            if spec.window is not None and spec.window > self.seq_len:
+                raise ConfigError(f"attention window={spec.window} is larger than seq_len={self.seq_len}; "
+                                  "use window <= seq_len")
+            if spec.n_global > self.seq_len:
+                raise ConfigError(f"attention n_global={spec.n_global} exceeds seq_len={self.seq_len}; "
+                                  "use n_global <= seq_len")
+
+    # Derived shapes -------------------------------------------------------------------------------------------
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def d_mlp(self) -> int:
+        """Hidden width of the MLP (and of each expert): ``round(mlp_ratio * d_model)``."""
+        return int(round(self.mlp_ratio * self.d_model))
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts is not None
+
+    @property
+    def layer_specs(self) -> tuple[AttentionSpec, ...]:
+        """The attention pattern of each layer."""
+        return self.layer_attention if self.layer_attention is not None else (self.attention,) * self.n_layer
+
+    # Construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_depth(cls, depth: int, *, aspect_ratio: int = 64, head_dim: int = 64, vocab_size: int = 50304,
+                   seq_len: int = 1024, **overrides: Any) -> "GPTConfig":
+        """nanochat-style family: ``n_layer = depth``, ``d_model = depth * aspect_ratio`` rounded to a multiple of
+        ``head_dim`` (at least one head), ``n_head = d_model / head_dim``. Depth 12 is GPT-2 small's shape."""
+        _positive_int("GPTConfig", "depth", depth)
+        _positive_int("GPTConfig", "aspect_ratio", aspect_ratio)
+        _positive_int("GPTConfig", "head_dim", head_dim)
+        d_model = max(1, round(depth * aspect_ratio / head_dim)) * head_dim
+        shape = dict(vocab_size=vocab_size, seq_len=seq_len, d_model=d_model, n_layer=depth,
+                     n_head=d_model // head_dim)
+        shape.update(overrides)
+        return cls(**shape)
+
+    def replace(self, **changes: Any) -> "GPTConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["attention"] = self.attention.to_dict()
+        if self.layer_attention is not None:
+            d["layer_attention"] = [s.to_dict() for s in self.layer_attention]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "GPTConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError` with a "did you mean"."""
+        _check_keys(cls, d)
+        d = dict(d)
+        if isinstance(d.get("attention"), Mapping):
+            d["attention"] = AttentionSpec.from_dict(d["attention"])
+        if d.get("layer_attention") is not None:
+            d["layer_attention"] = tuple(s if isinstance(s, AttentionSpec) else AttentionSpec.from_dict(s)
+                                         for s in d["layer_attention"])
+        return cls(**d)
+
+
+# Attention patterns: which keys each query attends ---------------------------------------------------------------
+def random_block_table(spec: AttentionSpec, seq_len: int, layer_idx: int = 0) -> tuple[tuple[int, ...], ...]:
+    """Random key blocks of each query block: ``table[qb]`` holds up to ``n_random_blocks`` distinct past blocks.
+
+    Drawn with Python's seeded ``random.Random`` (stable across platforms), from ``(spec.seed, layer_idx)``, so the
+    model (which lowers it to a mask) and the FLOP counter see the same pattern.
+    """
+    n_blocks = -(-seq_len // spec.block_size)
+    if not spec.n_random_blocks:
+        return ((),) * n_blocks
+    rng = random.Random(spec.seed * 1_000_003 + layer_idx)
+    # Only strictly-past blocks: the diagonal block is mostly inside the window and the mask is causal anyway.
+    return tuple(tuple(sorted(rng.sample(range(qb), min(spec.n_random_blocks, qb)))) for qb in range(n_blocks))
+
+
+def _key_intervals(spec: AttentionSpec, q: int, table: tuple[tuple[int, ...], ...]) -> list[tuple[int, int]]:
+    """Half-open key intervals query ``q`` attends (may overlap), all within ``[0, q]``."""
+    if spec.is_dense:
+        return [(0, q + 1)]
+    spans = [(max(0, q - spec.window + 1), q + 1)]
+    if spec.n_global:
+        spans.append((0, min(spec.n_global, q + 1)))
+    bs = spec.block_size
+    spans.extend((kb * bs, min(kb * bs + bs, q + 1)) for kb in table[q // bs])
+    return spans
+
+
+def _union_length(spans: list[tuple[int, int]]) -> int:
+    total, end = 0, -1
+    for lo, hi in sorted(spans):
+        lo = max(lo, end)
+        if hi > lo:
+            total += hi - lo
+            end = hi
+    return total
+
+
+@functools.lru_cache(maxsize=256)
+def attended_keys(spec: AttentionSpec, seq_len: int, layer_idx: int = 0) -> tuple[int, ...]:
+    """Number of keys each query position attends under the causal pattern (exact, position by position)."""
+    table = random_block_table(spec, seq_len, layer_idx)
+    return tuple(_union_length(_key_intervals(spec, q, table)) for q in range(seq_len))
+
+
+def mean_attended_keys(spec: AttentionSpec, seq_len: int, layer_idx: int = 0) -> float:
+    """Keys per query averaged over positions; ``(seq_len + 1) / 2`` for dense causal attention."""
+    if spec.is_dense or spec.window >= seq_len:
+        return (seq_len + 1) / 2
+    return sum(attended_keys(spec, seq_len, layer_idx)) / seq_len
+
+
+# Parameter counting ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ParamBreakdown:
+    """Parameters by part. ``total`` is Chinchilla's N (all parameters), ``non_embedding`` is Kaplan's N
+    (without the token/position embeddings and the untied lm_head), ``active`` counts only ``top_k`` experts."""
+
+    embeddings: int
+    position: int
+    lm_head: int
+    attention: int
+    mlp: int
+    experts_total: int
+    experts_active: int
+    router: int
+    norms: int
+    convention: str = "total = all parameters (Chinchilla N); non_embedding = Kaplan N; active = per-token (MoE)"
+
+    @property
+    def total(self) -> int:
+        return (self.embeddings + self.position + self.lm_head + self.attention + self.mlp + self.experts_total
+                + self.router + self.norms)
+
+    @property
+    def non_embedding(self) -> int:
+        return self.total - self.embeddings - self.position - self.lm_head
+
+    @property
+    def active(self) -> int:
+        return self.total - self.experts_total + self.experts_active
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(total=self.total, non_embedding=self.non_embedding, active=self.active)
+        return d
+
+
+def _mlp_params(cfg: GPTConfig) -> int:
+    return 2 * cfg.d_model * cfg.d_mlp + ((cfg.d_mlp + cfg.d_model) if cfg.bias else 0)
+
+
+def count_params(cfg: GPTConfig) -> ParamBreakdown:
+    """Exact parameter count of ``scalinglab.model.GPT(cfg)`` by part (tested against ``sum(p.numel())``)."""
+    d, L = cfg.d_model, cfg.n_layer
+    kv = cfg.kv_heads * cfg.head_dim
+    attn = d * (d + 2 * kv) + d * d + ((d + 2 * kv + d) if cfg.bias else 0)  # fused qkv + output projection
+    norm = d * (2 if cfg.norm == "layer" and cfg.bias else 1)
+    per_expert = _mlp_params(cfg)
+    return ParamBreakdown(
+        embeddings=cfg.vocab_size * d,
+        position=cfg.seq_len * d if cfg.pos == "learned" else 0,
+        lm_head=0 if cfg.tied_embeddings else cfg.vocab_size * d,
+        attention=L * attn,
+        mlp=0 if cfg.is_moe else L * per_expert,
+        experts_total=L * cfg.n_experts * per_expert if cfg.is_moe else 0,
+        experts_active=L * cfg.top_k * per_expert if cfg.is_moe else 0,
+        router=L * d * cfg.n_experts if cfg.is_moe else 0,
+        norms=(2 * L + 1) * norm,
+    )
+
+
+# FLOP counting ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class FlopsPerToken:
+    """Training (forward+backward) FLOPs per token. ``counted = six_n + attention``; ``six_n = 6 * N_active``."""
+
+    counted: float
+    six_n: float
+    attention: float
+    mean_keys_per_query: float
+    n_params: int
+    convention: str = ("counted = 6*N_active + 3 * sum_layers 4*n_head*head_dim*keys_attended "
+                       "(Kaplan et al. 2020 Table 1, causal/sparse keys actually attended); six_n = 6*N_active")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def flops_per_token(cfg: GPTConfig) -> FlopsPerToken:
+    """Forward+backward FLOPs per token (see the module docstring for the convention and citations).
+
+    The attention term per layer is ``3 × 4 × n_head × head_dim × K`` where ``K`` is the mean number of keys a
+    query attends under that layer's causal mask: 2 FLOPs per multiply-add for ``QK^T`` and for ``AV``, and ×3 for
+    the backward pass (Kaplan et al. 2020, Table 1; Hoffmann et al. 2022, App. F).
+    """
+    n_active = count_params(cfg).active
+    keys = [mean_attended_keys(s, cfg.seq_len, i) for i, s in enumerate(cfg.layer_specs)]
+    attention = 3.0 * 4.0 * cfg.n_head * cfg.head_dim * sum(keys)
+    six_n = 6.0 * n_active
+    return FlopsPerToken(counted=six_n + attention, six_n=six_n, attention=attention,
+                         mean_keys_per_query=sum(keys) / len(keys), n_params=n_active)
+
+
+def training_flops(cfg: GPTConfig, n_tokens: float) -> dict[str, float]:
+    """Training compute for ``n_tokens``: ``counted`` (with attention) and ``six_nd`` (6·N·D, N active)."""
+    if not n_tokens > 0:
+        raise ConfigError(f"n_tokens={n_tokens!r} must be positive")
+    f = flops_per_token(cfg)
+    return {"counted": f.counted * n_tokens, "six_nd": f.six_n * n_tokens}
+
+
+# The depth family (planner and sweep designer) -------------------------------------------------------------------
+def family_shapes(depths: Iterable[int] = range(1, 129), *, aspect_ratio: int = 64, head_dim: int = 64,
+                  vocab_size: int = 50304, seq_len: int = 1024, **overrides: Any) -> list[GPTConfig]:
+    """Every config of the :meth:`GPTConfig.from_depth` family over ``depths`` (ascending depth)."""
+    return [GPTConfig.from_depth(d, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab_size,
+                                 seq_len=seq_len, **overrides) for d in sorted(set(depths))]
+
+
+def _n_of(cfg: GPTConfig, count: str) -> int:
+    return getattr(count_params(cfg), count)
+
+
+def shape_for_params(n_params_target: float, *, vocab_size: int = 50304, seq_len: int = 1024,
+                     aspect_ratio: int = 64, head_dim: int = 64, depths: Iterable[int] = range(1, 129),
+                     count: str = "total", **overrides: Any) -> GPTConfig:
+    """The family shape whose parameter count is nearest (in log space) to ``n_params_target``.
+
+    Parameters
+    ----------
+    n_params_target : float
+        Desired N.
+    count : {"total", "non_embedding", "active"}
+        Which N to match: Chinchilla ``total`` (default), Kaplan ``non_embedding`` or MoE ``active``.
+
+    Raises
+    ------
+    ConfigError
+        If the target lies more than 2x outside the family's range.
+    """
+    _choice("shape_for_params", "count", count, ("total", "non_embedding", "active"))
+    if not (isinstance(n_params_target, (int, float)) and math.isfinite(n_params_target) and n_params_target > 0):
+        raise ConfigError(f"n_params_target={n_params_target!r} must be a positive number")
+    shapes = family_shapes(depths, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab_size,
+                           seq_len=seq_len, **overrides)
+    if not shapes:
+        raise ConfigError("shape_for_params got no depths; give e.g. depths=range(1, 65)")
+    counts = [_n_of(s, count) for s in shapes]
+    lo, hi = min(counts), max(counts)
+    if not lo / 2 <= n_params_target <= hi * 2:
+        raise ConfigError(f"n_params_target={n_params_target:.3g} is outside this family ({lo:.3g} to "
+                          f"{hi:.3g} {count} params); change depths, aspect_ratio or vocab_size")
+    best = min(range(len(shapes)), key=lambda j: abs(math.log(counts[j] / n_params_target)))
+    return shapes[best]

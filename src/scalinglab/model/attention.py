@@ -1,0 +1,84 @@
+"""Causal self-attention: dense through SDPA, sparse patterns through FlexAttention (CUDA) or masked SDPA (CPU).
+
+Each layer reads its :class:`~scalinglab.arch.AttentionSpec` from ``cfg.layer_specs``. The patterns are defined once
+in :mod:`scalinglab.model.masks`. Attention-probability dropout is not applied (FlexAttention has none, and the two
+backends must agree); ``cfg.dropout`` acts on the residual branches instead.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalinglab.arch import GPTConfig
+from scalinglab.model import masks
+
+
+def rope_cache(seq_len: int, head_dim: int, *, base: float = 10000.0,
+               device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables of rotary embeddings (Su et al. 2021), each ``(seq_len, head_dim // 2)``, fp32."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32, device=device), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of ``x`` (B, H, T, hd) by position-dependent angles."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    cos, sin = cos[: x.size(-2)], sin[: x.size(-2)]  # (T, hd/2), broadcast over (B, H)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_flex():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spec, *, seq_len: int, layer_idx: int,
+                     use_flex: bool | None = None) -> torch.Tensor:
+    """Attention of q (B, H, T, hd) over k, v (B, H_kv, T, hd) under ``spec``'s causal pattern.
+
+    ``use_flex=None`` picks FlexAttention block masks on CUDA and masked SDPA elsewhere.
+    """
+    T, gqa = q.size(-2), q.size(1) != k.size(1)
+    if spec.is_dense:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+    if use_flex is None:
+        use_flex = q.is_cuda
+    if use_flex:
+        bm = masks.block_mask(spec, T, layer_idx, q.device)
+        return _compiled_flex()(q, k, v, block_mask=bm, enable_gqa=gqa)
+    mask = masks.bool_mask(spec, T, layer_idx, q.device)  # (T, T) True = attend
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head (or grouped-query) causal self-attention with a fused QKV projection."""
+
+    def __init__(self, cfg: GPTConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.n_head, self.n_kv, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
+        self.spec, self.layer_idx, self.seq_len = cfg.layer_specs[layer_idx], layer_idx, cfg.seq_len
+        self.rope = cfg.pos == "rope"
+        kv_dim = self.n_kv * self.head_dim
+        self.qkv = nn.Linear(cfg.d_model, cfg.d_model + 2 * kv_dim, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.use_flex: bool | None = None  # None: FlexAttention on CUDA, masked SDPA elsewhere
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        kv_dim = self.n_kv * self.head_dim
+        q, k, v = self.qkv(x).split([C, kv_dim, kv_dim], dim=-1)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = k.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, H_kv, T, hd)
+        v = v.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        if self.rope:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        y = sparse_attention(q, k, v, self.spec, seq_len=self.seq_len, layer_idx=self.layer_idx,
+                             use_flex=self.use_flex)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)

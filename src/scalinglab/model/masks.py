@@ -1,0 +1,89 @@
+"""Sparse attention patterns, each written once as a mask function ``(q_idx, kv_idx) -> bool``.
+
+The same function is lowered two ways: to a FlexAttention ``BlockMask`` on CUDA (sparse blocks are skipped), and to a
+dense boolean ``(T, T)`` mask for ``F.scaled_dot_product_attention`` on CPU, where FlexAttention has no backward
+(pytorch issue 148752). The random-block table comes from :func:`scalinglab.arch.random_block_table`, so the model
+and the FLOP counter in ``arch.py`` see the same pattern (a test checks the counts agree).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import torch
+
+from scalinglab.arch import AttentionSpec, random_block_table
+
+MaskFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _random_table(spec: AttentionSpec, seq_len: int, layer_idx: int, device: torch.device) -> torch.Tensor:
+    table = random_block_table(spec, seq_len, layer_idx)
+    dense = torch.zeros(len(table), len(table), dtype=torch.bool)
+    for qb, kbs in enumerate(table):
+        dense[qb, list(kbs)] = True
+    return dense.to(device)  # (n_blocks, n_blocks): query block -> random key blocks
+
+
+def mask_fn(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cpu") -> MaskFn:
+    """The causal pattern of ``spec`` as ``fn(q_idx, kv_idx) -> bool tensor`` (broadcasting index tensors).
+
+    Parameters
+    ----------
+    spec : AttentionSpec
+        The pattern (dense, local, global, random, bigbird; see its docstring).
+    seq_len : int
+        Longest sequence the random-block table must cover.
+    layer_idx : int
+        Layer index (mixed into the random-block seed).
+    device : torch.device or str
+        Where the random-block table lives (must match the index tensors').
+    """
+    if spec.is_dense:
+        return lambda q, kv: kv <= q
+    window, n_global, bs = spec.window, spec.n_global, spec.block_size
+    table = _random_table(spec, seq_len, layer_idx, torch.device(device)) if spec.n_random_blocks else None
+
+    def fn(q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        keep = q - kv < window  # sliding window (self included)
+        if n_global:
+            keep = keep | (kv < n_global)  # global tokens (Beltagy et al. 2020; Zaheer et al. 2020)
+        if table is not None:
+            keep = keep | table[q // bs, kv // bs]  # random key blocks (Zaheer et al. 2020)
+        return keep & (kv <= q)  # causal always wins
+
+    return fn
+
+
+def _layer_key(spec: AttentionSpec, layer_idx: int) -> int:
+    # Only random blocks depend on the layer; other patterns share one cached mask across layers.
+    return layer_idx if spec.n_random_blocks else 0
+
+
+@functools.lru_cache(maxsize=64)
+def _bool_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str) -> torch.Tensor:
+    fn = mask_fn(spec, seq_len, layer_key, device)
+    idx = torch.arange(seq_len, device=device)
+    return fn(idx[:, None], idx[None, :])  # (T, T), True = attend
+
+
+def bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per pattern/length/device."""
+    return _bool_mask(spec, seq_len, _layer_key(spec, layer_idx), str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=64)
+def _block_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str):
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    fn = mask_fn(spec, seq_len, layer_key, device)
+    # create_block_mask has defaulted to device="cuda" in some versions: always pass it (PYTORCH_NOTES.md).
+    return create_block_mask(lambda b, h, q, kv: fn(q, kv), B=None, H=None, Q_LEN=seq_len, KV_LEN=seq_len,
+                             device=device)
+
+
+def block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cuda"):
+    """FlexAttention ``BlockMask`` of the pattern; cached per pattern/length/device."""
+    return _block_mask(spec, seq_len, _layer_key(spec, layer_idx), str(torch.device(device)))

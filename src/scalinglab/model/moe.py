@@ -1,0 +1,108 @@
+"""Mixture-of-experts MLP: top-k token routing with a capacity limit and the Switch load-balancing loss.
+
+Routing follows Shazeer et al. 2017 (sparsely-gated top-k experts) and Fedus et al. 2021 (Switch Transformer):
+each expert takes at most ``capacity = ceil(capacity_factor * n_tokens * top_k / n_experts)`` assignments; the rest
+are dropped (their MoE output is zero, so the token passes through on the residual). First choices are served
+before second choices, then tokens in order (GShard, Lepikhin et al. 2020). Dispatch uses fixed-shape
+``(n_experts, capacity, d)`` buffers so the layer has no data-dependent shapes (torch.compile-friendly).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalinglab.arch import GPTConfig
+
+
+class Routing(NamedTuple):
+    """Where each (slot, token) assignment goes; all tensors are flattened slot-major, length ``top_k * n_tokens``."""
+
+    token: torch.Tensor  # token index of each assignment
+    expert: torch.Tensor  # chosen expert
+    gate: torch.Tensor  # combine weight (0 where dropped)
+    slot: torch.Tensor  # row in the (n_experts * capacity + 1) dispatch buffer; the last row is the drop bin
+    kept: torch.Tensor  # bool, False where the expert was full
+    capacity: int
+
+
+def expert_capacity(n_tokens: int, n_experts: int, top_k: int, capacity_factor: float) -> int:
+    """Assignments each expert may take (Fedus et al. 2021, eq. 3: tokens/experts × capacity factor)."""
+    return max(1, math.ceil(capacity_factor * n_tokens * top_k / n_experts))
+
+
+def route(probs: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
+    """Top-k routing of router probabilities ``probs`` (N, E) with capacity-based token dropping."""
+    n_tokens, n_experts = probs.shape
+    gate, expert = probs.topk(top_k, dim=-1)  # (N, k)
+    if top_k > 1:  # renormalise the k gates; top-1 keeps the raw probability as in Switch
+        gate = gate / gate.sum(dim=-1, keepdim=True)
+    expert, gate = expert.t().reshape(-1), gate.t().reshape(-1)  # (k*N,), slot-major: first choices first
+    token = torch.arange(n_tokens, device=probs.device).repeat(top_k)
+    capacity = expert_capacity(n_tokens, n_experts, top_k, capacity_factor)
+    onehot = F.one_hot(expert, n_experts)  # (k*N, E)
+    position = (onehot.cumsum(dim=0) * onehot).sum(dim=-1) - 1  # rank of the assignment within its expert
+    kept = position < capacity
+    slot = torch.where(kept, expert * capacity + position, torch.full_like(expert, n_experts * capacity))
+    return Routing(token, expert, gate * kept, slot, kept, capacity)
+
+
+def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """Switch auxiliary loss ``E * sum_e f_e * P_e`` (Fedus et al. 2021, eqs. 4-6).
+
+    ``f_e`` is the fraction of assignments routed to expert ``e`` (before dropping), ``P_e`` the mean router
+    probability. It equals 1 for perfectly uniform routing (its minimum) and ``E`` when one expert gets everything.
+    """
+    f = torch.bincount(expert, minlength=n_experts).to(probs.dtype) / expert.numel()
+    return n_experts * (f * probs.mean(dim=0)).sum()
+
+
+class MoE(nn.Module):
+    """``n_experts`` GELU MLPs (weights stacked as ``(E, d, d_mlp)``) behind a linear router."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        E, d, h = cfg.n_experts, cfg.d_model, cfg.d_mlp
+        self.n_experts, self.top_k, self.capacity_factor = E, cfg.top_k, cfg.capacity_factor
+        self.router = nn.Linear(d, E, bias=False)
+        self.w_fc = nn.Parameter(torch.empty(E, d, h))
+        self.w_proj = nn.Parameter(torch.empty(E, h, d))
+        self.b_fc = nn.Parameter(torch.zeros(E, 1, h)) if cfg.bias else None
+        self.b_proj = nn.Parameter(torch.zeros(E, 1, d)) if cfg.bias else None
+        self.last_dropped_fraction: torch.Tensor | None = None  # share of assignments dropped
+
+    def reset_parameters(self, std: float, proj_std: float) -> None:
+        nn.init.normal_(self.router.weight, std=std)
+        nn.init.normal_(self.w_fc, std=std)
+        nn.init.normal_(self.w_proj, std=proj_std)
+        for b in (self.b_fc, self.b_proj):
+            if b is not None:
+                nn.init.zeros_(b)
+
+    def experts(self, buf: torch.Tensor) -> torch.Tensor:
+        """Run every expert on its buffer rows: (E, C, d) -> (E, C, d)."""
+        h = torch.bmm(buf, self.w_fc)  # (E, C, d_mlp)
+        h = F.gelu(h if self.b_fc is None else h + self.b_fc)
+        out = torch.bmm(h, self.w_proj)  # (E, C, d)
+        return out if self.b_proj is None else out + self.b_proj
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the MoE output (same shape as ``x``) and the unweighted load-balancing loss."""
+        shape, d = x.shape, x.size(-1)
+        xf = x.reshape(-1, d)  # (N, d)
+        probs = self.router(xf).float().softmax(dim=-1)  # (N, E)
+        r = route(probs, self.top_k, self.capacity_factor)
+        aux = load_balancing_loss(probs, r.expert, self.n_experts)
+        n_rows = self.n_experts * r.capacity
+        # Dispatch: dropped assignments all land in the extra last row, which no expert reads.
+        buf = xf.new_zeros(n_rows + 1, d).index_copy(0, r.slot, xf[r.token])
+        out = self.experts(buf[:n_rows].view(self.n_experts, r.capacity, d)).reshape(n_rows, d)
+        out = torch.cat([out, out.new_zeros(1, d)])  # (E*C + 1, d): drop bin gives zeros
+        y = xf.new_zeros(xf.shape).index_add(0, r.token, out[r.slot] * r.gate.unsqueeze(-1).to(out.dtype))
+        if not torch.compiler.is_compiling():  # a tensor, not a float: no device sync per step
+            self.last_dropped_fraction = (1.0 - r.kept.float().mean()).detach()
+        return y.view(shape), aux

@@ -1,0 +1,456 @@
+"""The runs table every approach fits from, and a strict CSV loader with column mapping.
+
+A runs table holds one row per training run (or checkpoint): parameters N, tokens D, compute C, loss, and
+optionally an IsoFLOP budget label and a run id. Two of N, D, C are enough; the third follows from C = 6ND
+(Kaplan et al. 2020, eq. 2.1; Hoffmann et al. 2022, sec. 3), and the table's ``notes`` say so.
+
+Bad input never produces a traceback of another type: every problem is one :class:`DataError` line that says
+what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.errors import DataError, ScalingLabError
+
+log = logging.getLogger(__name__)
+
+# Header names recognised without flags (case-insensitive), in order of preference. The sweep's
+# `sweep export` writes run_id,n_params,n_tokens,compute_flops,loss,budget,status.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "n": ("n_params", "n", "params", "parameters", "model size", "model_size", "parameter_count", "num_params"),
+    "d": ("n_tokens", "d", "tokens", "training_tokens", "num_tokens", "train_tokens"),
+    "c": ("compute_flops", "c", "flops", "compute", "training flop", "training_flops", "compute_budget"),
+    "loss": ("loss", "final_loss", "val_loss", "validation_loss", "eval_loss"),
+    "budget": ("budget", "isoflop_budget", "budget_flops"),
+    "run_id": ("run_id", "run", "name"),
+    "status": ("status",),
+}
+_OK_STATUS = {"", "done", "ok", "completed", "complete", "success", "succeeded", "finished"}
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+_RULE_RE = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|!=|>|<|=)\s*(.+?)\s*$")
+MAX_BYTES = 200 * 2**20  # refuse anything larger than a sane runs table
+
+
+@dataclass(frozen=True, eq=False)
+class RunsTable:
+    """Training runs as parallel arrays (one entry per run or checkpoint).
+
+    Attributes
+    ----------
+    n_params, n_tokens, compute_flops, loss : np.ndarray
+        N, D, C (FLOPs) and the final loss, all finite and > 0.
+    budget : np.ndarray or None
+        IsoFLOP budget label per row (FLOPs) when the data came with one.
+    run_id : np.ndarray or None
+        Run identifier per row (strings), used to group checkpoints of one training curve (Approach 1).
+    notes : tuple of str
+        What the loader did (derived columns, dropped rows, points used).
+    line_numbers : np.ndarray or None
+        CSV line of each row, for error messages.
+    """
+
+    n_params: np.ndarray
+    n_tokens: np.ndarray
+    compute_flops: np.ndarray
+    loss: np.ndarray
+    budget: np.ndarray | None = None
+    run_id: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    source: str = ""
+    line_numbers: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.loss)
+        for name in ("n_params", "n_tokens", "compute_flops", "loss", "budget"):
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            arr = np.asarray(arr, dtype=float).copy()
+            if arr.shape != (n,):
+                raise DataError(f"runs table column {name} has shape {arr.shape}, expected ({n},)")
+            if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+                raise DataError(f"runs table column {name} has non-finite or non-positive values")
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        for name in ("run_id", "line_numbers"):
+            arr = getattr(self, name)
+            if arr is not None:
+                arr = np.asarray(arr).copy()
+                if arr.shape != (n,):
+                    raise DataError(f"runs table column {name} has shape {arr.shape}, expected ({n},)")
+                arr.setflags(write=False)
+                object.__setattr__(self, name, arr)
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    @classmethod
+    def from_arrays(cls, *, loss, n_params=None, n_tokens=None, compute_flops=None, budget=None,
+                    run_id=None, notes: Sequence[str] = ()) -> RunsTable:
+        """Build a table from arrays; two of N, D, C are enough (the third from C = 6ND)."""
+        cols = {"n": n_params, "d": n_tokens, "c": compute_flops}
+        arrs = {k: None if v is None else np.asarray(v, dtype=float) for k, v in cols.items()}
+        n, d, c, derived = _complete_ndc(arrs["n"], arrs["d"], arrs["c"])
+        return cls(n_params=n, n_tokens=d, compute_flops=c, loss=np.asarray(loss, dtype=float),
+                   budget=budget, run_id=run_id, notes=tuple(notes) + derived)
+
+    def subset(self, mask_or_index: np.ndarray, note: str | None = None) -> RunsTable:
+        """Rows selected by a boolean mask or an index array (repeats allowed, for the bootstrap)."""
+        idx = np.asarray(mask_or_index)
+
+        def pick(a):
+            return None if a is None else a[idx]
+
+        notes = self.notes + ((note,) if note else ())
+        return replace(self, n_params=self.n_params[idx], n_tokens=self.n_tokens[idx],
+                       compute_flops=self.compute_flops[idx], loss=self.loss[idx], budget=pick(self.budget),
+                       run_id=pick(self.run_id), line_numbers=pick(self.line_numbers), notes=notes)
+
+    def concat(self, other: RunsTable) -> RunsTable:
+        """This table followed by ``other`` (e.g. to duplicate data)."""
+        def cat(a, b):
+            return None if a is None or b is None else np.concatenate([a, b])
+
+        return replace(self, n_params=cat(self.n_params, other.n_params),
+                       n_tokens=cat(self.n_tokens, other.n_tokens),
+                       compute_flops=cat(self.compute_flops, other.compute_flops),
+                       loss=cat(self.loss, other.loss), budget=cat(self.budget, other.budget),
+                       run_id=cat(self.run_id, other.run_id), line_numbers=cat(self.line_numbers,
+                                                                               other.line_numbers))
+
+    def budget_labels(self, tol_dex: float = 0.1) -> np.ndarray:
+        """IsoFLOP budget of each row: the budget column, else C grouped where log10 C gaps are < ``tol_dex``.
+
+        Grouped budgets are labelled by the geometric mean of their C values (extracted data such as Epoch AI's
+        reconstruction of Hoffmann et al. Fig. 3 scatter around 9e18-1e19 for the 1e19 budget).
+        """
+        if self.budget is not None:
+            return self.budget.copy()
+        return group_by_log_gap(self.compute_flops, tol_dex)
+
+    def to_dict(self) -> dict:
+        """Columns as lists (JSON-ready)."""
+        out = {"n_params": self.n_params.tolist(), "n_tokens": self.n_tokens.tolist(),
+               "compute_flops": self.compute_flops.tolist(), "loss": self.loss.tolist(),
+               "notes": list(self.notes), "source": self.source, "n_points": len(self)}
+        if self.budget is not None:
+            out["budget"] = self.budget.tolist()
+        if self.run_id is not None:
+            out["run_id"] = [str(r) for r in self.run_id]
+        return out
+
+
+def group_by_log_gap(values: np.ndarray, tol_dex: float = 0.1) -> np.ndarray:
+    """Label each value by the geometric mean of its cluster; clusters split where sorted log10 gaps > tol."""
+    logs = np.log10(np.asarray(values, dtype=float))
+    order = np.argsort(logs)
+    cluster = np.concatenate([[0], np.cumsum(np.diff(logs[order]) > tol_dex)])
+    labels = np.empty(len(logs))
+    for k in np.unique(cluster):
+        members = order[cluster == k]
+        labels[members] = float(10 ** np.mean(logs[members]))
+    return labels
+
+
+def _complete_ndc(n, d, c):
+    """Fill the missing one of N, D, C from C = 6ND; return (n, d, c, notes)."""
+    present = [k for k, v in (("N", n), ("D", d), ("C", c)) if v is not None]
+    if len(present) < 2:
+        raise DataError(f"need two of N (params), D (tokens), C (FLOPs); got only {present or 'none'}")
+    if c is None:
+        return n, d, 6.0 * n * d, ("C derived as 6*N*D",)
+    if d is None:
+        return n, c / (6.0 * n), c, ("D derived as C/(6*N)",)
+    if n is None:
+        return c / (6.0 * d), d, c, ("N derived as C/(6*D)",)
+    return n, d, c, ()
+
+
+# ----------------------------------------------------------------------------------------------------- loading
+def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | None = None,
+                  c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
+                  run_id_col: str | Sequence[str] | None = None, exclude_col: str | None = None,
+                  where: Mapping[str, str] | None = None, drop_top_loss: int | None = None,
+                  drop_where: str | Sequence[str] | None = None, min_points: int = 1) -> RunsTable:
+    """Read a runs table from a CSV file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file (header row, one run per row).
+    n_col, d_col, c_col, loss_col, budget_col : str, optional
+        Column names for N, D, C, loss and the IsoFLOP budget. Unset columns are found by common names
+        (``n_params``, ``N``, ``Model Size``, ``tokens``, ``Training FLOP``, ``flops``, ``loss``, ...). Two of
+        N, D, C are needed; the third follows from C = 6ND and a note says so.
+    run_id_col : str or sequence of str, optional
+        Column(s) identifying a training run (several are joined), for Approach 1.
+    exclude_col : str, optional
+        A boolean flag column (true/false, 1/0, yes/no); rows flagged true are dropped (e.g. ``outlier``).
+    where : mapping, optional
+        Keep only rows whose column equals the value, e.g. ``{"experiment": "llama_3__raw_loss"}``.
+    drop_top_loss : int, optional
+        Drop the k highest-loss rows (Besiroglu et al. 2024 drop the 5 highest-loss Chinchilla runs).
+    drop_where : str or sequence of str, optional
+        Drop rows matching a rule ``COLUMN OP VALUE`` with OP in ``> >= < <= == !=``, e.g. ``"loss>5"``.
+    min_points : int
+        Fewer rows than this after filtering is an error.
+
+    Returns
+    -------
+    RunsTable
+
+    Raises
+    ------
+    DataError
+        Missing/unreadable file, not a CSV, missing columns, non-numeric or non-positive values, too few rows.
+    """
+    try:
+        return _load(Path(path), n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_col,
+                     where, drop_top_loss, drop_where, min_points)
+    except ScalingLabError:
+        raise
+    except (csv.Error, UnicodeError, ValueError, OverflowError, MemoryError) as err:
+        # Anything the parsers trip over is bad input, reported as one line.
+        raise DataError(f"{path}: cannot read as a runs CSV ({type(err).__name__}: {err}); "
+                        "give a UTF-8 CSV with a header row") from None
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    if not path.exists():
+        raise DataError(f"runs file {path} does not exist; check the path")
+    if not path.is_file():
+        raise DataError(f"runs file {path} is not a regular file; give a CSV file")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read runs file {path}: {err.strerror or err}") from None
+    if len(raw) > MAX_BYTES:
+        raise DataError(f"runs file {path} is larger than {MAX_BYTES // 2**20} MiB; is it really a runs CSV?")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a CSV (not UTF-8 text); give a comma-separated text file") from None
+    if "\x00" in text:
+        raise DataError(f"{path} is not a CSV (contains NUL bytes); give a comma-separated text file")
+    csv.field_size_limit(MAX_BYTES)
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"{path} is empty; a runs CSV needs a header row and at least one run")
+    header = [h.strip() for h in rows[0]]
+    if len(header) < 2 or len(set(header)) != len(header) or any(not h for h in header):
+        raise DataError(f"{path} is not a runs CSV: the header {header[:8]} needs >= 2 distinct, non-empty "
+                        "column names")
+    return header, rows[1:]
+
+
+def _find(header: list[str], explicit: str | None, key: str) -> str | None:
+    if explicit is not None:
+        if explicit not in header:
+            raise DataError(f"column {explicit!r} not found; columns present: {', '.join(header)}")
+        return explicit
+    lower = {h.lower(): h for h in header}
+    for alias in ALIASES[key]:
+        if alias in lower:
+            return lower[alias]
+    return None
+
+
+def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_col, where, drop_top_loss,
+          drop_where, min_points) -> RunsTable:
+    header, rows = _read_rows(path)
+    cols = {k: _find(header, v, k) for k, v in
+            (("n", n_col), ("d", d_col), ("c", c_col), ("loss", loss_col), ("budget", budget_col))}
+    if cols["loss"] is None:
+        raise DataError(f"{path}: no loss column; columns present: {', '.join(header)} (use --loss-col)")
+    if sum(cols[k] is not None for k in "ndc") < 2:
+        raise DataError(f"{path}: need two of N (params), D (tokens), C (FLOPs) columns; columns present: "
+                        f"{', '.join(header)} (use --n-col/--d-col/--c-col)")
+    index = {h: i for i, h in enumerate(header)}
+    lines = list(range(2, len(rows) + 2))
+    for i, r in enumerate(rows):
+        if len(r) != len(header):
+            raise DataError(f"{path}: line {lines[i]} has {len(r)} cells but the header has {len(header)}; "
+                            "fix the row or quote cells containing commas")
+    notes: list[str] = []
+    rows, lines = _apply_where(rows, lines, index, where, header, notes)
+    rows, lines = _apply_status(rows, lines, index, header, notes)
+    rows, lines = _apply_exclude(rows, lines, index, exclude_col, header, path, notes)
+    if not rows:
+        raise DataError(f"{path}: no rows left after filtering; check --where/--exclude-col")
+    if cols["budget"] is not None and budget_col is None and all(not r[index[cols["budget"]]].strip()
+                                                                for r in rows):
+        cols["budget"] = None  # an all-empty budget column (a sweep that is not an IsoFLOP grid)
+    nums = {k: _numeric(rows, lines, index[c], c, path) for k, c in cols.items() if c is not None}
+    _check_positive(nums, cols, lines, path)
+    n, d, c, derived = _complete_ndc(nums.get("n"), nums.get("d"), nums.get("c"))
+    notes.extend(derived)
+    run_id = _run_ids(rows, index, header, run_id_col)
+    table = RunsTable(n_params=n, n_tokens=d, compute_flops=c, loss=nums["loss"], budget=nums.get("budget"),
+                      run_id=run_id, source=str(path), line_numbers=np.array(lines))
+    table = _apply_drops(table, rows, index, header, drop_top_loss, drop_where, notes)
+    if len(table) < max(1, min_points):
+        raise DataError(f"{path}: {len(table)} usable rows, need at least {min_points}")
+    notes.append(f"using {len(table)} points from {path.name}")
+    log.info("loaded %d runs from %s", len(table), path)
+    return replace(table, notes=tuple(notes))
+
+
+def _apply_where(rows, lines, index, where, header, notes):
+    if not where:
+        return rows, lines
+    for col, value in where.items():
+        if col not in index:
+            raise DataError(f"--where column {col!r} not found; columns present: {', '.join(header)}")
+        keep = [i for i, r in enumerate(rows) if _equal(r[index[col]], str(value))]
+        if not keep:
+            seen = sorted({r[index[col]] for r in rows})[:6]
+            raise DataError(f"no rows with {col} == {value!r}; values present include: {', '.join(seen)}")
+        rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
+        notes.append(f"kept rows with {col} == {value}")
+    return rows, lines
+
+
+def _equal(cell: str, value: str) -> bool:
+    if cell.strip() == value.strip():
+        return True
+    try:
+        return float(cell) == float(value)
+    except ValueError:
+        return False
+
+
+def _apply_status(rows, lines, index, header, notes):
+    col = _find(header, None, "status")
+    if col is None:
+        return rows, lines
+    keep = [i for i, r in enumerate(rows) if r[index[col]].strip().lower() in _OK_STATUS]
+    if len(keep) < len(rows):
+        notes.append(f"dropped {len(rows) - len(keep)} rows whose {col} is not done")
+    return [rows[i] for i in keep], [lines[i] for i in keep]
+
+
+def _apply_exclude(rows, lines, index, exclude_col, header, path, notes):
+    if exclude_col is None:
+        return rows, lines
+    if exclude_col not in index:
+        raise DataError(f"exclude column {exclude_col!r} not found; columns present: {', '.join(header)}")
+    keep = []
+    for i, r in enumerate(rows):
+        flag = r[index[exclude_col]].strip().lower()
+        if flag not in _TRUE | _FALSE:
+            raise DataError(f"{path}: line {lines[i]}: {exclude_col}={flag!r} is not a boolean (true/false, 1/0)")
+        if flag not in _TRUE:
+            keep.append(i)
+    notes.append(f"dropped {len(rows) - len(keep)} rows flagged in {exclude_col}")
+    return [rows[i] for i in keep], [lines[i] for i in keep]
+
+
+def _parse_number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        from scalinglab.units import parse_count
+
+        return parse_count(cell)  # "7B", "1.4T"
+
+
+def _numeric(rows, lines, j, col, path) -> np.ndarray:
+    out = np.empty(len(rows))
+    for i, r in enumerate(rows):
+        try:
+            out[i] = _parse_number(r[j].strip())
+        except (ValueError, ScalingLabError):
+            raise DataError(f"{path}: line {lines[i]}: column {col!r} has non-numeric value {r[j][:40]!r}; "
+                            "give plain numbers such as 1.5e9 or 7B") from None
+    return out
+
+
+def _check_positive(nums: dict[str, np.ndarray], cols: dict[str, str | None], lines, path) -> None:
+    """Name every row whose mapped value is NaN, inf or <= 0, across all mapped columns."""
+    bad = np.zeros(len(lines), dtype=bool)
+    which = []
+    for key, values in nums.items():
+        hit = ~np.isfinite(values) | (values <= 0)
+        if hit.any():
+            which.append(cols[key])
+            bad |= hit
+    if bad.any():
+        rows = [lines[i] for i in np.flatnonzero(bad)]
+        shown = ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+        raise DataError(f"{path}: column(s) {', '.join(map(repr, which))} have NaN, inf or <= 0 values on "
+                        f"line(s) {shown}; remove those rows or exclude them (--exclude-col/--drop)")
+
+
+def _run_ids(rows, index, header, run_id_col):
+    if run_id_col is None:
+        found = _find(header, None, "run_id")
+        cols = [found] if found else []
+    else:
+        cols = [run_id_col] if isinstance(run_id_col, str) else list(run_id_col)
+        for c in cols:
+            if c not in index:
+                raise DataError(f"run id column {c!r} not found; columns present: {', '.join(header)}")
+    if not cols:
+        return None
+    return np.array(["|".join(r[index[c]].strip() for c in cols) for r in rows], dtype=str)
+
+
+def _apply_drops(table, rows, index, header, drop_top_loss, drop_where, notes):
+    keep = np.ones(len(table), dtype=bool)
+    rules = [drop_where] if isinstance(drop_where, str) else list(drop_where or [])
+    for rule in rules:
+        hit = _rule_mask(rule, rows, index, header, table)
+        keep &= ~hit
+        notes.append(f"dropped {int(hit.sum())} rows where {rule.strip()}")
+    if drop_top_loss:
+        k = int(drop_top_loss)
+        if k < 0 or k >= int(keep.sum()):
+            raise DataError(f"drop_top_loss={k} must be >= 0 and leave at least one row of {int(keep.sum())}")
+        candidates = np.flatnonzero(keep)
+        worst = candidates[np.argsort(table.loss[candidates])[::-1][:k]]
+        keep[worst] = False
+        notes.append(f"dropped the {k} highest-loss rows (Besiroglu et al. 2024 rule)")
+    return table if keep.all() else table.subset(keep)
+
+
+_OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+        "==": np.equal, "=": np.equal, "!=": np.not_equal}
+_CANONICAL = {"n": "n_params", "d": "n_tokens", "c": "compute_flops", "loss": "loss"}
+
+
+def _rule_mask(rule: str, rows, index, header, table: RunsTable) -> np.ndarray:
+    m = _RULE_RE.match(rule or "")
+    if not m:
+        raise DataError(f"drop rule {rule!r} is not COLUMN OP VALUE (OP one of > >= < <= == !=), e.g. 'loss>5'")
+    col, op, value = m.groups()
+    lowered = col.lower()
+    if lowered in ("n_params", "n_tokens", "compute_flops", "loss") or lowered in _CANONICAL:
+        values = getattr(table, _CANONICAL.get(lowered, lowered))
+    elif col in index:
+        try:
+            values = np.array([_parse_number(r[index[col]].strip()) for r in rows])
+        except (ValueError, ScalingLabError):
+            if op not in ("==", "=", "!="):
+                raise DataError(f"drop rule {rule!r}: column {col!r} is not numeric; use == or !=") from None
+            hit = np.array([_equal(r[index[col]], value) for r in rows])
+            return hit if op != "!=" else ~hit
+    else:
+        raise DataError(f"drop rule {rule!r}: column {col!r} not found; columns present: {', '.join(header)}")
+    try:
+        threshold = _parse_number(value)
+    except (ValueError, ScalingLabError):
+        raise DataError(f"drop rule {rule!r}: {value!r} is not a number") from None
+    return _OPS[op](values, threshold)

@@ -1,0 +1,106 @@
+"""Bootstrap over runs: coverage on synthetic data, Epoch AI's MLE inside our CI, shrinking widths, redraws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import ConfigError
+from scalinglab.laws.bootstrap import bootstrap_approach2, bootstrap_approach3
+from scalinglab.laws.runs import RunsTable, load_runs_csv
+from tests.conftest import shared_csv
+from tests.laws.test_approach2 import TRUE, chinchilla_loss, isoflop_table
+
+PARAMS = ("E", "A", "B", "alpha", "beta")
+
+
+def synthetic_runs(noise: float, n_points: int = 150, seed: int = 3) -> RunsTable:
+    rng = np.random.default_rng(seed)
+    n = 10 ** rng.uniform(7, 10, n_points)
+    d = n * 10 ** rng.uniform(0, 2.5, n_points)
+    loss = chinchilla_loss(n, d) * np.exp(noise * rng.standard_normal(n_points))
+    return RunsTable.from_arrays(n_params=n, n_tokens=d, loss=loss)
+
+
+@pytest.fixture(scope="module")
+def epoch_runs():
+    return load_runs_csv(shared_csv("epoch_chinchilla_extracted.csv"), n_col="Model Size",
+                         c_col="Training FLOP", drop_top_loss=5)
+
+
+def test_true_values_inside_95ci_with_1pct_noise():
+    boot = bootstrap_approach3(synthetic_runs(0.01), n_resamples=400, seed=0)
+    for p in PARAMS:
+        lo, hi = boot.interval(p)
+        assert lo <= TRUE[p] <= hi, (p, lo, TRUE[p], hi)
+    a_true = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+    lo, hi = boot.interval("a")
+    assert lo <= a_true <= hi
+
+
+def test_epoch_mle_inside_our_bootstrap_ci(epoch_runs):
+    boot = bootstrap_approach3(epoch_runs, n_resamples=500, seed=0)
+    epoch_mle = {"A": 482.0, "B": 2085.0, "alpha": 0.3478, "beta": 0.3658, "E": 1.8172}
+    print("\nEpoch data, Approach 3, 500 resamples, 95% percentile CIs:")
+    for p, v in epoch_mle.items():
+        lo, hi = boot.interval(p)
+        print(f"  {p}: point {boot.point[p]:.5g}  CI ({lo:.5g}, {hi:.5g})  Epoch MLE {v}")
+        assert lo <= v <= hi
+        assert lo <= boot.point[p] <= hi
+    assert boot.n_failed == 0
+    alloc = boot.at_compute(5.76e23)
+    assert alloc["n_opt"]["lo"] < alloc["n_opt"]["point"] < alloc["n_opt"]["hi"]
+    assert boot.fit.interval("B") == pytest.approx(boot.interval("B"))
+
+
+def test_batched_and_polished_refits_agree(epoch_runs):
+    fast = bootstrap_approach3(epoch_runs, n_resamples=30, seed=1, method="batched")
+    slow = bootstrap_approach3(epoch_runs, n_resamples=30, seed=1, method="polish", point=fast.fit)
+    for p in PARAMS:
+        assert np.allclose(fast.samples[p], slow.samples[p], rtol=0.05), p
+
+
+def test_approach2_cis_contain_point_and_shrink_when_duplicated():
+    runs = isoflop_table(noise=0.005, seed=2)
+    one = bootstrap_approach2(runs, n_resamples=400, seed=0)
+    two = bootstrap_approach2(runs.concat(runs), n_resamples=400, seed=0)
+    for name in ("a", "b", "log10_n_coef"):
+        lo, hi = one.interval(name)
+        assert lo <= one.point[name] <= hi
+        lo2, hi2 = two.interval(name)
+        assert hi2 - lo2 < 0.9 * (hi - lo), name
+    c = one.at_compute(1e23)
+    assert c["n_opt"]["lo"] <= c["n_opt"]["point"] <= c["n_opt"]["hi"]
+
+
+def test_approach3_widths_shrink_when_duplicated():
+    runs = synthetic_runs(0.01, n_points=80)
+    one = bootstrap_approach3(runs, n_resamples=200, seed=0)
+    two = bootstrap_approach3(runs.concat(runs), n_resamples=200, seed=0)
+    for p in ("alpha", "beta", "E"):
+        lo, hi = one.interval(p)
+        lo2, hi2 = two.interval(p)
+        assert lo <= one.point[p] <= hi
+        assert hi2 - lo2 < 0.9 * (hi - lo), p
+
+
+def test_redraws_counted_and_seeded():
+    runs = isoflop_table(k=4, noise=0.003)  # 4 points per budget: many resamples have < 3 distinct sizes
+    b1 = bootstrap_approach2(runs, n_resamples=200, seed=5)
+    b2 = bootstrap_approach2(runs, n_resamples=200, seed=5)
+    assert b1.n_redraws > 0
+    assert np.array_equal(b1.samples["a"], b2.samples["a"])
+    few = bootstrap_approach2(runs, n_resamples=200, seed=5, max_redraws=0)
+    assert few.n_budget_drops > b1.n_budget_drops
+    assert "redraws" in b1.notes[0]
+
+
+def test_bad_arguments():
+    runs = isoflop_table()
+    with pytest.raises(ConfigError):
+        bootstrap_approach2(runs, n_resamples=3)
+    boot = bootstrap_approach2(runs, n_resamples=20)
+    with pytest.raises(ConfigError):
+        boot.interval("nope")
+    with pytest.raises(ConfigError):
+        boot.interval("a", level=1.5)

@@ -51,11 +51,11 @@ def rho_psi(problem: Problem, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return r * r, 2.0 * r, np.full_like(r, 2.0)
 
 
-def residuals(problem: Problem, theta: np.ndarray, jac: bool = True):
+def residuals(problem: Problem, theta: np.ndarray, jac: bool = True, central: bool = False):
     """Residuals ``(S, n)`` (log or linear, by loss) and, if asked, their Jacobian ``(S, n, P)``."""
     with np.errstate(all="ignore"):
         if jac:
-            logpred, J = problem.form.log_model(theta, problem.X)
+            logpred, J = problem.form.log_model(theta, problem.X, central)
         else:
             logpred, J = problem.form.log_predict_batch(theta, problem.X), None
         if problem.loss == "mse":
@@ -76,11 +76,15 @@ def objective(problem: Problem, theta: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(f), f, np.inf)
 
 
-def _lm_step(problem: Problem, theta: np.ndarray, lam: np.ndarray):
+def _lm_step(problem: Problem, theta: np.ndarray, lam: np.ndarray, newton: bool = False):
     r, J = residuals(problem, theta)
     rho, psi, irls = rho_psi(problem, r)
+    if newton and problem.loss == "huber":
+        # Gauss-Newton with the Huber curvature psi' (1 inside delta, 0 outside): quadratic convergence once the
+        # set of points inside delta has settled, where the IRLS majoriser only converges linearly.
+        irls = (np.abs(r) <= problem.delta) + 1e-3 * irls
     f = (problem.w * rho).sum(axis=1)
-    g = np.einsum("sn,snp->sp", problem.w * psi, J)
+    g = np.matmul((problem.w * psi)[:, None, :], J)[:, 0, :]           # (S, P), BLAS-batched
     Jw = J * (problem.w * irls)[..., None]
     H = np.matmul(Jw.transpose(0, 2, 1), J)                           # (S, P, P)
     diag = np.einsum("spp->sp", H)
@@ -97,7 +101,7 @@ def _lm_step(problem: Problem, theta: np.ndarray, lam: np.ndarray):
 
 
 def lm_descent(problem: Problem, theta: np.ndarray, n_iter: int, *, keep: int | None = None,
-               prune_at: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               prune_at: int | None = None, newton_after: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Advance all starts ``n_iter`` damped Gauss-Newton steps; optionally keep only the best ``keep`` starts
     after ``prune_at`` iterations. Returns the final ``theta (S', P)`` and objectives ``(S',)``."""
     theta = np.clip(np.array(theta, dtype=float), problem.lo, problem.hi)
@@ -111,7 +115,8 @@ def lm_descent(problem: Problem, theta: np.ndarray, n_iter: int, *, keep: int | 
             if w_full.shape[0] > 1:
                 w_full = w_full[order]
                 problem = _with_w(problem, w_full)
-        _, _, step = _lm_step(problem, theta, lam)
+        newton = newton_after is not None and it >= newton_after
+        _, _, step = _lm_step(problem, theta, lam, newton)
         trial = np.clip(theta + step, problem.lo, problem.hi)
         f_new = objective(problem, trial)
         better = f_new < f

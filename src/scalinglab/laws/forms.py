@@ -132,12 +132,15 @@ class LawForm:
         X = self.check_variables(variables)
         return np.asarray(self.func(dict(zip(self.param_names, x)), X), dtype=float)
 
-    def log_model(self, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Log prediction ``(S, n)`` and its Jacobian ``(S, n, P)`` with respect to fit-space ``theta (S, P)``."""
+    def log_model(self, theta: np.ndarray, X: Mapping[str, np.ndarray],
+                  central: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Log prediction ``(S, n)`` and its Jacobian ``(S, n, P)`` with respect to fit-space ``theta (S, P)``.
+
+        Forms without an analytic Jacobian use finite differences (``central=True`` for the final polish)."""
         theta = np.atleast_2d(theta)
         if self.analytic_log_model is not None:
             return self.analytic_log_model(theta, X)
-        return _finite_difference_log_model(self, theta, X)
+        return _finite_difference_log_model(self, theta, X, central)
 
     def log_predict_batch(self, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> np.ndarray:
         """Log prediction ``(S, n)`` for fit-space ``theta (S, P)`` (no Jacobian)."""
@@ -159,17 +162,23 @@ def _n_points(X: Mapping[str, np.ndarray]) -> int:
     return int(np.broadcast_shapes(*(np.shape(v) for v in X.values()))[-1]) if X else 1
 
 
-def _finite_difference_log_model(form: LawForm, theta: np.ndarray, X) -> tuple[np.ndarray, np.ndarray]:
-    # Forward differences with a relative step ~ sqrt(machine eps): accurate to ~1e-8, plenty for the batched
-    # descent stage; the final polish uses central differences (see _engine_polish).
+def _finite_difference_log_model(form: LawForm, theta: np.ndarray, X,
+                                 central: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    # Forward differences (step ~ sqrt(eps), error ~1e-8) are plenty for the batched descent; the final polish
+    # asks for central differences (step ~ eps^(1/3), error ~1e-10) so that its gradient test can be tight.
     base = form.log_predict_batch(theta, X)
     S, P = theta.shape
     J = np.empty(base.shape + (P,))
     for j in range(P):
-        h = 1.5e-8 * np.maximum(1.0, np.abs(theta[:, j]))
+        h = (6e-6 if central else 1.5e-8) * np.maximum(1.0, np.abs(theta[:, j]))
         t = theta.copy()
         t[:, j] += h
-        J[:, :, j] = (form.log_predict_batch(t, X) - base) / h[:, None]
+        up = form.log_predict_batch(t, X)
+        if central:
+            t[:, j] -= 2 * h
+            J[:, :, j] = (up - form.log_predict_batch(t, X)) / (2 * h[:, None])
+        else:
+            J[:, :, j] = (up - base) / h[:, None]
     return base, J
 
 

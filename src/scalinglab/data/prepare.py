@@ -1,0 +1,223 @@
+"""`prepare`: tokenize a corpus once into memmap shards plus a JSON manifest.
+
+Layout of a prepared directory::
+
+    manifest.json          token counts, dtype, tokenizer, sha256 of every shard, the split, unique tokens
+    train_000000.bin ...   raw little-endian uint16 (vocab <= 65536) or uint32 token ids
+    val_000000.bin ...
+    tokenizer.json         (BPE only)
+
+Documents are split train/val by a hash of their identifier, so the split is document-level (no file contributes to
+both) and does not depend on the order or the size of the rest of the corpus. Every document ends with the
+end-of-text token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.data.sources import Document, open_source
+from scalinglab.data.tokenizers import BPE_FILE, BPETokenizer, ByteTokenizer, Tokenizer
+from scalinglab.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT = "scalinglab-tokens/1"
+SPLITS = ("train", "val")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: Path, obj: object) -> None:
+    """Write JSON to a temp file, fsync, rename: readers see the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _is_val(doc_id: str, val_fraction: float, seed: int) -> bool:
+    digest = hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64 < val_fraction
+
+
+def capped_documents(docs: Iterable[Document], max_bytes: int | None) -> Iterator[Document]:
+    """Documents until ``max_bytes`` of UTF-8 text; the last one is cut at a character boundary."""
+    total = 0
+    for doc in docs:
+        if max_bytes is not None and total >= max_bytes:
+            return
+        raw = doc.text.encode("utf-8")
+        if max_bytes is not None and total + len(raw) > max_bytes:
+            doc = Document(doc.doc_id, raw[: max_bytes - total].decode("utf-8", errors="ignore"))
+            raw = doc.text.encode("utf-8")
+        total += len(raw)
+        if doc.text:
+            yield doc
+
+
+def _split_documents(docs: list[Document], val_fraction: float, seed: int) -> dict[str, list[Document]]:
+    split: dict[str, list[Document]] = {"train": [], "val": []}
+    for doc in docs:
+        split["val" if _is_val(doc.doc_id, val_fraction, seed) else "train"].append(doc)
+    # Tiny corpora can hash every document to one side; keep at least one document on each.
+    if val_fraction > 0 and not split["val"] and len(split["train"]) > 1:
+        split["val"].append(split["train"].pop())
+    if not split["train"] and len(split["val"]) > 1:
+        split["train"].append(split["val"].pop(0))
+    return split
+
+
+class _ShardWriter:
+    """Streams token arrays into fixed-size shard files, hashing as it goes."""
+
+    def __init__(self, out: Path, split: str, dtype: np.dtype, shard_tokens: int) -> None:
+        self.out, self.split, self.dtype, self.shard_tokens = out, split, dtype, shard_tokens
+        self.shards: list[dict] = []
+        self._buf: list[np.ndarray] = []
+        self._n = 0
+        self.distinct = np.zeros(0, dtype=np.int64)
+
+    def add(self, tokens: np.ndarray) -> None:
+        self._buf.append(tokens.astype(self.dtype))
+        self._n += len(tokens)
+        while self._n >= self.shard_tokens:
+            self._flush(self.shard_tokens)
+
+    def _flush(self, n: int) -> None:
+        data = np.concatenate(self._buf) if self._buf else np.zeros(0, self.dtype)
+        chunk, rest = data[:n], data[n:]
+        self._buf, self._n = ([rest] if len(rest) else []), len(rest)
+        if not len(chunk):
+            return
+        path = self.out / f"{self.split}_{len(self.shards):06d}.bin"
+        with open(path, "wb") as f:
+            f.write(chunk.astype(self.dtype.newbyteorder("<")).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        self.distinct = np.union1d(self.distinct, np.unique(chunk))
+        self.shards.append({"file": path.name, "n_tokens": int(len(chunk)), "sha256": sha256_file(path)})
+
+    def close(self, n_documents: int) -> dict:
+        self._flush(self._n)
+        return {"n_documents": n_documents, "n_tokens": sum(s["n_tokens"] for s in self.shards),
+                "shards": self.shards}
+
+
+def _make_tokenizer(name: str, docs: list[Document], bpe_vocab_size: int) -> Tokenizer:
+    if name == "byte":
+        return ByteTokenizer()
+    if name == "bpe":
+        return BPETokenizer.train((d.text for d in docs), bpe_vocab_size)
+    raise ConfigError(f"tokenizer={name!r} is not supported; use 'byte' or 'bpe'")
+
+
+def _check_args(max_bytes, val_fraction, shard_tokens, bpe_vocab_size) -> None:
+    if max_bytes is not None and max_bytes <= 0:
+        raise ConfigError(f"max_bytes={max_bytes} must be a positive number of bytes")
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction} must be in [0, 1)")
+    if shard_tokens <= 0:
+        raise ConfigError(f"shard_tokens={shard_tokens} must be positive")
+    if bpe_vocab_size < 300:
+        raise ConfigError(f"bpe_vocab_size={bpe_vocab_size} must be at least 300 (256 bytes + merges)")
+
+
+def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "byte", max_bytes: int | None = None,
+            val_fraction: float = 0.1, seed: int = 0, shard_tokens: int = 1 << 24, bpe_vocab_size: int = 4096,
+            overwrite: bool = False) -> dict:
+    """Tokenize ``sources`` into shards under ``out_dir`` and return the manifest.
+
+    Parameters
+    ----------
+    sources : iterable of str
+        Source specs: ``"stdlib"``, a text file or folder, or ``"hf:NAME[:SPLIT]"`` (cached data sets only).
+    out_dir : path
+        Destination; written in a temporary sibling folder and renamed into place when complete.
+    tokenizer : {"byte", "bpe"}
+    max_bytes : int, optional
+        Cap on UTF-8 bytes of text read (whole corpus), for quick demos and tests.
+    val_fraction : float
+        Expected fraction of *documents* held out for validation.
+    """
+    _check_args(max_bytes, val_fraction, shard_tokens, bpe_vocab_size)
+    sources = list(sources) or ["stdlib"]
+    out = Path(out_dir)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise DataError(f"{out} already holds a prepared corpus; pass --overwrite or choose another --out")
+    if out.is_file() or (out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists()):
+        raise DataError(f"{out} exists and is not a prepared corpus; choose an empty or new --out folder")
+    docs = list(capped_documents((d for s in sources for d in open_source(s)), max_bytes))
+    if not docs:
+        raise DataError(f"corpus {sources} is empty: no readable text documents found")
+    tok = _make_tokenizer(tokenizer, docs, bpe_vocab_size)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    manifest = _write_splits(tok, _split_documents(docs, val_fraction, seed), tmp, shard_tokens)
+    manifest.update(sources=sources, max_bytes=max_bytes, val_fraction=val_fraction, seed=seed,
+                    n_bytes=sum(len(d.text.encode("utf-8")) for d in docs), n_documents=len(docs))
+    if isinstance(tok, BPETokenizer):
+        tok.save(tmp / BPE_FILE)
+    write_json_atomic(tmp / MANIFEST, manifest)
+    if out.exists() and overwrite:
+        shutil.rmtree(out)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process finished the same folder first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        if (out / MANIFEST).is_file():
+            return read_manifest(out)
+        raise
+    log.info("prepared %s: %d train / %d val tokens", out, manifest["splits"]["train"]["n_tokens"],
+             manifest["splits"]["val"]["n_tokens"])
+    return manifest
+
+
+def _write_splits(tok: Tokenizer, split: dict[str, list[Document]], out: Path, shard_tokens: int) -> dict:
+    dtype = np.dtype(np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32)
+    eot = np.array([tok.eot_id], dtype=np.int64)
+    splits, distinct = {}, np.zeros(0, dtype=np.int64)
+    for name in SPLITS:
+        writer = _ShardWriter(out, name, dtype, shard_tokens)
+        for doc in split[name]:
+            writer.add(np.concatenate([tok.encode(doc.text), eot]))
+        splits[name] = writer.close(len(split[name]))
+        distinct = np.union1d(distinct, writer.distinct)
+    if splits["train"]["n_tokens"] < 2:
+        raise DataError("corpus has fewer than 2 training tokens; raise --max-bytes or add documents")
+    return {"format": FORMAT, "tokenizer": tok.name, "vocab_size": int(tok.vocab_size), "eot_id": int(tok.eot_id),
+            "dtype": dtype.name, "splits": splits,
+            # Unique data in the sense of Muennighoff et al. 2023 (U_D): epochs = tokens seen / n_unique_tokens.
+            "n_unique_tokens": splits["train"]["n_tokens"], "n_distinct_token_ids": int(len(distinct))}
+
+
+def read_manifest(data_dir: str | Path) -> dict:
+    """Load ``manifest.json`` of a prepared directory (DataError if missing or malformed)."""
+    path = Path(data_dir) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{path} not found; run `scalinglab data prepare --out {data_dir}` first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err}); re-prepare") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path} is not a scalinglab manifest (format {FORMAT}); re-prepare the corpus")
+    return manifest

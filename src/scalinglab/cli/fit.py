@@ -1,9 +1,342 @@
-"""CLI: `scalinglab fit` (being built; see the issues)."""
+"""CLI: `scalinglab fit`, `scalinglab predict`, `scalinglab laws`.
+
+Examples::
+
+    scalinglab fit epoch_chinchilla_extracted.csv --n-col "Model Size" --c-col "Training FLOP" \\
+        --drop-top-loss 5 --approach 3 --bootstrap 1000 --out fit.json
+    scalinglab fit llama3_isoflop_points_extracted.csv --approach 2 --bootstrap 1000 --json
+    scalinglab predict --law epoch2024 --compute 1e24
+    scalinglab predict --law fit.json --params 7B --tokens 2T
+    scalinglab laws
+
+Data go to stdout (a rich table, or JSON with --json); progress to stderr. Library modules are imported inside
+the commands, so none of these commands imports torch.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from scalinglab.cli.common import JSON_OPTION, info, print_json, stdout_console
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the app."""
+    """Attach ``fit``, ``predict`` and ``laws`` to the app."""
+    app.command("fit")(fit_command)
+    app.command("predict")(predict_command)
+    app.command("laws")(laws_command)
+
+
+# ------------------------------------------------------------------------------------------------------- fit
+def fit_command(
+    runs_csv: Path = typer.Argument(..., help="Runs CSV (one row per run: N, D and/or C, loss)."),
+    form: str = typer.Option("chinchilla", "--form", help="Law form for Approach 3 (chinchilla, kaplan_joint, ...)."),
+    approach: int = typer.Option(3, "--approach", help="1 (training-curve envelope), 2 (IsoFLOP), 3 (joint fit)."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples for CIs (e.g. 1000; 0 = none)."),
+    holdout_top: Optional[int] = typer.Option(None, "--holdout-top", help="Also backtest: hold out the top k budgets."),
+    holdout_above: Optional[str] = typer.Option(None, "--holdout-above", help="Also backtest: hold out C >= this."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    level: float = typer.Option(0.95, "--level", help="Confidence level of the intervals."),
+    drop_top_loss: Optional[int] = typer.Option(None, "--drop-top-loss", help="Drop the k highest-loss runs."),
+    drop: List[str] = typer.Option([], "--drop", help="Drop rows matching a rule, e.g. 'loss>5' (repeatable)."),
+    exclude_col: Optional[str] = typer.Option(None, "--exclude-col", help="Drop rows flagged true in this column."),
+    where: List[str] = typer.Option([], "--where", help="Keep rows with COL=VALUE (repeatable)."),
+    n_col: Optional[str] = typer.Option(None, "--n-col", help="Column of N (parameters)."),
+    d_col: Optional[str] = typer.Option(None, "--d-col", help="Column of D (tokens)."),
+    c_col: Optional[str] = typer.Option(None, "--c-col", help="Column of C (FLOPs)."),
+    loss_col: Optional[str] = typer.Option(None, "--loss-col", help="Column of the loss."),
+    budget_col: Optional[str] = typer.Option(None, "--budget-col", help="Column of the IsoFLOP budget."),
+    run_id_col: List[str] = typer.Option([], "--run-id-col", help="Column(s) naming a run (Approach 1)."),
+    loss: str = typer.Option("huber", "--loss", help="Objective for Approach 3: huber, mse_log, mse."),
+    delta: float = typer.Option(1e-3, "--delta", help="Huber delta (log residuals)."),
+    skip_bad_budgets: bool = typer.Option(False, "--skip-bad-budgets", help="Approach 2: skip unusable budgets."),
+    at: List[str] = typer.Option([], "--at", help="Report N_opt/D_opt at these compute budgets (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.runs import load_runs_csv
+    from scalinglab.units import parse_flops
+
+    if approach not in (1, 2, 3):
+        raise ConfigError(f"--approach {approach}; choose 1, 2 or 3")
+    if bootstrap and approach == 1:
+        raise ConfigError("--bootstrap is available for approaches 2 and 3; drop it for --approach 1")
+    runs = load_runs_csv(runs_csv, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col,
+                         budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
+                         where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None)
+    computes = [parse_flops(c) for c in at]
+    fit_kwargs = {"loss": loss, "delta": delta} if approach == 3 else {}
+    payload, result = _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets)
+    for note in runs.notes:  # after the fit, so that a bad-input error stays a single line
+        info(f"[dim]{note}[/dim]")
+    if bootstrap:
+        info(f"bootstrap: {bootstrap} resamples (seed {seed}) ...")
+        payload["bootstrap"], result = _run_bootstrap(runs, approach, form, result, bootstrap, seed, level,
+                                                      computes, fit_kwargs, skip_bad_budgets)
+    payload["allocation"] = [_allocation(result, c) for c in computes]
+    if holdout_top is not None or holdout_above is not None:
+        payload["backtest"] = _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs,
+                                            skip_bad_budgets)
+    if out is not None:
+        _save(result, out)
+        info(f"wrote {out}")
+    if as_json:
+        print_json(payload)
+    else:
+        _print_fit(payload)
+
+
+def _parse_where(items: List[str]) -> dict[str, str]:
+    from scalinglab.errors import ConfigError
+
+    out = {}
+    for item in items:
+        col, sep, value = item.partition("=")
+        if not sep or not col.strip():
+            raise ConfigError(f"--where {item!r}: write COLUMN=VALUE, e.g. --where experiment=llama_3__raw_loss")
+        out[col.strip()] = value.strip()
+    return out
+
+
+def _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets):
+    from scalinglab.laws.approach1 import fit_approach1
+    from scalinglab.laws.approach2 import fit_approach2
+    from scalinglab.laws.approach3 import fit_approach3
+
+    base = {"approach": approach, "n_points": len(runs), "notes": list(runs.notes), "source": runs.source}
+    if approach == 1:
+        result = fit_approach1(runs)
+    elif approach == 2:
+        result = fit_approach2(runs, skip_bad_budgets=skip_bad_budgets)
+    else:
+        result = fit_approach3(runs, form=form, **fit_kwargs)
+    base["fit"] = result.to_dict()
+    return base, result
+
+
+def _run_bootstrap(runs, approach, form, result, n, seed, level, computes, fit_kwargs, skip_bad_budgets):
+    from scalinglab.laws.bootstrap import bootstrap_approach2, bootstrap_approach3
+
+    if approach == 2:
+        boot = bootstrap_approach2(runs, n_resamples=n, seed=seed, skip_bad_budgets=skip_bad_budgets)
+    else:
+        boot = bootstrap_approach3(runs, n_resamples=n, seed=seed, form=form, point=result, **fit_kwargs)
+        result = boot.fit  # the fit with its bootstrap samples attached
+    d = boot.to_dict(level)
+    d["at_compute"] = [{"compute_flops": c, **boot.at_compute(c, level)} for c in computes]
+    return d, result
+
+
+def _allocation(result, compute_flops: float) -> dict:
+    if hasattr(result, "optimal_allocation"):
+        return result.optimal_allocation(compute_flops).to_dict()
+    n, d = float(result.n_law(compute_flops)), float(result.d_law(compute_flops))
+    return {"compute_flops": compute_flops, "n_params": n, "n_tokens": d, "tokens_per_param": d / n, "loss": None}
+
+
+def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, skip_bad_budgets):
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.backtest import backtest
+    from scalinglab.units import parse_flops
+
+    if approach == 1:
+        raise ConfigError("--holdout-top/--holdout-above backtests approaches 2 and 3; not --approach 1")
+    threshold = None if holdout_above is None else parse_flops(holdout_above)
+    kwargs = dict(fit_kwargs) if approach == 3 else {"skip_bad_budgets": skip_bad_budgets}
+    res = backtest(runs, approach=approach, holdout_top=holdout_top, compute_threshold=threshold,
+                   **({"form": form} if approach == 3 else {}), **kwargs)
+    out = res.to_dict()
+    out.pop("fit", None)
+    return out
+
+
+def _save(result, path: Path) -> None:
+    from scalinglab.laws.approach2 import _atomic_write
+    from scalinglab.cli.common import _jsonable
+
+    if hasattr(result, "save"):
+        result.save(path)
+    else:  # Approach 1: the power laws in the same layout as Approach 2's JSON
+        _atomic_write(Path(path), json.dumps(_jsonable(result.to_dict()), indent=2))
+
+
+# ------------------------------------------------------------------------------------------------ printing
+def _table(title: str, columns: list[str]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, justify="right" if c not in ("parameter", "name", "source", "description") else "left")
+    return table
+
+
+def _g(x, digits: int = 5) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _print_fit(payload: dict) -> None:
+    console = stdout_console()
+    fit, boot = payload["fit"], payload.get("bootstrap")
+    approach = payload["approach"]
+    console.print(f"Approach {approach} on {payload['n_points']} points from {payload['source']}")
+    if approach == 3:
+        _print_params(console, fit, boot)
+    else:
+        _print_power_laws(console, fit, boot)
+    if approach == 2:
+        t = _table("Vertices per IsoFLOP budget", ["budget C", "N*", "N* 95% (delta)", "D*", "L*", "points"])
+        for v in fit["vertices"]:
+            t.add_row(_g(v["budget"], 3), _g(v["n_opt"], 4), f"{_g(v['n_opt_lo95'], 3)} – {_g(v['n_opt_hi95'], 3)}",
+                      _g(v["d_opt"], 4), _g(v["loss_opt"], 4), str(v["n_points"]))
+        console.print(t)
+    _print_allocation(console, payload)
+    if "backtest" in payload:
+        bt = payload["backtest"]
+        console.print(f"Backtest: {bt['split']}; {bt['n_train']} fitted, {bt['n_test']} held out; mean |rel err| "
+                      f"{bt['metrics']['mean_abs_rel_error']:.3%}, max {bt['metrics']['max_abs_rel_error']:.3%}")
+    for w in fit.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _print_params(console, fit, boot):
+    cols = ["parameter", "value", "std err"] + ([f"{int(boot['level'] * 100)}% CI (bootstrap)"] if boot else [])
+    t = _table(f"{fit['form']}: {fit['formula']}  (objective {fit['objective']:.7g}, status {fit['status']})", cols)
+    names = list(fit["params"]) + (["a", "b"] if boot and "a" in boot["intervals"] else [])
+    for p in names:
+        value = fit["params"].get(p, boot["point"].get(p) if boot else None)
+        se = fit["stderr"].get(p)
+        row = [p, _g(value), _g(se if isinstance(se, float) else None, 3)]
+        if boot:
+            lo, hi = boot["intervals"].get(p, (None, None))
+            row.append(f"{_g(lo)} – {_g(hi)}")
+        t.add_row(*row)
+    console.print(t)
+
+
+def _print_power_laws(console, fit, boot):
+    t = _table("Compute-optimal power laws", ["law", "coefficient", "exponent", "std err"]
+               + (["exponent CI (bootstrap)"] if boot else []))
+    for key, name, var in (("n_law", "N_opt = k C^a", "a"), ("d_law", "D_opt = k C^b", "b")):
+        law = fit[key]
+        row = [name, _g(law["coef"], 4), _g(law["exponent"], 4), _g(law["exponent_se"], 3)]
+        if boot:
+            lo, hi = boot["intervals"][var]
+            row.append(f"{_g(lo, 4)} – {_g(hi, 4)}")
+        t.add_row(*row)
+    console.print(t)
+
+
+def _print_allocation(console, payload):
+    if not payload["allocation"]:
+        return
+    boot_at = {a["compute_flops"]: a for a in (payload.get("bootstrap") or {}).get("at_compute", [])}
+    t = _table("Compute-optimal allocation", ["C", "N_opt", "D_opt", "D/N", "loss", "N_opt CI"])
+    for a in payload["allocation"]:
+        ci = boot_at.get(a["compute_flops"], {}).get("n_opt")
+        t.add_row(_g(a["compute_flops"], 3), _g(a["n_params"], 4), _g(a["n_tokens"], 4),
+                  _g(a["tokens_per_param"], 3), _g(a["loss"], 4), f"{_g(ci['lo'], 3)} – {_g(ci['hi'], 3)}" if ci else "-")
+    console.print(t)
+
+
+# --------------------------------------------------------------------------------------------------- predict
+def predict_command(
+    law: str = typer.Option(..., "--law", help="Preset name (see `scalinglab laws`) or a JSON from `fit --out`."),
+    compute: List[str] = typer.Option([], "--compute", help="Compute budget(s) in FLOPs, e.g. 1e24 (repeatable)."),
+    params: Optional[str] = typer.Option(None, "--params", help="Parameters N, e.g. 7B."),
+    tokens: Optional[str] = typer.Option(None, "--tokens", help="Tokens D, e.g. 2T."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Compute-optimal allocation at a budget (--compute) and/or the loss at (--params, --tokens)."""
+    from scalinglab.errors import ConfigError
+    from scalinglab.units import parse_count, parse_flops
+
+    if not compute and params is None and tokens is None:
+        raise ConfigError("give --compute C, or --params N --tokens D (or both)")
+    if (params is None) != (tokens is None):
+        raise ConfigError("--params and --tokens go together: the loss needs both N and D")
+    model = _load_any_law(law)
+    out: dict = {"law": model["name"], "source": model["source"]}
+    out["allocation"] = [model["allocate"](parse_flops(c)) for c in compute]
+    if params is not None:
+        n, d = parse_count(params), parse_count(tokens)
+        out["loss"] = {"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "loss": model["loss"](n, d)}
+    if as_json:
+        print_json(out)
+        return
+    console = stdout_console()
+    console.print(f"law: {out['law']}  ({out['source']})")
+    if out["allocation"]:
+        t = _table("Compute-optimal allocation", ["C", "N_opt", "D_opt", "D/N", "loss"])
+        for a in out["allocation"]:
+            t.add_row(_g(a["compute_flops"], 3), _g(a["n_params"], 4), _g(a["n_tokens"], 4),
+                      _g(a["tokens_per_param"], 3), _g(a["loss"], 4))
+        console.print(t)
+    if "loss" in out:
+        p = out["loss"]
+        console.print(f"L(N={_g(p['n_params'], 4)}, D={_g(p['n_tokens'], 4)}) = {p['loss']:.5g}  "
+                      f"(C = 6ND = {p['compute_flops']:.3g} FLOPs)")
+
+
+def _load_any_law(name_or_path: str) -> dict:
+    """A uniform view of a preset, a saved Approach 3 fit, or a saved Approach 1/2 power-law fit."""
+    from scalinglab.errors import DataError
+    from scalinglab.laws.presets import load_law
+
+    path = Path(name_or_path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        try:
+            doc = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+            raise DataError(f"{path} is not a JSON fit file ({err}); write one with `scalinglab fit --out`") from None
+        if isinstance(doc, dict) and doc.get("approach") in (1, 2):
+            return _power_law_model(path, doc)
+    law = load_law(name_or_path)
+
+    def loss(n, d):
+        return float(law.predict_loss(n, d))
+
+    def allocate(c):
+        return law.optimal_allocation(c).to_dict()
+    return {"name": law.name, "source": law.source, "allocate": allocate, "loss": loss}
+
+
+def _power_law_model(path: Path, doc: dict) -> dict:
+    from scalinglab.errors import DataError, PlanError
+
+    try:
+        kn, a = float(doc["n_law"]["coef"]), float(doc["n_law"]["exponent"])
+        kd, b = float(doc["d_law"]["coef"]), float(doc["d_law"]["exponent"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{path}: Approach {doc.get('approach')} JSON lacks n_law/d_law; rewrite it with "
+                        "`scalinglab fit --out`") from None
+
+    def allocate(c):
+        n, d = kn * c**a, kd * c**b
+        return {"compute_flops": c, "n_params": n, "n_tokens": d, "tokens_per_param": d / n, "loss": None}
+
+    def loss(n, d):
+        raise PlanError(f"{path} is an Approach {doc['approach']} fit (N_opt/D_opt power laws) and predicts no "
+                        "loss; use an Approach 3 fit or a preset such as epoch2024")
+    return {"name": path.stem, "source": f"Approach {doc['approach']} fit {path}", "allocate": allocate,
+            "loss": loss}
+
+
+# ------------------------------------------------------------------------------------------------------ laws
+def laws_command(as_json: bool = JSON_OPTION) -> None:
+    """List the preset scaling laws with their sources."""
+    from scalinglab.laws.presets import list_laws
+
+    rows = list_laws()
+    if as_json:
+        print_json([{"name": n, "description": d, "source": s} for n, d, s in rows])
+        return
+    t = _table("Preset scaling laws", ["name", "description", "source"])
+    for n, d, s in rows:
+        t.add_row(n, d, s)
+    stdout_console().print(t)

@@ -161,7 +161,9 @@ def group_by_log_gap(values: np.ndarray, tol_dex: float = 0.1) -> np.ndarray:
     labels = np.empty(len(logs))
     for k in np.unique(cluster):
         members = order[cluster == k]
-        labels[members] = float(10 ** np.mean(logs[members]))
+        vals = np.asarray(values, dtype=float)[members]
+        # exact budget values (a sweep's own labels) stay exact; scattered ones get their geometric mean
+        labels[members] = vals[0] if np.all(vals == vals[0]) else float(10 ** np.mean(logs[members]))
     return labels
 
 

@@ -68,6 +68,7 @@ def _bool_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str) -
     return fn(idx[:, None], idx[None, :])  # (T, T), True = attend
 
 
+@torch.compiler.disable  # built eagerly once and cached; under torch.compile the mask enters as a graph input
 def bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
               device: torch.device | str = "cpu") -> torch.Tensor:
     """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per pattern/length/device."""
@@ -84,6 +85,7 @@ def _block_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str):
                              device=device)
 
 
+@torch.compiler.disable
 def block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cuda"):
     """FlexAttention ``BlockMask`` of the pattern; cached per pattern/length/device."""
     return _block_mask(spec, seq_len, _layer_key(spec, layer_idx), str(torch.device(device)))

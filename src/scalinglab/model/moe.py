@@ -102,7 +102,9 @@ class MoE(nn.Module):
         buf = xf.new_zeros(n_rows + 1, d).index_copy(0, r.slot, xf[r.token])
         out = self.experts(buf[:n_rows].view(self.n_experts, r.capacity, d)).reshape(n_rows, d)
         out = torch.cat([out, out.new_zeros(1, d)])  # (E*C + 1, d): drop bin gives zeros
-        y = xf.new_zeros(xf.shape).index_add(0, r.token, out[r.slot] * r.gate.unsqueeze(-1).to(out.dtype))
+        # Combine in fp32 (under autocast the experts return bf16/fp16), then back to the residual stream's dtype.
+        contrib = out[r.slot].float() * r.gate.unsqueeze(-1)  # (k*N, d)
+        y = contrib.new_zeros(xf.shape).index_add(0, r.token, contrib).to(x.dtype)
         if not torch.compiler.is_compiling():  # a tensor, not a float: no device sync per step
             self.last_dropped_fraction = (1.0 - r.kept.float().mean()).detach()
         return y.view(shape), aux

@@ -10,7 +10,6 @@ Normalising makes both tests relative.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 
 from scalinglab.laws._engine_batch import Problem, residuals, rho_psi
 
@@ -31,6 +30,8 @@ def value_and_grad(problem: Problem, theta: np.ndarray) -> tuple[float, np.ndarr
 def polish(problem: Problem, theta0: np.ndarray, *, gtol: float = 1e-12,
            maxiter: int = 3000) -> tuple[np.ndarray, float, bool, str]:
     """Minimise from ``theta0`` to tight, scale-invariant tolerances. Returns (theta, objective, ok, message)."""
+    from scipy.optimize import minimize  # lazy: keeps `import scalinglab.laws` light for the CLI
+
     f0, _ = value_and_grad(problem, theta0)
     scale = f0 if np.isfinite(f0) and f0 > 0 else 1.0
 

@@ -6,12 +6,12 @@ import json
 import math
 import os
 import tempfile
+from statistics import NormalDist
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.stats import norm
 
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws.allocation import Allocation, chinchilla_allocation
@@ -106,7 +106,7 @@ class FitResult:
             if s.size:
                 q = (1 - level) / 2
                 return float(np.quantile(s, q)), float(np.quantile(s, 1 - q))
-        z = float(norm.ppf(0.5 + level / 2))
+        z = NormalDist().inv_cdf(0.5 + level / 2)
         est, se = self.params[name], self.stderr.get(name, math.nan)
         return est - z * se, est + z * se
 

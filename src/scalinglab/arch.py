@@ -320,7 +320,8 @@ def mean_attended_keys(spec: AttentionSpec, seq_len: int, layer_idx: int = 0) ->
     """Keys per query averaged over positions; ``(seq_len + 1) / 2`` for dense causal attention."""
     if spec.is_dense or spec.window >= seq_len:
         return (seq_len + 1) / 2
-    return sum(attended_keys(spec, seq_len, layer_idx)) / seq_len
+    layer_key = layer_idx if spec.n_random_blocks else 0  # only random blocks differ by layer
+    return sum(attended_keys(spec, seq_len, layer_key)) / seq_len
 
 
 # Parameter counting ----------------------------------------------------------------------------------------------

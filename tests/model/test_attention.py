@@ -48,11 +48,12 @@ def test_sparse_layer_differs_from_dense(spec):
     assert not torch.allclose(sparse(x, rope), dense(x, rope), atol=1e-4)
 
 
-@pytest.mark.parametrize("spec", [AttentionSpec(), *PATTERNS], ids=lambda s: s.kind)
-def test_no_pattern_leaks_the_future(spec):
+@pytest.mark.parametrize("spec,moe", [(AttentionSpec(), False), *((p, False) for p in PATTERNS),
+                                      (PATTERNS[-1], True)], ids=lambda v: getattr(v, "kind", f"moe={v}"))
+def test_no_pattern_leaks_the_future(spec, moe):
     """d logits[t] / d embedding[s] is exactly zero for every s > t, through the whole model."""
     torch.manual_seed(0)
-    model = GPT(cfg_with(spec))
+    model = GPT(cfg_with(spec, **({"n_experts": 4, "top_k": 1} if moe else {})))
     captured = {}
 
     def keep(module, inputs, output):

@@ -5,6 +5,10 @@ each expert takes at most ``capacity = ceil(capacity_factor * n_tokens * top_k /
 are dropped (their MoE output is zero, so the token passes through on the residual). First choices are served
 before second choices, then tokens in order (GShard, Lepikhin et al. 2020). Dispatch uses fixed-shape
 ``(n_experts, capacity, d)`` buffers so the layer has no data-dependent shapes (torch.compile-friendly).
+
+Known property of capacity routing in a causal LM: gradients never cross positions, but with ``top_k > 1`` whether
+a token's *second* choice is dropped can depend on later tokens' first choices (all first choices are served first).
+Use a large ``capacity_factor`` where that matters (e.g. evaluation).
 """
 
 from __future__ import annotations

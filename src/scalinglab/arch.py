@@ -14,8 +14,8 @@ Conventions (stated in every result object):
   Table 1 (``2 * n_layer * n_ctx * d_attn`` forward, i.e. 2 FLOPs per multiply-add for QK^T and for AV over the
   ``~n_ctx/2`` keys a causal query sees), ×3 for forward+backward. We count the keys each query actually attends
   under the (causal, possibly sparse) mask, averaged over query positions, so sparse attention lowers C. Hoffmann
-  et al. 2022, App. F counts the full ``seq_len^2`` score matrix instead (twice ours for dense). ``6ND`` is
-  reported beside the counted C.
+  et al. 2022, App. F counts the full ``seq_len^2`` score matrix instead (twice ours for dense). Like their App. F,
+  ``6N`` treats the embedding lookup as a matmul. ``6ND`` is reported beside the counted C.
 """
 
 from __future__ import annotations
@@ -157,6 +157,9 @@ class GPTConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "d_model", "n_layer", "n_head", "top_k"):
             _positive_int("GPTConfig", name, getattr(self, name))
+        for name in ("tied_embeddings", "bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"GPTConfig.{name}={getattr(self, name)!r} is not allowed; give true or false")
         _choice("GPTConfig", "norm", self.norm, NORMS)
         _choice("GPTConfig", "pos", self.pos, POSITIONS)
         self._check_heads()
@@ -182,8 +185,8 @@ class GPTConfig:
                 raise ConfigError(f"GPTConfig.{name}={value!r} is not allowed; give a positive number")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"GPTConfig.dropout={self.dropout!r} is not allowed; give a number in [0, 1)")
-        if not isinstance(self.aux_loss_coef, (int, float)) or self.aux_loss_coef < 0:
-            raise ConfigError(f"GPTConfig.aux_loss_coef={self.aux_loss_coef!r} must be >= 0")
+        if not isinstance(self.aux_loss_coef, (int, float)) or not 0 <= self.aux_loss_coef < math.inf:
+            raise ConfigError(f"GPTConfig.aux_loss_coef={self.aux_loss_coef!r} must be a finite number >= 0")
         if self.d_mlp < 1:
             raise ConfigError(f"GPTConfig.mlp_ratio={self.mlp_ratio} gives an empty MLP at d_model={self.d_model}")
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalinglab import arch
 from scalinglab.arch import AttentionSpec, GPTConfig
@@ -144,3 +146,26 @@ def test_shape_for_params_nearest_in_family():
 def test_import_arch_does_not_import_torch():
     code = "import sys, scalinglab.arch; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_garbage = st.one_of(st.integers(-3, 70), st.floats(allow_nan=True, allow_infinity=True), st.none(),
+                     st.booleans(), st.text(max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={k: _garbage for k in (
+    "vocab_size", "seq_len", "d_model", "n_layer", "n_head", "n_kv_head", "mlp_ratio", "norm", "pos",
+    "tied_embeddings", "bias", "dropout", "n_experts", "top_k", "capacity_factor", "aux_loss_coef")}),
+    st.one_of(st.none(), st.fixed_dictionaries({"kind": st.sampled_from(arch.ATTENTION_KINDS + ("x",)),
+                                                "window": _garbage, "n_global": _garbage})))
+def test_garbage_configs_fail_cleanly(fields, attention):
+    """Any field values either build a countable config or raise ConfigError, never another exception."""
+    try:
+        if attention is not None:
+            fields = {**fields, "attention": AttentionSpec(**attention)}
+        cfg = GPTConfig(**{**BASE, **fields})
+    except ConfigError as err:
+        assert "\n" not in str(err)
+        return
+    assert arch.count_params(cfg).total > 0
+    assert arch.flops_per_token(cfg).counted > arch.flops_per_token(cfg).six_n > 0

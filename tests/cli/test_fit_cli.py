@@ -1,4 +1,4 @@
-"""`scalinglab fit`, `predict`, `laws`: exit codes, JSON on stdout, numbers, one-line errors through main()."""
+"""`scalinglab fit`, `predict`, `laws`: exit codes, JSON on stdout, numbers, one-line errors via main()."""
 
 from __future__ import annotations
 
@@ -26,17 +26,35 @@ def isoflop_csv(tmp_path, noise=0.003):
     t = isoflop_table(noise=noise)
     p = tmp_path / "iso.csv"
     rows = ["run_id,n_params,n_tokens,compute_flops,loss,budget,status"]
-    rows += [f"r{i},{float(n)!r},{float(d)!r},{float(c)!r},{float(y)!r},{float(b)!r},done"
-             for i, (n, d, c, y, b) in enumerate(zip(t.n_params, t.n_tokens, t.compute_flops, t.loss, t.budget))]
+    rows += [
+        f"r{i},{float(n)!r},{float(d)!r},{float(c)!r},{float(y)!r},{float(b)!r},done"
+        for i, (n, d, c, y, b) in enumerate(zip(t.n_params, t.n_tokens, t.compute_flops, t.loss, t.budget))
+    ]
     p.write_text("\n".join(rows) + "\n")
     return p
 
 
 def test_fit_approach3_json_matches_epoch_optimum(tmp_path):
     out = tmp_path / "fit.json"
-    res = run_ok(["fit", str(shared_csv("epoch_chinchilla_extracted.csv")), "--n-col", "Model Size",
-                  "--c-col", "Training FLOP", "--drop-top-loss", "5", "--bootstrap", "100", "--at", "5.76e23",
-                  "--out", str(out), "--json"])
+    res = run_ok(
+        [
+            "fit",
+            str(shared_csv("epoch_chinchilla_extracted.csv")),
+            "--n-col",
+            "Model Size",
+            "--c-col",
+            "Training FLOP",
+            "--drop-top-loss",
+            "5",
+            "--bootstrap",
+            "100",
+            "--at",
+            "5.76e23",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     d = json.loads(res.stdout)
     assert d["n_points"] == 240 and "D derived as C/(6*N)" in d["notes"]
     assert d["fit"]["params"]["alpha"] == pytest.approx(0.34731, rel=5e-3)
@@ -46,40 +64,85 @@ def test_fit_approach3_json_matches_epoch_optimum(tmp_path):
     assert d["allocation"][0]["n_params"] == pytest.approx(7.3e10, rel=0.05)
     assert out.is_file()
     # the saved fit is usable by predict
-    pred = json.loads(run_ok(["predict", "--law", str(out), "--params", "7B", "--tokens", "2T", "--json"]).stdout)
+    pred = json.loads(
+        run_ok(["predict", "--law", str(out), "--params", "7B", "--tokens", "2T", "--json"]).stdout
+    )
     assert pred["loss"]["loss"] == pytest.approx(2.0644, abs=2e-3)
 
 
 def test_fit_approach2_with_backtest_and_out(tmp_path):
     path = isoflop_csv(tmp_path)
     out = tmp_path / "a2.json"
-    d = json.loads(run_ok(["fit", str(path), "--approach", "2", "--bootstrap", "50", "--holdout-top", "1",
-                           "--out", str(out), "--json"]).stdout)
+    d = json.loads(
+        run_ok(
+            [
+                "fit",
+                str(path),
+                "--approach",
+                "2",
+                "--bootstrap",
+                "50",
+                "--holdout-top",
+                "1",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        ).stdout
+    )
     assert d["fit"]["a"] == pytest.approx(0.37 / 0.72, abs=0.02)
     assert len(d["fit"]["vertices"]) == 4
     assert d["backtest"]["n_test"] == 9
     assert d["bootstrap"]["n_resamples"] == 50
     pred = json.loads(run_ok(["predict", "--law", str(out), "--compute", "1e22", "--json"]).stdout)
-    assert pred["allocation"][0]["n_params"] == pytest.approx(10 ** (np.log10(d["fit"]["n_law"]["coef"])
-                                                                     + d["fit"]["a"] * 22), rel=1e-9)
+    assert pred["allocation"][0]["n_params"] == pytest.approx(
+        10 ** (np.log10(d["fit"]["n_law"]["coef"]) + d["fit"]["a"] * 22), rel=1e-9
+    )
     table = run_ok(["fit", str(path), "--approach", "2"]).stdout
     assert "Vertices per IsoFLOP budget" in table
 
 
 def test_fit_where_and_exclude_flags():
-    d = json.loads(run_ok(["fit", str(shared_csv("openathena_isoflops_combined_annotated.csv")), "--approach", "2",
-                           "--where", "experiment=llama_3__raw_loss", "--exclude-col", "outlier", "--json"]).stdout)
+    d = json.loads(
+        run_ok(
+            [
+                "fit",
+                str(shared_csv("openathena_isoflops_combined_annotated.csv")),
+                "--approach",
+                "2",
+                "--where",
+                "experiment=llama_3__raw_loss",
+                "--exclude-col",
+                "outlier",
+                "--json",
+            ]
+        ).stdout
+    )
     assert d["n_points"] == 116
     assert 0.4 < d["fit"]["a"] < 0.6
 
 
 def test_predict_preset_allocation_and_loss():
-    d = json.loads(run_ok(["predict", "--law", "epoch2024", "--compute", "5.76e23", "--params", "7B",
-                           "--tokens", "2T", "--json"]).stdout)
+    d = json.loads(
+        run_ok(
+            [
+                "predict",
+                "--law",
+                "epoch2024",
+                "--compute",
+                "5.76e23",
+                "--params",
+                "7B",
+                "--tokens",
+                "2T",
+                "--json",
+            ]
+        ).stdout
+    )
     a = d["allocation"][0]
     assert a["n_params"] == pytest.approx(72e9, rel=0.05)
     assert a["n_tokens"] == pytest.approx(1.33e12, rel=0.05)
-    expected = 1.8172 + 482.01 / 7e9 ** 0.3478 + 2085.43 / 2e12 ** 0.3658
+    expected = 1.8172 + 482.01 / 7e9**0.3478 + 2085.43 / 2e12**0.3658
     assert d["loss"]["loss"] == pytest.approx(expected, rel=1e-6)
     assert "epoch2024" in run_ok(["predict", "--law", "epoch2024", "--compute", "1e24"]).stdout
 
@@ -102,21 +165,40 @@ def _main_fails(args, capsys, needle):
     assert needle in err
 
 
-@pytest.mark.parametrize("make,extra,needle", [
-    (lambda p: p / "missing.csv", [], "does not exist"),
-    (lambda p: (p / "bin.csv").write_bytes(b"\x00\xff\xfe\x89PNG") and p / "bin.csv", [], "not a CSV"),
-    (lambda p: (p / "c.csv").write_text("a,b\n1,2\n") and p / "c.csv", [], "columns present: a, b"),
-    (lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,x\n") and p / "c.csv", [], "non-numeric"),
-    (lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n1e6,0,3\n") and p / "c.csv", [], "line(s) 3"),
-    (lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n2e6,1e7,2.9\n") and p / "c.csv", [],
-     "need more points than parameters"),
-    (lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n2e6,1e7,2.9\n") and p / "c.csv",
-     ["--approach", "2"], "IsoFLOP budget"),
-    (lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n2e6,1e7,2.9\n") and p / "c.csv",
-     ["--form", "saturating_k"], "does not have"),
-    (lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n") and p / "c.csv", ["--where", "oops"],
-     "COLUMN=VALUE"),
-])
+@pytest.mark.parametrize(
+    "make,extra,needle",
+    [
+        (lambda p: p / "missing.csv", [], "does not exist"),
+        (lambda p: (p / "bin.csv").write_bytes(b"\x00\xff\xfe\x89PNG") and p / "bin.csv", [], "not a CSV"),
+        (lambda p: (p / "c.csv").write_text("a,b\n1,2\n") and p / "c.csv", [], "columns present: a, b"),
+        (lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,x\n") and p / "c.csv", [], "non-numeric"),
+        (
+            lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n1e6,0,3\n") and p / "c.csv",
+            [],
+            "line(s) 3",
+        ),
+        (
+            lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n2e6,1e7,2.9\n") and p / "c.csv",
+            [],
+            "need more points than parameters",
+        ),
+        (
+            lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n2e6,1e7,2.9\n") and p / "c.csv",
+            ["--approach", "2"],
+            "IsoFLOP budget",
+        ),
+        (
+            lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n2e6,1e7,2.9\n") and p / "c.csv",
+            ["--form", "saturating_k"],
+            "does not have",
+        ),
+        (
+            lambda p: (p / "c.csv").write_text("N,D,loss\n1e6,2e7,3\n") and p / "c.csv",
+            ["--where", "oops"],
+            "COLUMN=VALUE",
+        ),
+    ],
+)
 def test_fit_bad_input_exits_2_with_one_line(tmp_path, capsys, make, extra, needle):
     _main_fails(["fit", str(make(tmp_path)), *extra], capsys, needle)
 
@@ -125,7 +207,9 @@ def test_predict_bad_input_exits_2(tmp_path, capsys):
     _main_fails(["predict", "--law", "nope", "--compute", "1e24"], capsys, "unknown law")
     _main_fails(["predict", "--law", "epoch2024", "--compute", "lots"], capsys, "lots")
     _main_fails(["predict", "--law", "epoch2024"], capsys, "--compute")
-    _main_fails(["predict", "--law", "llama3", "--params", "7B", "--tokens", "2T"], capsys, "predicts no loss")
+    _main_fails(
+        ["predict", "--law", "llama3", "--params", "7B", "--tokens", "2T"], capsys, "predicts no loss"
+    )
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     _main_fails(["predict", "--law", str(bad), "--compute", "1e24"], capsys, "JSON")
@@ -135,8 +219,13 @@ def test_fit_does_not_import_torch(tmp_path):
     import subprocess
 
     path = isoflop_csv(tmp_path)
-    code = ("import sys; from scalinglab.cli.app import main\n"
-            "try:\n    main(['fit', %r, '--approach', '2', '--json'])\nexcept SystemExit as e:\n    assert not e.code\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n") % str(path)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; from scalinglab.cli.app import main\n"
+        f"try:\n    main(['fit', {str(path)!r}, '--approach', '2', '--json'])\n"
+        "except SystemExit as e:\n    assert not e.code\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -15,8 +15,14 @@ from scalinglab.laws.bootstrap import bootstrap_approach2
 from scalinglab.laws.runs import load_runs_csv
 from tests.conftest import shared_csv
 
-PORIAN_CONFIG = {"dataset": "rw", "hparams": "tuned", "warmup": "short", "decay": "const",
-                 "param_count": "standard", "loss_split": "val"}
+PORIAN_CONFIG = {
+    "dataset": "rw",
+    "hparams": "tuned",
+    "warmup": "short",
+    "decay": "const",
+    "param_count": "standard",
+    "loss_split": "val",
+}
 
 
 def test_llama3_d_star_exponent():
@@ -25,9 +31,12 @@ def test_llama3_d_star_exponent():
     boot = bootstrap_approach2(runs, n_resamples=1000, seed=0)
     lo, hi = boot.interval("b")
     d_at = res.d_opt(3.8e25)
-    print(f"\nLlama 3 digitised IsoFLOPs ({len(runs)} points, {len(res.vertices)} budgets): "
-          f"D* = {res.d_law.coef:.4g} C^{res.b:.4f} (95% bootstrap CI of b {lo:.4f}-{hi:.4f}); "
-          f"N* = {res.n_law.coef:.4g} C^{res.a:.4f}; at 3.8e25 FLOPs D* = {d_at:.4g}, N* = {res.n_opt(3.8e25):.4g}")
+    print(
+        f"\nLlama 3 digitised IsoFLOPs ({len(runs)} points, {len(res.vertices)} budgets): "
+        f"D* = {res.d_law.coef:.4g} C^{res.b:.4f} (95% bootstrap CI of b {lo:.4f}-{hi:.4f}); "
+        f"N* = {res.n_law.coef:.4g} C^{res.a:.4f}; "
+        f"at 3.8e25 FLOPs D* = {d_at:.4g}, N* = {res.n_opt(3.8e25):.4g}"
+    )
     assert 0.50 < res.b < 0.58
     assert res.b == pytest.approx(0.537, abs=0.02)  # published 0.537 (Llama 3 report, Fig. 3)
     assert lo < 0.537 < hi
@@ -36,8 +45,13 @@ def test_llama3_d_star_exponent():
 
 def test_porian_vertices_against_their_optima():
     runs = load_runs_csv(shared_csv("porian2024_isoflop_points.csv"), where=PORIAN_CONFIG)
-    pairs = load_runs_csv(shared_csv("porian2024_optimal_pairs.csv"), where=PORIAN_CONFIG, n_col="n", d_col="t",
-                          budget_col="flops")
+    pairs = load_runs_csv(
+        shared_csv("porian2024_optimal_pairs.csv"),
+        where=PORIAN_CONFIG,
+        n_col="n",
+        d_col="t",
+        budget_col="flops",
+    )
     res = fit_approach2(runs)
     theirs = dict(zip(pairs.budget, pairs.n_params))
     print(f"\nPorian et al. 2024, {PORIAN_CONFIG}: ours a = {res.a:.4f}, published 0.497 (0.491-0.505)")
@@ -48,8 +62,10 @@ def test_porian_vertices_against_their_optima():
         lo, hi = v.n_interval()
         ratio = v.n_opt / theirs[v.budget]
         ratios.append(ratio)
-        print(f"| {v.budget:.3g} | {v.n_opt:.4g} | {lo:.3g}-{hi:.3g} | {theirs[v.budget]:.4g} | {ratio:.3f} | "
-              f"{v.n_points} |")
+        print(
+            f"| {v.budget:.3g} | {v.n_opt:.4g} | {lo:.3g}-{hi:.3g} | {theirs[v.budget]:.4g} | {ratio:.3f} | "
+            f"{v.n_points} |"
+        )
     assert sorted(theirs) == [v.budget for v in res.vertices]  # every budget of theirs has a vertex of ours
     assert all(0.5 < r < 2.0 for r in ratios)
     assert res.a == pytest.approx(0.497, abs=0.05)
@@ -64,18 +80,27 @@ def _experiments():
 def test_openathena_each_experiment_a_between_040_and_060():
     path, experiments = _experiments()
     assert len(experiments) == 8
-    summary = ["| experiment | points | budgets | a | b | 95% CI of a (bootstrap) |", "|---|---|---|---|---|---|"]
-    vertex_rows = ["| experiment | budget C | N* | N* 95% (delta) | D* | L* | points |", "|---|---|---|---|---|---|---|"]
+    summary = [
+        "| experiment | points | budgets | a | b | 95% CI of a (bootstrap) |",
+        "|---|---|---|---|---|---|",
+    ]
+    vertex_rows = [
+        "| experiment | budget C | N* | N* 95% (delta) | D* | L* | points |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for exp in experiments:
         runs = load_runs_csv(path, where={"experiment": exp}, exclude_col="outlier")
         res = fit_approach2(runs)
         lo, hi = bootstrap_approach2(runs, n_resamples=300, seed=0).interval("a")
-        summary.append(f"| {exp} | {len(runs)} | {len(res.vertices)} | {res.a:.4f} | {res.b:.4f} | "
-                       f"{lo:.3f}-{hi:.3f} |")
+        summary.append(
+            f"| {exp} | {len(runs)} | {len(res.vertices)} | {res.a:.4f} | {res.b:.4f} | {lo:.3f}-{hi:.3f} |"
+        )
         for v in res.vertices:
             vlo, vhi = v.n_interval()
-            vertex_rows.append(f"| {exp} | {v.budget:.3g} | {v.n_opt:.4g} | {vlo:.3g}-{vhi:.3g} | {v.d_opt:.4g} | "
-                               f"{v.loss_opt:.4f} | {v.n_points} |")
+            vertex_rows.append(
+                f"| {exp} | {v.budget:.3g} | {v.n_opt:.4g} | {vlo:.3g}-{vhi:.3g} | {v.d_opt:.4g} | "
+                f"{v.loss_opt:.4f} | {v.n_points} |"
+            )
         assert 0.40 <= res.a <= 0.60, (exp, res.a)
         assert np.all([v.curvature > 0 for v in res.vertices])
     print("\n" + "\n".join(summary) + "\n\n" + "\n".join(vertex_rows))

@@ -20,8 +20,9 @@ def curves_table(n_sizes=24):
         d_all += list(d)
         ids += [f"run{i}"] * len(d)
     n_all, d_all = np.array(n_all), np.array(d_all)
-    return RunsTable.from_arrays(n_params=n_all, n_tokens=d_all, loss=chinchilla_loss(n_all, d_all),
-                                 run_id=np.array(ids))
+    return RunsTable.from_arrays(
+        n_params=n_all, n_tokens=d_all, loss=chinchilla_loss(n_all, d_all), run_id=np.array(ids)
+    )
 
 
 def test_envelope_recovers_allocation_exponent():
@@ -40,8 +41,10 @@ def test_needs_curves():
 
 
 def test_misfitting_checkpoints():
-    runs = load_runs_csv(shared_csv("misfitting2025_scaling_results_all_ckpts.csv"),
-                         run_id_col=["model", "peak_lr", "total_steps", "sweep"])
+    runs = load_runs_csv(
+        shared_csv("misfitting2025_scaling_results_all_ckpts.csv"),
+        run_id_col=["model", "peak_lr", "total_steps", "sweep"],
+    )
     res = fit_approach1(runs)
     print(f"\nmisfitting all ckpts, Approach 1: a={res.a:.4f} b={res.b:.4f} runs={res.n_runs}")
     assert 0.3 < res.a < 0.7

@@ -11,7 +11,7 @@ from scalinglab.errors import DataError, FitError
 from scalinglab.laws.approach2 import Approach2Result, fit_approach2, fit_parabolas
 from scalinglab.laws.runs import RunsTable
 
-TRUE = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
+TRUE = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
 
 
 def chinchilla_loss(n, d, p=TRUE):
@@ -75,7 +75,9 @@ def test_concave_budget_is_a_fit_error():
     loss = t.loss.copy()
     loss[:9] = 5.0 - (np.log(t.n_params[:9]) - np.log(t.n_params[4])) ** 2
     with pytest.raises(FitError, match="not convex"):
-        fit_approach2(RunsTable.from_arrays(n_params=t.n_params, n_tokens=t.n_tokens, loss=loss, budget=t.budget))
+        fit_approach2(
+            RunsTable.from_arrays(n_params=t.n_params, n_tokens=t.n_tokens, loss=loss, budget=t.budget)
+        )
 
 
 def test_not_isoflop_data_refused():

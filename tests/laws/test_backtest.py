@@ -50,7 +50,9 @@ def test_llama3_approach2_backtest():
     res = backtest(runs, approach=2, holdout_top=2)
     print(f"\nLlama 3 IsoFLOPs, fit on 8 budgets, predict 3e21 and 1e22: {res.metrics}")
     for r in res.rows:
-        print(f"  C={r['budget']:.3g}: N* vertex {r['n_opt']:.4g} predicted {r['n_opt_pred']:.4g} "
-              f"({r['n_rel_error']:+.1%})")
+        print(
+            f"  C={r['budget']:.3g}: N* vertex {r['n_opt']:.4g} predicted {r['n_opt_pred']:.4g} "
+            f"({r['n_rel_error']:+.1%})"
+        )
     assert len(res.rows) == 2
     assert res.metrics["max_abs_rel_error"] < 1.0  # measured: +13.7 % at 3e21, +51 % at 1e22 (N*)

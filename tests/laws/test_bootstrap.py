@@ -1,4 +1,4 @@
-"""Bootstrap over runs: coverage on synthetic data, Epoch AI's MLE inside our CI, shrinking widths, redraws."""
+"""Bootstrap over runs: synthetic coverage, Epoch AI's MLE inside our CI, shrinking widths, redraws."""
 
 from __future__ import annotations
 
@@ -24,8 +24,12 @@ def synthetic_runs(noise: float, n_points: int = 150, seed: int = 3) -> RunsTabl
 
 @pytest.fixture(scope="module")
 def epoch_runs():
-    return load_runs_csv(shared_csv("epoch_chinchilla_extracted.csv"), n_col="Model Size",
-                         c_col="Training FLOP", drop_top_loss=5)
+    return load_runs_csv(
+        shared_csv("epoch_chinchilla_extracted.csv"),
+        n_col="Model Size",
+        c_col="Training FLOP",
+        drop_top_loss=5,
+    )
 
 
 def test_true_values_inside_95ci_with_1pct_noise():

@@ -19,10 +19,13 @@ def write(tmp_path, text, name="runs.csv"):
 
 
 def test_sweep_export_reads_without_flags(tmp_path):
-    p = write(tmp_path, "run_id,n_params,n_tokens,compute_flops,loss,budget,status\n"
-                        "r1,1e6,2e7,1.2e14,3.5,1e14,done\n"
-                        "r2,2e6,1e7,1.2e14,3.4,1e14,done\n"
-                        "r3,4e6,5e6,1.2e14,,1e14,failed\n")
+    p = write(
+        tmp_path,
+        "run_id,n_params,n_tokens,compute_flops,loss,budget,status\n"
+        "r1,1e6,2e7,1.2e14,3.5,1e14,done\n"
+        "r2,2e6,1e7,1.2e14,3.4,1e14,done\n"
+        "r3,4e6,5e6,1.2e14,,1e14,failed\n",
+    )
     t = load_runs_csv(p)
     assert len(t) == 2
     assert list(t.run_id) == ["r1", "r2"]
@@ -31,14 +34,21 @@ def test_sweep_export_reads_without_flags(tmp_path):
 
 
 def test_empty_budget_column_means_no_budget(tmp_path):
-    p = write(tmp_path, "run_id,n_params,n_tokens,compute_flops,loss,budget,status\n"
-                        "r1,1e6,2e7,1.2e14,3.5,,done\nr2,2e6,1e7,1.2e14,3.4,,done\n")
+    p = write(
+        tmp_path,
+        "run_id,n_params,n_tokens,compute_flops,loss,budget,status\n"
+        "r1,1e6,2e7,1.2e14,3.5,,done\nr2,2e6,1e7,1.2e14,3.4,,done\n",
+    )
     assert load_runs_csv(p).budget is None
 
 
 def test_epoch_mapping_derives_d_and_drops_top_loss():
-    t = load_runs_csv(shared_csv("epoch_chinchilla_extracted.csv"), n_col="Model Size", c_col="Training FLOP",
-                      drop_top_loss=5)
+    t = load_runs_csv(
+        shared_csv("epoch_chinchilla_extracted.csv"),
+        n_col="Model Size",
+        c_col="Training FLOP",
+        drop_top_loss=5,
+    )
     assert len(t) == 240
     assert np.allclose(t.n_tokens, t.compute_flops / (6 * t.n_params))
     assert "D derived as C/(6*N)" in t.notes
@@ -47,8 +57,11 @@ def test_epoch_mapping_derives_d_and_drops_top_loss():
 
 
 def test_c_derived_from_n_and_d_and_where_and_exclude():
-    t = load_runs_csv(shared_csv("openathena_isoflops_combined_annotated.csv"),
-                      where={"experiment": "llama_3__raw_loss"}, exclude_col="outlier")
+    t = load_runs_csv(
+        shared_csv("openathena_isoflops_combined_annotated.csv"),
+        where={"experiment": "llama_3__raw_loss"},
+        exclude_col="outlier",
+    )
     assert len(t) == 116  # 133 rows, 17 flagged
     assert np.allclose(t.compute_flops, 6 * t.n_params * t.n_tokens)
     assert t.budget is not None and set(np.unique(t.budget)) >= {6e18, 1e21}
@@ -62,18 +75,21 @@ def test_drop_rule_and_units_in_cells(tmp_path):
     assert len(t2) == 2 and 1e9 not in t2.n_params
 
 
-@pytest.mark.parametrize("text,kwargs,needle", [
-    ("N,D,loss\n1,2,x\n", {}, "non-numeric"),
-    ("N,D,loss\n1e6,2e7,3\n1e6,-2,3\n1e6,2e7,nan\n", {}, "line(s) 3, 4"),
-    ("N,loss\n1e6,3\n", {}, "columns present: N, loss"),
-    ("N,D,C\n1,2,3\n", {}, "no loss column"),
-    ("N,D,loss\n1e6,2e7,3\n", {"n_col": "params"}, "columns present"),
-    ("N,D,loss\n1e6,2e7,3\n", {"where": {"N": "5"}}, "no rows with N"),
-    ("N,D,loss,o\n1e6,2e7,3,maybe\n", {"exclude_col": "o"}, "not a boolean"),
-    ("N,D,loss\n1e6,2e7,3\n", {"drop_where": "loss ~ 3"}, "COLUMN OP VALUE"),
-    ("N,D,loss\n1e6,2e7,3\n", {"min_points": 5}, "need at least 5"),
-    ("N,D,loss\n1e6,2e7\n", {}, "cells"),
-])
+@pytest.mark.parametrize(
+    "text,kwargs,needle",
+    [
+        ("N,D,loss\n1,2,x\n", {}, "non-numeric"),
+        ("N,D,loss\n1e6,2e7,3\n1e6,-2,3\n1e6,2e7,nan\n", {}, "line(s) 3, 4"),
+        ("N,loss\n1e6,3\n", {}, "columns present: N, loss"),
+        ("N,D,C\n1,2,3\n", {}, "no loss column"),
+        ("N,D,loss\n1e6,2e7,3\n", {"n_col": "params"}, "columns present"),
+        ("N,D,loss\n1e6,2e7,3\n", {"where": {"N": "5"}}, "no rows with N"),
+        ("N,D,loss,o\n1e6,2e7,3,maybe\n", {"exclude_col": "o"}, "not a boolean"),
+        ("N,D,loss\n1e6,2e7,3\n", {"drop_where": "loss ~ 3"}, "COLUMN OP VALUE"),
+        ("N,D,loss\n1e6,2e7,3\n", {"min_points": 5}, "need at least 5"),
+        ("N,D,loss\n1e6,2e7\n", {}, "cells"),
+    ],
+)
 def test_bad_input_is_one_line_dataerror(tmp_path, text, kwargs, needle):
     with pytest.raises(DataError) as err:
         load_runs_csv(write(tmp_path, text), **kwargs)
@@ -108,7 +124,9 @@ def test_table_is_immutable_and_subset_works():
     assert "C derived as 6*N*D" in t.notes
 
 
-_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @_SETTINGS
@@ -122,13 +140,17 @@ def test_random_bytes_fail_only_with_dataerror(tmp_path, data):
         assert "\n" not in str(err)
 
 
-_cell = st.one_of(st.text(alphabet="0123456789.eE-+,\"x nanifBTM", max_size=8),
-                  st.sampled_from(["1e6", "2e9", "0", "-1", "inf", "nan", "7B", "", "3.2"]))
+_cell = st.one_of(
+    st.text(alphabet='0123456789.eE-+,"x nanifBTM', max_size=8),
+    st.sampled_from(["1e6", "2e9", "0", "-1", "inf", "nan", "7B", "", "3.2"]),
+)
 
 
 @_SETTINGS
-@given(st.lists(st.lists(_cell, min_size=1, max_size=5), min_size=1, max_size=6),
-       st.permutations(["n_params", "n_tokens", "loss", "compute_flops", "junk"]))
+@given(
+    st.lists(st.lists(_cell, min_size=1, max_size=5), min_size=1, max_size=6),
+    st.permutations(["n_params", "n_tokens", "loss", "compute_flops", "junk"]),
+)
 def test_random_csv_text_fails_only_with_dataerror(tmp_path, rows, header):
     text = ",".join(header) + "\n" + "\n".join(",".join(r) for r in rows)
     p = tmp_path / "g.csv"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -34,28 +33,28 @@ def register(app: typer.Typer) -> None:
 # ------------------------------------------------------------------------------------------------------- fit
 def fit_command(
     runs_csv: Path = typer.Argument(..., help="Runs CSV (one row per run: N, D and/or C, loss)."),
-    form: str = typer.Option("chinchilla", "--form", help="Law form for Approach 3 (chinchilla, kaplan_joint, ...)."),
-    approach: int = typer.Option(3, "--approach", help="1 (training-curve envelope), 2 (IsoFLOP), 3 (joint fit)."),
-    bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples for CIs (e.g. 1000; 0 = none)."),
-    holdout_top: Optional[int] = typer.Option(None, "--holdout-top", help="Also backtest: hold out the top k budgets."),
-    holdout_above: Optional[str] = typer.Option(None, "--holdout-above", help="Also backtest: hold out C >= this."),
+    form: str = typer.Option("chinchilla", "--form", help="Approach 3 form (chinchilla, kaplan_joint, ...)."),
+    approach: int = typer.Option(3, "--approach", help="1 (curve envelope), 2 (IsoFLOP), 3 (joint fit)."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples (e.g. 1000; 0 = none)."),
+    holdout_top: int | None = typer.Option(None, "--holdout-top", help="Backtest: hold out the top k."),
+    holdout_above: str | None = typer.Option(None, "--holdout-above", help="Backtest: hold out C >= this."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     level: float = typer.Option(0.95, "--level", help="Confidence level of the intervals."),
-    drop_top_loss: Optional[int] = typer.Option(None, "--drop-top-loss", help="Drop the k highest-loss runs."),
-    drop: List[str] = typer.Option([], "--drop", help="Drop rows matching a rule, e.g. 'loss>5' (repeatable)."),
-    exclude_col: Optional[str] = typer.Option(None, "--exclude-col", help="Drop rows flagged true in this column."),
-    where: List[str] = typer.Option([], "--where", help="Keep rows with COL=VALUE (repeatable)."),
-    n_col: Optional[str] = typer.Option(None, "--n-col", help="Column of N (parameters)."),
-    d_col: Optional[str] = typer.Option(None, "--d-col", help="Column of D (tokens)."),
-    c_col: Optional[str] = typer.Option(None, "--c-col", help="Column of C (FLOPs)."),
-    loss_col: Optional[str] = typer.Option(None, "--loss-col", help="Column of the loss."),
-    budget_col: Optional[str] = typer.Option(None, "--budget-col", help="Column of the IsoFLOP budget."),
-    run_id_col: List[str] = typer.Option([], "--run-id-col", help="Column(s) naming a run (Approach 1)."),
+    drop_top_loss: int | None = typer.Option(None, "--drop-top-loss", help="Drop the k highest-loss runs."),
+    drop: list[str] = typer.Option([], "--drop", help="Drop rows matching a rule, e.g. 'loss>5'."),
+    exclude_col: str | None = typer.Option(None, "--exclude-col", help="Drop rows flagged true in COL."),
+    where: list[str] = typer.Option([], "--where", help="Keep rows with COL=VALUE (repeatable)."),
+    n_col: str | None = typer.Option(None, "--n-col", help="Column of N (parameters)."),
+    d_col: str | None = typer.Option(None, "--d-col", help="Column of D (tokens)."),
+    c_col: str | None = typer.Option(None, "--c-col", help="Column of C (FLOPs)."),
+    loss_col: str | None = typer.Option(None, "--loss-col", help="Column of the loss."),
+    budget_col: str | None = typer.Option(None, "--budget-col", help="Column of the IsoFLOP budget."),
+    run_id_col: list[str] = typer.Option([], "--run-id-col", help="Column(s) naming a run (Approach 1)."),
     loss: str = typer.Option("huber", "--loss", help="Objective for Approach 3: huber, mse_log, mse."),
     delta: float = typer.Option(1e-3, "--delta", help="Huber delta (log residuals)."),
-    skip_bad_budgets: bool = typer.Option(False, "--skip-bad-budgets", help="Approach 2: skip unusable budgets."),
-    at: List[str] = typer.Option([], "--at", help="Report N_opt/D_opt at these compute budgets (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
+    skip_bad_budgets: bool = typer.Option(False, "--skip-bad-budgets", help="Approach 2: skip bad budgets."),
+    at: list[str] = typer.Option([], "--at", help="Report N_opt/D_opt at these budgets."),
+    out: Path | None = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
@@ -92,14 +91,14 @@ def fit_command(
         _print_fit(payload)
 
 
-def _parse_where(items: List[str]) -> dict[str, str]:
+def _parse_where(items: list[str]) -> dict[str, str]:
     from scalinglab.errors import ConfigError
 
     out = {}
     for item in items:
         col, sep, value = item.partition("=")
         if not sep or not col.strip():
-            raise ConfigError(f"--where {item!r}: write COLUMN=VALUE, e.g. --where experiment=llama_3__raw_loss")
+            raise ConfigError(f"--where {item!r}: write COLUMN=VALUE, e.g. --where experiment=llama_3")
         out[col.strip()] = value.strip()
     return out
 
@@ -137,7 +136,8 @@ def _allocation(result, compute_flops: float) -> dict:
     if hasattr(result, "optimal_allocation"):
         return result.optimal_allocation(compute_flops).to_dict()
     n, d = float(result.n_law(compute_flops)), float(result.d_law(compute_flops))
-    return {"compute_flops": compute_flops, "n_params": n, "n_tokens": d, "tokens_per_param": d / n, "loss": None}
+    return {"compute_flops": compute_flops, "n_params": n, "n_tokens": d, "tokens_per_param": d / n,
+            "loss": None}
 
 
 def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, skip_bad_budgets):
@@ -157,8 +157,8 @@ def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, 
 
 
 def _save(result, path: Path) -> None:
-    from scalinglab.laws.approach2 import _atomic_write
     from scalinglab.cli.common import _jsonable
+    from scalinglab.laws.approach2 import _atomic_write
 
     if hasattr(result, "save"):
         result.save(path)
@@ -172,7 +172,8 @@ def _table(title: str, columns: list[str]):
 
     table = Table(title=title, title_justify="left")
     for c in columns:
-        table.add_column(c, justify="right" if c not in ("parameter", "name", "source", "description") else "left")
+        left = c in ("parameter", "name", "source", "description", "law")
+        table.add_column(c, justify="left" if left else "right")
     return table
 
 
@@ -192,21 +193,25 @@ def _print_fit(payload: dict) -> None:
     if approach == 2:
         t = _table("Vertices per IsoFLOP budget", ["budget C", "N*", "N* 95% (delta)", "D*", "L*", "points"])
         for v in fit["vertices"]:
-            t.add_row(_g(v["budget"], 3), _g(v["n_opt"], 4), f"{_g(v['n_opt_lo95'], 3)} – {_g(v['n_opt_hi95'], 3)}",
+            ci = f"{_g(v['n_opt_lo95'], 3)} – {_g(v['n_opt_hi95'], 3)}"
+            t.add_row(_g(v["budget"], 3), _g(v["n_opt"], 4), ci,
                       _g(v["d_opt"], 4), _g(v["loss_opt"], 4), str(v["n_points"]))
         console.print(t)
     _print_allocation(console, payload)
     if "backtest" in payload:
         bt = payload["backtest"]
-        console.print(f"Backtest: {bt['split']}; {bt['n_train']} fitted, {bt['n_test']} held out; mean |rel err| "
-                      f"{bt['metrics']['mean_abs_rel_error']:.3%}, max {bt['metrics']['max_abs_rel_error']:.3%}")
+        m = bt["metrics"]
+        console.print(f"Backtest: {bt['split']}; {bt['n_train']} fitted, {bt['n_test']} held out; "
+                      f"mean |rel err| {m['mean_abs_rel_error']:.3%}, max {m['max_abs_rel_error']:.3%}")
     for w in fit.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 def _print_params(console, fit, boot):
-    cols = ["parameter", "value", "std err"] + ([f"{int(boot['level'] * 100)}% CI (bootstrap)"] if boot else [])
-    t = _table(f"{fit['form']}: {fit['formula']}  (objective {fit['objective']:.7g}, status {fit['status']})", cols)
+    ci_col = [f"{round(boot['level'] * 100)}% CI (bootstrap)"] if boot else []
+    cols = ["parameter", "value", "std err", *ci_col]
+    title = f"{fit['form']}: {fit['formula']}  (objective {fit['objective']:.7g}, status {fit['status']})"
+    t = _table(title, cols)
     names = list(fit["params"]) + (["a", "b"] if boot and "a" in boot["intervals"] else [])
     for p in names:
         value = fit["params"].get(p, boot["point"].get(p) if boot else None)
@@ -240,16 +245,17 @@ def _print_allocation(console, payload):
     for a in payload["allocation"]:
         ci = boot_at.get(a["compute_flops"], {}).get("n_opt")
         t.add_row(_g(a["compute_flops"], 3), _g(a["n_params"], 4), _g(a["n_tokens"], 4),
-                  _g(a["tokens_per_param"], 3), _g(a["loss"], 4), f"{_g(ci['lo'], 3)} – {_g(ci['hi'], 3)}" if ci else "-")
+                  _g(a["tokens_per_param"], 3), _g(a["loss"], 4),
+                  f"{_g(ci['lo'], 3)} – {_g(ci['hi'], 3)}" if ci else "-")
     console.print(t)
 
 
 # --------------------------------------------------------------------------------------------------- predict
 def predict_command(
-    law: str = typer.Option(..., "--law", help="Preset name (see `scalinglab laws`) or a JSON from `fit --out`."),
-    compute: List[str] = typer.Option([], "--compute", help="Compute budget(s) in FLOPs, e.g. 1e24 (repeatable)."),
-    params: Optional[str] = typer.Option(None, "--params", help="Parameters N, e.g. 7B."),
-    tokens: Optional[str] = typer.Option(None, "--tokens", help="Tokens D, e.g. 2T."),
+    law: str = typer.Option(..., "--law", help="Preset (see `scalinglab laws`) or a `fit --out` JSON."),
+    compute: list[str] = typer.Option([], "--compute", help="Compute budget, e.g. 1e24 (repeatable)."),
+    params: str | None = typer.Option(None, "--params", help="Parameters N, e.g. 7B."),
+    tokens: str | None = typer.Option(None, "--tokens", help="Tokens D, e.g. 2T."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Compute-optimal allocation at a budget (--compute) and/or the loss at (--params, --tokens)."""
@@ -293,7 +299,8 @@ def _load_any_law(name_or_path: str) -> dict:
         try:
             doc = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-            raise DataError(f"{path} is not a JSON fit file ({err}); write one with `scalinglab fit --out`") from None
+            raise DataError(f"{path} is not a JSON fit file ({err}); write one with `scalinglab fit --out`") \
+                from None
         if isinstance(doc, dict) and doc.get("approach") in (1, 2):
             return _power_law_model(path, doc)
     law = load_law(name_or_path)
@@ -321,8 +328,8 @@ def _power_law_model(path: Path, doc: dict) -> dict:
         return {"compute_flops": c, "n_params": n, "n_tokens": d, "tokens_per_param": d / n, "loss": None}
 
     def loss(n, d):
-        raise PlanError(f"{path} is an Approach {doc['approach']} fit (N_opt/D_opt power laws) and predicts no "
-                        "loss; use an Approach 3 fit or a preset such as epoch2024")
+        raise PlanError(f"{path} is an Approach {doc['approach']} fit (power laws for N_opt/D_opt) "
+                        "and predicts no loss; use an Approach 3 fit or a preset such as epoch2024")
     return {"name": path.stem, "source": f"Approach {doc['approach']} fit {path}", "allocate": allocate,
             "loss": loss}
 

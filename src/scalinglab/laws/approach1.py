@@ -1,9 +1,10 @@
 """Chinchilla Approach 1: the lower envelope of training curves (Hoffmann et al. 2022, sec. 3.1).
 
-Each training run contributes a curve of loss against FLOPs (its checkpoints). On a log-spaced grid of C we
-interpolate every curve that spans that C (linearly in log C) and take the run with the lowest loss: that run's
-N is N_opt(C), and its tokens at C are D_opt(C). Power laws N_opt = k_N C^a and D_opt = k_D C^b are then fitted
-to the envelope in log-log space. Grid points covered by a single run carry no comparison and are left out.
+Each training run contributes a curve of loss against FLOPs (its checkpoints). On a log-spaced grid of C
+we interpolate every curve that spans that C (linearly in log C) and take the run with the lowest loss: that
+run's N is N_opt(C), and its tokens at C are D_opt(C). Power laws N_opt = k_N C^a and D_opt = k_D C^b are
+then fitted to the envelope in log-log space. Grid points covered by a single run carry no comparison and
+are left out.
 """
 
 from __future__ import annotations
@@ -42,18 +43,32 @@ class Approach1Result:
         return self.d_law.exponent
 
     def to_dict(self) -> dict:
-        return {"approach": 1, "a": self.a, "b": self.b, "n_law": self.n_law.to_dict(),
-                "d_law": self.d_law.to_dict(), "n_runs": self.n_runs,
-                "envelope": {"compute_flops": self.compute_flops.tolist(), "n_opt": self.n_opt.tolist(),
-                             "d_opt": self.d_opt.tolist(), "loss": self.loss.tolist()},
-                "notes": list(self.notes)}
+        return {
+            "approach": 1,
+            "a": self.a,
+            "b": self.b,
+            "n_law": self.n_law.to_dict(),
+            "d_law": self.d_law.to_dict(),
+            "n_runs": self.n_runs,
+            "envelope": {
+                "compute_flops": self.compute_flops.tolist(),
+                "n_opt": self.n_opt.tolist(),
+                "d_opt": self.d_opt.tolist(),
+                "loss": self.loss.tolist(),
+            },
+            "notes": list(self.notes),
+        }
 
     def report(self) -> str:
-        return "\n".join([
-            f"Approach 1 (training-curve envelope): {self.n_runs} runs, {len(self.compute_flops)} grid points",
-            f"  N_opt(C) = {self.n_law.coef:.4g} * C^{self.a:.4f}",
-            f"  D_opt(C) = {self.d_law.coef:.4g} * C^{self.b:.4f}",
-            *[f"  note: {n}" for n in self.notes]])
+        return "\n".join(
+            [
+                (f"Approach 1 (training-curve envelope): {self.n_runs} runs, "
+                 f"{len(self.compute_flops)} grid points"),
+                f"  N_opt(C) = {self.n_law.coef:.4g} * C^{self.a:.4f}",
+                f"  D_opt(C) = {self.d_law.coef:.4g} * C^{self.b:.4f}",
+                *[f"  note: {n}" for n in self.notes],
+            ]
+        )
 
 
 def _curves(runs: RunsTable) -> tuple[list[np.ndarray], list[str]]:
@@ -85,8 +100,10 @@ def fit_approach1(runs: RunsTable, *, n_grid: int = 250, min_runs_covering: int 
     """
     curves, notes = _curves(runs)
     if len(curves) < 2:
-        raise DataError(f"Approach 1 needs training curves (>= 2 checkpoints per run) from >= 2 runs; found "
-                        f"{len(curves)} (give --run-id-col, or use --approach 2/3 for final-loss tables)")
+        raise DataError(
+            f"Approach 1 needs training curves (>= 2 checkpoints per run) from >= 2 runs; found "
+            f"{len(curves)} (give --run-id-col, or use --approach 2/3 for final-loss tables)"
+        )
     log_c = np.log10(runs.compute_flops)
     grid = np.linspace(log_c.min(), log_c.max(), n_grid)
     loss = np.full((len(curves), n_grid), np.inf)
@@ -97,8 +114,10 @@ def fit_approach1(runs: RunsTable, *, n_grid: int = 250, min_runs_covering: int 
         log_d[i, inside] = np.interp(grid[inside], log_c[idx], np.log10(runs.n_tokens[idx]))
     covered = np.isfinite(loss).sum(0) >= min_runs_covering
     if covered.sum() < 3:
-        raise DataError("Approach 1: fewer than 3 compute values are spanned by >= "
-                        f"{min_runs_covering} training curves; the runs' FLOP ranges barely overlap")
+        raise DataError(
+            "Approach 1: fewer than 3 compute values are spanned by >= "
+            f"{min_runs_covering} training curves; the runs' FLOP ranges barely overlap"
+        )
     best = np.argmin(loss, axis=0)[covered]
     cols = np.flatnonzero(covered)
     n_opt = np.array([runs.n_params[curves[i][0]] for i in best])
@@ -106,9 +125,18 @@ def fit_approach1(runs: RunsTable, *, n_grid: int = 250, min_runs_covering: int 
     c = 10 ** grid[cols]
     a, ia, sa = (float(z[0]) for z in fit_power_law_log(np.log10(c), np.log10(n_opt)))
     b, ib, sb = (float(z[0]) for z in fit_power_law_log(np.log10(c), np.log10(d_opt)))
-    notes.append(f"envelope over {len(curves)} runs at {len(c)} compute values; exponent SEs ignore that "
-                 "neighbouring envelope points are correlated")
+    notes.append(
+        f"envelope over {len(curves)} runs at {len(c)} compute values; exponent SEs ignore that "
+        "neighbouring envelope points are correlated"
+    )
     log.info("approach 1: %d curves, a=%.4f b=%.4f", len(curves), a, b)
-    return Approach1Result(compute_flops=c, n_opt=n_opt, d_opt=d_opt, loss=loss[best, cols],
-                           n_law=PowerLaw(a, 10**ia, sa), d_law=PowerLaw(b, 10**ib, sb), n_runs=len(curves),
-                           notes=tuple(runs.notes) + tuple(notes))
+    return Approach1Result(
+        compute_flops=c,
+        n_opt=n_opt,
+        d_opt=d_opt,
+        loss=loss[best, cols],
+        n_law=PowerLaw(a, 10**ia, sa),
+        d_law=PowerLaw(b, 10**ib, sb),
+        n_runs=len(curves),
+        notes=tuple(runs.notes) + tuple(notes),
+    )

@@ -55,10 +55,20 @@ class Vertex:
 
     def to_dict(self) -> dict:
         lo, hi = self.n_interval()
-        return {"budget": self.budget, "n_opt": self.n_opt, "d_opt": self.d_opt, "loss_opt": self.loss_opt,
-                "log_n_se": self.log_n_se, "n_opt_lo95": lo, "n_opt_hi95": hi, "curvature": self.curvature,
-                "n_points": self.n_points, "n_min": self.n_min, "n_max": self.n_max,
-                "extrapolated": self.extrapolated}
+        return {
+            "budget": self.budget,
+            "n_opt": self.n_opt,
+            "d_opt": self.d_opt,
+            "loss_opt": self.loss_opt,
+            "log_n_se": self.log_n_se,
+            "n_opt_lo95": lo,
+            "n_opt_hi95": hi,
+            "curvature": self.curvature,
+            "n_points": self.n_points,
+            "n_min": self.n_min,
+            "n_max": self.n_max,
+            "extrapolated": self.extrapolated,
+        }
 
 
 @dataclass(frozen=True)
@@ -108,25 +118,41 @@ class Approach2Result:
         from scalinglab.laws.allocation import Allocation
 
         n, d = float(self.n_opt(compute_flops)), float(self.d_opt(compute_flops))
-        return Allocation(compute_flops=float(compute_flops), n_params=n, n_tokens=d, tokens_per_param=d / n,
-                          loss=None)
+        return Allocation(
+            compute_flops=float(compute_flops), n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None
+        )
 
     def to_dict(self) -> dict:
-        return {"approach": 2, "a": self.a, "b": self.b, "n_law": self.n_law.to_dict(),
-                "d_law": self.d_law.to_dict(), "vertices": [v.to_dict() for v in self.vertices],
-                "notes": list(self.notes), "skipped_budgets": list(self.skipped_budgets)}
+        return {
+            "approach": 2,
+            "a": self.a,
+            "b": self.b,
+            "n_law": self.n_law.to_dict(),
+            "d_law": self.d_law.to_dict(),
+            "vertices": [v.to_dict() for v in self.vertices],
+            "notes": list(self.notes),
+            "skipped_budgets": list(self.skipped_budgets),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Approach2Result:
         keys = ("budget", "n_opt", "d_opt", "loss_opt", "log_n_se", "curvature", "n_points", "n_min", "n_max")
         try:
-            vertices = tuple(Vertex(**{k: v[k] if v[k] is not None else math.nan for k in keys})
-                             for v in d["vertices"])
-            return cls(vertices=vertices, n_law=PowerLaw(**_nan(d["n_law"])), d_law=PowerLaw(**_nan(d["d_law"])),
-                       notes=tuple(d.get("notes", ())), skipped_budgets=tuple(d.get("skipped_budgets", ())))
+            vertices = tuple(
+                Vertex(**{k: v[k] if v[k] is not None else math.nan for k in keys}) for v in d["vertices"]
+            )
+            return cls(
+                vertices=vertices,
+                n_law=PowerLaw(**_nan(d["n_law"])),
+                d_law=PowerLaw(**_nan(d["d_law"])),
+                notes=tuple(d.get("notes", ())),
+                skipped_budgets=tuple(d.get("skipped_budgets", ())),
+            )
         except (KeyError, TypeError) as err:
-            raise DataError(f"not an Approach 2 result JSON (missing {err}); write one with `scalinglab fit "
-                            "--approach 2 --out FIT.json`") from None
+            raise DataError(
+                f"not an Approach 2 result JSON (missing {err}); write one with `scalinglab fit "
+                "--approach 2 --out FIT.json`"
+            ) from None
 
     def save(self, path: str | Path) -> None:
         """Write JSON atomically (temp file, fsync, rename)."""
@@ -135,13 +161,17 @@ class Approach2Result:
         _atomic_write(Path(path), json.dumps(_jsonable(self.to_dict()), indent=2))
 
     def report(self) -> str:
-        lines = [f"Approach 2 (IsoFLOP parabolas): {len(self.vertices)} budgets",
-                 f"  N*(C) = {self.n_law.coef:.4g} * C^{self.a:.4f} (se {self.n_law.exponent_se:.3g})",
-                 f"  D*(C) = {self.d_law.coef:.4g} * C^{self.b:.4f} (se {self.d_law.exponent_se:.3g})"]
+        lines = [
+            f"Approach 2 (IsoFLOP parabolas): {len(self.vertices)} budgets",
+            f"  N*(C) = {self.n_law.coef:.4g} * C^{self.a:.4f} (se {self.n_law.exponent_se:.3g})",
+            f"  D*(C) = {self.d_law.coef:.4g} * C^{self.b:.4f} (se {self.d_law.exponent_se:.3g})",
+        ]
         for v in self.vertices:
             flag = " (extrapolated)" if v.extrapolated else ""
-            lines.append(f"  C={v.budget:.3g}: N*={v.n_opt:.4g} D*={v.d_opt:.4g} L*={v.loss_opt:.4f} "
-                         f"se(lnN*)={v.log_n_se:.3g} points={v.n_points}{flag}")
+            lines.append(
+                f"  C={v.budget:.3g}: N*={v.n_opt:.4g} D*={v.d_opt:.4g} L*={v.loss_opt:.4f} "
+                f"se(lnN*)={v.log_n_se:.3g} points={v.n_points}{flag}"
+            )
         return "\n".join(lines + [f"  note: {n}" for n in self.notes])
 
 
@@ -177,8 +207,14 @@ def fit_parabolas(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> 
     w = np.ones_like(x) if w is None else w
     s = [np.sum(w * x**k, axis=1) for k in range(5)]
     t = [np.sum(w * y * x**k, axis=1) for k in range(3)]
-    mat = np.stack([np.stack([s[4], s[3], s[2]], -1), np.stack([s[3], s[2], s[1]], -1),
-                    np.stack([s[2], s[1], s[0]], -1)], -2)  # (R, 3, 3)
+    mat = np.stack(
+        [
+            np.stack([s[4], s[3], s[2]], -1),
+            np.stack([s[3], s[2], s[1]], -1),
+            np.stack([s[2], s[1], s[0]], -1),
+        ],
+        -2,
+    )  # (R, 3, 3)
     rhs = np.stack([t[2], t[1], t[0]], -1)
     out = np.full((x.shape[0], 3), np.nan)
     ok = np.abs(np.linalg.det(mat)) > 1e-12 * np.maximum(1.0, np.abs(s[4] * s[2] * s[0]))
@@ -216,8 +252,10 @@ def budget_groups(runs: RunsTable, *, tol_dex: float = 0.1) -> list[tuple[float,
 def _check_budget(budget: float, n_params: np.ndarray) -> str | None:
     distinct = len(np.unique(n_params))
     if len(n_params) < MIN_POINTS_PER_BUDGET or distinct < MIN_POINTS_PER_BUDGET:
-        return (f"IsoFLOP budget {budget:.3g} has {len(n_params)} points ({distinct} distinct sizes); "
-                f"a parabola needs >= {MIN_POINTS_PER_BUDGET}")
+        return (
+            f"IsoFLOP budget {budget:.3g} has {len(n_params)} points ({distinct} distinct sizes); "
+            f"a parabola needs >= {MIN_POINTS_PER_BUDGET}"
+        )
     return None
 
 
@@ -228,16 +266,26 @@ def fit_vertex(budget: float, n_params: np.ndarray, n_tokens: np.ndarray, loss: 
     xc = x - centre
     c2, c1, c0 = fit_parabolas(xc[None], loss[None])[0]
     if not np.isfinite(c2) or c2 <= 0:
-        raise FitError(f"IsoFLOP budget {budget:.3g}: loss vs ln N is not convex (curvature {c2:.3g}), so it "
-                       "has no minimum; drop the budget or add sizes on both sides of the optimum")
+        raise FitError(
+            f"IsoFLOP budget {budget:.3g}: loss vs ln N is not convex (curvature {c2:.3g}), so it "
+            "has no minimum; drop the budget or add sizes on both sides of the optimum"
+        )
     vx = -c1 / (2 * c2)
     se = _vertex_se(xc, loss, c2, c1)
     # D* from this budget's own ln D vs ln N line (exact D = C/6N for 6ND data).
     q, p = np.polyfit(x, np.log(n_tokens), 1)
     log_n = centre + vx
-    return Vertex(budget=budget, n_opt=float(np.exp(log_n)), d_opt=float(np.exp(p + q * log_n)),
-                  loss_opt=float(c0 - c1**2 / (4 * c2)), log_n_se=se, curvature=float(2 * c2),
-                  n_points=len(loss), n_min=float(n_params.min()), n_max=float(n_params.max()))
+    return Vertex(
+        budget=budget,
+        n_opt=float(np.exp(log_n)),
+        d_opt=float(np.exp(p + q * log_n)),
+        loss_opt=float(c0 - c1**2 / (4 * c2)),
+        log_n_se=se,
+        curvature=float(2 * c2),
+        n_points=len(loss),
+        n_min=float(n_params.min()),
+        n_max=float(n_params.max()),
+    )
 
 
 def _vertex_se(xc: np.ndarray, y: np.ndarray, c2: float, c1: float) -> float:
@@ -253,8 +301,9 @@ def _vertex_se(xc: np.ndarray, y: np.ndarray, c2: float, c1: float) -> float:
     return float(math.sqrt(max(grad @ cov @ grad, 0.0)))
 
 
-def fit_approach2(runs: RunsTable, *, tol_dex: float = 0.1, skip_bad_budgets: bool = False,
-                  min_budgets: int = 2) -> Approach2Result:
+def fit_approach2(
+    runs: RunsTable, *, tol_dex: float = 0.1, skip_bad_budgets: bool = False, min_budgets: int = 2
+) -> Approach2Result:
     """Fit Approach 2 to IsoFLOP runs.
 
     Parameters
@@ -283,8 +332,10 @@ def fit_approach2(runs: RunsTable, *, tol_dex: float = 0.1, skip_bad_budgets: bo
             skipped.append(budget)
             notes.append(f"skipped budget {budget:.3g}: {str(err).split(';')[0]}")
     if len(vertices) < min_budgets:
-        raise DataError(f"Approach 2 needs >= {min_budgets} IsoFLOP budgets with >= 3 sizes each; found "
-                        f"{len(vertices)} (is this IsoFLOP data? set --budget-col or use --approach 3)")
+        raise DataError(
+            f"Approach 2 needs >= {min_budgets} IsoFLOP budgets with >= 3 sizes each; found "
+            f"{len(vertices)} (is this IsoFLOP data? set --budget-col or use --approach 3)"
+        )
     extrap = [v.budget for v in vertices if v.extrapolated]
     if extrap:
         notes.append("vertex outside the trained sizes at budget(s) " + ", ".join(f"{b:.3g}" for b in extrap))
@@ -292,5 +343,10 @@ def fit_approach2(runs: RunsTable, *, tol_dex: float = 0.1, skip_bad_budgets: bo
     a, ia, sa = (float(z[0]) for z in fit_power_law_log(log_c, np.log10([v.n_opt for v in vertices])))
     b, ib, sb = (float(z[0]) for z in fit_power_law_log(log_c, np.log10([v.d_opt for v in vertices])))
     log.info("approach 2: %d budgets, a=%.4f b=%.4f", len(vertices), a, b)
-    return Approach2Result(vertices=tuple(vertices), n_law=PowerLaw(a, 10**ia, sa), d_law=PowerLaw(b, 10**ib, sb),
-                           notes=tuple(runs.notes) + tuple(notes), skipped_budgets=tuple(skipped))
+    return Approach2Result(
+        vertices=tuple(vertices),
+        n_law=PowerLaw(a, 10**ia, sa),
+        d_law=PowerLaw(b, 10**ib, sb),
+        notes=tuple(runs.notes) + tuple(notes),
+        skipped_budgets=tuple(skipped),
+    )

@@ -27,13 +27,16 @@ def variables_for(form, runs: RunsTable) -> dict[str, np.ndarray]:
     """The form's input variables taken from the runs table."""
     missing = [v for v in form.variables if v not in _COLUMN]
     if missing:
-        raise DataError(f"form {form.name!r} needs {missing}, which a runs table of N, D, C and loss does not "
-                        "have; pick a form in n_params/n_tokens/compute_flops")
+        raise DataError(
+            f"form {form.name!r} needs {missing}, which a runs table of N, D, C and loss does not "
+            "have; pick a form in n_params/n_tokens/compute_flops"
+        )
     return {v: getattr(runs, _COLUMN[v]) for v in form.variables}
 
 
-def fit_approach3(runs: RunsTable, form="chinchilla", *, init: Mapping[str, float] | None = None,
-                  **fit_kwargs):
+def fit_approach3(
+    runs: RunsTable, form="chinchilla", *, init: Mapping[str, float] | None = None, **fit_kwargs
+):
     """Fit ``form`` jointly to every run (Approach 3).
 
     Parameters
@@ -56,6 +59,8 @@ def fit_approach3(runs: RunsTable, form="chinchilla", *, init: Mapping[str, floa
     variables = variables_for(law, runs)
     n_par = len(law.param_names)
     if len(runs) <= n_par:
-        raise DataError(f"{len(runs)} points for a {n_par}-parameter law {law.name!r}; need more points than "
-                        "parameters (add runs or choose a smaller form)")
+        raise DataError(
+            f"{len(runs)} points for a {n_par}-parameter law {law.name!r}; need more points than "
+            "parameters (add runs or choose a smaller form)"
+        )
     return fit_law(law, variables, runs.loss, init=init, **fit_kwargs)

@@ -56,18 +56,33 @@ class BacktestResult:
 
     def to_dict(self) -> dict:
         fit = self.fit.to_dict() if hasattr(self.fit, "to_dict") else None
-        return {"approach": self.approach, "split": self.split, "n_train": self.n_train, "n_test": self.n_test,
-                "rows": [dict(r) for r in self.rows], "metrics": dict(self.metrics), "fit": fit}
+        return {
+            "approach": self.approach,
+            "split": self.split,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "rows": [dict(r) for r in self.rows],
+            "metrics": dict(self.metrics),
+            "fit": fit,
+        }
 
     def report(self) -> str:
-        lines = [f"Backtest, Approach {self.approach}: {self.split}; {self.n_train} runs fitted, "
-                 f"{self.n_test} held out"]
+        head = (
+            f"Backtest, Approach {self.approach}: {self.split}; {self.n_train} runs fitted, "
+            f"{self.n_test} held out"
+        )
+        lines = [head]
         lines += [f"  {k}: {v:.4g}" for k, v in self.metrics.items()]
         return "\n".join(lines)
 
 
-def split_runs(runs: RunsTable, *, holdout_top: int | None = None, compute_threshold: float | None = None,
-               tol_dex: float = 0.1) -> tuple[np.ndarray, str]:
+def split_runs(
+    runs: RunsTable,
+    *,
+    holdout_top: int | None = None,
+    compute_threshold: float | None = None,
+    tol_dex: float = 0.1,
+) -> tuple[np.ndarray, str]:
     """Boolean mask of held-out rows, and the split in words."""
     if holdout_top is not None and compute_threshold is not None:
         raise ConfigError("give holdout_top or compute_threshold, not both")
@@ -75,23 +90,36 @@ def split_runs(runs: RunsTable, *, holdout_top: int | None = None, compute_thres
     if compute_threshold is not None:
         if not (math.isfinite(compute_threshold) and compute_threshold > 0):
             raise ConfigError(f"compute_threshold={compute_threshold!r}; give a positive FLOP count")
-        test = labels >= compute_threshold if runs.budget is not None else runs.compute_flops >= compute_threshold
+        test = (
+            labels >= compute_threshold
+            if runs.budget is not None
+            else runs.compute_flops >= compute_threshold
+        )
         return test, f"held out runs with C >= {compute_threshold:.3g}"
     k = 1 if holdout_top is None else holdout_top
     budgets = np.unique(labels)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"holdout_top={holdout_top!r}; give an integer >= 1 (budgets to hold out)")
     if k >= len(budgets):
-        raise DataError(f"cannot hold out the top {k} budget(s): the data have only {len(budgets)}; "
-                        "lower --holdout-top")
+        raise DataError(
+            f"cannot hold out the top {k} budget(s): the data have only {len(budgets)}; lower --holdout-top"
+        )
     held = budgets[-k:]
     return np.isin(labels, held), "held out the top {} budget(s): {}".format(
-        k, ", ".join(f"{b:.3g}" for b in held))
+        k, ", ".join(f"{b:.3g}" for b in held)
+    )
 
 
-def backtest(runs: RunsTable, approach: int = 3, *, holdout_top: int | None = None,
-             compute_threshold: float | None = None, form="chinchilla", tol_dex: float = 0.1,
-             **fit_kwargs) -> BacktestResult:
+def backtest(
+    runs: RunsTable,
+    approach: int = 3,
+    *,
+    holdout_top: int | None = None,
+    compute_threshold: float | None = None,
+    form="chinchilla",
+    tol_dex: float = 0.1,
+    **fit_kwargs,
+) -> BacktestResult:
     """Fit on runs below the held-out budgets and report relative errors on the held-out runs.
 
     Parameters
@@ -112,7 +140,9 @@ def backtest(runs: RunsTable, approach: int = 3, *, holdout_top: int | None = No
     DataError
         When nothing is held out, or too little remains to fit (Approach 2 needs >= 3 budgets).
     """
-    test, split = split_runs(runs, holdout_top=holdout_top, compute_threshold=compute_threshold, tol_dex=tol_dex)
+    test, split = split_runs(
+        runs, holdout_top=holdout_top, compute_threshold=compute_threshold, tol_dex=tol_dex
+    )
     n_test = int(test.sum())
     if n_test == 0:
         raise DataError(f"backtest {split}: no runs are held out; lower the threshold")
@@ -137,39 +167,76 @@ def _backtest3(train: RunsTable, test: RunsTable, split: str, form, fit_kwargs) 
     law = resolve_form(form)
     n_par = len(law.param_names)
     if len(train) <= n_par:
-        raise DataError(f"backtest {split}: {len(train)} runs remain to fit a {n_par}-parameter law; "
-                        "hold out fewer budgets")
+        raise DataError(
+            f"backtest {split}: {len(train)} runs remain to fit a {n_par}-parameter law; "
+            "hold out fewer budgets"
+        )
     fit = fit_approach3(train, form=law, **fit_kwargs)
     pred = np.asarray(fit.predict(**variables_for(law, test)), dtype=float)
     rel = (pred - test.loss) / test.loss
-    rows = tuple({"compute_flops": float(c), "n_params": float(n), "n_tokens": float(d), "loss": float(y),
-                  "predicted": float(p), "rel_error": float(r)}
-                 for c, n, d, y, p, r in zip(test.compute_flops, test.n_params, test.n_tokens, test.loss, pred, rel))
+    rows = tuple(
+        {
+            "compute_flops": float(c),
+            "n_params": float(n),
+            "n_tokens": float(d),
+            "loss": float(y),
+            "predicted": float(p),
+            "rel_error": float(r),
+        }
+        for c, n, d, y, p, r in zip(test.compute_flops, test.n_params, test.n_tokens, test.loss, pred, rel)
+    )
     log.info("backtest approach 3: %s, mean |rel err| %.4g", split, float(np.abs(rel).mean()))
-    return BacktestResult(approach=3, split=split, n_train=len(train), n_test=len(test), rows=rows,
-                          metrics=_metrics(rel), fit=fit)
+    return BacktestResult(
+        approach=3,
+        split=split,
+        n_train=len(train),
+        n_test=len(test),
+        rows=rows,
+        metrics=_metrics(rel),
+        fit=fit,
+    )
 
 
 def _backtest2(train: RunsTable, test: RunsTable, split: str, tol_dex: float, fit_kwargs) -> BacktestResult:
     labels = train.budget_labels(tol_dex)
-    usable = [b for b in np.unique(labels)
-              if len(np.unique(train.n_params[labels == b])) >= MIN_POINTS_PER_BUDGET]
+    usable = [
+        b for b in np.unique(labels) if len(np.unique(train.n_params[labels == b])) >= MIN_POINTS_PER_BUDGET
+    ]
     if len(usable) < MIN_TRAIN_BUDGETS_APPROACH2:
-        raise DataError(f"backtest {split}: Approach 2 needs >= {MIN_TRAIN_BUDGETS_APPROACH2} budgets with >= 3 "
-                        f"sizes after holding out, {len(usable)} remain; hold out fewer budgets")
+        raise DataError(
+            f"backtest {split}: Approach 2 needs >= {MIN_TRAIN_BUDGETS_APPROACH2} budgets with >= 3 "
+            f"sizes after holding out, {len(usable)} remain; hold out fewer budgets"
+        )
     fit = fit_approach2(train, tol_dex=tol_dex, min_budgets=MIN_TRAIN_BUDGETS_APPROACH2, **fit_kwargs)
     rows = []
     test_labels = test.budget_labels(tol_dex)
     for b in np.unique(test_labels):
         idx = np.flatnonzero(test_labels == b)
         if len(np.unique(test.n_params[idx])) < MIN_POINTS_PER_BUDGET:
-            raise DataError(f"backtest {split}: held-out budget {b:.3g} has < 3 sizes, so it has no vertex to "
-                            "compare with")
+            raise DataError(
+                f"backtest {split}: held-out budget {b:.3g} has < 3 sizes, so it has no vertex to "
+                "compare with"
+            )
         v = fit_vertex(float(b), test.n_params[idx], test.n_tokens[idx], test.loss[idx])
         n_pred, d_pred = float(fit.n_opt(b)), float(fit.d_opt(b))
-        rows.append({"budget": float(b), "n_opt": v.n_opt, "n_opt_pred": n_pred,
-                     "n_rel_error": (n_pred - v.n_opt) / v.n_opt, "d_opt": v.d_opt, "d_opt_pred": d_pred,
-                     "d_rel_error": (d_pred - v.d_opt) / v.d_opt})
+        rows.append(
+            {
+                "budget": float(b),
+                "n_opt": v.n_opt,
+                "n_opt_pred": n_pred,
+                "n_rel_error": (n_pred - v.n_opt) / v.n_opt,
+                "d_opt": v.d_opt,
+                "d_opt_pred": d_pred,
+                "d_rel_error": (d_pred - v.d_opt) / v.d_opt,
+            }
+        )
     rel = np.array([r["n_rel_error"] for r in rows] + [r["d_rel_error"] for r in rows])
-    return BacktestResult(approach=2, split=split, n_train=len(train), n_test=len(test), rows=tuple(rows),
-                          metrics=_metrics(rel), fit=fit)
+    return BacktestResult(
+        approach=2,
+        split=split,
+        n_train=len(train),
+        n_test=len(test),
+        rows=tuple(rows),
+        metrics=_metrics(rel),
+        fit=fit,
+    )

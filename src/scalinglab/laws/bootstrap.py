@@ -1,12 +1,13 @@
 """Bootstrap over runs: percentile confidence intervals for every fitted quantity.
 
-* Approach 2 resamples runs *within each IsoFLOP budget* (the design fixes how many runs each budget has). A
-  resample with fewer than 3 distinct sizes in a budget cannot fit a parabola: it is redrawn up to
-  ``max_redraws`` times, then that budget is left out of that resample; a non-convex resampled parabola is also
-  left out. Both are counted. All resamples of a budget are fitted at once (batched normal equations).
+* Approach 2 resamples runs *within each IsoFLOP budget* (the design fixes how many runs each budget has).
+  A resample with fewer than 3 distinct sizes in a budget cannot fit a parabola: it is redrawn up to
+  ``max_redraws`` times, then that budget is left out of that resample, as is a resampled parabola that is
+  not convex. Both are counted. All resamples of a budget are fitted at once (batched normal equations).
 * Approach 3 resamples runs i.i.d. (as Besiroglu et al. 2024 did on the Chinchilla data) and refits each
-  resample from the full-data optimum (``fit_law(..., init=...)``): the optimum moves little between
-  resamples, so a single local polish finds it.
+  resample from the full-data optimum: by default all resamples at once as integer weights through the
+  engine's ``refit_many``, or one ``fit_law(..., init=optimum)`` each (``method="polish"``). The optimum
+  moves little between resamples, so a local descent from it finds each one.
 
 Intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13).
 """
@@ -21,8 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scalinglab.errors import ConfigError, FitError, ScalingLabError
-from scalinglab.laws.approach2 import Approach2Result, budget_groups, fit_approach2, fit_parabolas, \
-    fit_power_law_log
+from scalinglab.laws.approach2 import (
+    Approach2Result,
+    budget_groups,
+    fit_approach2,
+    fit_parabolas,
+    fit_power_law_log,
+)
 from scalinglab.laws.runs import RunsTable
 
 log = logging.getLogger(__name__)
@@ -97,10 +103,18 @@ class BootstrapResult:
         return out
 
     def to_dict(self, level: float = 0.95) -> dict:
-        return {"approach": self.approach, "n_resamples": self.n_resamples, "n_failed": self.n_failed,
-                "n_redraws": self.n_redraws, "n_budget_drops": self.n_budget_drops, "seed": self.seed,
-                "level": level, "point": dict(self.point),
-                "intervals": {k: list(v) for k, v in self.intervals(level).items()}, "notes": list(self.notes)}
+        return {
+            "approach": self.approach,
+            "n_resamples": self.n_resamples,
+            "n_failed": self.n_failed,
+            "n_redraws": self.n_redraws,
+            "n_budget_drops": self.n_budget_drops,
+            "seed": self.seed,
+            "level": level,
+            "point": dict(self.point),
+            "intervals": {k: list(v) for k, v in self.intervals(level).items()},
+            "notes": list(self.notes),
+        }
 
 
 def _optimum_at(approach: int, values: Mapping[str, np.ndarray], c: float) -> dict[str, np.ndarray]:
@@ -111,7 +125,8 @@ def _optimum_at(approach: int, values: Mapping[str, np.ndarray], c: float) -> di
     if not all(p in values for p in CHINCHILLA_PARAMS):
         raise FitError("optimal allocation needs a Chinchilla-type law (E, A, B, alpha, beta)")
     E, A, B, al, be = (np.asarray(values[p], dtype=float) for p in CHINCHILLA_PARAMS)
-    # Hoffmann et al. 2022, eq. 4: N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b, G = (alpha A / (beta B))^(1/(alpha+beta))
+    # Hoffmann et al. 2022, eq. 4: N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b,
+    # G = (alpha A / (beta B))^(1/(alpha+beta))
     with np.errstate(all="ignore"):
         g = (al * A / (be * B)) ** (1 / (al + be))
         n = g * (c / 6) ** (be / (al + be))
@@ -142,9 +157,15 @@ def _draw_budget(rng: np.random.Generator, sizes: np.ndarray, n_resamples: int, 
     return draws, bad, redraws
 
 
-def bootstrap_approach2(runs: RunsTable, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, *,
-                        max_redraws: int = 100, tol_dex: float = 0.1,
-                        skip_bad_budgets: bool = False) -> BootstrapResult:
+def bootstrap_approach2(
+    runs: RunsTable,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    *,
+    max_redraws: int = 100,
+    tol_dex: float = 0.1,
+    skip_bad_budgets: bool = False,
+) -> BootstrapResult:
     """Bootstrap Approach 2 by resampling runs within each budget.
 
     Returns samples of ``a``, ``b``, ``log10_n_coef``, ``log10_d_coef`` and each budget's vertex
@@ -173,11 +194,23 @@ def bootstrap_approach2(runs: RunsTable, n_resamples: int = DEFAULT_RESAMPLES, s
     samples, failed = _power_law_samples(np.log10([b for b, _ in used]), log_n, log_d)
     for j, (budget, _) in enumerate(used):
         samples[f"n_opt[{budget:.4g}]"] = 10 ** log_n[~failed, j]
-    notes = (f"{redraws} within-budget redraws (< 3 distinct sizes); {drops} budget-resamples left out; "
-             f"{int(failed.sum())} of {n_resamples} resamples had < 2 budgets left",)
-    return BootstrapResult(approach=2, point=_approach2_point(point), samples=samples, n_resamples=n_resamples,
-                           seed=seed, n_failed=int(failed.sum()), n_redraws=redraws, n_budget_drops=drops,
-                           notes=notes, fit=point)
+    note = (
+        f"{redraws} within-budget redraws (< 3 distinct sizes); {drops} budget-resamples left out; "
+        f"{int(failed.sum())} of {n_resamples} resamples had < 2 budgets left"
+    )
+    notes = (note,)
+    return BootstrapResult(
+        approach=2,
+        point=_approach2_point(point),
+        samples=samples,
+        n_resamples=n_resamples,
+        seed=seed,
+        n_failed=int(failed.sum()),
+        n_redraws=redraws,
+        n_budget_drops=drops,
+        notes=notes,
+        fit=point,
+    )
 
 
 def _power_law_samples(log_c: np.ndarray, log_n: np.ndarray, log_d: np.ndarray):
@@ -191,8 +224,12 @@ def _power_law_samples(log_c: np.ndarray, log_n: np.ndarray, log_d: np.ndarray):
 
 
 def _approach2_point(fit: Approach2Result) -> dict[str, float]:
-    point = {"a": fit.a, "b": fit.b, "log10_n_coef": math.log10(fit.n_law.coef),
-             "log10_d_coef": math.log10(fit.d_law.coef)}
+    point = {
+        "a": fit.a,
+        "b": fit.b,
+        "log10_n_coef": math.log10(fit.n_law.coef),
+        "log10_d_coef": math.log10(fit.d_law.coef),
+    }
     point.update({f"n_opt[{v.budget:.4g}]": v.n_opt for v in fit.vertices})
     return point
 
@@ -203,8 +240,16 @@ def _check_resamples(n_resamples: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- Approach 3
-def bootstrap_approach3(runs: RunsTable, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, *,
-                        form="chinchilla", point=None, method: str = "batched", **fit_kwargs) -> BootstrapResult:
+def bootstrap_approach3(
+    runs: RunsTable,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    *,
+    form="chinchilla",
+    point=None,
+    method: str = "batched",
+    **fit_kwargs,
+) -> BootstrapResult:
     """Bootstrap Approach 3 by resampling runs with replacement and refitting from the full-data optimum.
 
     Parameters
@@ -255,9 +300,16 @@ def bootstrap_approach3(runs: RunsTable, n_resamples: int = DEFAULT_RESAMPLES, s
     failed = int((~ok).sum())
     log.info("bootstrap approach 3: %d resamples, %d failed", n_resamples, failed)
     with_samples = point.with_bootstrap({p: samples[p] for p in law.param_names})
-    return BootstrapResult(approach=3, point=pt, samples=samples, n_resamples=n_resamples, seed=seed,
-                           n_failed=failed, notes=(f"{failed} of {n_resamples} refits failed ({method})",),
-                           fit=with_samples)
+    return BootstrapResult(
+        approach=3,
+        point=pt,
+        samples=samples,
+        n_resamples=n_resamples,
+        seed=seed,
+        n_failed=failed,
+        notes=(f"{failed} of {n_resamples} refits failed ({method})",),
+        fit=with_samples,
+    )
 
 
 def _refit_batched(law, variables, loss_values, counts, init, fit_kwargs) -> np.ndarray:
@@ -277,8 +329,14 @@ def _refit_polish(law, variables, loss_values, counts, init, fit_kwargs) -> np.n
     for r, w in enumerate(counts):
         keep = w > 0
         try:
-            res = fit_law(law, {k: v[keep] for k, v in variables.items()}, loss_values[keep],
-                          weights=w[keep], init=init, **fit_kwargs)
+            res = fit_law(
+                law,
+                {k: v[keep] for k, v in variables.items()},
+                loss_values[keep],
+                weights=w[keep],
+                init=init,
+                **fit_kwargs,
+            )
         except ScalingLabError:
             continue
         out[r] = [res.params[p] for p in law.param_names]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,8 @@ log = logging.getLogger(__name__)
 # Header names recognised without flags (case-insensitive), in order of preference. The sweep's
 # `sweep export` writes run_id,n_params,n_tokens,compute_flops,loss,budget,status.
 ALIASES: dict[str, tuple[str, ...]] = {
-    "n": ("n_params", "n", "params", "parameters", "model size", "model_size", "parameter_count", "num_params"),
+    "n": ("n_params", "n", "params", "parameters", "model size", "model_size", "parameter_count",
+          "num_params"),
     "d": ("n_tokens", "d", "tokens", "training_tokens", "num_tokens", "train_tokens"),
     "c": ("compute_flops", "c", "flops", "compute", "training flop", "training_flops", "compute_budget"),
     "loss": ("loss", "final_loss", "val_loss", "validation_loss", "eval_loss"),
@@ -134,8 +134,9 @@ class RunsTable:
     def budget_labels(self, tol_dex: float = 0.1) -> np.ndarray:
         """IsoFLOP budget of each row: the budget column, else C grouped where log10 C gaps are < ``tol_dex``.
 
-        Grouped budgets are labelled by the geometric mean of their C values (extracted data such as Epoch AI's
-        reconstruction of Hoffmann et al. Fig. 3 scatter around 9e18-1e19 for the 1e19 budget).
+        Grouped budgets are labelled by the geometric mean of their C values (extracted data such as
+        Epoch AI's reconstruction of Hoffmann et al. scatter around 9e18-1e19 for the 1e19 budget); a group
+        whose C values are all equal keeps that exact value.
         """
         if self.budget is not None:
             return self.budget.copy()
@@ -181,7 +182,7 @@ def _complete_ndc(n, d, c):
     return n, d, c, ()
 
 
-# ----------------------------------------------------------------------------------------------------- loading
+# ------------------------------------------------------------------------------------------------- loading
 def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | None = None,
                   c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
                   run_id_col: str | Sequence[str] | None = None, exclude_col: str | None = None,
@@ -353,7 +354,8 @@ def _apply_exclude(rows, lines, index, exclude_col, header, path, notes):
     for i, r in enumerate(rows):
         flag = r[index[exclude_col]].strip().lower()
         if flag not in _TRUE | _FALSE:
-            raise DataError(f"{path}: line {lines[i]}: {exclude_col}={flag!r} is not a boolean (true/false, 1/0)")
+            raise DataError(f"{path}: line {lines[i]}: {exclude_col}={flag!r} is not a boolean "
+                            "(true/false, 1/0)")
         if flag not in _TRUE:
             keep.append(i)
     notes.append(f"dropped {len(rows) - len(keep)} rows flagged in {exclude_col}")
@@ -436,7 +438,8 @@ _CANONICAL = {"n": "n_params", "d": "n_tokens", "c": "compute_flops", "loss": "l
 def _rule_mask(rule: str, rows, index, header, table: RunsTable) -> np.ndarray:
     m = _RULE_RE.match(rule or "")
     if not m:
-        raise DataError(f"drop rule {rule!r} is not COLUMN OP VALUE (OP one of > >= < <= == !=), e.g. 'loss>5'")
+        raise DataError(f"drop rule {rule!r} is not COLUMN OP VALUE (OP one of > >= < <= == !=), "
+                        "e.g. 'loss>5'")
     col, op, value = m.groups()
     lowered = col.lower()
     if lowered in ("n_params", "n_tokens", "compute_flops", "loss") or lowered in _CANONICAL:

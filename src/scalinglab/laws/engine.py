@@ -40,6 +40,7 @@ KEEP_MIN = 16
 TOTAL_ITERS = 20
 NEWTON_AFTER = 6
 N_POLISH = 3
+CHUNK = 400
 
 
 def _prepare(form: LawForm, variables: Mapping[str, object], loss_values, weights):
@@ -82,8 +83,14 @@ def make_problem(form: LawForm | str, variables: Mapping[str, object], loss_valu
 
 
 def _multistart(problem: Problem, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Before pruning, starts go through in chunks of CHUNK: (CHUNK, n, P) Jacobians stay in cache, which is ~2x
+    # faster on the Epoch data than one (4500, 240, 5) batch.
+    parts = [lm_descent(problem, starts[i:i + CHUNK], PRUNE_AT) for i in range(0, len(starts), CHUNK)]
+    theta = np.concatenate([t for t, _ in parts])
+    f = np.concatenate([v for _, v in parts])
     keep = max(KEEP_MIN, int(np.ceil(KEEP_FRAC * len(starts))))
-    theta, f = lm_descent(problem, starts, TOTAL_ITERS, keep=keep, prune_at=PRUNE_AT, newton_after=NEWTON_AFTER)
+    order = np.argsort(f, kind="stable")[:keep]
+    theta, f = lm_descent(problem, theta[order], TOTAL_ITERS - PRUNE_AT, newton_after=NEWTON_AFTER - PRUNE_AT)
     order = np.argsort(f, kind="stable")
     return theta[order], f[order]
 

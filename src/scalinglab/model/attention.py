@@ -39,6 +39,16 @@ def _compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
 
 
+def _flex():
+    # Eager callers need a compiled FlexAttention (uncompiled it materialises the scores); inside a
+    # torch.compile'd model the plain function is traced into the graph instead.
+    if torch.compiler.is_compiling():
+        from torch.nn.attention.flex_attention import flex_attention
+
+        return flex_attention
+    return _compiled_flex()
+
+
 def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spec, *, seq_len: int, layer_idx: int,
                      use_flex: bool | None = None) -> torch.Tensor:
     """Attention of q (B, H, T, hd) over k, v (B, H_kv, T, hd) under ``spec``'s causal pattern.
@@ -52,7 +62,7 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spec, *,
         use_flex = q.is_cuda
     if use_flex:
         bm = masks.block_mask(spec, T, layer_idx, q.device)
-        return _compiled_flex()(q, k, v, block_mask=bm, enable_gqa=gqa)
+        return _flex()(q, k, v, block_mask=bm, enable_gqa=gqa)
     mask = masks.bool_mask(spec, T, layer_idx, q.device)  # (T, T) True = attend
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
 

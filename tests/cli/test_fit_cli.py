@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from scalinglab.cli.app import app, main
@@ -229,3 +231,26 @@ def test_fit_does_not_import_torch(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_at_needs_an_allocation_law(tmp_path, capsys):
+    _main_fails(["fit", str(isoflop_csv(tmp_path)), "--form", "kaplan_n", "--at", "1e24"], capsys, "--at needs")
+
+
+_GARBAGE = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_GARBAGE
+@given(st.one_of(st.binary(max_size=300),
+                 st.text(alphabet="n_params,tokens,loss,budget\n0123456789.e-+x\"", max_size=300).map(str.encode)))
+def test_fit_cli_on_garbage_exits_2_with_one_line(tmp_path, capsys, data):
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(data)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", str(path), "--json"])
+    err = capsys.readouterr().err.strip()
+    if ex.value.code == 0:  # the garbage happened to be a valid runs table
+        return
+    assert ex.value.code == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err

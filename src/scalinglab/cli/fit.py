@@ -70,6 +70,11 @@ def fit_command(
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
                          where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None)
     computes = [parse_flops(c) for c in at]
+    if computes and approach == 3:
+        from scalinglab.laws.approach3 import resolve_form
+
+        if not {"E", "A", "B", "alpha", "beta"} <= set(resolve_form(form).param_names):
+            raise ConfigError(f"--at needs a law with an N/D allocation (chinchilla); form {form!r} has none")
     fit_kwargs = {"loss": loss, "delta": delta} if approach == 3 else {}
     payload, result = _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets)
     for note in runs.notes:  # after the fit, so that a bad-input error stays a single line

@@ -45,6 +45,8 @@ class ModelDims:
     top_k: int = 1
     dropout: bool = False
     flops_per_token: float | None = None
+    rope: bool = False
+    rms_norm: bool = False
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ModelDims":
@@ -54,7 +56,8 @@ class ModelDims:
         return cls(n_params=float(counts.total), n_expert_params=float(counts.experts_total),
                    n_layer=cfg.n_layer, d_model=cfg.d_model, n_head=cfg.n_head, vocab_size=cfg.vocab_size,
                    mlp_ratio=cfg.mlp_ratio, n_experts=cfg.n_experts, top_k=cfg.top_k,
-                   dropout=cfg.dropout > 0, flops_per_token=float(flops_per_token(cfg).counted))
+                   dropout=cfg.dropout > 0, flops_per_token=float(flops_per_token(cfg).counted),
+                   rope=cfg.pos == "rope", rms_norm=cfg.norm == "rms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +147,8 @@ def _memory(req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, r
     dense = d.n_params - d.n_expert_params
     per_device = dense / (tp * pp) + d.n_expert_params / (tp * pp * ep)
     spec = ActivationSpec(attention=req.attention, dropout=d.dropout, recompute=recompute, tp=tp, sp=tp > 1,
-                          act_bytes=PRECISIONS[req.precision][3], mlp_ratio=d.mlp_ratio)
+                          act_bytes=PRECISIONS[req.precision][3], mlp_ratio=d.mlp_ratio, rope=d.rope,
+                          norm_keeps_normalized=d.rms_norm, attn_out_copy=d.rope)
     return training_memory(n_params_device=per_device, n_layer_device=math.ceil(d.n_layer / pp),
                            seq_len=req.seq_len,
                            micro_batch=mb, d_model=d.d_model, n_head=d.n_head, vocab_size=d.vocab_size,

@@ -90,6 +90,21 @@ class ActivationSpec:
     act_bytes: float = 2.0
     mlp_ratio: float = 4.0
     gated_mlp: bool = False
+    # Implementation details beyond Korthikanti's GPT (all False reproduces the paper). scalinglab's own model
+    # (RoPE, torch.nn.RMSNorm, fused QKV + SDPA) sets them: see ``for_model``.
+    rope: bool = False              # rotated Q and K are new tensors kept beside the QKV output (+2 sbh)
+    norm_keeps_normalized: bool = False  # RMSNorm keeps x·rsqrt before the weight multiply (+1 sbh per norm)
+    # SDPA returns its output in the query's memory layout: RoPE makes q a fresh (B, H, T, hd) tensor, so the
+    # output needs a contiguous (B, T, H·hd) copy for the projection (+1 sbh); without RoPE it is a free view.
+    attn_out_copy: bool = False
+
+    @classmethod
+    def for_model(cls, cfg: Any, **overrides: Any) -> "ActivationSpec":
+        """The spec of ``scalinglab.model.GPT(cfg)``: measured with autograd saved-tensor hooks (tests/plan)."""
+        kw = dict(attention="flash", dropout=cfg.dropout > 0, mlp_ratio=cfg.mlp_ratio, rope=cfg.pos == "rope",
+                  norm_keeps_normalized=cfg.norm == "rms", attn_out_copy=cfg.pos == "rope")
+        kw.update(overrides)
+        return cls(**kw)
 
     def __post_init__(self) -> None:
         _check_choice("attention", self.attention, ATTENTION_KERNELS)
@@ -119,9 +134,11 @@ def activation_bytes_per_layer(*, seq_len: int, micro_batch: int, d_model: int, 
     if spec.recompute == "full":
         return e * sbh / rest_div
     masks = 2.0 * sbh if spec.dropout else 0.0       # after attention projection and after the MLP
-    replicated = (2 * e + e + e) * sbh + masks       # two norms' inputs, attention input, MLP input
+    norms = (2 if spec.norm_keeps_normalized else 1) * 2 * e * sbh
+    replicated = norms + (e + e) * sbh + masks       # two norms' inputs, attention input, MLP input
     hidden = (3.0 if spec.gated_mlp else 2.0) * spec.mlp_ratio * e * sbh
-    sharded = (2 * e + e + e) * sbh + hidden         # Q, K, V, projection input, MLP hidden
+    extra = (2 * e * sbh if spec.rope else 0.0) + (e * sbh if spec.attn_out_copy else 0.0)
+    sharded = (2 * e + e + e) * sbh + hidden + extra  # Q, K, V, projection input, MLP hidden
     if spec.attention == "flash":
         core = 4.0 * a * s * b                       # fp32 log-sum-exp per head and row
     else:
@@ -133,12 +150,13 @@ def activation_bytes_per_layer(*, seq_len: int, micro_batch: int, d_model: int, 
 
 def head_activation_bytes(*, seq_len: int, micro_batch: int, d_model: int, vocab_size: int,
                           spec: ActivationSpec = ActivationSpec()) -> float:
-    """Activations outside the layers: embedding output, final norm input, logits and the fp32 log-softmax
-    that cross-entropy keeps (vocabulary split over tensor parallel ranks)."""
+    """Activations outside the layers that autograd keeps: the final norm's input (and normalised copy), the
+    LM head's input, and the fp32 log-softmax that cross-entropy keeps (vocabulary split over TP ranks).
+    The first layer's input (the embedding output) is counted with the layers."""
     s, b, t = float(seq_len), float(micro_batch), float(spec.tp)
     rest_div = t if spec.sp else 1.0
-    per_token_vocab = (spec.act_bytes + 4.0) * vocab_size / t
-    return s * b * (2 * spec.act_bytes * d_model / rest_div + per_token_vocab)
+    norm = (3 if spec.norm_keeps_normalized else 2) * spec.act_bytes * d_model / rest_div
+    return s * b * (norm + 4.0 * vocab_size / t)
 
 
 def kv_cache_bytes(*, n_layer: int, n_kv_head: int, head_dim: int, seq_len: int, batch: int,

@@ -1,0 +1,99 @@
+"""`scalinglab plan`: tables, JSON, compare, gpus, and one-line exit-2 errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from scalinglab.cli.app import app, main
+
+runner = CliRunner()
+
+
+def _json(args):
+    result = runner.invoke(app, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_plan_compute_json():
+    d = _json(["plan", "--compute", "1e23", "--gpu", "h100", "--law", "epoch2024"])
+    assert d["allocation"]["compute_flops"] == 1e23
+    assert d["gpu"]["key"] == "h100-sxm" and d["layout"]["memory"]["total"] <= 80e9
+    assert d["costs"]["usd"] > 0 and d["hyperparams"]["learning_rate"] > 0
+
+
+def test_plan_table():
+    result = runner.invoke(app, ["plan", "--compute", "1e21 flops", "--gpu", "a100", "--gpus", "8"])
+    assert result.exit_code == 0, result.output
+    assert "parameters N" in result.stdout and "layout" in result.stdout
+
+
+def test_plan_budget_kinds():
+    usd = _json(["plan", "--budget-usd", "2e6", "--law", "epoch2024", "--gpus", "512"])
+    assert usd["costs"]["usd"] == pytest.approx(2e6, rel=1e-3)
+    dl = _json(["plan", "--hours", "720", "--gpus", "256", "--law", "epoch2024", "--unique-tokens", "5e11"])
+    assert dl["allocation"]["mode"] == "data-constrained" and dl["n_gpus"] == 256
+    assert dl["costs"]["wall_clock_hours"] == pytest.approx(720, rel=1e-2)
+
+
+def test_plan_options():
+    inf = _json(["plan", "--compute", "1e23", "--law", "epoch2024", "--inference-tokens", "2e13"])
+    assert inf["allocation"]["mode"] == "inference-aware"
+    cap = _json(["plan", "--compute", "1e23", "--law", "epoch2024", "--max-params", "7B", "--seq-len", "4096",
+                 "--mfu", "0.3", "--price-per-gpu-hour", "2", "--grid-intensity", "0.1", "--gpus", "256"])
+    assert cap["allocation"]["n_params"] == 7e9 and cap["shape"]["seq_len"] == 4096
+    assert cap["costs"]["price_per_gpu_hour"] == 2 and cap["costs"]["grid_intensity_kg_per_kwh"] == 0.1
+    tl = _json(["plan", "--target-loss", "2.1", "--law", "epoch2024"])
+    assert tl["allocation"]["loss"] == pytest.approx(2.1, rel=1e-9)
+
+
+def test_plan_compare():
+    d = _json(["plan", "compare", "--compute", "1e23", "--law", "epoch2024", "--factor", "10"])
+    opt, over = d["variants"]
+    assert over["loss"] == pytest.approx(opt["loss"]) and over["n_params"] < opt["n_params"]
+    assert over["breakeven_inference_tokens"] > 0
+    result = runner.invoke(app, ["plan", "compare", "--compute", "1e23", "--law", "epoch2024"])
+    assert result.exit_code == 0 and "10x" in result.stdout
+
+
+def test_plan_gpus():
+    d = _json(["plan", "gpus"])
+    assert {"h100-sxm", "mi300x", "tpu-v5p"} <= {g["key"] for g in d}
+    result = runner.invoke(app, ["plan", "gpus"])
+    assert result.exit_code == 0 and "h100-sxm" in result.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["plan", "--compute", "1e23", "--gpu", "h900"], "known"),
+    (["plan", "--compute", "0"], "positive"),
+    (["plan", "--compute", "-1e21"], "positive"),
+    (["plan", "--budget-usd", "-5"], "positive"),
+    (["plan", "--compute", "1e21 parsecs"], "parsecs"),
+    (["plan", "--compute", "1e21", "--budget-usd", "2e6"], "contradictory"),
+    (["plan", "--hours", "720"], "GPU count"),
+    (["plan", "--compute", "1e25", "--gpus", "8"], "no layout fits"),
+    (["plan", "--compute", "1e23", "--unique-tokens", "lots"], "unique-tokens"),
+    (["plan", "--compute", "1e23", "--gpus", "0"], "positive"),
+    (["plan"], "exactly one"),
+    (["plan", "compare", "--compute", "1e23", "--law", "chinchilla-approach1"], "allocations only"),
+])
+def test_bad_input_one_line_exit_2(args, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(min_size=1, max_size=12).filter(lambda s: not s.startswith("-")))
+def test_garbage_compute_never_tracebacks(text):
+    try:
+        main(["plan", "--compute", text, "--gpus", "8", "--json"])
+    except SystemExit as exc:
+        assert exc.code in (0, 2)

@@ -135,3 +135,18 @@ def test_flex_block_mask_matches_sdpa_mask_on_cuda(spec, gqa):
         grads.append(g)
     assert torch.allclose(outs[0], outs[1], atol=2e-5, rtol=1e-4)
     assert torch.allclose(grads[0], grads[1], atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_model_flex_path_under_compile_matches_sdpa_path():
+    """The CUDA code path (FlexAttention inside a torch.compile'd model), run forward-only on CPU."""
+    torch.manual_seed(0)
+    spec = AttentionSpec(kind="bigbird", window=40, block_size=32)
+    model = GPT(GPTConfig(vocab_size=32, seq_len=256, d_model=32, n_layer=2, n_head=2, attention=spec)).eval()
+    idx = torch.randint(0, 32, (1, 256))
+    with torch.no_grad():
+        want = model(idx).logits
+        for block in model.blocks:
+            block.attn.use_flex = True
+        got = torch.compile(model, backend="aot_eager")(idx).logits
+    assert torch.allclose(got, want, atol=1e-5)

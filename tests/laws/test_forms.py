@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from scalinglab.errors import ConfigError, FitError
-from scalinglab.laws.forms import (HOFFMANN_GRID, LawForm, chinchilla_form, get_form, kaplan_joint_form,
-                                   kaplan_single_form, list_forms, saturating_form, user_form)
+from scalinglab.laws.forms import (
+    HOFFMANN_GRID,
+    LawForm,
+    chinchilla_form,
+    get_form,
+    kaplan_joint_form,
+    kaplan_single_form,
+    list_forms,
+    saturating_form,
+    user_form,
+)
 
 N = np.array([1e8, 1e9, 7e10])
 D = np.array([2e9, 2e10, 1.4e12])

@@ -15,9 +15,9 @@ PARAMS = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.365
 
 
 def make(**over) -> FitResult:
-    kw = dict(form=chinchilla_form(), params=PARAMS, stderr={k: 0.1 * v for k, v in PARAMS.items()},
-              objective=1.0e-3, n_points=240, status="converged", warnings=("note",),
-              covariance=np.diag([(0.1 * v) ** 2 for v in PARAMS.values()]), n_starts=4500)
+    kw = {"form": chinchilla_form(), "params": PARAMS, "stderr": {k: 0.1 * v for k, v in PARAMS.items()},
+          "objective": 1.0e-3, "n_points": 240, "status": "converged", "warnings": ("note",),
+          "covariance": np.diag([(0.1 * v) ** 2 for v in PARAMS.values()]), "n_starts": 4500}
     kw.update(over)
     return FitResult(**kw)
 

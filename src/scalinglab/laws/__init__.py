@@ -16,7 +16,7 @@ from scalinglab.laws.presets import PresetLaw, get_law, list_laws, load_law
 from scalinglab.laws.result import FitResult
 
 __all__ = [
-    "Allocation", "chinchilla_allocation", "fit_law", "refit_many", "HOFFMANN_GRID", "LawForm", "chinchilla_form",
-    "get_form", "kaplan_joint_form", "kaplan_single_form", "list_forms", "saturating_form", "user_form",
-    "PresetLaw", "get_law", "list_laws", "load_law", "FitResult",
+    "HOFFMANN_GRID", "Allocation", "FitResult", "LawForm", "PresetLaw", "chinchilla_allocation", "chinchilla_form",
+    "fit_law", "get_form", "get_law", "kaplan_joint_form", "kaplan_single_form", "list_forms", "list_laws",
+    "load_law", "refit_many", "saturating_form", "user_form",
 ]

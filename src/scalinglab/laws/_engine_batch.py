@@ -9,8 +9,8 @@ so summing or averaging the loss follows the same path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

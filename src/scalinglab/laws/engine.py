@@ -17,7 +17,7 @@ Huber's sandwich covariance and a status (``_engine_stats``).
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -196,4 +196,4 @@ def refit_many(form: LawForm | str, variables: Mapping[str, object], loss_values
     return problem.form.from_fit(theta), f
 
 
-__all__ = ["fit_law", "refit_many", "make_problem", "objective"]
+__all__ = ["fit_law", "make_problem", "objective", "refit_many"]

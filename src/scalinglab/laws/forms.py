@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -167,7 +167,7 @@ def _finite_difference_log_model(form: LawForm, theta: np.ndarray, X,
     # Forward differences (step ~ sqrt(eps), error ~1e-8) are plenty for the batched descent; the final polish
     # asks for central differences (step ~ eps^(1/3), error ~1e-10) so that its gradient test can be tight.
     base = form.log_predict_batch(theta, X)
-    S, P = theta.shape
+    P = theta.shape[1]
     J = np.empty(base.shape + (P,))
     for j in range(P):
         h = (6e-6 if central else 1.5e-8) * np.maximum(1.0, np.abs(theta[:, j]))

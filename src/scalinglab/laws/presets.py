@@ -7,15 +7,19 @@ token on each paper's own data and tokenizer, so they are comparable within a pr
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
 from scalinglab.errors import ConfigError, PlanError
-from scalinglab.laws.allocation import (Allocation, allocation_from_params, allocation_from_tokens,
-                                        chinchilla_allocation)
+from scalinglab.laws.allocation import (
+    Allocation,
+    allocation_from_params,
+    allocation_from_tokens,
+    chinchilla_allocation,
+)
 from scalinglab.laws.forms import LawForm, chinchilla_form, kaplan_joint_form, kaplan_single_form
 
 PF_DAY_FLOPS = 8.64e19  # 1 PF-day = 1e15 FLOP/s * 86,400 s (Kaplan et al. 2020, §1.3)

@@ -6,10 +6,11 @@ import json
 import math
 import os
 import tempfile
-from statistics import NormalDist
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class FitResult:
         p = self.params
         return chinchilla_allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], compute_flops)
 
-    def with_bootstrap(self, samples: Mapping[str, np.ndarray]) -> "FitResult":
+    def with_bootstrap(self, samples: Mapping[str, np.ndarray]) -> FitResult:
         """A copy of this result with bootstrap samples attached."""
         return replace(self, bootstrap=dict(samples))
 
@@ -155,7 +156,7 @@ class FitResult:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], form: LawForm | None = None) -> "FitResult":
+    def from_dict(cls, d: Mapping[str, Any], form: LawForm | None = None) -> FitResult:
         """Rebuild from :meth:`to_dict` output; user forms must be passed as ``form``."""
         try:
             if form is None:
@@ -192,7 +193,7 @@ class FitResult:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, form: LawForm | None = None) -> "FitResult":
+    def load(cls, path: str | os.PathLike, form: LawForm | None = None) -> FitResult:
         """Read a fit written by :meth:`save`."""
         path = Path(path)
         try:

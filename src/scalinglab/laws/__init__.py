@@ -10,8 +10,17 @@ NumPy/SciPy only (no torch). Typical use::
 
 from scalinglab.laws.allocation import Allocation, chinchilla_allocation
 from scalinglab.laws.engine import fit_law, refit_many
-from scalinglab.laws.forms import (HOFFMANN_GRID, LawForm, chinchilla_form, get_form, kaplan_joint_form,
-                                   kaplan_single_form, list_forms, saturating_form, user_form)
+from scalinglab.laws.forms import (
+    HOFFMANN_GRID,
+    LawForm,
+    chinchilla_form,
+    get_form,
+    kaplan_joint_form,
+    kaplan_single_form,
+    list_forms,
+    saturating_form,
+    user_form,
+)
 from scalinglab.laws.presets import PresetLaw, get_law, list_laws, load_law
 from scalinglab.laws.result import FitResult
 

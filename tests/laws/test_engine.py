@@ -159,3 +159,16 @@ def test_bad_input_raises_clear_errors(data300):
         fit_law("chinchilla", variables, loss, reduction="median")
     with pytest.raises(FitError, match="weights"):
         fit_law("chinchilla", variables, loss, weights=-np.ones(loss.size))
+
+
+def test_redundant_parameters_are_reported_ill_conditioned():
+    # c1 and c2 enter only as their product: the information matrix is singular.
+    form = user_form(lambda p, X: p["c1"] * p["c2"] * X["n_params"] ** -p["a"], ["c1", "c2", "a"], ["n_params"],
+                     {"c1": (1e-3, 1e6), "c2": (1e-3, 1e6), "a": (0.0, 3.0)}, log_params=["c1", "c2"])
+    x = np.logspace(7, 11, 30)
+    y = 5 * x**-0.1 * np.exp(np.random.default_rng(0).normal(0, 0.002, 30))
+    fit = fit_law(form, {"n_params": x}, y)
+    assert fit.status == "ill_conditioned"
+    assert any("ill-conditioned" in w for w in fit.warnings)
+    assert fit.params["c1"] * fit.params["c2"] == pytest.approx(5.0, rel=0.02)
+    assert fit.params["a"] == pytest.approx(0.1, abs=0.002)

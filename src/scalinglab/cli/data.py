@@ -1,9 +1,91 @@
-"""CLI: `scalinglab data` (being built; see the issues)."""
+"""CLI: ``scalinglab data prepare`` — tokenize a corpus once into memmap shards with a manifest.
+
+Examples::
+
+    scalinglab data prepare --out corpus/                      # the stdlib's own source (offline, default)
+    scalinglab data prepare --out corpus/ --max-bytes 2MB       # quick demo / CPU tests
+    scalinglab data prepare --source ~/texts --source notes.md --tokenizer bpe --bpe-vocab-size 8192 --out c/
+    scalinglab data info corpus/ --json
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from scalinglab.cli.common import JSON_OPTION, info, print_json, stdout_console
+
+data_app = typer.Typer(help="Prepare token shards from a corpus (stdlib source, text folders, cached HF sets).",
+                       no_args_is_help=True)
+
+
+def _summary(manifest: dict, out: Path) -> dict:
+    s = manifest["splits"]
+    return {"out": str(out), "tokenizer": manifest["tokenizer"], "vocab_size": manifest["vocab_size"],
+            "dtype": manifest["dtype"], "n_documents": manifest.get("n_documents"),
+            "train_tokens": s["train"]["n_tokens"], "val_tokens": s["val"]["n_tokens"],
+            "n_unique_tokens": manifest["n_unique_tokens"], "n_shards": len(s["train"]["shards"]) +
+            len(s["val"]["shards"])}
+
+
+def _show(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"prepared corpus {summary['out']}")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key != "out":
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    stdout_console().print(table)
+
+
+@data_app.command("prepare")
+def prepare_cmd(
+    out: Path = typer.Option(..., "--out", help="Destination folder (created; must be new or empty)."),
+    source: list[str] | None = typer.Option(None, "--source", help="stdlib (default), a text file or folder, "
+                                               "or hf:NAME[:SPLIT] (already cached). Repeatable."),
+    tokenizer: str = typer.Option("byte", "--tokenizer", help="byte (256 + specials) or bpe (trained here)."),
+    bpe_vocab_size: int = typer.Option(4096, "--bpe-vocab-size", help="Vocabulary size of the BPE."),
+    max_bytes: str | None = typer.Option(None, "--max-bytes", help="Cap on text read, e.g. 2MB."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Fraction of documents held out."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the document-level split."),
+    shard_tokens: str = typer.Option("16M", "--shard-tokens", help="Tokens per shard file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing prepared corpus."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Tokenize once into uint16/uint32 memmap shards with manifest.json (counts, sha256, split)."""
+    from scalinglab.data.prepare import prepare
+    from scalinglab.units import parse_bytes, parse_count
+
+    cap = int(parse_bytes(max_bytes)) if max_bytes is not None else None
+    manifest = prepare(source or ["stdlib"], out, tokenizer=tokenizer, max_bytes=cap, val_fraction=val_fraction,
+                       seed=seed, shard_tokens=int(parse_count(shard_tokens)), bpe_vocab_size=bpe_vocab_size,
+                       overwrite=overwrite)
+    info(f"prepared {out}")
+    _show(_summary(manifest, out), json_)
+
+
+@data_app.command("info")
+def info_cmd(data_dir: Path = typer.Argument(..., help="A prepared corpus folder."),
+             verify: bool = typer.Option(False, "--verify", help="Check every shard's sha256."),
+             json_: bool = JSON_OPTION) -> None:
+    """Show a prepared corpus's manifest (optionally verifying shard hashes)."""
+    from scalinglab.data.loader import TokenSplit
+    from scalinglab.data.prepare import read_manifest
+
+    manifest = read_manifest(data_dir)
+    if verify:
+        for split in ("train", "val"):
+            TokenSplit(data_dir, split, verify=True)
+        info("all shards match their sha256")
+    _show(_summary(manifest, data_dir), json_)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the app."""
+    app.add_typer(data_app, name="data")

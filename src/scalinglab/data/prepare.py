@@ -113,7 +113,7 @@ class _ShardWriter:
             f.flush()
             os.fsync(f.fileno())
         self.distinct = np.union1d(self.distinct, np.unique(chunk))
-        self.shards.append({"file": path.name, "n_tokens": int(len(chunk)), "sha256": sha256_file(path)})
+        self.shards.append({"file": path.name, "n_tokens": len(chunk), "sha256": sha256_file(path)})
 
     def close(self, n_documents: int) -> dict:
         self._flush(self._n)
@@ -206,7 +206,7 @@ def _write_splits(tok: Tokenizer, split: dict[str, list[Document]], out: Path, s
     return {"format": FORMAT, "tokenizer": tok.name, "vocab_size": int(tok.vocab_size), "eot_id": int(tok.eot_id),
             "dtype": dtype.name, "splits": splits,
             # Unique data in the sense of Muennighoff et al. 2023 (U_D): epochs = tokens seen / n_unique_tokens.
-            "n_unique_tokens": splits["train"]["n_tokens"], "n_distinct_token_ids": int(len(distinct))}
+            "n_unique_tokens": splits["train"]["n_tokens"], "n_distinct_token_ids": len(distinct)}
 
 
 def read_manifest(data_dir: str | Path) -> dict:

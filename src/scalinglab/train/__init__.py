@@ -1,1 +1,78 @@
-"""scalinglab.train"""
+"""Training: config, loop, schedules, precision, checkpoints, divergence guard.
+
+Public API: :class:`TrainConfig`, :func:`run`, :class:`TrainResult`.
+
+Tiny CPU example::
+
+    scalinglab data prepare --out /tmp/corpus --max-bytes 2MB
+    scalinglab train --depth 2 --tokens 200k --seq-len 128 --batch-size 16 --data /tmp/corpus --out /tmp/run
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from scalinglab.errors import CheckpointError
+from scalinglab.train.config import TrainConfig
+from scalinglab.train.result import TrainResult
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "TrainResult", "run"]
+
+
+def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
+        progress: Callable[[dict], None] | None = None, branch_from: str | Path | None = None) -> TrainResult:
+    """Train ``cfg`` in ``run_dir`` and return the result (status ``"done"`` or ``"diverged"``).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    run_dir : path
+        New folder (or, with ``resume``, the folder of the run to continue).
+    resume : bool
+        Continue from the newest checkpoint; the config must match the saved one in every field that affects the
+        trajectory (CheckpointError otherwise). Bitwise exact on CPU.
+    progress : callable, optional
+        Called after every step with the metrics record (plus ``n_steps``).
+    branch_from : path, optional
+        A checkpoint folder (or a run folder: its newest checkpoint) of another run with the same model: start
+        this new run from its weights, optimizer, data position and step, under ``cfg``'s schedule (evaluated at
+        the absolute step). For a WSD cooldown branch at step ``s`` of a constant-LR run, use ``schedule="wsd"``
+        and ``cooldown_frac = 1 - s / n_steps``.
+    """
+    from scalinglab.train import checkpoint as ckpt
+    from scalinglab.train import rundir
+    from scalinglab.train.loop import Trainer
+
+    run_dir = Path(run_dir)
+    if resume and (run_dir / rundir.FINAL).is_file():
+        final = json.loads((run_dir / rundir.FINAL).read_text(encoding="utf-8"))
+        if final.get("fingerprint") == cfg.fingerprint():
+            return TrainResult(final["status"], str(run_dir), final)
+    source = ckpt.read(ckpt.resolve(branch_from)) if branch_from is not None else None
+    if source is not None and source.meta.get("model") != cfg.model.to_dict():
+        raise CheckpointError(f"{branch_from} holds a different model shape; a branch must keep the model config")
+    rundir.check(run_dir, cfg, resume=resume)
+    trainer = Trainer(cfg, run_dir)  # data and model problems surface here, before anything is written
+    if not resume:
+        rundir.start(run_dir, cfg)
+    if resume:
+        found = ckpt.list_checkpoints(run_dir)
+        source = ckpt.read(found[-1]) if found else None
+        rundir.cut_metrics(run_dir, source.step if source else 0)
+    elif source is not None:
+        rundir.cut_metrics(run_dir, source.step, rundir.read_metrics(Path(ckpt.resolve(branch_from)).parents[1]))
+        (run_dir / rundir.BRANCH).write_text(json.dumps({"from": str(branch_from), "step": source.step}))
+    if source is not None:
+        trainer.load(source)
+    metrics = rundir.MetricsLog(run_dir, cfg.tensorboard)
+    try:
+        final = trainer.train(metrics, progress)
+    finally:
+        metrics.close()
+    rundir.write_final(run_dir, final)
+    return TrainResult(final["status"], str(run_dir), final)

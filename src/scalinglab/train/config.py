@@ -1,0 +1,316 @@
+"""`TrainConfig`: everything that decides a training run, frozen and validated.
+
+Loaded from a dict, a TOML file, or CLI flags into the same dataclass. Unknown keys are a ConfigError with a
+"did you mean" hint. The ``[model]`` table is either an explicit :class:`~scalinglab.arch.GPTConfig` or a
+``depth`` (nanochat-style family, :meth:`GPTConfig.from_depth`) plus overrides; a missing ``vocab_size`` is taken
+from the prepared corpus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from scalinglab.arch import AttentionSpec, GPTConfig
+from scalinglab.errors import ConfigError
+
+SCHEDULES = ("cosine", "linear", "wsd", "constant")
+COOLDOWN_SHAPES = ("linear", "1-sqrt")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+BYTE_VOCAB = 257  # ByteTokenizer: 256 bytes + <|endoftext|>; used when no corpus is named (default stdlib corpus)
+DEFAULT_SEQ_LEN = 256
+# Fields that do not change the trajectory: a resume may change them (everything else must match bitwise).
+RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last", "eval_every")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """One training run.
+
+    Parameters
+    ----------
+    model : GPTConfig
+    n_tokens : int
+        Training tokens D; the run takes ``n_tokens // (batch_size * seq_len)`` optimizer steps.
+    data_dir : str, optional
+        A prepared corpus (``scalinglab data prepare``). None and no ``mixture``: the default stdlib corpus.
+    mixture : tuple of (str, float), optional
+        Several prepared corpora with weights, instead of ``data_dir``.
+    batch_size, micro_batch_size : int
+        Sequences per optimizer step, and per forward/backward (gradient accumulation = batch / micro).
+    schedule : {"cosine", "linear", "wsd", "constant"}
+        ``wsd`` is warmup-stable-decay with the last ``cooldown_frac`` of steps decaying (Hägele et al. 2024).
+    precision : {"fp32", "bf16", "fp16"}
+        bf16/fp16 are autocast; fp16 adds a GradScaler whose skipped steps are counted.
+    spike_factor : float
+        Divergence guard: stop when the loss exceeds ``spike_factor`` x its running mean (or is not finite).
+    """
+
+    model: GPTConfig
+    n_tokens: int
+    data_dir: str | None = None
+    mixture: tuple[tuple[str, float], ...] | None = None
+    batch_size: int = 32
+    micro_batch_size: int | None = None
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float | None = 1.0
+    schedule: str = "cosine"
+    warmup_steps: int | None = None
+    cooldown_frac: float = 0.2
+    cooldown_shape: str = "linear"
+    precision: str = "fp32"
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 0
+    eval_every: int | None = 100
+    eval_tokens: int = 65536
+    checkpoint_every: int | None = None
+    keep_last: int = 2
+    log_every: int = 1
+    spike_factor: float = 3.0
+    spike_window: int = 50
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, GPTConfig):
+            raise ConfigError(f"TrainConfig.model must be a GPTConfig, got {type(self.model).__name__}")
+        self._check_ints()
+        self._check_floats()
+        self._check_choices()
+        self._check_data()
+        if self.n_steps < 1:
+            raise ConfigError(f"TrainConfig.n_tokens={self.n_tokens} is less than one step of "
+                              f"{self.tokens_per_step} tokens (batch_size x seq_len); raise n_tokens")
+
+    def _check_ints(self) -> None:
+        for name in ("n_tokens", "batch_size", "eval_tokens", "keep_last", "log_every", "spike_window"):
+            _positive_int(name, getattr(self, name))
+        for name in ("micro_batch_size", "eval_every", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool) or
+                                              not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
+            raise ConfigError(f"TrainConfig.warmup_steps={self.warmup_steps!r} must be a non-negative integer")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"TrainConfig.seed={self.seed!r} must be a non-negative integer")
+        if self.batch_size % self.micro:
+            raise ConfigError(f"TrainConfig.micro_batch_size={self.micro} does not divide batch_size="
+                              f"{self.batch_size}; gradient accumulation needs batch = micro x steps")
+
+    def _check_floats(self) -> None:
+        for name in ("lr", "eps", "spike_factor"):
+            _positive_float(name, getattr(self, name))
+        if self.grad_clip is not None:
+            _positive_float("grad_clip", self.grad_clip)
+        for name, lo, hi in (("min_lr_ratio", 0, 1), ("weight_decay", 0, math.inf), ("beta1", 0, 1),
+                             ("beta2", 0, 1), ("cooldown_frac", 0, 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ConfigError(f"TrainConfig.{name}={value!r} must be a number in [{lo}, {hi}]")
+        if self.spike_factor <= 1:
+            raise ConfigError(f"TrainConfig.spike_factor={self.spike_factor} must be > 1 (a multiple of the mean)")
+
+    def _check_choices(self) -> None:
+        for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES),
+                              ("cooldown_shape", COOLDOWN_SHAPES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} is not allowed; "
+                                  f"use one of {', '.join(allowed)}")
+        for name in ("compile", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be true or false")
+
+    def _check_data(self) -> None:
+        if self.mixture is not None:
+            if self.data_dir is not None:
+                raise ConfigError("give either TrainConfig.data_dir or TrainConfig.mixture, not both")
+            mix = tuple((str(p), float(w)) for p, w in self.mixture)
+            if not mix or any(not w > 0 for _, w in mix):
+                raise ConfigError(f"TrainConfig.mixture={self.mixture!r} needs (path, positive weight) pairs")
+            object.__setattr__(self, "mixture", mix)
+
+    # Derived ----------------------------------------------------------------------------------------------------
+    @property
+    def micro(self) -> int:
+        return self.micro_batch_size or self.batch_size
+
+    @property
+    def accum_steps(self) -> int:
+        return self.batch_size // self.micro
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.model.seq_len
+
+    @property
+    def n_steps(self) -> int:
+        return self.n_tokens // self.tokens_per_step
+
+    @property
+    def warmup(self) -> int:
+        """Warmup steps (default: 5% of the run, at most 1000); may exceed the run (lr still rising at the end)."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return min(1000, round(0.05 * self.n_steps))
+
+    @property
+    def data_dirs(self) -> tuple[str, ...]:
+        if self.mixture is not None:
+            return tuple(p for p, _ in self.mixture)
+        return (self.data_dir,) if self.data_dir is not None else ()
+
+    @property
+    def data_weights(self) -> tuple[float, ...] | None:
+        return tuple(w for _, w in self.mixture) if self.mixture is not None else None
+
+    # Serialisation ----------------------------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["model"] = self.model.to_dict()
+        d["mixture"] = [list(m) for m in self.mixture] if self.mixture is not None else None
+        return d
+
+    def fingerprint(self) -> str:
+        """Hash of every field that changes the training trajectory (resume requires it unchanged)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Trajectory-relevant fields that differ from ``other``, as ``name: ours vs theirs``."""
+        a, b = self.to_dict(), other.to_dict()
+        out = [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if k not in RUNTIME_FIELDS and k != "model" and a[k] != b[k]]
+        out += [f"model.{k}: {v!r} vs {b['model'].get(k)!r}" for k, v in a["model"].items()
+                if v != b["model"].get(k)]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """Build from plain data (as in ``config.json`` or TOML); unknown keys say "did you mean"."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"a training config must be a table/dict, got {type(d).__name__}")
+        check_keys(d, [f.name for f in dataclasses.fields(cls)], "config")
+        d = dict(d)
+        if "model" not in d:
+            raise ConfigError("config has no [model] table; give model.depth or d_model/n_layer/n_head")
+        if isinstance(d.get("mixture", None), Mapping):
+            d["mixture"] = tuple(d["mixture"].items())
+        if d.get("mixture") is not None:
+            d["mixture"] = tuple(tuple(m) for m in d["mixture"])
+        if "n_tokens" in d:
+            d["n_tokens"] = _as_count("n_tokens", d["n_tokens"])
+        d["model"] = model_from_dict(d["model"], _corpus_vocab(d))
+        try:
+            return cls(**d)
+        except TypeError as err:  # a required field missing
+            raise ConfigError(f"incomplete training config: {err}") from err
+
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+        """Load ``path`` and apply ``overrides`` (dotted keys for nested tables, e.g. ``"model.depth"``)."""
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+        return cls.from_dict(apply_overrides(data, overrides or {}))
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with dotted-key overrides applied (``model.window`` -> ``data["model"]["window"]``)."""
+    out = json.loads(json.dumps(data))
+    for key, value in overrides.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key!r}: {p!r} is not a table")
+        node[leaf] = value
+    return out
+
+
+def model_from_dict(d: Mapping[str, Any], vocab_size: int) -> GPTConfig:
+    """A GPTConfig from ``{depth, aspect_ratio, head_dim, ...overrides}`` or explicit fields."""
+    if isinstance(d, GPTConfig):
+        return d
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"model must be a table, got {type(d).__name__}")
+    d = dict(d)
+    d.setdefault("vocab_size", vocab_size)
+    d.setdefault("seq_len", DEFAULT_SEQ_LEN)
+    if isinstance(d.get("attention"), str):
+        d["attention"] = {"kind": d["attention"]}
+    if "depth" in d:
+        family = {k: d.pop(k) for k in ("depth", "aspect_ratio", "head_dim") if k in d}
+        fields = [f.name for f in dataclasses.fields(GPTConfig)] + ["depth", "aspect_ratio", "head_dim"]
+        check_keys(d, fields, "model")
+        if isinstance(d.get("attention"), Mapping):
+            d["attention"] = AttentionSpec.from_dict(d["attention"])
+        if d.get("layer_attention") is not None:
+            d["layer_attention"] = tuple(s if isinstance(s, AttentionSpec) else AttentionSpec.from_dict(s)
+                                         for s in d["layer_attention"])
+        return GPTConfig.from_depth(family.pop("depth"), **family, **d)
+    return GPTConfig.from_dict(d)
+
+
+# Common names from other trainers, so the hint is useful where spelling distance is not.
+_SYNONYMS = {"learning_rate": "lr", "tokens": "n_tokens", "warmup": "warmup_steps", "data": "data_dir",
+             "micro_batch": "micro_batch_size", "dtype": "precision", "max_lr": "lr", "clip": "grad_clip"}
+
+
+def check_keys(d: Mapping[str, Any], known: list[str], where: str) -> None:
+    for key in d:
+        if key not in known:
+            hint = [_SYNONYMS[key]] if _SYNONYMS.get(key) in known else \
+                difflib.get_close_matches(str(key), known, n=1)
+            tip = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(sorted(known))}"
+            raise ConfigError(f"unknown {where} key {key!r}{tip}")
+
+
+def _corpus_vocab(d: Mapping[str, Any]) -> int:
+    path = d.get("data_dir") or (d["mixture"][0][0] if d.get("mixture") else None)
+    if path is None:
+        return BYTE_VOCAB
+    from scalinglab.data.prepare import read_manifest  # numpy-only module
+
+    return int(read_manifest(path)["vocab_size"])
+
+
+def _as_count(name: str, value: Any) -> int:
+    from scalinglab.units import parse_count
+
+    n = parse_count(value) if isinstance(value, str) else value
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    _positive_int(name, n)
+    return n
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"TrainConfig.{name}={value!r} is not allowed; give a positive integer")
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"TrainConfig.{name}={value!r} is not allowed; give a positive finite number")

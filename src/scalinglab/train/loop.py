@@ -1,0 +1,264 @@
+"""The training loop: gradient accumulation, mixed precision, clipping, schedules, eval, checkpoints, guard.
+
+One optimizer step = ``accum_steps`` micro-batches whose losses are divided by ``accum_steps`` before backward, so the
+summed gradient equals the gradient of the mean loss over the whole batch. Checkpoints are captured at the end of
+a step but written only after the *next* step's loss passes the divergence guard: a checkpoint on disk is always
+one whose parameters produced a sane loss, and a diverged run leaves the earlier checkpoints untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scalinglab.arch import count_params, flops_per_token
+from scalinglab.data.default import default_corpus
+from scalinglab.data.loader import BatchLoader, val_windows
+from scalinglab.errors import ConfigError
+from scalinglab.model import GPT
+from scalinglab.train import checkpoint as ckpt
+from scalinglab.train.config import TrainConfig
+from scalinglab.train.guard import DivergenceGuard
+from scalinglab.train.precision import autocast, make_scaler, peak_dtype
+from scalinglab.train.rundir import MetricsLog
+from scalinglab.train.schedules import lr_multiplier
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' but no CUDA device is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decay/no-decay groups (Loshchilov & Hutter 2019); fused kernel where the device has one."""
+    groups = model.configure_optimizer_groups(cfg.weight_decay)
+    kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps}
+    try:
+        return torch.optim.AdamW(groups, fused=device.type in ("cuda", "cpu"), **kwargs)
+    except (RuntimeError, ValueError):  # fused not supported here
+        return torch.optim.AdamW(groups, **kwargs)
+
+
+def device_peak_flops(device: torch.device, precision: str) -> float | None:
+    """Peak FLOP/s of this accelerator from the planner's hardware table (None: unknown, MFU not reported)."""
+    if device.type != "cuda":
+        return None
+    try:
+        from scalinglab.plan.hardware import match_device_name
+
+        spec = match_device_name(torch.cuda.get_device_name(device))
+        return spec.peak(peak_dtype(precision, device.type)) if spec is not None else None
+    except Exception as err:  # noqa: BLE001 -- the table is optional; never fail a run over MFU
+        log.info("no peak FLOP/s for this device (%s); MFU not reported", err)
+        return None
+
+
+class Diverged(Exception):
+    def __init__(self, step: int, reason: str) -> None:
+        super().__init__(reason)
+        self.step, self.reason = step, reason
+
+
+class Trainer:
+    """Holds the model, optimizer, data and counters of one run; :meth:`train` runs it to the end."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path) -> None:
+        self.cfg, self.run_dir = cfg, run_dir
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        data_dirs = cfg.data_dirs or (str(default_corpus()),)
+        self.loader = BatchLoader(data_dirs, cfg.model.seq_len, cfg.seed, cfg.data_weights)
+        if self.loader.vocab_size > cfg.model.vocab_size:
+            raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the corpus vocabulary "
+                              f"({self.loader.vocab_size}); raise it or leave it unset")
+        val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.eval_tokens)
+        self.val = val.to(self.device) if val is not None else None
+        self.model = GPT(cfg.model).to(self.device)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.scaler = make_scaler(cfg.precision, self.device.type)
+        self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window, reference=math.log(cfg.model.vocab_size))
+        self.params = count_params(cfg.model)
+        self.flops = flops_per_token(cfg.model)
+        self.peak = device_peak_flops(self.device, cfg.precision)
+        self.step, self.skipped, self.train_time_s, self.since_eval = 0, 0, 0.0, []
+        self.pending: ckpt.Snapshot | None = None
+
+    # State ------------------------------------------------------------------------------------------------------
+    def snapshot(self) -> ckpt.Snapshot:
+        meta = {"fingerprint": self.cfg.fingerprint(), "model": self.cfg.model.to_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "data": self.loader.state_dict(), "guard": self.guard.state_dict(),
+                "counters": {"skipped": self.skipped, "train_time_s": self.train_time_s,
+                             "since_eval": list(self.since_eval)}}
+        return ckpt.capture(self.step, self.model, self.optimizer, meta)
+
+    def load(self, snap: ckpt.Snapshot) -> None:
+        ckpt.restore(snap, self.model, self.optimizer)
+        meta = snap.meta
+        if meta.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(meta["scaler"])
+        self.loader.load_state_dict(meta["data"])
+        self.guard.load_state_dict(meta["guard"])
+        c = meta["counters"]
+        self.step, self.skipped, self.train_time_s = snap.step, c["skipped"], c["train_time_s"]
+        self.since_eval = list(c["since_eval"])
+
+    def flush_pending(self) -> None:
+        if self.pending is not None:
+            ckpt.write(self.pending, self.run_dir / "checkpoints")
+            ckpt.prune(self.run_dir / "checkpoints", self.cfg.keep_last)
+            self.pending = None
+
+    # One step ---------------------------------------------------------------------------------------------------
+    def accumulate(self) -> torch.Tensor:
+        """Forward/backward ``accum_steps`` micro-batches; returns the batch's mean CE loss (detached)."""
+        cfg, total = self.cfg, torch.zeros((), device=self.device)
+        for _ in range(cfg.accum_steps):
+            x, y = self.loader.next_batch(cfg.micro)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with autocast(cfg.precision, self.device.type):
+                out = self.forward(x, y)
+            loss = (out.loss + out.aux_loss) / cfg.accum_steps  # mean over the batch (equal micro-batches)
+            self.scaler.scale(loss).backward()
+            total += out.loss.detach() / cfg.accum_steps
+        return total
+
+    def train_step(self) -> dict[str, Any]:
+        cfg, t0 = self.cfg, time.perf_counter()
+        lr = cfg.lr * lr_multiplier(self.step, cfg.n_steps, schedule=cfg.schedule, warmup=cfg.warmup,
+                                    min_lr_ratio=cfg.min_lr_ratio, cooldown_frac=cfg.cooldown_frac,
+                                    cooldown_shape=cfg.cooldown_shape)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.accumulate().item()
+        self.scaler.unscale_(self.optimizer)
+        clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        # fp16 overflows are the scaler's business (skip + back off), not divergence.
+        reason = self.guard.check(loss, None if self.scaler.is_enabled() else grad_norm)
+        if reason is not None:
+            raise Diverged(self.step + 1, reason)
+        self.flush_pending()  # the previous checkpoint's parameters just produced a sane loss
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if scale is not None and self.scaler.get_scale() < scale:  # the scaler backs off exactly on a skip
+            self.skipped += 1
+        self.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        dt = time.perf_counter() - t0
+        self.train_time_s += dt
+        self.since_eval.append(loss)
+        return self.record(loss, lr, grad_norm, dt, scale)
+
+    def record(self, loss: float, lr: float, grad_norm: float, dt: float, scale: float | None) -> dict[str, Any]:
+        tps = self.cfg.tokens_per_step / dt
+        rec = {"step": self.step, "loss": loss, "lr": lr, "tokens": self.step * self.cfg.tokens_per_step,
+               "tokens_per_s": tps, "flops_per_s": tps * self.flops.counted, "grad_norm": grad_norm,
+               "memory_bytes": self.memory_bytes(), "epochs": self.loader.epochs[0], "skipped_steps": self.skipped}
+        if self.peak:
+            rec["mfu"] = rec["flops_per_s"] / self.peak
+        if scale is not None:
+            rec["loss_scale"] = scale
+        return rec
+
+    def memory_bytes(self) -> int:
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Mean CE on the fixed validation windows (None without a val split)."""
+        if self.val is None:
+            return None
+        self.model.eval()
+        total, n = 0.0, 0
+        for i in range(0, len(self.val), self.cfg.micro):
+            batch = self.val[i:i + self.cfg.micro]
+            with autocast(self.cfg.precision, self.device.type):
+                out = self.forward(batch[:, :-1], batch[:, 1:])
+            total += out.loss.float().item() * len(batch)
+            n += len(batch)
+        self.model.train()
+        return total / n
+
+    # The run ----------------------------------------------------------------------------------------------------
+    def train(self, metrics: MetricsLog, progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+        """Run to ``n_steps``; returns the ``final.json`` dict (status ``done`` or ``diverged``)."""
+        cfg, val_loss = self.cfg, None
+        try:
+            while self.step < cfg.n_steps:
+                rec = self.train_step()
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.n_steps:
+                    rec.update(self.eval_record())
+                if self.step % cfg.log_every == 0 or self.step == cfg.n_steps:
+                    metrics.write(rec)
+                if progress is not None:
+                    progress(dict(rec, n_steps=cfg.n_steps))
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.n_steps:
+                    self.pending = self.snapshot()
+        except Diverged as d:
+            log.warning("diverged at step %d: %s", d.step, d.reason)
+            return self.final("diverged", None, d)
+        final_eval = self.eval_record()
+        val_loss = final_eval.get("val_loss")
+        if val_loss is not None and not math.isfinite(val_loss):
+            return self.final("diverged", val_loss, Diverged(self.step, f"final val loss is {val_loss}"))
+        self.flush_pending()
+        self.pending = self.snapshot()
+        self.flush_pending()
+        metrics.write(dict(step=self.step, tokens=self.step * cfg.tokens_per_step, **final_eval))
+        return self.final("done", val_loss, None)
+
+    def eval_record(self) -> dict[str, Any]:
+        val = self.evaluate()
+        train = sum(self.since_eval) / len(self.since_eval) if self.since_eval else None
+        self.since_eval = []
+        rec: dict[str, Any] = {"val_loss": val, "train_loss_recent": train}
+        if val is not None and train is not None:
+            rec["train_val_gap"] = val - train  # > 0 and growing: overfitting (repeated data)
+        return rec
+
+    def final(self, status: str, val_loss: float | None, diverged: Diverged | None) -> dict[str, Any]:
+        cfg, n_tokens = self.cfg, self.step * self.cfg.tokens_per_step
+        recent = list(self.guard.history)[-10:]
+        out = {"status": status, "step": self.step, "n_steps": cfg.n_steps,
+               "train_loss": sum(recent) / len(recent) if recent else None, "val_loss": val_loss,
+               "n_params": self.params.total, "n_params_non_embedding": self.params.non_embedding,
+               "n_params_active": self.params.active, "n_tokens": n_tokens, "n_tokens_planned": cfg.n_tokens,
+               "flops_per_token": self.flops.counted, "compute_flops": self.flops.counted * n_tokens,
+               "compute_flops_6nd": self.flops.six_n * n_tokens, "wall_time_s": self.train_time_s,
+               "tokens_per_s": n_tokens / self.train_time_s if self.train_time_s > 0 else None,
+               "epochs": self.loader.epochs, "skipped_steps": self.skipped, "device": str(self.device),
+               "precision": cfg.precision, "fingerprint": cfg.fingerprint(),
+               "conventions": {"n_params": "all parameters (Chinchilla); non_embedding is Kaplan's N",
+                               "compute_flops": self.flops.convention}}
+        if self.peak and self.train_time_s > 0:
+            out["mfu"] = out["compute_flops"] / self.train_time_s / self.peak
+        if diverged is not None:
+            out.update(diverged_step=diverged.step, diverged_reason=diverged.reason)
+        return out

@@ -1,0 +1,67 @@
+"""One training step: gradient accumulation equals the big batch; fp16 loss scaling skips inf steps; bf16 runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from scalinglab.train import run
+from scalinglab.train.loop import Trainer
+from tests.train.conftest import tiny_config
+
+
+def _grads_after_accumulate(corpus, tmp_path, micro):
+    cfg = tiny_config(corpus, batch_size=32, micro_batch_size=micro)
+    trainer = Trainer(cfg, tmp_path)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss = trainer.accumulate()
+    return loss, {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+
+
+def test_accumulation_4x8_equals_one_batch_of_32(corpus, tmp_path):
+    loss_acc, acc = _grads_after_accumulate(corpus, tmp_path, 8)
+    loss_big, big = _grads_after_accumulate(corpus, tmp_path, 32)
+    assert acc.keys() == big.keys()
+    assert torch.allclose(loss_acc, loss_big, atol=1e-6, rtol=0)
+    for name in acc:
+        assert torch.allclose(acc[name], big[name], atol=1e-6, rtol=1e-5), name
+    assert any(g.abs().max() > 1e-4 for g in acc.values())  # gradients are not trivially zero
+
+
+def test_fp16_inf_gradient_skips_the_step_and_counts_it(corpus, tmp_path):
+    trainer = Trainer(tiny_config(corpus, precision="fp16"), tmp_path)
+    param = trainer.model.lm_head.weight
+    hook = param.register_hook(lambda g: torch.full_like(g, math.inf))  # inject an overflow
+    before = param.detach().clone()
+    scale = trainer.scaler.get_scale()
+    rec = trainer.train_step()
+    assert trainer.skipped == 1 and rec["skipped_steps"] == 1
+    assert torch.equal(param.detach(), before)  # the optimizer step was skipped
+    assert trainer.scaler.get_scale() == scale * 0.5 and rec["loss_scale"] == scale
+    hook.remove()
+    trainer.train_step()
+    assert trainer.skipped == 1 and not torch.equal(param.detach(), before)
+
+
+def test_bf16_autocast_trains_on_cpu(corpus, tmp_path):
+    result = run(tiny_config(corpus, precision="bf16", n_tokens=64 * 8 * 12, checkpoint_every=None),
+                 tmp_path / "bf16")
+    assert result.status == "done" and result.final["precision"] == "bf16"
+    assert math.isfinite(result.val_loss) and result.val_loss < math.log(257)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_resumed_trainer_state_matches(corpus, tmp_path, precision):
+    """A snapshot restored into a fresh trainer continues identically (scaler included)."""
+    cfg = tiny_config(corpus, precision=precision)
+    a = Trainer(cfg, tmp_path)
+    for _ in range(3):
+        a.train_step()
+    snap = a.snapshot()
+    expected = [a.train_step()["loss"] for _ in range(2)]
+    b = Trainer(cfg, tmp_path)
+    b.load(snap)
+    assert [b.train_step()["loss"] for _ in range(2)] == expected
+    assert b.scaler.get_scale() == a.scaler.get_scale()

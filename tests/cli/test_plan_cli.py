@@ -44,8 +44,27 @@ def test_plan_budget_kinds():
 def test_plan_options():
     inf = _json(["plan", "--compute", "1e23", "--law", "epoch2024", "--inference-tokens", "2e13"])
     assert inf["allocation"]["mode"] == "inference-aware"
-    cap = _json(["plan", "--compute", "1e23", "--law", "epoch2024", "--max-params", "7B", "--seq-len", "4096",
-                 "--mfu", "0.3", "--price-per-gpu-hour", "2", "--grid-intensity", "0.1", "--gpus", "256"])
+    cap = _json(
+        [
+            "plan",
+            "--compute",
+            "1e23",
+            "--law",
+            "epoch2024",
+            "--max-params",
+            "7B",
+            "--seq-len",
+            "4096",
+            "--mfu",
+            "0.3",
+            "--price-per-gpu-hour",
+            "2",
+            "--grid-intensity",
+            "0.1",
+            "--gpus",
+            "256",
+        ]
+    )
     assert cap["allocation"]["n_params"] == 7e9 and cap["shape"]["seq_len"] == 4096
     assert cap["costs"]["price_per_gpu_hour"] == 2 and cap["costs"]["grid_intensity_kg_per_kwh"] == 0.1
     tl = _json(["plan", "--target-loss", "2.1", "--law", "epoch2024"])
@@ -68,20 +87,23 @@ def test_plan_gpus():
     assert result.exit_code == 0 and "h100-sxm" in result.stdout
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["plan", "--compute", "1e23", "--gpu", "h900"], "known"),
-    (["plan", "--compute", "0"], "positive"),
-    (["plan", "--compute", "-1e21"], "positive"),
-    (["plan", "--budget-usd", "-5"], "positive"),
-    (["plan", "--compute", "1e21 parsecs"], "parsecs"),
-    (["plan", "--compute", "1e21", "--budget-usd", "2e6"], "contradictory"),
-    (["plan", "--hours", "720"], "GPU count"),
-    (["plan", "--compute", "1e25", "--gpus", "8"], "no layout fits"),
-    (["plan", "--compute", "1e23", "--unique-tokens", "lots"], "unique-tokens"),
-    (["plan", "--compute", "1e23", "--gpus", "0"], "positive"),
-    (["plan"], "exactly one"),
-    (["plan", "compare", "--compute", "1e23", "--law", "chinchilla-approach1"], "allocations only"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["plan", "--compute", "1e23", "--gpu", "h900"], "known"),
+        (["plan", "--compute", "0"], "positive"),
+        (["plan", "--compute", "-1e21"], "positive"),
+        (["plan", "--budget-usd", "-5"], "positive"),
+        (["plan", "--compute", "1e21 parsecs"], "parsecs"),
+        (["plan", "--compute", "1e21", "--budget-usd", "2e6"], "contradictory"),
+        (["plan", "--hours", "720"], "GPU count"),
+        (["plan", "--compute", "1e25", "--gpus", "8"], "no layout fits"),
+        (["plan", "--compute", "1e23", "--unique-tokens", "lots"], "unique-tokens"),
+        (["plan", "--compute", "1e23", "--gpus", "0"], "positive"),
+        (["plan"], "exactly one"),
+        (["plan", "compare", "--compute", "1e23", "--law", "chinchilla-approach1"], "allocations only"),
+    ],
+)
 def test_bad_input_one_line_exit_2(args, needle, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)

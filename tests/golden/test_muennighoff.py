@@ -7,14 +7,22 @@ import csv
 import numpy as np
 import pytest
 
-from scalinglab.laws.data_constrained import DataConstrainedLaw, fit_r_star, huber_log_objective, muennighoff2023
+from scalinglab.laws.data_constrained import (
+    DataConstrainedLaw,
+    fit_r_star,
+    huber_log_objective,
+    muennighoff2023,
+)
 from tests.conftest import shared_csv
 
 
 @pytest.fixture(scope="module")
 def runs():
-    rows = [r for r in csv.DictReader(open(shared_csv("muennighoff2023_datablations_runs.csv")))
-            if r["in_Rstar_fit_set"] == "1"]
+    rows = [
+        r
+        for r in csv.DictReader(open(shared_csv("muennighoff2023_datablations_runs.csv")))
+        if r["in_Rstar_fit_set"] == "1"
+    ]
     cols = ("N_params", "D_tokens_total", "U_unique_tokens", "val_loss")
     return tuple(np.array([float(r[c]) for r in rows]) for c in cols)
 
@@ -36,11 +44,13 @@ def test_n_opt_rule_matters(runs):
     n, d, u, y = runs
     u_n = np.minimum(n, u / 20.0)
     n_eff = u_n + u_n * law.rn_star * (-np.expm1(-(n / u_n - 1) / law.rn_star))
-    pred = law.E + law.A / n_eff ** law.alpha + law.B / law.effective_tokens(d, u) ** law.beta
+    pred = law.E + law.A / n_eff**law.alpha + law.B / law.effective_tokens(d, u) ** law.beta
     r = np.log(pred) - np.log(y)
     alt = np.sum(np.where(np.abs(r) <= 1e-3, 0.5 * r * r, 1e-3 * (np.abs(r) - 0.5e-3)))
     assert abs(alt - 0.01583) > 5e-6
-    no_excess = DataConstrainedLaw(**{k: getattr(law, k) for k in ("E", "A", "B", "alpha", "beta")}, rn_star=1e12)
+    no_excess = DataConstrainedLaw(
+        **{k: getattr(law, k) for k in ("E", "A", "B", "alpha", "beta")}, rn_star=1e12
+    )
     assert huber_log_objective(no_excess, *runs) > 0.02
 
 
@@ -49,7 +59,7 @@ def test_effective_data_expm1_limits():
     u = 1e9
     assert float(law.effective_tokens(u * (1 + 1e-12), u)) == pytest.approx(u * (1 + 1e-12), rel=1e-15)
     assert float(law.effective_tokens(1e30, u)) == pytest.approx(u * (1 + law.rd_star), rel=1e-9)
-    assert float(law.effective_tokens(0.5 * u, u)) == 0.5 * u       # under one epoch: all fresh
+    assert float(law.effective_tokens(0.5 * u, u)) == 0.5 * u  # under one epoch: all fresh
 
 
 def test_refit_r_star_is_no_worse(runs):

@@ -12,8 +12,14 @@ from scalinglab.plan.planner import make_plan
 
 # Hoffmann et al. 2022, Table 3 (Approach 1 projections): FLOPs -> (parameters, tokens).
 CHINCHILLA_TABLE3 = [
-    (1.92e19, 400e6, 8.0e9), (1.21e20, 1e9, 20.2e9), (1.23e22, 10e9, 205.1e9), (5.76e23, 67e9, 1.5e12),
-    (3.85e24, 175e9, 3.7e12), (9.90e24, 280e9, 5.9e12), (3.43e25, 520e9, 11.0e12), (1.27e26, 1e12, 21.2e12),
+    (1.92e19, 400e6, 8.0e9),
+    (1.21e20, 1e9, 20.2e9),
+    (1.23e22, 10e9, 205.1e9),
+    (5.76e23, 67e9, 1.5e12),
+    (3.85e24, 175e9, 3.7e12),
+    (9.90e24, 280e9, 5.9e12),
+    (3.43e25, 520e9, 11.0e12),
+    (1.27e26, 1e12, 21.2e12),
     (1.30e28, 10e12, 216.2e12),
 ]
 
@@ -30,7 +36,7 @@ def test_full_plan_keeps_table3_allocation(flops, n, d):
     plan = make_plan(flops, gpu="h100", law="chinchilla-approach1")
     assert plan.allocation.n_params == pytest.approx(n, rel=0.10)
     assert plan.allocation.n_tokens == pytest.approx(d, rel=0.10)
-    assert plan.shape_n_params == pytest.approx(n, rel=0.25)    # the nearest real shape of the family
+    assert plan.shape_n_params == pytest.approx(n, rel=0.25)  # the nearest real shape of the family
 
 
 def test_epoch2024_at_5_76e23():
@@ -54,7 +60,8 @@ def test_zero_model_states_7b():
 def test_gpt3_activations_korthikanti():
     kw = dict(seq_len=2048, micro_batch=1, d_model=12288, n_head=96)
     plain = activation_bytes_per_layer(**kw, spec=ActivationSpec(attention="materialized", dropout=True))
-    tp_sp = activation_bytes_per_layer(**kw, spec=ActivationSpec(attention="materialized", dropout=True, tp=8,
-                                                                 sp=True))
+    tp_sp = activation_bytes_per_layer(
+        **kw, spec=ActivationSpec(attention="materialized", dropout=True, tp=8, sp=True)
+    )
     assert round(plain / 1e9, 2) == 2.87
     assert round(tp_sp / 1e9, 3) == 0.359

@@ -7,7 +7,18 @@ import pytest
 from scalinglab.errors import PlanError
 from scalinglab.plan.hardware import DTYPES, get_gpu, list_gpus, load_hardware, match_device_name
 
-REQUIRED = {"a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "b200", "mi300x", "tpu-v5e", "tpu-v5p", "cpu"}
+REQUIRED = {
+    "a100-40gb",
+    "a100-80gb",
+    "h100-sxm",
+    "h100-pcie",
+    "h200",
+    "b200",
+    "mi300x",
+    "tpu-v5e",
+    "tpu-v5p",
+    "cpu",
+}
 
 
 def test_table_has_required_entries_each_with_a_source():
@@ -42,10 +53,17 @@ def test_missing_dtype_is_plan_error():
         get_gpu("a100").peak("fp8")
 
 
-@pytest.mark.parametrize("torch_name,key", [
-    ("NVIDIA H100 80GB HBM3", "h100-sxm"), ("NVIDIA H100 PCIe", "h100-pcie"),
-    ("NVIDIA A100-SXM4-40GB", "a100-40gb"), ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
-    ("NVIDIA H200", "h200"), ("AMD Instinct MI300X", "mi300x")])
+@pytest.mark.parametrize(
+    "torch_name,key",
+    [
+        ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+        ("NVIDIA H100 PCIe", "h100-pcie"),
+        ("NVIDIA A100-SXM4-40GB", "a100-40gb"),
+        ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+        ("NVIDIA H200", "h200"),
+        ("AMD Instinct MI300X", "mi300x"),
+    ],
+)
 def test_match_device_name(torch_name, key):
     assert match_device_name(torch_name).key == key
 
@@ -57,12 +75,14 @@ def test_match_device_name_unknown_is_none():
 
 def test_user_file_adds_and_replaces(tmp_path):
     f = tmp_path / "hw.toml"
-    f.write_text('[gpu.my-chip]\nname = "Mine"\npeak_flops = { bf16 = 1e15 }\nmemory_bytes = 96e9\n'
-                 'bandwidth = 4e12\ntdp_w = 600\nintra_node_bw = 4e11\ninter_node_bw = 5e10\ngpus_per_node = 4\n'
-                 'source = "my lab measurement"\nmatch = ["MyChip"]\n'
-                 '[gpu.h100-sxm]\nname = "H100 derated"\npeak_flops = { bf16 = 8e14 }\nmemory_bytes = 80e9\n'
-                 'bandwidth = 3e12\ntdp_w = 700\nintra_node_bw = 9e11\ninter_node_bw = 5e10\ngpus_per_node = 8\n'
-                 'source = "derated"\n')
+    f.write_text(
+        '[gpu.my-chip]\nname = "Mine"\npeak_flops = { bf16 = 1e15 }\nmemory_bytes = 96e9\n'
+        "bandwidth = 4e12\ntdp_w = 600\nintra_node_bw = 4e11\ninter_node_bw = 5e10\ngpus_per_node = 4\n"
+        'source = "my lab measurement"\nmatch = ["MyChip"]\n'
+        '[gpu.h100-sxm]\nname = "H100 derated"\npeak_flops = { bf16 = 8e14 }\nmemory_bytes = 80e9\n'
+        "bandwidth = 3e12\ntdp_w = 700\nintra_node_bw = 9e11\ninter_node_bw = 5e10\ngpus_per_node = 8\n"
+        'source = "derated"\n'
+    )
     assert get_gpu("my-chip", f).peak("bf16") == 1e15
     assert get_gpu("h100-sxm", f).peak("bf16") == 8e14
     assert match_device_name("MyChip rev2", f).key == "my-chip"

@@ -7,8 +7,12 @@ import pytest
 from scalinglab.errors import PlanError
 from scalinglab.plan.cost import compute_from_gpu_hours, estimate_costs, load_constants
 from scalinglab.plan.hardware import get_gpu
-from scalinglab.plan.hyperparams import (deepseek_batch_tokens, deepseek_learning_rate, kaplan_critical_batch,
-                                         plan_hyperparams)
+from scalinglab.plan.hyperparams import (
+    deepseek_batch_tokens,
+    deepseek_learning_rate,
+    kaplan_critical_batch,
+    plan_hyperparams,
+)
 
 
 def test_kaplan_critical_batch_formula():
@@ -44,8 +48,16 @@ def test_every_constant_has_a_source():
 
 def test_costs_arithmetic():
     h100 = get_gpu("h100")
-    c = estimate_costs(989.4e12 * 0.5 * 3600 * 8, gpu=h100, n_gpus=8, mfu=0.5, price=2.0, pue=1.5,
-                       power_utilisation=0.5, grid_intensity=0.1)
+    c = estimate_costs(
+        989.4e12 * 0.5 * 3600 * 8,
+        gpu=h100,
+        n_gpus=8,
+        mfu=0.5,
+        price=2.0,
+        pue=1.5,
+        power_utilisation=0.5,
+        grid_intensity=0.1,
+    )
     assert c.wall_clock_hours == pytest.approx(1.0)
     assert c.gpu_hours == pytest.approx(8.0) and c.usd == pytest.approx(16.0)
     assert c.kwh == pytest.approx(8 * 700 * 0.5 * 1.0 * 1.5 / 1000)

@@ -21,11 +21,15 @@ def _loss(p, n, d):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.floats(min_value=6.0, max_value=16.0), st.floats(min_value=0.05, max_value=3.0),
-       st.floats(min_value=0.02, max_value=0.6), st.sampled_from([CHIN, EPOCH]))
+@given(
+    st.floats(min_value=6.0, max_value=16.0),
+    st.floats(min_value=0.05, max_value=3.0),
+    st.floats(min_value=0.02, max_value=0.6),
+    st.sampled_from([CHIN, EPOCH]),
+)
 def test_more_inference_smaller_longer_same_loss(log_inf, step, gap, params):
     target = params["E"] + gap
-    lo = inference_aware_allocation(params, target, 10 ** log_inf)
+    lo = inference_aware_allocation(params, target, 10**log_inf)
     hi = inference_aware_allocation(params, target, 10 ** (log_inf + step))
     assert hi.n_params < lo.n_params
     assert hi.n_tokens > lo.n_tokens
@@ -63,5 +67,6 @@ def test_compare_overtrained_same_loss():
     assert over.tokens_per_param == pytest.approx(10 * opt.tokens_per_param)
     assert over.n_params < opt.n_params and over.train_flops > opt.train_flops
     be = breakeven_inference_tokens(opt, over)
-    assert be is not None and math.isclose(over.train_flops + 2 * over.n_params * be,
-                                           opt.train_flops + 2 * opt.n_params * be, rel_tol=1e-9)
+    assert be is not None and math.isclose(
+        over.train_flops + 2 * over.n_params * be, opt.train_flops + 2 * opt.n_params * be, rel_tol=1e-9
+    )

@@ -12,12 +12,15 @@ from scalinglab.plan.layout import LayoutRequest, ModelDims, enumerate_layouts, 
 
 @pytest.fixture(scope="module")
 def dims70b():
-    return ModelDims.from_config(shape_for_params(70e9, vocab_size=128256, seq_len=4096, depths=range(1, 257)))
+    return ModelDims.from_config(
+        shape_for_params(70e9, vocab_size=128256, seq_len=4096, depths=range(1, 257))
+    )
 
 
 def _req(dims, n_gpus, batch=1024, **kw):
-    return LayoutRequest(dims=dims, gpu=get_gpu("h100"), n_gpus=n_gpus, batch_sequences=batch, seq_len=4096,
-                         mfu=0.4, **kw)
+    return LayoutRequest(
+        dims=dims, gpu=get_gpu("h100"), n_gpus=n_gpus, batch_sequences=batch, seq_len=4096, mfu=0.4, **kw
+    )
 
 
 def test_fitting_layouts_fit_and_are_ranked(dims70b):

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from scalinglab.errors import ConfigError
-from scalinglab.plan.memory import (ActivationSpec, activation_bytes_per_layer, kv_cache_bytes, model_state_bytes,
-                                    training_memory)
+from scalinglab.plan.memory import (
+    ActivationSpec,
+    activation_bytes_per_layer,
+    kv_cache_bytes,
+    model_state_bytes,
+    training_memory,
+)
 
 GPT3 = dict(seq_len=2048, micro_batch=1, d_model=12288, n_head=96)
 
@@ -48,7 +53,7 @@ def test_flash_keeps_no_s_squared_term():
     sbh = 2048 * 12288
     assert flash == pytest.approx(32 * sbh + 4 * 96 * 2048)
     long = activation_bytes_per_layer(**{**GPT3, "seq_len": 8192}, spec=ActivationSpec(attention="flash"))
-    assert long == pytest.approx(4 * flash, rel=1e-3)   # linear in s, not quadratic
+    assert long == pytest.approx(4 * flash, rel=1e-3)  # linear in s, not quadratic
 
 
 def test_no_dropout_saves_masks_and_dropout_output():
@@ -60,24 +65,47 @@ def test_no_dropout_saves_masks_and_dropout_output():
 
 def test_kv_cache_counts_k_and_v_and_gqa():
     # Llama-2-70B-like: 80 layers, 8 KV heads of 128, 4096 tokens, batch 1, bf16 -> 2*80*8*128*4096*2 B
-    assert kv_cache_bytes(n_layer=80, n_kv_head=8, head_dim=128, seq_len=4096, batch=1) == 2 * 80 * 8 * 128 * 4096 * 2
+    assert (
+        kv_cache_bytes(n_layer=80, n_kv_head=8, head_dim=128, seq_len=4096, batch=1)
+        == 2 * 80 * 8 * 128 * 4096 * 2
+    )
     mha = kv_cache_bytes(n_layer=80, n_kv_head=64, head_dim=128, seq_len=4096, batch=1)
     assert mha == 8 * kv_cache_bytes(n_layer=80, n_kv_head=8, head_dim=128, seq_len=4096, batch=1)
 
 
 def test_pipeline_in_flight_micro_batches():
-    kw = dict(n_params_device=1e9, n_layer_device=10, seq_len=1024, micro_batch=1, d_model=1024, n_head=16,
-              vocab_size=1000, spec=ActivationSpec())
+    kw = dict(
+        n_params_device=1e9,
+        n_layer_device=10,
+        seq_len=1024,
+        micro_batch=1,
+        d_model=1024,
+        n_head=16,
+        vocab_size=1000,
+        spec=ActivationSpec(),
+    )
     one = training_memory(**kw, pp=1, n_micro=8)
     four = training_memory(**kw, pp=4, n_micro=8)
     few = training_memory(**kw, pp=4, n_micro=2)
-    assert one.in_flight_micro_batches == 1 and four.in_flight_micro_batches == 4 and few.in_flight_micro_batches == 2
+    assert (
+        one.in_flight_micro_batches == 1
+        and four.in_flight_micro_batches == 4
+        and few.in_flight_micro_batches == 2
+    )
     assert four.activations > one.activations > 0
 
 
 def test_fragmentation_margin():
-    kw = dict(n_params_device=1e9, n_layer_device=10, seq_len=1024, micro_batch=1, d_model=1024, n_head=16,
-              vocab_size=1000, spec=ActivationSpec())
+    kw = dict(
+        n_params_device=1e9,
+        n_layer_device=10,
+        seq_len=1024,
+        micro_batch=1,
+        d_model=1024,
+        n_head=16,
+        vocab_size=1000,
+        spec=ActivationSpec(),
+    )
     base = training_memory(**kw)
     padded = training_memory(**kw, fragmentation=0.1)
     assert padded.total == pytest.approx(base.total * 1.1)

@@ -11,9 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scalinglab.arch import GPTConfig, count_params  # noqa: E402
-from scalinglab.plan.memory import (ActivationSpec, activation_bytes_per_layer, head_activation_bytes,  # noqa: E402
-                                    model_state_bytes)
+from scalinglab.arch import GPTConfig, count_params
+from scalinglab.plan.memory import (
+    ActivationSpec,
+    activation_bytes_per_layer,
+    head_activation_bytes,
+    model_state_bytes,
+)
 
 CONFIGS = [
     (dict(vocab_size=256, seq_len=1024, d_model=512, n_layer=8, n_head=8), 16),
@@ -25,8 +29,9 @@ CONFIGS = [
 def predicted_peak(cfg: GPTConfig, batch: int) -> float:
     spec = ActivationSpec.for_model(cfg, act_bytes=4.0)
     kw = dict(seq_len=cfg.seq_len, micro_batch=batch, d_model=cfg.d_model)
-    acts = cfg.n_layer * activation_bytes_per_layer(**kw, n_head=cfg.n_head, spec=spec) + \
-        head_activation_bytes(**kw, vocab_size=cfg.vocab_size, spec=spec)
+    acts = cfg.n_layer * activation_bytes_per_layer(
+        **kw, n_head=cfg.n_head, spec=spec
+    ) + head_activation_bytes(**kw, vocab_size=cfg.vocab_size, spec=spec)
     return model_state_bytes(count_params(cfg).total, precision="fp32").total + acts
 
 
@@ -51,6 +56,8 @@ def test_predicted_peak_within_10_percent(shape, batch):
     torch.cuda.synchronize()
     real = torch.cuda.max_memory_allocated()
     pred = predicted_peak(cfg, batch)
-    print(f"GPU peak {shape} b={batch}: predicted {pred / 1e9:.3f} GB, measured {real / 1e9:.3f} GB, "
-          f"ratio {pred / real:.3f}")
+    print(
+        f"GPU peak {shape} b={batch}: predicted {pred / 1e9:.3f} GB, measured {real / 1e9:.3f} GB, "
+        f"ratio {pred / real:.3f}"
+    )
     assert pred == pytest.approx(real, rel=0.10)

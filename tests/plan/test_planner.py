@@ -33,6 +33,24 @@ def test_plan_is_consistent(plan_1e23):
     assert c.wall_clock_days <= 90
 
 
+def test_serving_memory_kv_cache(plan_1e23):
+    from scalinglab.arch import GPTConfig
+    from scalinglab.plan.memory import kv_cache_bytes
+
+    cfg = GPTConfig.from_dict(plan_1e23.shape)
+    sv = plan_1e23.serving
+    assert sv["weights_bf16_bytes"] == 2 * plan_1e23.shape_n_params
+    assert sv["kv_cache_bytes_per_sequence"] == kv_cache_bytes(
+        n_layer=cfg.n_layer, n_kv_head=cfg.kv_heads, head_dim=cfg.head_dim, seq_len=cfg.seq_len, batch=1
+    )
+    assert sv["kv_cache_bytes_per_sequence"] == 2 * cfg.n_layer * cfg.d_model * cfg.seq_len * 2
+
+
+def test_unknown_option():
+    with pytest.raises(PlanError, match="unknown plan option"):
+        make_plan(1e21, gpus=8)
+
+
 def test_to_dict_is_json(plan_1e23):
     d = json.loads(json.dumps(plan_1e23.to_dict()))
     assert d["allocation"]["n_params"] == pytest.approx(plan_1e23.allocation.n_params)
@@ -50,24 +68,27 @@ def test_budget_kinds_agree():
     assert by_hours.costs.wall_clock_hours == pytest.approx(100, rel=1e-3)
     by_gpuh = make_plan("6400 gpu-hours", gpu="h100", law="epoch2024", n_gpus=64)
     assert by_gpuh.allocation.compute_flops == pytest.approx(by_hours.allocation.compute_flops, rel=1e-6)
-    by_usd = make_plan("$19200", gpu="h100", law="epoch2024", n_gpus=64)   # 6400 h x $3
+    by_usd = make_plan("$19200", gpu="h100", law="epoch2024", n_gpus=64)  # 6400 h x $3
     assert by_usd.costs.usd == pytest.approx(19200, rel=1e-3)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(budget=1e23, target_loss=2.0), "exactly one"),
-    (dict(budget=None), "exactly one"),
-    (dict(budget=-1e21), "positive"),
-    (dict(budget=0.0), "positive"),
-    (dict(budget="1e21 parsecs"), "parsecs"),
-    (dict(budget=1e23, gpu="h900"), "known"),
-    (dict(budget=1e23, mfu=1.5), "mfu"),
-    (dict(budget=1e23, unique_tokens=1e11, inference_tokens=1e12), "not supported"),
-    (dict(budget=1e23, law="chinchilla-approach1", inference_tokens=1e12), "allocations only"),
-    (dict(budget=1e25, n_gpus=8), "no layout fits"),
-    (dict(budget=1e23, law="no-such-law"), "unknown law"),
-    (dict(target_loss=1.5, law="epoch2024"), "irreducible"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(budget=1e23, target_loss=2.0), "exactly one"),
+        (dict(budget=None), "exactly one"),
+        (dict(budget=-1e21), "positive"),
+        (dict(budget=0.0), "positive"),
+        (dict(budget="1e21 parsecs"), "parsecs"),
+        (dict(budget=1e23, gpu="h900"), "known"),
+        (dict(budget=1e23, mfu=1.5), "mfu"),
+        (dict(budget=1e23, unique_tokens=1e11, inference_tokens=1e12), "not supported"),
+        (dict(budget=1e23, law="chinchilla-approach1", inference_tokens=1e12), "allocations only"),
+        (dict(budget=1e25, n_gpus=8), "no layout fits"),
+        (dict(budget=1e23, law="no-such-law"), "unknown law"),
+        (dict(target_loss=1.5, law="epoch2024"), "irreducible"),
+    ],
+)
 def test_bad_requests(kwargs, match):
     budget = kwargs.pop("budget", None)
     with pytest.raises(PlanError, match=match):
@@ -128,8 +149,15 @@ def test_saved_fit_bootstrap_gives_intervals(tmp_path):
     rng = np.random.default_rng(0)
     centre = dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
     boot = {k: v * (1 + 0.02 * rng.standard_normal(200)) for k, v in centre.items()}
-    fit = FitResult(form=chinchilla_form(), params=centre, stderr={k: 0.0 for k in centre}, objective=0.0,
-                    n_points=100, status="converged", bootstrap=boot)
+    fit = FitResult(
+        form=chinchilla_form(),
+        params=centre,
+        stderr={k: 0.0 for k in centre},
+        objective=0.0,
+        n_points=100,
+        status="converged",
+        bootstrap=boot,
+    )
     path = tmp_path / "fit.json"
     fit.save(path)
     a = plan_allocation(str(path), 1e23)
@@ -150,7 +178,9 @@ def test_report_section_escapes():
 
 
 def test_plan_imports_without_torch():
-    code = ("import sys; import scalinglab.plan, scalinglab.plan.planner, scalinglab.laws.data_constrained, "
-            "scalinglab.cli.plan; from scalinglab.plan import make_plan; make_plan(1e21, n_gpus=8); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; import scalinglab.plan, scalinglab.plan.planner, scalinglab.laws.data_constrained, "
+        "scalinglab.cli.plan; from scalinglab.plan import make_plan; make_plan(1e21, n_gpus=8); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,10 +7,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scalinglab.arch import GPTConfig  # noqa: E402
-from scalinglab.plan import make_plan  # noqa: E402
-from scalinglab.plan.memory import (ActivationSpec, activation_bytes_per_layer, head_activation_bytes,  # noqa: E402
-                                    model_state_bytes)
+from scalinglab.arch import GPTConfig
+from scalinglab.plan import make_plan
+from scalinglab.plan.memory import (
+    ActivationSpec,
+    activation_bytes_per_layer,
+    head_activation_bytes,
+    model_state_bytes,
+)
 
 
 def _gpt_class():
@@ -50,8 +54,12 @@ def test_adamw_state_bytes_equal_prediction():
     n = sum(p.numel() for p in params)
     weights = sum(p.numel() * p.element_size() for p in params)
     grads = sum(p.grad.numel() * p.grad.element_size() for p in params)
-    moments = sum(t.numel() * t.element_size() for s in opt.state.values()
-                  for k, t in s.items() if k in ("exp_avg", "exp_avg_sq"))
+    moments = sum(
+        t.numel() * t.element_size()
+        for s in opt.state.values()
+        for k, t in s.items()
+        if k in ("exp_avg", "exp_avg_sq")
+    )
     steps = sum(s["step"].numel() * s["step"].element_size() for s in opt.state.values())
     pred = model_state_bytes(n, precision="fp32")
     assert (weights, grads, moments) == (pred.weights, pred.grads, pred.optimizer)
@@ -72,11 +80,14 @@ def _saved_activation_bytes(model, idx) -> int:
     return sum(v for k, v in seen.items() if k not in owned)
 
 
-@pytest.mark.parametrize("shape,batch", [
-    (dict(d_model=128, n_layer=2, n_head=4, seq_len=128, vocab_size=512), 4),
-    (dict(d_model=96, n_layer=3, n_head=3, seq_len=64, vocab_size=1000), 8),
-    (dict(d_model=64, n_layer=2, n_head=2, seq_len=256, vocab_size=300, pos="learned", norm="layer"), 2),
-])
+@pytest.mark.parametrize(
+    "shape,batch",
+    [
+        (dict(d_model=128, n_layer=2, n_head=4, seq_len=128, vocab_size=512), 4),
+        (dict(d_model=96, n_layer=3, n_head=3, seq_len=64, vocab_size=1000), 8),
+        (dict(d_model=64, n_layer=2, n_head=2, seq_len=256, vocab_size=300, pos="learned", norm="layer"), 2),
+    ],
+)
 def test_saved_activations_match_model(shape, batch):
     GPT = _gpt_class()
     torch.manual_seed(0)
@@ -86,6 +97,7 @@ def test_saved_activations_match_model(shape, batch):
     real = _saved_activation_bytes(model, idx)
     spec = ActivationSpec.for_model(cfg, act_bytes=4.0)
     kw = dict(seq_len=cfg.seq_len, micro_batch=batch, d_model=cfg.d_model)
-    pred = cfg.n_layer * activation_bytes_per_layer(**kw, n_head=cfg.n_head, spec=spec) + \
-        head_activation_bytes(**kw, vocab_size=cfg.vocab_size, spec=spec)
+    pred = cfg.n_layer * activation_bytes_per_layer(
+        **kw, n_head=cfg.n_head, spec=spec
+    ) + head_activation_bytes(**kw, vocab_size=cfg.vocab_size, spec=spec)
     assert pred == pytest.approx(real, rel=0.02)

@@ -12,14 +12,15 @@ Examples::
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scalinglab.cli.common import JSON_OPTION, print_json, stdout_console
 
-plan_app = typer.Typer(help="Plan a training run from a budget: size, tokens, shape, batch, LR, layout, cost.",
-                       invoke_without_command=True, no_args_is_help=False)
+plan_app = typer.Typer(
+    help="Plan a training run from a budget: size, tokens, shape, batch, LR, layout, cost.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
 _COMPUTE = typer.Option(None, "--compute", help="Training compute in FLOPs, e.g. 1e23 or '1e23 flops'.")
 _LAW = typer.Option("chinchilla", "--law", help="Preset law (scalinglab laws) or a saved fit JSON.")
@@ -27,7 +28,7 @@ _GPU = typer.Option("h100", "--gpu", help="Hardware key (scalinglab plan gpus)."
 _HW = typer.Option(None, "--hardware", help="TOML file adding/replacing hardware entries.")
 
 
-def _count(text: Optional[str], what: str) -> Optional[float]:
+def _count(text: str | None, what: str) -> float | None:
     from scalinglab.errors import PlanError, UnitError
     from scalinglab.units import parse_count
 
@@ -44,40 +45,55 @@ def _budget(compute, budget_usd, gpu_hours, hours, gpus):
     from scalinglab.plan.planner import Budget
     from scalinglab.units import parse_flops, parse_quantity, parse_usd
 
-    given = [n for n, v in (("--compute", compute), ("--budget-usd", budget_usd), ("--gpu-hours", gpu_hours),
-                            ("--hours", hours)) if v is not None]
+    given = [
+        n
+        for n, v in (
+            ("--compute", compute),
+            ("--budget-usd", budget_usd),
+            ("--gpu-hours", gpu_hours),
+            ("--hours", hours),
+        )
+        if v is not None
+    ]
     if len(given) > 1:
         raise PlanError(f"contradictory options {' and '.join(given)}: give one budget")
     try:
-        return Budget(compute_flops=None if compute is None else parse_flops(compute),
-                      usd=None if budget_usd is None else parse_usd(budget_usd),
-                      gpu_hours=None if gpu_hours is None else parse_quantity(gpu_hours, "hours"),
-                      deadline_hours=None if hours is None else parse_quantity(hours, "hours"), n_gpus=gpus)
+        return Budget(
+            compute_flops=None if compute is None else parse_flops(compute),
+            usd=None if budget_usd is None else parse_usd(budget_usd),
+            gpu_hours=None if gpu_hours is None else parse_quantity(gpu_hours, "hours"),
+            deadline_hours=None if hours is None else parse_quantity(hours, "hours"),
+            n_gpus=gpus,
+        )
     except UnitError as err:
         raise PlanError(str(err)) from None
 
 
 @plan_app.callback()
-def plan(ctx: typer.Context,
-         compute: Optional[str] = _COMPUTE,
-         budget_usd: Optional[str] = typer.Option(None, "--budget-usd", help="Budget in US$, e.g. 2e6 or $2M."),
-         gpu_hours: Optional[str] = typer.Option(None, "--gpu-hours", help="Budget in GPU-hours."),
-         hours: Optional[str] = typer.Option(None, "--hours", help="Deadline in hours (with --gpus)."),
-         gpus: Optional[int] = typer.Option(None, "--gpus", help="Number of GPUs (default: chosen)."),
-         gpu: str = _GPU, law: str = _LAW,
-         unique_tokens: Optional[str] = typer.Option(None, "--unique-tokens", help="Unique tokens available."),
-         inference_tokens: Optional[str] = typer.Option(None, "--inference-tokens",
-                                                        help="Lifetime inference tokens."),
-         max_params: Optional[str] = typer.Option(None, "--max-params", help="Largest model allowed, e.g. 7B."),
-         seq_len: int = typer.Option(2048, "--seq-len", help="Sequence length."),
-         target_loss: Optional[float] = typer.Option(None, "--target-loss", help="Reach this loss cheaply."),
-         mfu: Optional[float] = typer.Option(None, "--mfu", help="MFU of a well-tuned layout (default 0.40)."),
-         price: Optional[float] = typer.Option(None, "--price-per-gpu-hour", help="US$ per GPU-hour."),
-         grid: Optional[float] = typer.Option(None, "--grid-intensity", help="kg CO2 per kWh."),
-         pue: Optional[float] = typer.Option(None, "--pue", help="Data-centre PUE."),
-         vocab_size: int = typer.Option(50304, "--vocab-size", help="Vocabulary size of the shape."),
-         hardware: Optional[str] = _HW,
-         as_json: bool = JSON_OPTION) -> None:
+def plan(
+    ctx: typer.Context,
+    compute: str | None = _COMPUTE,
+    budget_usd: str | None = typer.Option(None, "--budget-usd", help="Budget in US$, e.g. 2e6 or $2M."),
+    gpu_hours: str | None = typer.Option(None, "--gpu-hours", help="Budget in GPU-hours."),
+    hours: str | None = typer.Option(None, "--hours", help="Deadline in hours (with --gpus)."),
+    gpus: int | None = typer.Option(None, "--gpus", help="Number of GPUs (default: chosen)."),
+    gpu: str = _GPU,
+    law: str = _LAW,
+    unique_tokens: str | None = typer.Option(None, "--unique-tokens", help="Unique tokens available."),
+    inference_tokens: str | None = typer.Option(
+        None, "--inference-tokens", help="Lifetime inference tokens."
+    ),
+    max_params: str | None = typer.Option(None, "--max-params", help="Largest model allowed, e.g. 7B."),
+    seq_len: int = typer.Option(2048, "--seq-len", help="Sequence length."),
+    target_loss: float | None = typer.Option(None, "--target-loss", help="Reach this loss cheaply."),
+    mfu: float | None = typer.Option(None, "--mfu", help="MFU of a well-tuned layout (default 0.40)."),
+    price: float | None = typer.Option(None, "--price-per-gpu-hour", help="US$ per GPU-hour."),
+    grid: float | None = typer.Option(None, "--grid-intensity", help="kg CO2 per kWh."),
+    pue: float | None = typer.Option(None, "--pue", help="Data-centre PUE."),
+    vocab_size: int = typer.Option(50304, "--vocab-size", help="Vocabulary size of the shape."),
+    hardware: str | None = _HW,
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Plan a run: `scalinglab plan --compute 1e23 --gpu h100 --law epoch2024`."""
     if ctx.invoked_subcommand is not None:
         return
@@ -87,12 +103,23 @@ def plan(ctx: typer.Context,
     if gpus is not None and gpus <= 0:
         raise PlanError(f"--gpus must be a positive whole number, got {gpus}")
     b = _budget(compute, budget_usd, gpu_hours, hours, gpus)
-    p = make_plan(b if b.kind is not None else None, gpu=gpu, law=law, n_gpus=gpus,
-                  unique_tokens=_count(unique_tokens, "--unique-tokens"),
-                  inference_tokens=_count(inference_tokens, "--inference-tokens"),
-                  max_params=_count(max_params, "--max-params"), seq_len=seq_len, target_loss=target_loss, mfu=mfu,
-                  price_per_gpu_hour=price, grid_intensity=grid, pue=pue, vocab_size=vocab_size,
-                  hardware_file=hardware)
+    p = make_plan(
+        b if b.kind is not None else None,
+        gpu=gpu,
+        law=law,
+        n_gpus=gpus,
+        unique_tokens=_count(unique_tokens, "--unique-tokens"),
+        inference_tokens=_count(inference_tokens, "--inference-tokens"),
+        max_params=_count(max_params, "--max-params"),
+        seq_len=seq_len,
+        target_loss=target_loss,
+        mfu=mfu,
+        price_per_gpu_hour=price,
+        grid_intensity=grid,
+        pue=pue,
+        vocab_size=vocab_size,
+        hardware_file=hardware,
+    )
     if as_json:
         print_json(p.to_dict())
         return
@@ -109,7 +136,7 @@ def plan(ctx: typer.Context,
 
 
 @plan_app.command("gpus")
-def gpus_cmd(hardware: Optional[str] = _HW, as_json: bool = JSON_OPTION) -> None:
+def gpus_cmd(hardware: str | None = _HW, as_json: bool = JSON_OPTION) -> None:
     """List the hardware table (dense peak FLOP/s, memory, power, price)."""
     from scalinglab.plan.cost import price_per_hour
     from scalinglab.plan.hardware import list_gpus
@@ -125,19 +152,29 @@ def gpus_cmd(hardware: Optional[str] = _HW, as_json: bool = JSON_OPTION) -> None
         table.add_column(col)
     for s in specs:
         fp8 = s.peak_flops.get("fp8")
-        table.add_row(s.key, s.name, f"{s.peak_flops.get('bf16', 0) / 1e12:.0f}",
-                      "-" if fp8 is None else f"{fp8 / 1e12:.0f}", f"{s.memory_bytes / 1e9:.0f}",
-                      f"{s.bandwidth / 1e12:.2f}", f"{s.tdp_w:.0f}", f"{price_per_hour(s)[0]:.2f}")
+        table.add_row(
+            s.key,
+            s.name,
+            f"{s.peak_flops.get('bf16', 0) / 1e12:.0f}",
+            "-" if fp8 is None else f"{fp8 / 1e12:.0f}",
+            f"{s.memory_bytes / 1e9:.0f}",
+            f"{s.bandwidth / 1e12:.2f}",
+            f"{s.tdp_w:.0f}",
+            f"{price_per_hour(s)[0]:.2f}",
+        )
     stdout_console().print(table)
 
 
 @plan_app.command("compare")
-def compare_cmd(compute: str = typer.Option(..., "--compute", help="Training compute in FLOPs."),
-                law: str = _LAW,
-                factor: list[float] = typer.Option([10.0], "--factor", help="Over-training factor(s)."),
-                inference_tokens: Optional[str] = typer.Option(None, "--inference-tokens",
-                                                               help="Lifetime inference tokens."),
-                as_json: bool = JSON_OPTION) -> None:
+def compare_cmd(
+    compute: str = typer.Option(..., "--compute", help="Training compute in FLOPs."),
+    law: str = _LAW,
+    factor: list[float] = typer.Option([10.0], "--factor", help="Over-training factor(s)."),
+    inference_tokens: str | None = typer.Option(
+        None, "--inference-tokens", help="Lifetime inference tokens."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Compute-optimal vs over-trained models at the same predicted loss."""
     from scalinglab.errors import PlanError, UnitError
     from scalinglab.plan.compare import breakeven_inference_tokens, compare_overtraining
@@ -149,23 +186,42 @@ def compare_cmd(compute: str = typer.Option(..., "--compute", help="Training com
         raise PlanError(str(err)) from None
     if c <= 0:
         raise PlanError(f"--compute must be positive, got {compute}")
-    variants = compare_overtraining(law, c, factors=(1.0, *factor),
-                                    inference_tokens=_count(inference_tokens, "--inference-tokens"))
-    rows = [{**v.to_dict(), "breakeven_inference_tokens": breakeven_inference_tokens(variants[0], v)}
-            for v in variants]
+    variants = compare_overtraining(
+        law, c, factors=(1.0, *factor), inference_tokens=_count(inference_tokens, "--inference-tokens")
+    )
+    rows = [
+        {**v.to_dict(), "breakeven_inference_tokens": breakeven_inference_tokens(variants[0], v)}
+        for v in variants
+    ]
     if as_json:
         print_json({"law": law, "compute_flops": c, "variants": rows})
         return
     from rich.table import Table
 
     table = Table(title=f"Same loss, different splits ({law}, C = {c:.3g} FLOPs)")
-    for col in ("variant", "N", "D", "D/N", "train FLOPs", "loss", "FLOPs/inference token", "break-even tokens"):
+    for col in (
+        "variant",
+        "N",
+        "D",
+        "D/N",
+        "train FLOPs",
+        "loss",
+        "FLOPs/inference token",
+        "break-even tokens",
+    ):
         table.add_column(col)
     for r in rows:
         be = r["breakeven_inference_tokens"]
-        table.add_row(r["label"], format_count(r["n_params"]), format_count(r["n_tokens"]),
-                      f"{r['tokens_per_param']:.0f}", f"{r['train_flops']:.3g}", f"{r['loss']:.4f}",
-                      format_count(r["inference_flops_per_token"]), "-" if be is None else format_count(be))
+        table.add_row(
+            r["label"],
+            format_count(r["n_params"]),
+            format_count(r["n_tokens"]),
+            f"{r['tokens_per_param']:.0f}",
+            f"{r['train_flops']:.3g}",
+            f"{r['loss']:.4f}",
+            format_count(r["inference_flops_per_token"]),
+            "-" if be is None else format_count(be),
+        )
     stdout_console().print(table)
 
 

@@ -26,11 +26,18 @@ import numpy as np
 from scalinglab.errors import ConfigError, FitError, PlanError
 
 # Muennighoff et al. 2023, §3 / Appendix: exp of the fitted log-parameters a, b, e.
-MUENNIGHOFF_BASE = {"E": math.exp(0.6254804), "A": math.exp(6.255414), "B": math.exp(7.3049974),
-                    "alpha": 0.3526596, "beta": 0.3526596}
+MUENNIGHOFF_BASE = {
+    "E": math.exp(0.6254804),
+    "A": math.exp(6.255414),
+    "B": math.exp(7.3049974),
+    "alpha": 0.3526596,
+    "beta": 0.3526596,
+}
 MUENNIGHOFF_RD_STAR = 15.387756
 MUENNIGHOFF_RN_STAR = 5.309743
-SOURCE = "Muennighoff et al. 2023, Scaling Data-Constrained Language Models (NeurIPS), eq. 5; datablations code"
+SOURCE = (
+    "Muennighoff et al. 2023, Scaling Data-Constrained Language Models (NeurIPS), eq. 5; datablations code"
+)
 
 
 def _arr(x: Any) -> np.ndarray:
@@ -93,31 +100,41 @@ class DataConstrainedLaw:
         else:
             n_eff = self.effective_params(n_params, unique_tokens)
             d_eff = self.effective_tokens(n_tokens, unique_tokens)
-        return self.E + self.A / n_eff ** self.alpha + self.B / d_eff ** self.beta
+        return self.E + self.A / n_eff**self.alpha + self.B / d_eff**self.beta
 
-    def optimal_allocation(self, compute_flops: float, unique_tokens: float) -> "DataConstrainedAllocation":
+    def optimal_allocation(self, compute_flops: float, unique_tokens: float) -> DataConstrainedAllocation:
         """Minimise the data-constrained loss over N with D = C/(6N) (Muennighoff et al. 2023 §3.2)."""
         from scipy.optimize import minimize_scalar
 
         c, u = float(compute_flops), float(unique_tokens)
         if not (c > 0 and u > 0 and math.isfinite(c) and math.isfinite(u)):
-            raise PlanError(f"compute ({compute_flops!r}) and unique tokens ({unique_tokens!r}) must be positive")
+            raise PlanError(
+                f"compute ({compute_flops!r}) and unique tokens ({unique_tokens!r}) must be positive"
+            )
         loss_at = lambda log_n: float(self.predict_loss(math.exp(log_n), c / (6 * math.exp(log_n)), u))
         n0 = self.G * (c / 6) ** (self.beta / (self.alpha + self.beta))
         grid = np.linspace(math.log(n0) - 7.0, math.log(n0) + 7.0, 561)
         losses = np.array([loss_at(x) for x in grid])
         i = int(np.clip(np.argmin(losses), 1, len(grid) - 2))
-        res = minimize_scalar(loss_at, bounds=(grid[i - 1], grid[i + 1]), method="bounded",
-                              options={"xatol": 1e-10})
+        res = minimize_scalar(
+            loss_at, bounds=(grid[i - 1], grid[i + 1]), method="bounded", options={"xatol": 1e-10}
+        )
         n = math.exp(res.x)
         d = c / (6 * n)
         d_free = c / (6 * n0)
         base = float(self.predict_loss(n0, d_free))
-        return DataConstrainedAllocation(compute_flops=c, unique_tokens=u, n_params=n, n_tokens=d,
-                                         epochs=d / u, loss=float(res.fun), unconstrained_loss=base,
-                                         loss_penalty=float(res.fun) - base,
-                                         effective_tokens=float(self.effective_tokens(d, u)),
-                                         effective_params=float(self.effective_params(n, u)))
+        return DataConstrainedAllocation(
+            compute_flops=c,
+            unique_tokens=u,
+            n_params=n,
+            n_tokens=d,
+            epochs=d / u,
+            loss=float(res.fun),
+            unconstrained_loss=base,
+            loss_penalty=float(res.fun) - base,
+            effective_tokens=float(self.effective_tokens(d, u)),
+            effective_params=float(self.effective_params(n, u)),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,42 +164,82 @@ def muennighoff2023() -> DataConstrainedLaw:
     return DataConstrainedLaw(**MUENNIGHOFF_BASE, name="muennighoff2023")
 
 
-def from_base_law(params: dict[str, float], *, rd_star: float = MUENNIGHOFF_RD_STAR,
-                  rn_star: float = MUENNIGHOFF_RN_STAR, name: str = "data-constrained") -> DataConstrainedLaw:
+def from_base_law(
+    params: dict[str, float],
+    *,
+    rd_star: float = MUENNIGHOFF_RD_STAR,
+    rn_star: float = MUENNIGHOFF_RN_STAR,
+    name: str = "data-constrained",
+) -> DataConstrainedLaw:
     """Attach the decay constants to another Chinchilla-form law's E, A, B, α, β."""
     missing = [k for k in ("E", "A", "B", "alpha", "beta") if k not in params]
     if missing:
         raise PlanError(f"data-constrained planning needs a law with E, A, B, alpha, beta; missing {missing}")
-    return DataConstrainedLaw(**{k: float(params[k]) for k in ("E", "A", "B", "alpha", "beta")},
-                              rd_star=rd_star, rn_star=rn_star, name=name)
+    return DataConstrainedLaw(
+        **{k: float(params[k]) for k in ("E", "A", "B", "alpha", "beta")},
+        rd_star=rd_star,
+        rn_star=rn_star,
+        name=name,
+    )
 
 
-def huber_log_objective(law: DataConstrainedLaw, n_params: Any, n_tokens: Any, unique_tokens: Any,
-                        loss: Any, *, delta: float = 1e-3) -> float:
+def huber_log_objective(
+    law: DataConstrainedLaw,
+    n_params: Any,
+    n_tokens: Any,
+    unique_tokens: Any,
+    loss: Any,
+    *,
+    delta: float = 1e-3,
+) -> float:
     """Summed Huber loss of log-prediction minus log-loss (the objective Muennighoff et al. report)."""
     r = np.log(law.predict_loss(n_params, n_tokens, unique_tokens)) - np.log(_arr(loss))
     a = np.abs(r)
     return float(np.sum(np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))))
 
 
-def fit_r_star(base: DataConstrainedLaw, n_params: Any, n_tokens: Any, unique_tokens: Any, loss: Any, *,
-               delta: float = 1e-3) -> DataConstrainedLaw:
+def fit_r_star(
+    base: DataConstrainedLaw,
+    n_params: Any,
+    n_tokens: Any,
+    unique_tokens: Any,
+    loss: Any,
+    *,
+    delta: float = 1e-3,
+) -> DataConstrainedLaw:
     """Fit R_D* and R_N* with the base law frozen, from Muennighoff's 4×4 start grid (log R* in {0..3})."""
     from scipy.optimize import minimize
 
     n, d, u, y = (_arr(v) for v in (n_params, n_tokens, unique_tokens, loss))
     if not (len(n) == len(d) == len(u) == len(y)) or len(y) < 3:
-        raise FitError(f"fit_r_star needs >= 3 rows of equal length, got {len(n)}, {len(d)}, {len(u)}, {len(y)}")
+        raise FitError(
+            f"fit_r_star needs >= 3 rows of equal length, got {len(n)}, {len(d)}, {len(u)}, {len(y)}"
+        )
 
     def objective(x: np.ndarray) -> float:
-        law = DataConstrainedLaw(**{**_base_params(base), "rd_star": math.exp(x[0]), "rn_star": math.exp(x[1])})
+        law = DataConstrainedLaw(
+            **{**_base_params(base), "rd_star": math.exp(x[0]), "rn_star": math.exp(x[1])}
+        )
         return huber_log_objective(law, n, d, u, y, delta=delta)
 
     starts = [(a, b) for a in (0.0, 1.0, 2.0, 3.0) for b in (0.0, 1.0, 2.0, 3.0)]
-    best = min((minimize(objective, np.array(s), method="L-BFGS-B", bounds=[(-5, 8), (-5, 8)],
-                         options={"ftol": 1e-15, "gtol": 1e-12}) for s in starts), key=lambda r: r.fun)
-    return DataConstrainedLaw(**{**_base_params(base), "rd_star": math.exp(best.x[0]),
-                                 "rn_star": math.exp(best.x[1])}, name=base.name)
+    best = min(
+        (
+            minimize(
+                objective,
+                np.array(s),
+                method="L-BFGS-B",
+                bounds=[(-5, 8), (-5, 8)],
+                options={"ftol": 1e-15, "gtol": 1e-12},
+            )
+            for s in starts
+        ),
+        key=lambda r: r.fun,
+    )
+    return DataConstrainedLaw(
+        **{**_base_params(base), "rd_star": math.exp(best.x[0]), "rn_star": math.exp(best.x[1])},
+        name=base.name,
+    )
 
 
 def _base_params(law: DataConstrainedLaw) -> dict[str, float]:

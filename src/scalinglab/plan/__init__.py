@@ -8,4 +8,13 @@ from scalinglab.plan.hardware import GPUSpec, get_gpu, list_gpus, match_device_n
 from scalinglab.plan.planner import Budget, Plan, make_plan
 from scalinglab.plan.report import report_section
 
-__all__ = ["Budget", "GPUSpec", "Plan", "get_gpu", "list_gpus", "make_plan", "match_device_name", "report_section"]
+__all__ = [
+    "Budget",
+    "GPUSpec",
+    "Plan",
+    "get_gpu",
+    "list_gpus",
+    "make_plan",
+    "match_device_name",
+    "report_section",
+]

@@ -4,8 +4,9 @@ capped at a maximum size, or solved backwards from a target loss; with bootstrap
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,11 @@ def resolve_law(law: Any) -> Any:
 def chinchilla_params(law: Any) -> dict[str, float] | None:
     """E, A, B, alpha, beta of a Chinchilla-form law, or None for allocation-only laws."""
     params = getattr(law, "params", None)
-    if isinstance(params, Mapping) and all(k in params for k in _CHIN) and getattr(law, "form", True) is not None:
+    if (
+        isinstance(params, Mapping)
+        and all(k in params for k in _CHIN)
+        and getattr(law, "form", True) is not None
+    ):
         return {k: float(params[k]) for k in _CHIN}
     return None
 
@@ -47,9 +52,11 @@ def _bootstrap(law: Any) -> dict[str, np.ndarray] | None:
 def _need_params(law: Any, what: str) -> dict[str, float]:
     p = chinchilla_params(law)
     if p is None:
-        raise PlanError(f"{what} needs a law that predicts loss from N and D (chinchilla, chinchilla-precise, "
-                        f"epoch2024, muennighoff2023 or a saved chinchilla fit); {getattr(law, 'name', law)!r} "
-                        f"gives allocations only")
+        raise PlanError(
+            f"{what} needs a law that predicts loss from N and D (chinchilla, chinchilla-precise, "
+            f"epoch2024, muennighoff2023 or a saved chinchilla fit); {getattr(law, 'name', law)!r} "
+            f"gives allocations only"
+        )
     return p
 
 
@@ -79,13 +86,25 @@ class PlanAllocation:
         return self.n_tokens / self.n_params
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "compute_flops": self.compute_flops, "n_params": self.n_params,
-                "n_tokens": self.n_tokens, "tokens_per_param": self.tokens_per_param, "loss": self.loss,
-                "loss_ci": _pair(self.loss_ci), "n_params_ci": _pair(self.n_params_ci),
-                "n_tokens_ci": _pair(self.n_tokens_ci), "epochs": self.epochs, "loss_penalty": self.loss_penalty,
-                "compute_optimal": dict(self.compute_optimal), "data_constrained": self.data_constrained,
-                "inference": self.inference, "law": self.law, "law_source": self.law_source,
-                "notes": list(self.notes)}
+        return {
+            "mode": self.mode,
+            "compute_flops": self.compute_flops,
+            "n_params": self.n_params,
+            "n_tokens": self.n_tokens,
+            "tokens_per_param": self.tokens_per_param,
+            "loss": self.loss,
+            "loss_ci": _pair(self.loss_ci),
+            "n_params_ci": _pair(self.n_params_ci),
+            "n_tokens_ci": _pair(self.n_tokens_ci),
+            "epochs": self.epochs,
+            "loss_penalty": self.loss_penalty,
+            "compute_optimal": dict(self.compute_optimal),
+            "data_constrained": self.data_constrained,
+            "inference": self.inference,
+            "law": self.law,
+            "law_source": self.law_source,
+            "notes": list(self.notes),
+        }
 
 
 def _pair(x: tuple[float, float] | None) -> list[float] | None:
@@ -101,13 +120,17 @@ def compute_for_target(law: Any, target_loss: float, unique_tokens: float | None
     if unique_tokens is None:
         return c
     dc = _dc_law(law, params)
-    lo, hi = math.log(c), math.log(c) + 30 * math.log(10)     # repetition only ever costs more compute
+    lo, hi = math.log(c), math.log(c) + 30 * math.log(10)  # repetition only ever costs more compute
     if dc.optimal_allocation(math.exp(hi), unique_tokens).loss > target_loss:
-        raise PlanError(f"target loss {target_loss} is out of reach with {unique_tokens:.3g} unique tokens "
-                        f"(repeated data saturate, Muennighoff et al. 2023); raise --unique-tokens or the target")
+        raise PlanError(
+            f"target loss {target_loss} is out of reach with {unique_tokens:.3g} unique tokens "
+            f"(repeated data saturate, Muennighoff et al. 2023); raise --unique-tokens or the target"
+        )
     for _ in range(80):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if dc.optimal_allocation(math.exp(mid), unique_tokens).loss > target_loss else (lo, mid)
+        lo, hi = (
+            (mid, hi) if dc.optimal_allocation(math.exp(mid), unique_tokens).loss > target_loss else (lo, mid)
+        )
     return math.exp(hi)
 
 
@@ -117,8 +140,9 @@ def _dc_law(law: Any, params: Mapping[str, float]):
     return from_base_law(dict(params), name=f"{getattr(law, 'name', 'law')}+muennighoff2023")
 
 
-def _intervals(law: Any, n: float, d: float, unique: float | None, compute: float | None,
-               level: float = 0.95) -> dict[str, tuple[float, float]]:
+def _intervals(
+    law: Any, n: float, d: float, unique: float | None, compute: float | None, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
     """Percentile intervals from a saved fit's bootstrap samples (loss at N, D; N_opt, D_opt at C)."""
     boot = _bootstrap(law)
     if boot is None:
@@ -139,9 +163,15 @@ def _intervals(law: Any, n: float, d: float, unique: float | None, compute: floa
     return out
 
 
-def plan_allocation(law: Any, compute_flops: float | None = None, *, unique_tokens: float | None = None,
-                    inference_tokens: float | None = None, max_params: float | None = None,
-                    target_loss: float | None = None) -> PlanAllocation:
+def plan_allocation(
+    law: Any,
+    compute_flops: float | None = None,
+    *,
+    unique_tokens: float | None = None,
+    inference_tokens: float | None = None,
+    max_params: float | None = None,
+    target_loss: float | None = None,
+) -> PlanAllocation:
     """Choose N and D for a compute budget (or for ``target_loss`` when no budget is given).
 
     Order: the law's compute-optimal split; then inference-aware (Sardana & Frankle 2023) when lifetime
@@ -153,7 +183,9 @@ def plan_allocation(law: Any, compute_flops: float | None = None, *, unique_toke
     if (compute_flops is None) == (target_loss is None):
         raise PlanError("give exactly one of a compute budget or a target loss")
     if inference_tokens is not None and unique_tokens is not None:
-        raise PlanError("--inference-tokens together with --unique-tokens is not supported; plan each separately")
+        raise PlanError(
+            "--inference-tokens together with --unique-tokens is not supported; plan each separately"
+        )
     c = compute_flops if compute_flops is not None else compute_for_target(law, target_loss, unique_tokens)
     base = law.optimal_allocation(c)
     name, source = getattr(law, "name", str(law)), getattr(law, "source", "")
@@ -165,16 +197,28 @@ def plan_allocation(law: Any, compute_flops: float | None = None, *, unique_toke
     n, d, notes, mode = base.n_params, base.n_tokens, [], "compute-optimal"
     if max_params is not None and n > max_params:
         n, d, mode = max_params, c / (6.0 * max_params), "compute-optimal, capped at max params"
-        notes.append(f"N capped at {max_params:.3g} (the optimum is {base.n_params:.3g}): train longer instead")
+        notes.append(
+            f"N capped at {max_params:.3g} (the optimum is {base.n_params:.3g}): train longer instead"
+        )
     params = chinchilla_params(law)
     loss = float(law.predict_loss(n, d)) if params is not None else base.loss
     epochs = None if unique_tokens is None else d / unique_tokens
     if epochs is not None:
         notes.append(f"unique data suffice: {epochs:.2f} epochs")
     ci = _intervals(law, n, d, None, c if mode == "compute-optimal" else None)
-    return PlanAllocation(mode=mode, compute_flops=c, n_params=n, n_tokens=d, loss=loss, loss_ci=ci.get("loss"),
-                          n_params_ci=ci.get("n_params"), n_tokens_ci=ci.get("n_tokens"), epochs=epochs,
-                          notes=tuple(notes), **common)
+    return PlanAllocation(
+        mode=mode,
+        compute_flops=c,
+        n_params=n,
+        n_tokens=d,
+        loss=loss,
+        loss_ci=ci.get("loss"),
+        n_params_ci=ci.get("n_params"),
+        n_tokens_ci=ci.get("n_tokens"),
+        epochs=epochs,
+        notes=tuple(notes),
+        **common,
+    )
 
 
 def _inference(law, base, inference_tokens, target_loss, max_params, common) -> PlanAllocation:
@@ -183,18 +227,32 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common) -> 
     params = _need_params(law, "inference-aware planning")
     target = target_loss if target_loss is not None else float(law.predict_loss(base.n_params, base.n_tokens))
     inf = inference_aware_allocation(params, target, inference_tokens)
-    notes = [f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the tokens; "
-             f"lifetime FLOPs {inf.total_saving:.1%} saved at the same loss {target:.4g}"]
+    notes = [
+        f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the tokens; "
+        f"lifetime FLOPs {inf.total_saving:.1%} saved at the same loss {target:.4g}"
+    ]
     if max_params is not None and inf.n_params > max_params:
-        raise PlanError(f"max params {max_params:.3g} is below the inference-aware size {inf.n_params:.3g}; "
-                        f"lower the target loss constraint or raise --max-params")
+        raise PlanError(
+            f"max params {max_params:.3g} is below the inference-aware size {inf.n_params:.3g}; "
+            f"lower the target loss constraint or raise --max-params"
+        )
     if inf.train_flops > base.compute_flops * (1 + 1e-9) and target_loss is None:
-        notes.append(f"training compute rises to {inf.train_flops:.3g} FLOPs "
-                     f"({inf.train_flops / base.compute_flops - 1:+.0%} over the budget) to save inference FLOPs")
+        notes.append(
+            f"training compute rises to {inf.train_flops:.3g} FLOPs "
+            f"({inf.train_flops / base.compute_flops - 1:+.0%} over the budget) to save inference FLOPs"
+        )
     ci = _intervals(law, inf.n_params, inf.n_tokens, None, None)
-    return PlanAllocation(mode="inference-aware", compute_flops=inf.train_flops, n_params=inf.n_params,
-                          n_tokens=inf.n_tokens, loss=target, loss_ci=ci.get("loss"), inference=inf.to_dict(),
-                          notes=tuple(notes), **common)
+    return PlanAllocation(
+        mode="inference-aware",
+        compute_flops=inf.train_flops,
+        n_params=inf.n_params,
+        n_tokens=inf.n_tokens,
+        loss=target,
+        loss_ci=ci.get("loss"),
+        inference=inf.to_dict(),
+        notes=tuple(notes),
+        **common,
+    )
 
 
 def _data_constrained(law, c, unique_tokens, max_params, common) -> PlanAllocation:
@@ -202,13 +260,25 @@ def _data_constrained(law, c, unique_tokens, max_params, common) -> PlanAllocati
     dc = _dc_law(law, params)
     alloc = dc.optimal_allocation(c, unique_tokens)
     n, d, mode = alloc.n_params, alloc.n_tokens, "data-constrained"
-    notes = [f"optimal data {common['compute_optimal']['n_tokens']:.3g} exceed the {unique_tokens:.3g} unique "
-             f"tokens: repeat {d / unique_tokens:.2f} epochs (Muennighoff et al. 2023)"]
+    notes = [
+        f"optimal data {common['compute_optimal']['n_tokens']:.3g} exceed the {unique_tokens:.3g} unique "
+        f"tokens: repeat {d / unique_tokens:.2f} epochs (Muennighoff et al. 2023)"
+    ]
     if max_params is not None and n > max_params:
         n, d, mode = max_params, c / (6.0 * max_params), "data-constrained, capped at max params"
         notes.append(f"N capped at {max_params:.3g}")
     loss = float(dc.predict_loss(n, d, unique_tokens))
     ci = _intervals(law, n, d, unique_tokens, None)
-    return PlanAllocation(mode=mode, compute_flops=c, n_params=n, n_tokens=d, loss=loss, loss_ci=ci.get("loss"),
-                          epochs=d / unique_tokens, loss_penalty=loss - alloc.unconstrained_loss,
-                          data_constrained=alloc.to_dict(), notes=tuple(notes), **common)
+    return PlanAllocation(
+        mode=mode,
+        compute_flops=c,
+        n_params=n,
+        n_tokens=d,
+        loss=loss,
+        loss_ci=ci.get("loss"),
+        epochs=d / unique_tokens,
+        loss_penalty=loss - alloc.unconstrained_loss,
+        data_constrained=alloc.to_dict(),
+        notes=tuple(notes),
+        **common,
+    )

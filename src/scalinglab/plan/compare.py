@@ -8,8 +8,9 @@ between training and (2N per token) inference.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from scalinglab.errors import PlanError
 
@@ -49,8 +50,13 @@ def overtrained_at_loss(params: Mapping[str, float], target_loss: float, ratio: 
     return n, ratio * n
 
 
-def compare_overtraining(law: Any, compute_flops: float, *, factors: tuple[float, ...] = (1.0, 10.0),
-                         inference_tokens: float | None = None) -> list[Variant]:
+def compare_overtraining(
+    law: Any,
+    compute_flops: float,
+    *,
+    factors: tuple[float, ...] = (1.0, 10.0),
+    inference_tokens: float | None = None,
+) -> list[Variant]:
     """Compute-optimal allocation at ``compute_flops`` and over-trained variants at the same loss."""
     from scalinglab.plan.allocation import _need_params, resolve_law
 
@@ -62,13 +68,24 @@ def compare_overtraining(law: Any, compute_flops: float, *, factors: tuple[float
     for m in factors:
         if not (math.isfinite(m) and m > 0):
             raise PlanError(f"over-training factor must be positive, got {m!r}")
-        n, d = (base.n_params, base.n_tokens) if m == 1 else overtrained_at_loss(params, target,
-                                                                                   m * base.tokens_per_param)
+        n, d = (
+            (base.n_params, base.n_tokens)
+            if m == 1
+            else overtrained_at_loss(params, target, m * base.tokens_per_param)
+        )
         life = None if inference_tokens is None else 6 * n * d + 2 * n * inference_tokens
         label = "compute-optimal" if m == 1 else f"{m:g}x over-trained"
-        out.append(Variant(label=label, n_params=n, n_tokens=d, train_flops=6 * n * d,
-                           loss=float(law.predict_loss(n, d)), inference_flops_per_token=2 * n,
-                           lifetime_flops=life))
+        out.append(
+            Variant(
+                label=label,
+                n_params=n,
+                n_tokens=d,
+                train_flops=6 * n * d,
+                loss=float(law.predict_loss(n, d)),
+                inference_flops_per_token=2 * n,
+                lifetime_flops=life,
+            )
+        )
     return out
 
 

@@ -54,7 +54,9 @@ def price_per_hour(gpu: GPUSpec, override: float | None = None) -> tuple[float, 
 
 
 def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+    if not (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    ):
         raise PlanError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
@@ -97,9 +99,18 @@ class Costs:
         return d
 
 
-def estimate_costs(train_flops: float, *, gpu: GPUSpec, n_gpus: int, mfu: float, dtype: str = "bf16",
-                   price: float | None = None, pue: float | None = None, power_utilisation: float | None = None,
-                   grid_intensity: float | None = None) -> Costs:
+def estimate_costs(
+    train_flops: float,
+    *,
+    gpu: GPUSpec,
+    n_gpus: int,
+    mfu: float,
+    dtype: str = "bf16",
+    price: float | None = None,
+    pue: float | None = None,
+    power_utilisation: float | None = None,
+    grid_intensity: float | None = None,
+) -> Costs:
     """Costs of ``train_flops`` on ``n_gpus`` devices running at model-FLOPs utilisation ``mfu``."""
     _positive("training FLOPs", train_flops)
     if n_gpus < 1:
@@ -107,17 +118,39 @@ def estimate_costs(train_flops: float, *, gpu: GPUSpec, n_gpus: int, mfu: float,
     hours = train_flops / (n_gpus * gpu.peak(dtype) * _check_mfu(mfu)) / 3600.0
     usd_rate, price_src = price_per_hour(gpu, price)
     pue_v = _positive("PUE", pue) if pue is not None else constant("pue")
-    util = _positive("power utilisation", power_utilisation) if power_utilisation is not None \
+    util = (
+        _positive("power utilisation", power_utilisation)
+        if power_utilisation is not None
         else constant("power_utilisation")
-    grid = _positive("grid intensity", grid_intensity) if grid_intensity is not None \
+    )
+    grid = (
+        _positive("grid intensity", grid_intensity)
+        if grid_intensity is not None
         else constant("grid_intensity_kg_per_kwh")
+    )
     kwh = n_gpus * gpu.tdp_w * util * hours * pue_v / 1000.0
-    sources = {"price": price_src, "tdp": gpu.source,
-               "pue": "user override" if pue is not None else constant_source("pue"),
-               "power_utilisation": "user override" if power_utilisation is not None
-               else constant_source("power_utilisation"),
-               "grid_intensity": "user override" if grid_intensity is not None
-               else constant_source("grid_intensity_kg_per_kwh")}
-    return Costs(wall_clock_hours=hours, gpu_hours=hours * n_gpus, usd=hours * n_gpus * usd_rate, kwh=kwh,
-                 co2_kg=kwh * grid, n_gpus=int(n_gpus), mfu=float(mfu), price_per_gpu_hour=usd_rate, pue=pue_v,
-                 power_utilisation=util, grid_intensity_kg_per_kwh=grid, sources=sources)
+    sources = {
+        "price": price_src,
+        "tdp": gpu.source,
+        "pue": "user override" if pue is not None else constant_source("pue"),
+        "power_utilisation": "user override"
+        if power_utilisation is not None
+        else constant_source("power_utilisation"),
+        "grid_intensity": "user override"
+        if grid_intensity is not None
+        else constant_source("grid_intensity_kg_per_kwh"),
+    }
+    return Costs(
+        wall_clock_hours=hours,
+        gpu_hours=hours * n_gpus,
+        usd=hours * n_gpus * usd_rate,
+        kwh=kwh,
+        co2_kg=kwh * grid,
+        n_gpus=int(n_gpus),
+        mfu=float(mfu),
+        price_per_gpu_hour=usd_rate,
+        pue=pue_v,
+        power_utilisation=util,
+        grid_intensity_kg_per_kwh=grid,
+        sources=sources,
+    )

@@ -23,8 +23,17 @@ else:  # pragma: no cover - Python 3.10
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
 _TABLE = Path(__file__).with_name("hardware.toml")
-_REQUIRED = ("name", "peak_flops", "memory_bytes", "bandwidth", "tdp_w", "intra_node_bw", "inter_node_bw",
-             "gpus_per_node", "source")
+_REQUIRED = (
+    "name",
+    "peak_flops",
+    "memory_bytes",
+    "bandwidth",
+    "tdp_w",
+    "intra_node_bw",
+    "inter_node_bw",
+    "gpus_per_node",
+    "source",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +78,9 @@ class GPUSpec:
                 raise PlanError(f"hardware entry {self.key!r}: {name} = {value!r} must be a positive number")
         bad = [d for d in self.peak_flops if d not in DTYPES]
         if bad or not self.peak_flops:
-            raise PlanError(f"hardware entry {self.key!r}: peak_flops needs dtypes from {DTYPES}, got {bad or 'none'}")
+            raise PlanError(
+                f"hardware entry {self.key!r}: peak_flops needs dtypes from {DTYPES}, got {bad or 'none'}"
+            )
 
     def peak(self, dtype: str = "bf16") -> float:
         """Dense peak FLOP/s for ``dtype``; a PlanError names the dtypes this chip has."""
@@ -90,13 +101,23 @@ def _normalise(name: str) -> str:
 def _spec_from_table(key: str, raw: dict[str, Any]) -> GPUSpec:
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
-        raise PlanError(f"hardware entry {key!r} lacks {', '.join(missing)}; every entry needs {', '.join(_REQUIRED)}")
+        raise PlanError(
+            f"hardware entry {key!r} lacks {', '.join(missing)}; every entry needs {', '.join(_REQUIRED)}"
+        )
     known = {f.name for f in dataclasses.fields(GPUSpec)}
     extra = {k: v for k, v in raw.items() if k not in known}
     kwargs = {k: v for k, v in raw.items() if k in known and k not in ("aliases", "match", "key")}
-    return GPUSpec(key=key, aliases=tuple(raw.get("aliases", ())), match=tuple(raw.get("match", ())),
-                   extra=extra, **{**kwargs, "peak_flops": {k: float(v) for k, v in raw["peak_flops"].items()},
-                                   "gpus_per_node": int(raw["gpus_per_node"])})
+    return GPUSpec(
+        key=key,
+        aliases=tuple(raw.get("aliases", ())),
+        match=tuple(raw.get("match", ())),
+        extra=extra,
+        **{
+            **kwargs,
+            "peak_flops": {k: float(v) for k, v in raw["peak_flops"].items()},
+            "gpus_per_node": int(raw["gpus_per_node"]),
+        },
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -104,7 +125,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise PlanError(f"hardware file {path} not found; give a TOML file with [gpu.<name>] tables") from None
+        raise PlanError(
+            f"hardware file {path} not found; give a TOML file with [gpu.<name>] tables"
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise PlanError(f"hardware file {path} is not valid TOML: {err}") from None
     if not isinstance(data.get("gpu"), dict):

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 
 from scalinglab.errors import PlanError
 
-DEEPSEEK_BATCH = (0.2920, 0.3271)      # DeepSeek LLM 2024, eq. 1: B = 0.2920·C^0.3271 (tokens)
-DEEPSEEK_LR = (0.3118, -0.1250)        # DeepSeek LLM 2024, eq. 1: η = 0.3118·C^−0.1250
-KAPLAN_B_STAR = 2e8                    # Kaplan et al. 2020, eq. 5.3 / Table 6: B* ≈ 2·10^8 tokens
-KAPLAN_ALPHA_B = 0.21                  # Kaplan et al. 2020, eq. 5.3: α_B ≈ 0.21
-WARMUP_STEPS = 2000                    # DeepSeek LLM 2024 §2.3: 2,000 warmup steps
-WARMUP_MAX_FRACTION = 0.05             # short runs: cap warmup at 5 % of steps (our choice)
+DEEPSEEK_BATCH = (0.2920, 0.3271)  # DeepSeek LLM 2024, eq. 1: B = 0.2920·C^0.3271 (tokens)
+DEEPSEEK_LR = (0.3118, -0.1250)  # DeepSeek LLM 2024, eq. 1: η = 0.3118·C^−0.1250
+KAPLAN_B_STAR = 2e8  # Kaplan et al. 2020, eq. 5.3 / Table 6: B* ≈ 2·10^8 tokens
+KAPLAN_ALPHA_B = 0.21  # Kaplan et al. 2020, eq. 5.3: α_B ≈ 0.21
+WARMUP_STEPS = 2000  # DeepSeek LLM 2024 §2.3: 2,000 warmup steps
+WARMUP_MAX_FRACTION = 0.05  # short runs: cap warmup at 5 % of steps (our choice)
 
 
 def _positive(name: str, value: float) -> float:
@@ -61,8 +61,9 @@ class HyperParams:
         return asdict(self)
 
 
-def plan_hyperparams(compute_flops: float, n_tokens: float, *, seq_len: int, loss: float | None = None,
-                     batch_multiple: int = 1) -> HyperParams:
+def plan_hyperparams(
+    compute_flops: float, n_tokens: float, *, seq_len: int, loss: float | None = None, batch_multiple: int = 1
+) -> HyperParams:
     """Batch (rounded to whole sequences, a multiple of ``batch_multiple``), LR, steps and warmup."""
     _positive("n_tokens", n_tokens)
     if seq_len < 1 or batch_multiple < 1:
@@ -73,6 +74,12 @@ def plan_hyperparams(compute_flops: float, n_tokens: float, *, seq_len: int, los
     steps = max(1, int(math.ceil(n_tokens / batch_tokens)))
     warmup = max(1, min(WARMUP_STEPS, int(WARMUP_MAX_FRACTION * steps)))
     crit = kaplan_critical_batch(loss) if loss is not None else None
-    return HyperParams(batch_tokens=batch_tokens, batch_sequences=seqs,
-                       learning_rate=deepseek_learning_rate(compute_flops), steps=steps, warmup_steps=warmup,
-                       critical_batch_tokens=crit, seq_len=int(seq_len))
+    return HyperParams(
+        batch_tokens=batch_tokens,
+        batch_sequences=seqs,
+        learning_rate=deepseek_learning_rate(compute_flops),
+        steps=steps,
+        warmup_steps=warmup,
+        critical_batch_tokens=crit,
+        seq_len=int(seq_len),
+    )

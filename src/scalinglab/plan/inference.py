@@ -11,8 +11,8 @@ move the root to smaller N, hence longer training.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping
 
 from scalinglab.errors import PlanError
 
@@ -29,10 +29,12 @@ def compute_for_loss(params: Mapping[str, float], target_loss: float) -> float:
     """
     E, A, B, a, b = _terms(params)
     if not (math.isfinite(target_loss) and target_loss > E):
-        raise PlanError(f"target loss {target_loss!r} is unreachable: the law's irreducible loss E is {E:.4g}; "
-                        f"ask for a loss above E")
+        raise PlanError(
+            f"target loss {target_loss!r} is unreachable: the law's irreducible loss E is {E:.4g}; "
+            f"ask for a loss above E"
+        )
     g = (a * A / (b * B)) ** (1.0 / (a + b))
-    k = A * g ** (-a) + B * g ** b
+    k = A * g ** (-a) + B * g**b
     gamma = a * b / (a + b)
     return 6.0 * (k / (target_loss - E)) ** (1.0 / gamma)
 
@@ -80,13 +82,18 @@ class InferenceAwareAllocation:
 
     def to_dict(self) -> dict[str, float]:
         d = asdict(self)
-        d.update(total_flops=self.total_flops, params_ratio=self.params_ratio, tokens_ratio=self.tokens_ratio,
-                 total_saving=self.total_saving)
+        d.update(
+            total_flops=self.total_flops,
+            params_ratio=self.params_ratio,
+            tokens_ratio=self.tokens_ratio,
+            total_saving=self.total_saving,
+        )
         return d
 
 
-def inference_aware_allocation(params: Mapping[str, float], target_loss: float,
-                               inference_tokens: float) -> InferenceAwareAllocation:
+def inference_aware_allocation(
+    params: Mapping[str, float], target_loss: float, inference_tokens: float
+) -> InferenceAwareAllocation:
     """Minimise ``6·N·D + 2·N·D_inf`` at ``L(N, D) = target_loss`` (Sardana & Frankle 2023)."""
     from scipy.optimize import brentq
 
@@ -108,14 +115,21 @@ def inference_aware_allocation(params: Mapping[str, float], target_loss: float,
             return 6.0 * d * (a * A * nn ** (-a) / (b * r) - 1.0) - 2.0 * inference_tokens
 
         lo = log_n_min + 1e-9
-        while excess(lo) <= 0:          # inference so light that the root sits at ~N_min: impossible, but guard
+        while excess(lo) <= 0:  # inference so light that the root sits at ~N_min: impossible, but guard
             lo = log_n_min + (lo - log_n_min) / 10.0
             if lo - log_n_min < 1e-15:
                 break
         n = math.exp(brentq(excess, lo, math.log(n_chin), xtol=1e-14, rtol=1e-15, maxiter=500))
     d = tokens_for_loss(params, n, target_loss)
-    return InferenceAwareAllocation(target_loss=float(target_loss), inference_tokens=float(inference_tokens),
-                                    n_params=n, n_tokens=d, train_flops=6.0 * n * d,
-                                    inference_flops=2.0 * n * inference_tokens, chinchilla_n_params=n_chin,
-                                    chinchilla_n_tokens=d_chin, chinchilla_train_flops=6.0 * n_chin * d_chin,
-                                    chinchilla_total_flops=6.0 * n_chin * d_chin + 2.0 * n_chin * inference_tokens)
+    return InferenceAwareAllocation(
+        target_loss=float(target_loss),
+        inference_tokens=float(inference_tokens),
+        n_params=n,
+        n_tokens=d,
+        train_flops=6.0 * n * d,
+        inference_flops=2.0 * n * inference_tokens,
+        chinchilla_n_params=n_chin,
+        chinchilla_n_tokens=d_chin,
+        chinchilla_train_flops=6.0 * n_chin * d_chin,
+        chinchilla_total_flops=6.0 * n_chin * d_chin + 2.0 * n_chin * inference_tokens,
+    )

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from scalinglab.errors import PlanError
 from scalinglab.plan.hardware import GPUSpec
@@ -49,15 +50,25 @@ class ModelDims:
     rms_norm: bool = False
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ModelDims":
+    def from_config(cls, cfg: Any) -> ModelDims:
         from scalinglab.arch import count_params, flops_per_token
 
         counts = count_params(cfg)
-        return cls(n_params=float(counts.total), n_expert_params=float(counts.experts_total),
-                   n_layer=cfg.n_layer, d_model=cfg.d_model, n_head=cfg.n_head, vocab_size=cfg.vocab_size,
-                   mlp_ratio=cfg.mlp_ratio, n_experts=cfg.n_experts, top_k=cfg.top_k,
-                   dropout=cfg.dropout > 0, flops_per_token=float(flops_per_token(cfg).counted),
-                   rope=cfg.pos == "rope", rms_norm=cfg.norm == "rms")
+        return cls(
+            n_params=float(counts.total),
+            n_expert_params=float(counts.experts_total),
+            n_layer=cfg.n_layer,
+            d_model=cfg.d_model,
+            n_head=cfg.n_head,
+            vocab_size=cfg.vocab_size,
+            mlp_ratio=cfg.mlp_ratio,
+            n_experts=cfg.n_experts,
+            top_k=cfg.top_k,
+            dropout=cfg.dropout > 0,
+            flops_per_token=float(flops_per_token(cfg).counted),
+            rope=cfg.pos == "rope",
+            rms_norm=cfg.norm == "rms",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +136,7 @@ def _divisors(n: int, limit: int | None = None) -> list[int]:
 
 
 def _powers_of_two(limit: int) -> list[int]:
-    return [2 ** k for k in range(0, int(math.log2(max(limit, 1))) + 1)]
+    return [2**k for k in range(int(math.log2(max(limit, 1))) + 1)]
 
 
 def _candidates(req: LayoutRequest) -> Iterable[tuple[int, int, int, int]]:
@@ -136,32 +147,55 @@ def _candidates(req: LayoutRequest) -> Iterable[tuple[int, int, int, int]]:
         # Pipeline stages need not divide the layers evenly (the busiest stage holds ceil(L/pp) layers).
         for pp in _divisors(req.n_gpus // tp, min(d.n_layer, req.n_gpus // tp)):
             dp = req.n_gpus // (tp * pp)
-            for ep in (_divisors(d.n_experts) if d.n_experts else [1]):
+            for ep in _divisors(d.n_experts) if d.n_experts else [1]:
                 if dp % ep == 0:
                     yield dp, tp, pp, ep
 
 
-def _memory(req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int,
-            n_micro: int) -> MemoryBreakdown:
+def _memory(
+    req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int, n_micro: int
+) -> MemoryBreakdown:
     d = req.dims
     dense = d.n_params - d.n_expert_params
     per_device = dense / (tp * pp) + d.n_expert_params / (tp * pp * ep)
-    spec = ActivationSpec(attention=req.attention, dropout=d.dropout, recompute=recompute, tp=tp, sp=tp > 1,
-                          act_bytes=PRECISIONS[req.precision][3], mlp_ratio=d.mlp_ratio, rope=d.rope,
-                          norm_keeps_normalized=d.rms_norm, attn_out_copy=d.rope)
-    return training_memory(n_params_device=per_device, n_layer_device=math.ceil(d.n_layer / pp),
-                           seq_len=req.seq_len,
-                           micro_batch=mb, d_model=d.d_model, n_head=d.n_head, vocab_size=d.vocab_size,
-                           spec=spec, precision=req.precision, zero=zero, dp=dp, pp=pp, n_micro=n_micro,
-                           workspace=req.workspace_bytes, fragmentation=req.fragmentation)
+    spec = ActivationSpec(
+        attention=req.attention,
+        dropout=d.dropout,
+        recompute=recompute,
+        tp=tp,
+        sp=tp > 1,
+        act_bytes=PRECISIONS[req.precision][3],
+        mlp_ratio=d.mlp_ratio,
+        rope=d.rope,
+        norm_keeps_normalized=d.rms_norm,
+        attn_out_copy=d.rope,
+    )
+    return training_memory(
+        n_params_device=per_device,
+        n_layer_device=math.ceil(d.n_layer / pp),
+        seq_len=req.seq_len,
+        micro_batch=mb,
+        d_model=d.d_model,
+        n_head=d.n_head,
+        vocab_size=d.vocab_size,
+        spec=spec,
+        precision=req.precision,
+        zero=zero,
+        dp=dp,
+        pp=pp,
+        n_micro=n_micro,
+        workspace=req.workspace_bytes,
+        fragmentation=req.fragmentation,
+    )
 
 
 def _ring(degree: int) -> float:
     return 2.0 * (degree - 1) / degree if degree > 1 else 0.0
 
 
-def _timing(req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int,
-            n_micro: int) -> tuple[float, float, dict[str, float]]:
+def _timing(
+    req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int, n_micro: int
+) -> tuple[float, float, dict[str, float]]:
     """Step time (s), effective MFU and per-device bytes moved per step by each kind of parallelism."""
     d, g = req.dims, req.gpu
     tokens = n_micro * mb * dp * req.seq_len
@@ -173,8 +207,10 @@ def _timing(req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, r
     tp_bytes = math.ceil(d.n_layer / pp) * n_micro * 4 * _ring(tp) * act_msg
     grad_bytes = (d.n_params / (tp * pp)) * PRECISIONS[req.precision][1]
     dp_bytes = _ring(dp) * grad_bytes * (1.5 if zero == 3 else 1.0)
-    pp_bytes = 2 * n_micro * act_msg / (tp if tp > 1 else 1) if pp > 1 else 0.0
-    ep_bytes = (4 * math.ceil(d.n_layer / pp) * n_micro * act_msg * d.top_k * (ep - 1) / ep) if ep > 1 else 0.0
+    pp_bytes = 2 * n_micro * act_msg / (max(1, tp)) if pp > 1 else 0.0
+    ep_bytes = (
+        (4 * math.ceil(d.n_layer / pp) * n_micro * act_msg * d.top_k * (ep - 1) / ep) if ep > 1 else 0.0
+    )
     node = g.gpus_per_node
     tp_time = tp_bytes / g.inter_node_bw if tp > node else 0.0
     dp_bw = g.intra_node_bw if req.n_gpus <= node else g.inter_node_bw
@@ -185,8 +221,12 @@ def _timing(req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, r
     return step, ideal / step, comm
 
 
-def enumerate_layouts(req: LayoutRequest, *, zero_stages: tuple[int, ...] = (0, 1, 2, 3),
-                      recompute: tuple[str, ...] = ("none", "selective", "full")) -> list[Layout]:
+def enumerate_layouts(
+    req: LayoutRequest,
+    *,
+    zero_stages: tuple[int, ...] = (0, 1, 2, 3),
+    recompute: tuple[str, ...] = ("none", "selective", "full"),
+) -> list[Layout]:
     """Every candidate layout (fitting or not) with its memory and step time."""
     out = []
     for dp, tp, pp, ep in _candidates(req):
@@ -197,9 +237,22 @@ def enumerate_layouts(req: LayoutRequest, *, zero_stages: tuple[int, ...] = (0, 
             n_micro = per_rank // mb
             mem = _memory(req, dp, tp, pp, ep, zero, rc, mb, n_micro)
             step, mfu, comm = _timing(req, dp, tp, pp, ep, zero, rc, mb, n_micro)
-            out.append(Layout(dp=dp, tp=tp, pp=pp, ep=ep, zero=zero, recompute=rc, micro_batch=mb,
-                              n_micro=n_micro, memory=mem, step_time_s=step, effective_mfu=mfu,
-                              comm_bytes_per_step=comm))
+            out.append(
+                Layout(
+                    dp=dp,
+                    tp=tp,
+                    pp=pp,
+                    ep=ep,
+                    zero=zero,
+                    recompute=rc,
+                    micro_batch=mb,
+                    n_micro=n_micro,
+                    memory=mem,
+                    step_time_s=step,
+                    effective_mfu=mfu,
+                    comm_bytes_per_step=comm,
+                )
+            )
     return out
 
 
@@ -209,26 +262,38 @@ def search_layouts(req: LayoutRequest, *, top: int = 5) -> list[Layout]:
         raise PlanError(f"number of GPUs must be >= 1, got {req.n_gpus}")
     layouts = enumerate_layouts(req)
     if not layouts:
-        raise PlanError(f"no layout of {req.n_gpus} GPUs can split a global batch of {req.batch_sequences} "
-                        f"sequences (need data-parallel degree <= batch); raise the batch or use fewer GPUs")
+        raise PlanError(
+            f"no layout of {req.n_gpus} GPUs can split a global batch of {req.batch_sequences} "
+            f"sequences (need data-parallel degree <= batch); raise the batch or use fewer GPUs"
+        )
     fits = [lay for lay in layouts if lay.memory.total <= req.gpu.memory_bytes]
     if not fits:
         raise PlanError(_no_fit_message(req, min(layouts, key=lambda lay: lay.memory.total)))
     # Rank by throughput, not step time: layouts round the global batch differently (dp·micro-batch must divide
     # it), so their steps carry different numbers of tokens. Ties go to less traffic, then less memory.
-    fits.sort(key=lambda lay: (-round(lay.effective_mfu, 9), sum(lay.comm_bytes_per_step.values()),
-                               lay.memory.total))
+    fits.sort(
+        key=lambda lay: (
+            -round(lay.effective_mfu, 9),
+            sum(lay.comm_bytes_per_step.values()),
+            lay.memory.total,
+        )
+    )
     best_per_structure: dict[tuple[int, ...], Layout] = {}
-    for lay in fits:   # one entry per (dp, tp, pp, ep, zero) so the alternatives differ in kind
+    for lay in fits:  # one entry per (dp, tp, pp, ep, zero) so the alternatives differ in kind
         best_per_structure.setdefault((lay.dp, lay.tp, lay.pp, lay.ep, lay.zero), lay)
     return list(best_per_structure.values())[:top]
 
 
 def _no_fit_message(req: LayoutRequest, best: Layout) -> str:
     m, cap = best.memory, req.gpu.memory_bytes
-    parts = {"model states (weights+grads+optimizer)": m.model_states, "activations": m.activations,
-             "workspace+fragmentation": m.workspace + m.fragmentation}
+    parts = {
+        "model states (weights+grads+optimizer)": m.model_states,
+        "activations": m.activations,
+        "workspace+fragmentation": m.workspace + m.fragmentation,
+    }
     binding = max(parts, key=parts.get)
-    return (f"no layout fits on {req.n_gpus}x {req.gpu.key} ({cap / 1e9:.0f} GB each): the smallest "
-            f"({best.name}) needs {m.total / 1e9:.1f} GB per GPU, {m.total / cap - 1:.0%} over; binding: "
-            f"{binding} at {parts[binding] / 1e9:.1f} GB. Use more GPUs, a larger-memory GPU or a smaller model")
+    return (
+        f"no layout fits on {req.n_gpus}x {req.gpu.key} ({cap / 1e9:.0f} GB each): the smallest "
+        f"({best.name}) needs {m.total / 1e9:.1f} GB per GPU, {m.total / cap - 1:.0%} over; binding: "
+        f"{binding} at {parts[binding] / 1e9:.1f} GB. Use more GPUs, a larger-memory GPU or a smaller model"
+    )

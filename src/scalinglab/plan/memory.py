@@ -19,10 +19,10 @@ from scalinglab.errors import ConfigError
 
 # bytes per parameter: (weights, gradients, optimizer state) and bytes per activation element.
 PRECISIONS: dict[str, tuple[float, float, float, float]] = {
-    "mixed": (2.0, 2.0, 12.0, 2.0),   # ZeRO paper's mixed-precision Adam: bf16 w+g, fp32 master+m+v
-    "amp": (4.0, 4.0, 8.0, 2.0),      # torch.autocast: fp32 weights/grads/Adam, 16-bit activations
-    "fp32": (4.0, 4.0, 8.0, 4.0),     # everything fp32 (Adam m and v at 4 B each)
-    "bf16": (2.0, 2.0, 4.0, 2.0),     # pure bf16 incl. Adam state (no master copy)
+    "mixed": (2.0, 2.0, 12.0, 2.0),  # ZeRO paper's mixed-precision Adam: bf16 w+g, fp32 master+m+v
+    "amp": (4.0, 4.0, 8.0, 2.0),  # torch.autocast: fp32 weights/grads/Adam, 16-bit activations
+    "fp32": (4.0, 4.0, 8.0, 4.0),  # everything fp32 (Adam m and v at 4 B each)
+    "bf16": (2.0, 2.0, 4.0, 2.0),  # pure bf16 incl. Adam state (no master copy)
 }
 ATTENTION_KERNELS = ("materialized", "flash")
 RECOMPUTE = ("none", "selective", "full")
@@ -46,10 +46,17 @@ class ModelStates:
         return self.weights + self.grads + self.optimizer
 
     def to_dict(self) -> dict[str, float]:
-        return {"weights": self.weights, "grads": self.grads, "optimizer": self.optimizer, "total": self.total}
+        return {
+            "weights": self.weights,
+            "grads": self.grads,
+            "optimizer": self.optimizer,
+            "total": self.total,
+        }
 
 
-def model_state_bytes(n_params: float, *, precision: str = "mixed", zero: int = 0, dp: int = 1) -> ModelStates:
+def model_state_bytes(
+    n_params: float, *, precision: str = "mixed", zero: int = 0, dp: int = 1
+) -> ModelStates:
     """Weights + gradients + optimizer state per device for ``n_params`` parameters held by this device.
 
     Parameters
@@ -73,9 +80,11 @@ def model_state_bytes(n_params: float, *, precision: str = "mixed", zero: int = 
     if dp < 1:
         raise ConfigError(f"dp = {dp!r} must be >= 1")
     w, g, o, _ = PRECISIONS[precision]
-    return ModelStates(weights=n_params * w / (dp if zero >= 3 else 1),
-                       grads=n_params * g / (dp if zero >= 2 else 1),
-                       optimizer=n_params * o / (dp if zero >= 1 else 1))
+    return ModelStates(
+        weights=n_params * w / (dp if zero >= 3 else 1),
+        grads=n_params * g / (dp if zero >= 2 else 1),
+        optimizer=n_params * o / (dp if zero >= 1 else 1),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,17 +101,23 @@ class ActivationSpec:
     gated_mlp: bool = False
     # Implementation details beyond Korthikanti's GPT (all False reproduces the paper). scalinglab's own model
     # (RoPE, torch.nn.RMSNorm, fused QKV + SDPA) sets them: see ``for_model``.
-    rope: bool = False              # rotated Q and K are new tensors kept beside the QKV output (+2 sbh)
+    rope: bool = False  # rotated Q and K are new tensors kept beside the QKV output (+2 sbh)
     norm_keeps_normalized: bool = False  # RMSNorm keeps x·rsqrt before the weight multiply (+1 sbh per norm)
     # SDPA returns its output in the query's memory layout: RoPE makes q a fresh (B, H, T, hd) tensor, so the
     # output needs a contiguous (B, T, H·hd) copy for the projection (+1 sbh); without RoPE it is a free view.
     attn_out_copy: bool = False
 
     @classmethod
-    def for_model(cls, cfg: Any, **overrides: Any) -> "ActivationSpec":
+    def for_model(cls, cfg: Any, **overrides: Any) -> ActivationSpec:
         """The spec of ``scalinglab.model.GPT(cfg)``: measured with autograd saved-tensor hooks (tests/plan)."""
-        kw = dict(attention="flash", dropout=cfg.dropout > 0, mlp_ratio=cfg.mlp_ratio, rope=cfg.pos == "rope",
-                  norm_keeps_normalized=cfg.norm == "rms", attn_out_copy=cfg.pos == "rope")
+        kw = dict(
+            attention="flash",
+            dropout=cfg.dropout > 0,
+            mlp_ratio=cfg.mlp_ratio,
+            rope=cfg.pos == "rope",
+            norm_keeps_normalized=cfg.norm == "rms",
+            attn_out_copy=cfg.pos == "rope",
+        )
         kw.update(overrides)
         return cls(**kw)
 
@@ -115,8 +130,9 @@ class ActivationSpec:
             raise ConfigError("act_bytes and mlp_ratio must be positive")
 
 
-def activation_bytes_per_layer(*, seq_len: int, micro_batch: int, d_model: int, n_head: int,
-                               spec: ActivationSpec = ActivationSpec()) -> float:
+def activation_bytes_per_layer(
+    *, seq_len: int, micro_batch: int, d_model: int, n_head: int, spec: ActivationSpec = ActivationSpec()
+) -> float:
     """Bytes of activations one transformer layer keeps for the backward pass, per device.
 
     Korthikanti et al. 2022 §4.1, with ``e`` = bytes per element (2 in the paper) and 1-byte dropout masks:
@@ -130,17 +146,17 @@ def activation_bytes_per_layer(*, seq_len: int, micro_batch: int, d_model: int, 
     """
     s, b, h, a, t = float(seq_len), float(micro_batch), float(d_model), float(n_head), float(spec.tp)
     e, sbh = spec.act_bytes, s * b * h
-    rest_div = t if spec.sp else 1.0                 # parts outside the TP region
+    rest_div = t if spec.sp else 1.0  # parts outside the TP region
     if spec.recompute == "full":
         return e * sbh / rest_div
-    masks = 2.0 * sbh if spec.dropout else 0.0       # after attention projection and after the MLP
+    masks = 2.0 * sbh if spec.dropout else 0.0  # after attention projection and after the MLP
     norms = (2 if spec.norm_keeps_normalized else 1) * 2 * e * sbh
-    replicated = norms + (e + e) * sbh + masks       # two norms' inputs, attention input, MLP input
+    replicated = norms + (e + e) * sbh + masks  # two norms' inputs, attention input, MLP input
     hidden = (3.0 if spec.gated_mlp else 2.0) * spec.mlp_ratio * e * sbh
     extra = (2 * e * sbh if spec.rope else 0.0) + (e * sbh if spec.attn_out_copy else 0.0)
     sharded = (2 * e + e + e) * sbh + hidden + extra  # Q, K, V, projection input, MLP hidden
     if spec.attention == "flash":
-        core = 4.0 * a * s * b                       # fp32 log-sum-exp per head and row
+        core = 4.0 * a * s * b  # fp32 log-sum-exp per head and row
     else:
         core = (e + ((1.0 + e) if spec.dropout else 0.0)) * a * s * s * b
     if spec.recompute == "selective":
@@ -148,8 +164,9 @@ def activation_bytes_per_layer(*, seq_len: int, micro_batch: int, d_model: int, 
     return replicated / rest_div + (sharded + core) / t
 
 
-def head_activation_bytes(*, seq_len: int, micro_batch: int, d_model: int, vocab_size: int,
-                          spec: ActivationSpec = ActivationSpec()) -> float:
+def head_activation_bytes(
+    *, seq_len: int, micro_batch: int, d_model: int, vocab_size: int, spec: ActivationSpec = ActivationSpec()
+) -> float:
     """Activations outside the layers that autograd keeps: the final norm's input (and normalised copy), the
     LM head's input, and the fp32 log-softmax that cross-entropy keeps (vocabulary split over TP ranks).
     The first layer's input (the embedding output) is counted with the layers."""
@@ -159,8 +176,16 @@ def head_activation_bytes(*, seq_len: int, micro_batch: int, d_model: int, vocab
     return s * b * (norm + 4.0 * vocab_size / t)
 
 
-def kv_cache_bytes(*, n_layer: int, n_kv_head: int, head_dim: int, seq_len: int, batch: int,
-                   bytes_per_el: float = 2.0, tp: int = 1) -> float:
+def kv_cache_bytes(
+    *,
+    n_layer: int,
+    n_kv_head: int,
+    head_dim: int,
+    seq_len: int,
+    batch: int,
+    bytes_per_el: float = 2.0,
+    tp: int = 1,
+) -> float:
     """Inference KV cache: 2 (K and V) × layers × KV heads × head dim × tokens × batch × bytes.
 
     With grouped-query attention ``n_kv_head`` < query heads (Ainslie et al. 2023); heads split over TP.
@@ -196,10 +221,24 @@ class MemoryBreakdown:
         return d
 
 
-def training_memory(*, n_params_device: float, n_layer_device: float, seq_len: int, micro_batch: int,
-                    d_model: int, n_head: int, vocab_size: int, spec: ActivationSpec, precision: str = "mixed",
-                    zero: int = 0, dp: int = 1, pp: int = 1, n_micro: int = 1, workspace: float = 0.0,
-                    fragmentation: float = 0.0) -> MemoryBreakdown:
+def training_memory(
+    *,
+    n_params_device: float,
+    n_layer_device: float,
+    seq_len: int,
+    micro_batch: int,
+    d_model: int,
+    n_head: int,
+    vocab_size: int,
+    spec: ActivationSpec,
+    precision: str = "mixed",
+    zero: int = 0,
+    dp: int = 1,
+    pp: int = 1,
+    n_micro: int = 1,
+    workspace: float = 0.0,
+    fragmentation: float = 0.0,
+) -> MemoryBreakdown:
     """Peak training memory of the busiest device (the first pipeline stage under 1F1B).
 
     Under 1F1B the first stage holds activations of ``min(pp, n_micro)`` micro-batches (Narayanan et al. 2021,
@@ -209,12 +248,20 @@ def training_memory(*, n_params_device: float, n_layer_device: float, seq_len: i
     """
     states = model_state_bytes(n_params_device, precision=precision, zero=zero, dp=dp)
     in_flight = max(1, min(pp, n_micro))
-    per_layer = activation_bytes_per_layer(seq_len=seq_len, micro_batch=micro_batch, d_model=d_model,
-                                           n_head=n_head, spec=spec)
-    head = head_activation_bytes(seq_len=seq_len, micro_batch=micro_batch, d_model=d_model,
-                                 vocab_size=vocab_size, spec=spec)
+    per_layer = activation_bytes_per_layer(
+        seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, n_head=n_head, spec=spec
+    )
+    head = head_activation_bytes(
+        seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, vocab_size=vocab_size, spec=spec
+    )
     acts = n_layer_device * per_layer * in_flight + head
     base = states.total + acts + workspace
-    return MemoryBreakdown(weights=states.weights, grads=states.grads, optimizer=states.optimizer,
-                           activations=acts, in_flight_micro_batches=in_flight, workspace=workspace,
-                           fragmentation=fragmentation * base)
+    return MemoryBreakdown(
+        weights=states.weights,
+        grads=states.grads,
+        optimizer=states.optimizer,
+        activations=acts,
+        in_flight_micro_batches=in_flight,
+        workspace=workspace,
+        fragmentation=fragmentation * base,
+    )

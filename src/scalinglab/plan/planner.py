@@ -13,8 +13,9 @@ from scalinglab.plan.cost import Costs, compute_from_gpu_hours, constant, estima
 from scalinglab.plan.hardware import GPUSpec, get_gpu
 from scalinglab.plan.hyperparams import HyperParams, plan_hyperparams
 from scalinglab.plan.layout import Layout, LayoutRequest, ModelDims, search_layouts
+from scalinglab.plan.memory import kv_cache_bytes
 
-MAX_DEPTH = 512          # lets the trainer's depth family reach ~10T parameters
+MAX_DEPTH = 512  # lets the trainer's depth family reach ~10T parameters
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +29,9 @@ class Budget:
     n_gpus: int | None = None
 
     def __post_init__(self) -> None:
-        given = [k for k in ("compute_flops", "gpu_hours", "usd", "deadline_hours") if getattr(self, k) is not None]
+        given = [
+            k for k in ("compute_flops", "gpu_hours", "usd", "deadline_hours") if getattr(self, k) is not None
+        ]
         if len(given) > 1:
             raise PlanError(f"contradictory budgets: {' and '.join(given)}; give exactly one")
         for k in given + (["n_gpus"] if self.n_gpus is not None else []):
@@ -48,7 +51,7 @@ class Budget:
         return None
 
     @classmethod
-    def parse(cls, value: Any) -> "Budget":
+    def parse(cls, value: Any) -> Budget:
         """A Budget from a number (FLOPs) or text: ``"1e23"``, ``"1e23 flops"``, ``"$2M"``, ``"5e5 gpu-hours"``."""
         from scalinglab.units import parse_flops, parse_quantity, parse_usd
 
@@ -59,8 +62,11 @@ class Budget:
             if text.startswith("$") or text.endswith(("usd", "dollars", "dollar")):
                 return cls(usd=parse_usd(value))
             if text.endswith(("gpu-hours", "gpuh", "gpu-hour")):
-                return cls(gpu_hours=parse_quantity(text.replace("gpu-hour", "gpu-hours").replace(
-                    "gpu-hourss", "gpu-hours"), "hours"))
+                return cls(
+                    gpu_hours=parse_quantity(
+                        text.replace("gpu-hour", "gpu-hours").replace("gpu-hourss", "gpu-hours"), "hours"
+                    )
+                )
             return cls(compute_flops=parse_flops(value))
         except UnitError as err:
             raise PlanError(str(err)) from None
@@ -79,6 +85,7 @@ class Plan:
     hyperparams: HyperParams
     layouts: tuple[Layout, ...]
     costs: Costs
+    serving: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -87,12 +94,20 @@ class Plan:
         return self.layouts[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"inputs": dict(self.inputs), "gpu": {"key": self.gpu.key, "name": self.gpu.name,
-                                                     "source": self.gpu.source},
-                "n_gpus": self.n_gpus, "allocation": self.allocation.to_dict(), "shape": dict(self.shape),
-                "shape_n_params": self.shape_n_params, "hyperparams": self.hyperparams.to_dict(),
-                "layout": self.layout.to_dict(), "alternatives": [lay.to_dict() for lay in self.layouts[1:]],
-                "costs": self.costs.to_dict(), "notes": list(self.notes)}
+        return {
+            "inputs": dict(self.inputs),
+            "gpu": {"key": self.gpu.key, "name": self.gpu.name, "source": self.gpu.source},
+            "n_gpus": self.n_gpus,
+            "allocation": self.allocation.to_dict(),
+            "shape": dict(self.shape),
+            "shape_n_params": self.shape_n_params,
+            "hyperparams": self.hyperparams.to_dict(),
+            "layout": self.layout.to_dict(),
+            "alternatives": [lay.to_dict() for lay in self.layouts[1:]],
+            "costs": self.costs.to_dict(),
+            "serving": dict(self.serving),
+            "notes": list(self.notes),
+        }
 
 
 def _shape(n_params: float, *, vocab_size: int, seq_len: int, aspect_ratio: int):
@@ -101,8 +116,13 @@ def _shape(n_params: float, *, vocab_size: int, seq_len: int, aspect_ratio: int)
     from scalinglab.arch import count_params, shape_for_params
 
     try:
-        nearest = shape_for_params(n_params, vocab_size=vocab_size, seq_len=seq_len, aspect_ratio=aspect_ratio,
-                                   depths=range(1, MAX_DEPTH + 1))
+        nearest = shape_for_params(
+            n_params,
+            vocab_size=vocab_size,
+            seq_len=seq_len,
+            aspect_ratio=aspect_ratio,
+            depths=range(1, MAX_DEPTH + 1),
+        )
     except ConfigError as err:
         raise PlanError(f"no GPT shape for N = {n_params:.3g}: {err}") from None
     best, best_key = nearest, None
@@ -117,37 +137,117 @@ def _shape(n_params: float, *, vocab_size: int, seq_len: int, aspect_ratio: int)
 
 
 def _layouts_for(cfg, gpu: GPUSpec, n_gpus: int, hp: HyperParams, opts: dict[str, Any]) -> list[Layout]:
-    req = LayoutRequest(dims=ModelDims.from_config(cfg), gpu=gpu, n_gpus=n_gpus,
-                        batch_sequences=hp.batch_sequences, seq_len=hp.seq_len, mfu=opts["mfu"],
-                        precision=opts["precision"], dtype=opts["dtype"], workspace_bytes=opts["workspace"],
-                        fragmentation=opts["fragmentation"], dp_overlap=opts["dp_overlap"])
+    req = LayoutRequest(
+        dims=ModelDims.from_config(cfg),
+        gpu=gpu,
+        n_gpus=n_gpus,
+        batch_sequences=hp.batch_sequences,
+        seq_len=hp.seq_len,
+        mfu=opts["mfu"],
+        precision=opts["precision"],
+        dtype=opts["dtype"],
+        workspace_bytes=opts["workspace"],
+        fragmentation=opts["fragmentation"],
+        dp_overlap=opts["dp_overlap"],
+    )
     return search_layouts(req)
 
 
 def _auto_gpus(cfg, gpu, hp, flops, opts) -> tuple[int, list[Layout]]:
     """Smallest power-of-two GPU count whose best layout fits and finishes within ``max_days``."""
     last_error = None
-    for k in range(0, 21):
+    for k in range(21):
         try:
-            layouts = _layouts_for(cfg, gpu, 2 ** k, hp, opts)
+            layouts = _layouts_for(cfg, gpu, 2**k, hp, opts)
         except PlanError as err:
             last_error = err
             continue
-        hours = flops / (2 ** k * gpu.peak(opts["dtype"]) * layouts[0].effective_mfu) / 3600
+        hours = flops / (2**k * gpu.peak(opts["dtype"]) * layouts[0].effective_mfu) / 3600
         if hours <= opts["max_days"] * 24:
-            return 2 ** k, layouts
-    raise PlanError(f"no GPU count up to {2 ** 20} trains this within {opts['max_days']} days"
-                    + (f"; last: {last_error}" if last_error else ""))
+            return 2**k, layouts
+    raise PlanError(
+        f"no GPU count up to {2**20} trains this within {opts['max_days']} days"
+        + (f"; last: {last_error}" if last_error else "")
+    )
 
 
-def make_plan(budget: Budget | float | str | None = None, *, gpu: str = "h100", law: Any = "chinchilla",
-              n_gpus: int | None = None, unique_tokens: float | None = None,
-              inference_tokens: float | None = None, max_params: float | None = None, seq_len: int = 2048,
-              target_loss: float | None = None, mfu: float | None = None, dtype: str = "bf16",
-              precision: str = "mixed", price_per_gpu_hour: float | None = None, pue: float | None = None,
-              grid_intensity: float | None = None, power_utilisation: float | None = None,
-              vocab_size: int = 50304, aspect_ratio: int = 64, max_days: float = 90.0,
-              hardware_file: str | None = None) -> Plan:
+@dataclass(frozen=True, kw_only=True)
+class PlanRequest:
+    """Validated inputs of :func:`make_plan` (see there for the meaning of each field)."""
+
+    budget: Budget
+    gpu: str = "h100"
+    law: Any = "chinchilla"
+    n_gpus: int | None = None
+    unique_tokens: float | None = None
+    inference_tokens: float | None = None
+    max_params: float | None = None
+    seq_len: int = 2048
+    target_loss: float | None = None
+    mfu: float | None = None
+    dtype: str = "bf16"
+    precision: str = "mixed"
+    price_per_gpu_hour: float | None = None
+    pue: float | None = None
+    grid_intensity: float | None = None
+    power_utilisation: float | None = None
+    vocab_size: int = 50304
+    aspect_ratio: int = 64
+    max_days: float = 90.0
+    hardware_file: str | None = None
+
+    def __post_init__(self) -> None:
+        b = self.budget
+        if b.n_gpus is not None and self.n_gpus is not None and b.n_gpus != self.n_gpus:
+            raise PlanError(f"contradictory GPU counts: budget says {b.n_gpus}, n_gpus says {self.n_gpus}")
+        if self.n_gpus is None and b.n_gpus is not None:
+            object.__setattr__(self, "n_gpus", b.n_gpus)
+        if (b.kind is None) == (self.target_loss is None):
+            raise PlanError(
+                "give exactly one of a budget (compute, GPU-hours, dollars or deadline) or a target loss"
+            )
+        for name in (
+            "unique_tokens",
+            "inference_tokens",
+            "max_params",
+            "seq_len",
+            "mfu",
+            "n_gpus",
+            "max_days",
+            "vocab_size",
+            "aspect_ratio",
+        ):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not math.isfinite(v) or v <= 0):
+                raise PlanError(f"{name} must be a positive number, got {v!r}")
+        if self.mfu is not None and self.mfu > 1:
+            raise PlanError(f"mfu must be a fraction in (0, 1], got {self.mfu}")
+
+    def inputs(self, law_name: str) -> dict[str, Any]:
+        budget = {
+            k: getattr(self.budget, k)
+            for k in ("compute_flops", "gpu_hours", "usd", "deadline_hours")
+            if getattr(self.budget, k) is not None
+        }
+        keep = (
+            "gpu",
+            "unique_tokens",
+            "inference_tokens",
+            "max_params",
+            "seq_len",
+            "target_loss",
+            "mfu",
+            "dtype",
+            "precision",
+            "price_per_gpu_hour",
+            "pue",
+            "grid_intensity",
+            "vocab_size",
+        )
+        return {"budget": budget, "law": law_name, **{k: getattr(self, k) for k in keep}}
+
+
+def make_plan(budget: Budget | float | str | None = None, **options: Any) -> Plan:
     """Plan a training run.
 
     Parameters
@@ -155,81 +255,144 @@ def make_plan(budget: Budget | float | str | None = None, *, gpu: str = "h100", 
     budget : Budget, float or str, optional
         Compute FLOPs (a number or ``"1e23 flops"``), ``"$2M"``, ``"5e5 gpu-hours"``, or a :class:`Budget`
         (``Budget(deadline_hours=720, n_gpus=256)``). Leave out when ``target_loss`` is given.
-    gpu : str
-        Hardware table key or alias (``h100``, ``a100``, ``mi300x`` ...).
-    law : str or law object
-        Preset name, saved-fit JSON path (its bootstrap gives intervals), or a law object.
-    n_gpus : int, optional
-        GPU count; chosen automatically (smallest power of two finishing within ``max_days``) when absent.
-    unique_tokens, inference_tokens, max_params, target_loss : float, optional
-        Constraints: available unique data, lifetime inference tokens, a size cap, a loss to reach cheaply.
-    mfu : float, optional
-        Model-FLOPs utilisation of a well-tuned layout (default from ``constants.toml``).
+    **options
+        Fields of :class:`PlanRequest`: ``gpu`` (hardware key or alias, default ``"h100"``); ``law`` (preset
+        name, saved-fit JSON path whose bootstrap gives intervals, or a law object); ``n_gpus`` (default: the
+        smallest power of two that fits and finishes within ``max_days``); constraints ``unique_tokens``,
+        ``inference_tokens``, ``max_params``, ``target_loss``; ``seq_len``; ``mfu`` (of a well-tuned layout,
+        default from ``constants.toml``); ``dtype``/``precision``; cost overrides ``price_per_gpu_hour``,
+        ``pue``, ``grid_intensity``, ``power_utilisation``; shape family ``vocab_size``, ``aspect_ratio``;
+        ``hardware_file`` (extra TOML hardware table).
+
+    Returns
+    -------
+    Plan
+        Frozen; ``to_dict()`` gives JSON.
 
     Raises
     ------
     PlanError
         Contradictory or impossible requests, with the reason in one line.
+
+    Examples
+    --------
+    >>> plan = make_plan(1e23, gpu="h100", law="epoch2024")          # doctest: +SKIP
+    >>> plan.allocation.n_params, plan.layout.name, plan.costs.usd     # doctest: +SKIP
     """
-    b = Budget.parse(budget) if budget is not None else Budget(n_gpus=n_gpus)
-    if b.n_gpus is not None and n_gpus is not None and b.n_gpus != n_gpus:
-        raise PlanError(f"contradictory GPU counts: budget says {b.n_gpus}, n_gpus says {n_gpus}")
-    n_gpus = n_gpus if n_gpus is not None else b.n_gpus
-    if (b.kind is None) == (target_loss is None):
-        raise PlanError("give exactly one of a budget (compute, GPU-hours, dollars or deadline) or a target loss")
-    for name, v in (("unique_tokens", unique_tokens), ("inference_tokens", inference_tokens),
-                    ("max_params", max_params), ("seq_len", seq_len), ("mfu", mfu)):
-        if v is not None and (isinstance(v, bool) or not math.isfinite(v) or v <= 0):
-            raise PlanError(f"{name} must be a positive number, got {v!r}")
-    if mfu is not None and mfu > 1:
-        raise PlanError(f"mfu must be a fraction in (0, 1], got {mfu}")
-    spec = get_gpu(gpu, hardware_file)
-    spec.peak(dtype)
-    opts = dict(mfu=mfu if mfu is not None else constant("mfu"), precision=precision, dtype=dtype,
-                workspace=constant("workspace_bytes"), fragmentation=constant("fragmentation"),
-                dp_overlap=constant("dp_overlap"), max_days=max_days)
-    law_obj = resolve_law(law)
-    price, _ = price_per_hour(spec, price_per_gpu_hour)
-    gpu_hours = {"gpu_hours": b.gpu_hours, "usd": None if b.usd is None else b.usd / price,
-                 "deadline_hours": None if b.deadline_hours is None else b.deadline_hours * (n_gpus or 0)}.get(
-        b.kind)
+    b = Budget.parse(budget) if budget is not None else Budget(n_gpus=options.get("n_gpus"))
+    unknown = set(options) - {f for f in PlanRequest.__dataclass_fields__ if f != "budget"}
+    if unknown:
+        raise PlanError(f"unknown plan option(s) {sorted(unknown)}")
+    return plan_from_request(PlanRequest(budget=b, **options))
+
+
+def plan_from_request(req: PlanRequest) -> Plan:
+    """Solve a validated request (see :func:`make_plan`)."""
+    spec = get_gpu(req.gpu, req.hardware_file)
+    spec.peak(req.dtype)
+    opts = dict(
+        mfu=req.mfu if req.mfu is not None else constant("mfu"),
+        precision=req.precision,
+        dtype=req.dtype,
+        workspace=constant("workspace_bytes"),
+        fragmentation=constant("fragmentation"),
+        dp_overlap=constant("dp_overlap"),
+        max_days=req.max_days,
+    )
+    law = resolve_law(req.law)
+    gpu_hours = _gpu_hours_budget(req, spec)
     mfu_eff = opts["mfu"]
-    for _ in range(4):   # fixed point: budgets in hours depend on the layout's efficiency
-        compute = b.compute_flops if gpu_hours is None else compute_from_gpu_hours(gpu_hours, spec, mfu=mfu_eff,
-                                                                                   dtype=dtype)
-        alloc = plan_allocation(law_obj, None if target_loss is not None else compute,
-                                unique_tokens=unique_tokens, inference_tokens=inference_tokens,
-                                max_params=max_params, target_loss=target_loss)
-        cfg = _shape(alloc.n_params, vocab_size=vocab_size, seq_len=seq_len, aspect_ratio=aspect_ratio)
-        hp = plan_hyperparams(alloc.compute_flops, alloc.n_tokens, seq_len=seq_len, loss=alloc.loss)
-        if n_gpus is None:
-            chosen, layouts = _auto_gpus(cfg, spec, hp, alloc.compute_flops, opts)
+    for _ in range(4):  # fixed point: budgets in hours depend on the chosen layout's efficiency
+        compute = (
+            req.budget.compute_flops
+            if gpu_hours is None
+            else compute_from_gpu_hours(gpu_hours, spec, mfu=mfu_eff, dtype=req.dtype)
+        )
+        alloc = plan_allocation(
+            law,
+            None if req.target_loss is not None else compute,
+            unique_tokens=req.unique_tokens,
+            inference_tokens=req.inference_tokens,
+            max_params=req.max_params,
+            target_loss=req.target_loss,
+        )
+        cfg = _shape(
+            alloc.n_params, vocab_size=req.vocab_size, seq_len=req.seq_len, aspect_ratio=req.aspect_ratio
+        )
+        hp = plan_hyperparams(alloc.compute_flops, alloc.n_tokens, seq_len=req.seq_len, loss=alloc.loss)
+        if req.n_gpus is None:
+            n_gpus, layouts = _auto_gpus(cfg, spec, hp, alloc.compute_flops, opts)
         else:
-            chosen, layouts = int(n_gpus), _layouts_for(cfg, spec, int(n_gpus), hp, opts)
+            n_gpus, layouts = int(req.n_gpus), _layouts_for(cfg, spec, int(req.n_gpus), hp, opts)
         if gpu_hours is None or abs(layouts[0].effective_mfu / mfu_eff - 1) < 1e-3:
             break
         mfu_eff = layouts[0].effective_mfu
-    return _assemble(b, spec, chosen, alloc, cfg, hp, layouts, opts, locals_for_inputs=dict(
-        gpu=gpu, law=getattr(law_obj, "name", str(law)), unique_tokens=unique_tokens,
-        inference_tokens=inference_tokens, max_params=max_params, seq_len=seq_len, target_loss=target_loss,
-        dtype=dtype, precision=precision), cost_overrides=dict(price=price_per_gpu_hour, pue=pue,
-                                                               grid_intensity=grid_intensity,
-                                                               power_utilisation=power_utilisation))
+    return _assemble(req, spec, n_gpus, alloc, cfg, hp, layouts, law_name=getattr(law, "name", str(req.law)))
 
 
-def _assemble(b, spec, n_gpus, alloc, cfg, hp, layouts, opts, *, locals_for_inputs, cost_overrides) -> Plan:
+def _gpu_hours_budget(req: PlanRequest, spec: GPUSpec) -> float | None:
+    b = req.budget
+    if b.gpu_hours is not None:
+        return b.gpu_hours
+    if b.usd is not None:
+        return b.usd / price_per_hour(spec, req.price_per_gpu_hour)[0]
+    if b.deadline_hours is not None:
+        return b.deadline_hours * req.n_gpus
+    return None
+
+
+def _serving_memory(cfg) -> dict[str, float]:
+    """bf16 weights and the KV cache of one full-length sequence (K and V, grouped-query heads)."""
     from scalinglab.arch import count_params
 
-    best = layouts[0]
-    costs = estimate_costs(alloc.compute_flops, gpu=spec, n_gpus=n_gpus, mfu=best.effective_mfu,
-                           dtype=opts["dtype"], **cost_overrides)
+    kv = kv_cache_bytes(
+        n_layer=cfg.n_layer,
+        n_kv_head=cfg.kv_heads,
+        head_dim=cfg.head_dim,
+        seq_len=cfg.seq_len,
+        batch=1,
+        bytes_per_el=2.0,
+    )
+    return {"weights_bf16_bytes": 2.0 * count_params(cfg).total, "kv_cache_bytes_per_sequence": kv}
+
+
+def _assemble(req: PlanRequest, spec, n_gpus, alloc, cfg, hp, layouts, *, law_name: str) -> Plan:
+    from scalinglab.arch import count_params
+
+    costs = estimate_costs(
+        alloc.compute_flops,
+        gpu=spec,
+        n_gpus=n_gpus,
+        mfu=layouts[0].effective_mfu,
+        dtype=req.dtype,
+        price=req.price_per_gpu_hour,
+        pue=req.pue,
+        grid_intensity=req.grid_intensity,
+        power_utilisation=req.power_utilisation,
+    )
     n_shape = count_params(cfg).total
     notes = list(alloc.notes)
-    notes.append(f"shape has {n_shape:.4g} parameters ({n_shape / alloc.n_params - 1:+.1%} from the planned N)")
-    if b.deadline_hours is not None and costs.wall_clock_hours > b.deadline_hours * 1.001:
-        notes.append(f"estimated {costs.wall_clock_hours:.0f} h exceeds the {b.deadline_hours:.0f} h deadline")
-    inputs = {"budget": {k: getattr(b, k) for k in ("compute_flops", "gpu_hours", "usd", "deadline_hours")
-                         if getattr(b, k) is not None}, "n_gpus": n_gpus, "mfu": opts["mfu"], **locals_for_inputs}
-    return Plan(inputs=inputs, gpu=spec, n_gpus=n_gpus, allocation=alloc, shape=cfg.to_dict(),
-                shape_n_params=int(n_shape), hyperparams=hp, layouts=tuple(layouts), costs=costs,
-                notes=tuple(notes))
+    notes.append(
+        f"shape has {n_shape:.4g} parameters ({n_shape / alloc.n_params - 1:+.1%} from the planned N)"
+    )
+    deadline = req.budget.deadline_hours
+    if deadline is not None and costs.wall_clock_hours > deadline * 1.001:
+        notes.append(f"estimated {costs.wall_clock_hours:.0f} h exceeds the {deadline:.0f} h deadline")
+    inputs = {
+        **req.inputs(law_name),
+        "n_gpus": n_gpus,
+        "mfu": constant("mfu") if req.mfu is None else req.mfu,
+    }
+    return Plan(
+        inputs=inputs,
+        gpu=spec,
+        n_gpus=n_gpus,
+        allocation=alloc,
+        shape=cfg.to_dict(),
+        shape_n_params=int(n_shape),
+        hyperparams=hp,
+        layouts=tuple(layouts),
+        costs=costs,
+        serving=_serving_memory(cfg),
+        notes=tuple(notes),
+    )

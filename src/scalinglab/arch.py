@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping
 
 from scalinglab.errors import ConfigError
 
+MAX_MLP_RATIO = 64.0
 ATTENTION_KINDS = ("dense", "local", "global", "random", "bigbird")
 NORMS = ("rms", "layer")
 POSITIONS = ("rope", "learned")
@@ -179,10 +180,11 @@ class GPTConfig:
             raise ConfigError(f"rotary positions need an even head_dim, got {self.head_dim}; change d_model/n_head")
 
     def _check_floats(self) -> None:
-        for name, lo, hi in (("mlp_ratio", 0.0, math.inf), ("capacity_factor", 0.0, math.inf)):
+        # mlp_ratio is capped: no real GPT uses more than a few dozen, and absurd ratios overflow the counts.
+        for name, lo, hi in (("mlp_ratio", 0.0, MAX_MLP_RATIO), ("capacity_factor", 0.0, math.inf)):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not lo < value < hi:
-                raise ConfigError(f"GPTConfig.{name}={value!r} is not allowed; give a positive number")
+            if not isinstance(value, (int, float)) or not lo < value <= hi:
+                raise ConfigError(f"GPTConfig.{name}={value!r} is not allowed; give a positive number <= {hi}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"GPTConfig.dropout={self.dropout!r} is not allowed; give a number in [0, 1)")
         if not isinstance(self.aux_loss_coef, (int, float)) or not 0 <= self.aux_loss_coef < math.inf:

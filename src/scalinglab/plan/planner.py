@@ -61,12 +61,8 @@ class Budget:
         try:
             if text.startswith("$") or text.endswith(("usd", "dollars", "dollar")):
                 return cls(usd=parse_usd(value))
-            if text.endswith(("gpu-hours", "gpuh", "gpu-hour")):
-                return cls(
-                    gpu_hours=parse_quantity(
-                        text.replace("gpu-hour", "gpu-hours").replace("gpu-hourss", "gpu-hours"), "hours"
-                    )
-                )
+            if text.endswith(("gpu-hours", "gpuh")):
+                return cls(gpu_hours=parse_quantity(text, "hours"))
             return cls(compute_flops=parse_flops(value))
         except UnitError as err:
             raise PlanError(str(err)) from None

@@ -1,9 +1,42 @@
-"""CLI: `scalinglab report` (being built; see the issues)."""
+"""CLI: ``scalinglab report RUNS_DIR|FIT.json [--out page.html]`` — rebuild the static HTML report."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the app."""
+    app.command("report")(report_cmd)
+
+
+def report_cmd(
+    source: Path = typer.Argument(..., help="A sweep folder (refits from its registry) or the fit.json it wrote."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Page to write (default: report.html beside the input)."),
+    refit: bool = typer.Option(False, "--refit", help="Sweep folder: fit again even if fit.json exists."),
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples when fitting."),
+) -> None:
+    """Write a self-contained HTML page (inline SVG figures, no scripts, no network). Prints its path."""
+    from scalinglab.errors import ReportError
+    from scalinglab.report.page import load_report_data, write_report
+
+    if source.is_dir():
+        from scalinglab.sweep.analysis import FIT_JSON, REPORT_HTML, analyze
+        from scalinglab.sweep.registry import REGISTRY_FILENAME
+
+        if not (source / REGISTRY_FILENAME).is_file() and not (source / FIT_JSON).is_file():
+            raise ReportError(f"{source} holds neither a sweep registry nor a fit.json; pass a sweep folder")
+        if (source / REGISTRY_FILENAME).is_file() and (refit or not (source / FIT_JSON).is_file()):
+            data = analyze(source, n_boot=bootstrap)
+        else:
+            data = load_report_data(source / FIT_JSON)
+        target = out or source / REPORT_HTML
+    elif source.is_file():
+        data = load_report_data(source)
+        target = out or source.with_name("report.html")
+    else:
+        raise ReportError(f"no such file or folder {source}; pass a sweep folder or its fit.json")
+    typer.echo(str(write_report(data, target)))

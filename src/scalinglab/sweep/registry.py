@@ -283,15 +283,16 @@ class Registry:
         return out
 
     def claim(self, run_id: str, *, host: str | None = None, pid: int | None = None) -> bool:
-        """Mark a queued (or failed) run as running by this process; False when someone else has it or it is
-        finished. The check and the update happen in one transaction, so two workers never both claim it."""
+        """Mark a queued run as running by this process; False when someone else has it, it failed (see
+        :meth:`requeue_failed`) or it is finished. The check and the update happen in one transaction, so two
+        workers never both claim it."""
         host = host or socket.gethostname()
         pid = os.getpid() if pid is None else pid
         now = time.time()
         with self._tx():
             cur = self._conn.execute(
                 "UPDATE runs SET status = 'running', attempts = attempts + 1, host = ?, pid = ?, heartbeat = ?, "
-                "started_at = ?, error = NULL WHERE run_id = ? AND status IN ('queued', 'failed')",
+                "started_at = ?, error = NULL WHERE run_id = ? AND status = 'queued'",
                 (host, pid, now, now, run_id))
             return cur.rowcount == 1
 
@@ -343,6 +344,21 @@ class Registry:
                                    "error = 'worker process died; re-queued' "
                                    "WHERE run_id = ? AND status = 'running'", (run_id,))
         return dead
+
+    def requeue_failed(self) -> list[str]:
+        """Give failed runs another attempt (a resume does this once; a run never loops within one session)."""
+        ids = [r.run_id for r in self.runs("failed")]
+        with self._tx():
+            self._conn.execute("UPDATE runs SET status = 'queued' WHERE status = 'failed'")
+        return ids
+
+    def next_claimable(self) -> str | None:
+        """The first queued run (sweep order) whose parent run, if any, is done."""
+        row = self._conn.execute(
+            "SELECT r.run_id FROM runs r LEFT JOIN runs p ON p.run_id = r.parent_run_id "
+            "WHERE r.status = 'queued' AND (r.parent_run_id IS NULL OR p.status = 'done') "
+            "ORDER BY r.position, r.created_at, r.run_id LIMIT 1").fetchone()
+        return None if row is None else str(row["run_id"])
 
     # -- artefacts ------------------------------------------------------------------------------------
     def set_artefact(self, run_id: str, kind: str, path: str | os.PathLike) -> None:

@@ -1,0 +1,242 @@
+"""After the sweep: fit Approaches 2 and 3 with bootstrap CIs, backtest on the top budget, plan 10× more
+compute, and assemble the report's data (:class:`~scalinglab.report.page.ReportData`).
+
+Only ``done`` runs enter a fit; failed and diverged runs are listed with their reasons and a note. Each step that
+cannot be carried out (too few budgets, a fit that fails) is recorded under ``errors`` instead of stopping the
+others. Torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.report.page import ReportData
+from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+RUNS_CSV = "runs.csv"
+FIT_JSON = "fit.json"
+REPORT_HTML = "report.html"
+REFERENCE_LAWS = (("chinchilla", "Chinchilla (Hoffmann et al. 2022)"), ("epoch2024", "Epoch (Besiroglu et al. 2024)"))
+
+
+def _runs_table(csv_path: Path):
+    from scalinglab.laws.runs import load_runs_csv
+
+    return load_runs_csv(csv_path)
+
+
+def _approach2(runs, n_boot: int, seed: int) -> dict:
+    from scalinglab.laws.approach2 import fit_approach2
+    from scalinglab.laws.bootstrap import bootstrap_approach2
+
+    fit = fit_approach2(runs, skip_bad_budgets=True)
+    out: dict[str, Any] = {"a": fit.a, "b": fit.b, "n_coef": fit.n_law.coef, "d_coef": fit.d_law.coef,
+                           "notes": list(fit.notes)}
+    boot = None
+    if n_boot and len(fit.vertices) >= 3:
+        boot = bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True)
+        out["a_ci"], out["b_ci"] = list(boot.interval("a")), list(boot.interval("b"))
+        out["bootstrap"] = {"n_resamples": boot.n_resamples, "n_failed": boot.n_failed, "notes": list(boot.notes)}
+    out["vertices"] = [_vertex(v, boot) for v in fit.vertices]
+    budgets = [v.budget for v in fit.vertices]
+    grid = np.logspace(math.log10(min(budgets)) - 0.3, math.log10(max(budgets)) + 1.2, 40)
+    curve: dict[str, Any] = {"compute": grid.tolist(), "n_fit": [float(fit.n_opt(c)) for c in grid],
+                             "d_fit": [float(fit.d_opt(c)) for c in grid]}
+    if boot is not None:
+        at = [boot.at_compute(c) for c in grid]
+        for key in ("n", "d"):
+            curve[f"{key}_lo"] = [a[f"{key}_opt"]["lo"] for a in at]
+            curve[f"{key}_hi"] = [a[f"{key}_opt"]["hi"] for a in at]
+    out["curve"] = curve
+    return out
+
+
+def _vertex(v, boot) -> dict:
+    d = {"budget": v.budget, "n_opt": v.n_opt, "d_opt": v.d_opt, "loss": v.loss_opt, "n_points": v.n_points,
+         "extrapolated": bool(v.extrapolated)}
+    key = f"n_opt[{v.budget:.4g}]"
+    if boot is not None and key in boot.samples:
+        d["n_opt_ci"] = list(boot.interval(key))
+    else:
+        lo, hi = v.n_interval()
+        d["n_opt_ci"] = [lo, hi] if math.isfinite(lo) else None
+    return d
+
+
+def _approach3(runs, n_boot: int, seed: int) -> dict:
+    from scalinglab.laws.approach3 import fit_approach3
+    from scalinglab.laws.bootstrap import bootstrap_approach3
+
+    fit = fit_approach3(runs)
+    p = dict(fit.params)
+    out: dict[str, Any] = {"params": p, "n_points": fit.n_points, "status": fit.status,
+                           "warnings": list(fit.warnings), "a": p["beta"] / (p["alpha"] + p["beta"])}
+    if n_boot:
+        boot = bootstrap_approach3(runs, n_resamples=n_boot, seed=seed, point=fit)
+        out["ci"] = {k: list(boot.interval(k)) for k in p if k in boot.samples}
+        s = boot.samples
+        if "alpha" in s and "beta" in s:
+            a = s["beta"] / (s["alpha"] + s["beta"])
+            a = a[np.isfinite(a)]
+            out["a_ci"] = [float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))] if len(a) else None
+    return out
+
+
+def _backtest(runs, analysis: dict) -> dict:
+    """Fit on all budgets but the top one, predict the top budget's minimum (Approach 2) and its runs' losses
+    (Approach 3)."""
+    from scalinglab.laws.approach2 import fit_approach2
+    from scalinglab.laws.approach3 import fit_approach3
+
+    budgets = np.asarray(runs.budget if runs.budget is not None else runs.compute_flops, float)
+    top = budgets.max()
+    below = runs.subset(budgets < top * 0.9, note="backtest: budgets below the top one")
+    held = runs.subset(budgets >= top * 0.9)
+    rows = []
+    top_vertex = next((v for v in analysis.get("approach2", {}).get("vertices", []) if v["budget"] >= top * 0.9),
+                      None)
+    a2 = fit_approach2(below, skip_bad_budgets=True)
+    if top_vertex is not None:
+        pred = float(a2.n_opt(top_vertex["budget"]))
+        rows.append({"label": f"N_opt at C = {top:.3g} (Approach 2)", "actual": top_vertex["n_opt"],
+                     "predicted": pred, "rel_error": pred / top_vertex["n_opt"] - 1})
+    try:
+        a3 = fit_approach3(below)
+        pred = np.asarray(a3.predict(n_params=held.n_params, n_tokens=held.n_tokens), float)
+        for i in range(len(held)):
+            label = f"loss of N = {held.n_params[i]:.3g} at C = {top:.3g} (Approach 3)"
+            rows.append({"label": label, "actual": float(held.loss[i]), "predicted": float(pred[i]),
+                         "rel_error": float(pred[i] / held.loss[i] - 1)})
+    except Exception as err:  # noqa: BLE001 - recorded, Approach 2 rows still shown
+        rows.append({"label": f"Approach 3 backtest failed: {err}", "actual": None, "predicted": None,
+                     "rel_error": None})
+    return {"description": f"Fitted on the {len(below)} runs below C = {top:.3g}; predicting the {len(held)} "
+                           f"runs of the top budget.", "rows": rows}
+
+
+def _plan_next(analysis: dict, top_budget: float) -> dict:
+    """What 10× the top budget buys under the fitted Approach 2 law (and the planner's section when present)."""
+    a2 = analysis.get("approach2") or {}
+    c = 10 * top_budget
+    n = a2["n_coef"] * c ** a2["a"]
+    d = a2["d_coef"] * c ** a2["b"]
+    rows = [("compute (FLOPs)", f"{c:.3g}"), ("N_opt (parameters)", f"{n:.3g}"), ("D_opt (tokens)", f"{d:.3g}"),
+            ("tokens per parameter", f"{d / n:.3g}")]
+    a3 = analysis.get("approach3") or {}
+    if a3.get("params"):
+        p = a3["params"]
+        loss = p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+        rows.append(("predicted loss (Approach 3 law at that N, D)", f"{loss:.4g}"))
+    out = {"description": f"Extrapolating the fitted law to 10× the top budget ({top_budget:.3g} → {c:.3g} FLOPs).",
+           "rows": rows}
+    try:
+        from scalinglab.plan import planner, report_section  # engineer P's planner (optional)
+
+        out["html"] = report_section(planner.make_plan(compute_flops=c, n_params=n, n_tokens=d))
+    except Exception as err:  # noqa: BLE001 - the planner is optional here; the table above stands alone
+        log.debug("planner section unavailable: %s", err)
+    return out
+
+
+def _references(analysis: dict) -> dict:
+    from scalinglab.laws.presets import get_law
+
+    grid = (analysis.get("approach2") or {}).get("curve", {}).get("compute")
+    if not grid:
+        return {}
+    out = {}
+    for name, label in REFERENCE_LAWS:
+        law = get_law(name)
+        allocs = [law.optimal_allocation(c) for c in grid]
+        out[label] = {"compute": grid, "n_opt": [a.n_params for a in allocs], "d_opt": [a.n_tokens for a in allocs]}
+    return out
+
+
+def read_curve(run_dir: Path, max_points: int = 200) -> dict:
+    """Tokens and training loss from a run's metrics.jsonl (thinned to ``max_points``)."""
+    tokens, loss = [], []
+    try:
+        with open(run_dir / "metrics.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    m = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a crash
+                if m.get("loss") is not None and m.get("tokens") is not None and math.isfinite(float(m["loss"])):
+                    tokens.append(float(m["tokens"]))
+                    loss.append(float(m["loss"]))
+    except OSError:
+        return {"tokens": [], "loss": []}
+    step = max(1, len(tokens) // max_points)
+    return {"tokens": tokens[::step], "loss": loss[::step]}
+
+
+def _run_rows(reg: Registry) -> list[dict]:
+    return [{"run_id": r.run_id, "n_params": r.n_params, "n_tokens": r.n_tokens, "compute_flops": r.compute_flops,
+             "loss": r.loss if r.status == "done" else None, "budget": r.budget, "status": r.status,
+             "error": r.error, "attempts": r.attempts} for r in reg.runs()]
+
+
+def _step(errors: dict, name: str, fn, *args):
+    try:
+        return fn(*args)
+    except Exception as err:  # noqa: BLE001 - every step reports its failure in the page instead of stopping
+        log.info("%s not available: %s", name, err)
+        errors[name] = f"{type(err).__name__}: {err}"
+        return None
+
+
+def analyze(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: str | None = None) -> ReportData:
+    """Fit, backtest and plan from a sweep folder; writes ``runs.csv`` and ``fit.json``; returns the report data."""
+    sweep_dir = Path(sweep_dir)
+    with Registry.open(sweep_dir / REGISTRY_FILENAME, create=False) as reg:
+        csv_path = reg.export_runs_csv(sweep_dir / RUNS_CSV)
+        rows = _run_rows(reg)
+        sweep = reg.sweep() or {}
+        run_dirs = {r.run_id: Path(reg.artefacts(r.run_id).get("run_dir", sweep_dir / "runs" / r.run_id))
+                    for r in reg.runs()}
+    errors: dict[str, str] = {}
+    analysis: dict[str, Any] = {"errors": errors, "notes": []}
+    bad = [r for r in rows if r["status"] in ("failed", "diverged")]
+    if bad:
+        analysis["notes"].append(f"{len(bad)} failed/diverged run(s) excluded from every fit: "
+                                 + ", ".join(f"{r['run_id']} ({r['status']})" for r in bad))
+    runs = _step(errors, "runs table", _runs_table, csv_path)
+    if runs is not None:
+        analysis["approach2"] = _step(errors, "Approach 2", _approach2, runs, n_boot, seed)
+        analysis["approach3"] = _step(errors, "Approach 3", _approach3, runs, n_boot, seed)
+        analysis["backtest"] = _step(errors, "backtest", _backtest, runs, analysis)
+        if analysis.get("approach2"):
+            top = max(r["budget"] for r in rows if r["budget"])
+            analysis["plan"] = _step(errors, "plan", _plan_next, analysis, top)
+            analysis["references"] = _step(errors, "reference laws", _references, analysis)
+    curves = {rid: read_curve(d) for rid, d in run_dirs.items()}
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    data = ReportData(title=title or f"IsoFLOP sweep {sweep.get('sweep_id', sweep_dir.name)}", runs=tuple(rows),
+                      curves=curves, analysis=analysis, created=created)
+    atomic_write_text(sweep_dir / FIT_JSON, json.dumps(_jsonable(data.to_dict()), indent=1))
+    return data
+
+
+def _jsonable(obj):
+    """NumPy scalars/arrays to plain Python, non-finite floats to None (valid JSON)."""
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj

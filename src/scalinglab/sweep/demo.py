@@ -1,0 +1,59 @@
+"""``scalinglab demo``: an IsoFLOP study end to end on a laptop CPU — prepare the default corpus (Python stdlib
+sources, capped), sweep ≥ 4 budgets × 5 sizes, fit Approaches 2 and 3 with bootstrap CIs, backtest, plan, report.
+
+Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 9e12 counted
+FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 2e11 FLOPs) is for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from scalinglab.sweep.design import FamilySpec, SweepSpec
+from scalinglab.sweep.executors import ExecutorConfig, ProgressFn
+from scalinglab.sweep.study import SweepOutcome, run_study
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = Path("runs/demo")
+FULL_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)  # log-uniform over one decade
+QUICK_BUDGETS = (3e9, 1e10, 3e10)
+FULL_CORPUS_BYTES = 8_000_000
+QUICK_CORPUS_BYTES = 1_000_000
+# Tiny shapes for --quick: 64-token context, head_dim 8, tied embeddings (N from 3k to 120k).
+QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=8, aspect_ratios=(8, 12, 16), depths=tuple(range(1, 9)),
+                          tied_embeddings=True)
+
+
+def demo_spec(data_dir: str | Path, *, quick: bool = False) -> SweepSpec:
+    """The demo's sweep: full (4 budgets up to 1e12) or quick (3 tiny budgets)."""
+    if quick:
+        return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=512,
+                         eval_tokens=8192, data_dir=str(Path(data_dir).resolve()))
+    return SweepSpec(budgets=FULL_BUDGETS, data_dir=str(Path(data_dir).resolve()))
+
+
+def prepare_corpus(data_dir: str | Path, max_bytes: int) -> None:
+    """Tokenize the default corpus (stdlib sources, byte-level) unless it is already there."""
+    from scalinglab.data.prepare import MANIFEST, prepare
+
+    if (Path(data_dir) / MANIFEST).is_file():
+        return
+    log.info("preparing the default corpus in %s (%d bytes)", data_dir, max_bytes)
+    prepare(["stdlib"], data_dir, max_bytes=max_bytes)
+
+
+def run_demo(out_dir: str | Path = DEFAULT_OUT, *, quick: bool = False,
+             executor: ExecutorConfig = ExecutorConfig(kind="subprocess", workers=2),
+             progress: ProgressFn | None = None, n_boot: int = 200) -> SweepOutcome:
+    """Prepare, sweep, fit, report. Re-running on the same folder repeats nothing that finished."""
+    out_dir = Path(out_dir)
+    data_dir = out_dir / "data"
+    spec = demo_spec(data_dir, quick=quick)
+    from scalinglab.sweep.study import register_sweep
+
+    register_sweep(out_dir, spec)  # refuses a folder holding another sweep before any work
+    prepare_corpus(data_dir, QUICK_CORPUS_BYTES if quick else FULL_CORPUS_BYTES)
+    title = "scalinglab demo: IsoFLOP sweep on Python stdlib sources" + (" (quick)" if quick else "")
+    return run_study(out_dir, None, executor=executor, progress=progress, n_boot=n_boot, title=title)

@@ -1,0 +1,266 @@
+"""IsoFLOP sweep design: for each compute budget, ≥ 5 real GPT shapes spread in log N around a prior optimum.
+
+Conventions (the training issue's ``arch.py``): N is *all* parameters (Chinchilla), C is the *counted* training
+FLOPs (6·N·D plus attention, Kaplan et al. 2020 Table 1). Each run's D is chosen so its counted C equals the
+budget: ``D = C / flops_per_token(shape).counted``, rounded down to whole optimizer steps.
+
+Shapes come from the nanochat depth family (``GPTConfig.from_depth``); for tiny CPU budgets several aspect ratios
+are pooled so that enough distinct sizes exist near the optimum (Kaplan et al. 2020 §3.1: loss depends only
+weakly on the shape at fixed N, so mixing aspect ratios within 16–64 costs little).
+
+Learning rate and batch (a sweep with an untuned LR fits the LR, not the law):
+
+* **LR ∝ 1/width ("μP-lite")**: ``lr = base_lr × base_width / d_model``, clipped to ``[min_lr, max_lr]``. Under μP
+  the Adam learning rate of hidden matrices scales as 1/width (Yang et al. 2021, *Tensor Programs V*, Table 3), so
+  one base LR tuned at ``base_width`` transfers across the family. The default (4e-3 at width 64) comes from a
+  short LR probe on the byte-level stdlib corpus (seq 128; LR 3e-3/1e-2/3e-2 × batch 8/32 sequences): width 48
+  (3 layers, 131k tokens) was best at 3e-3, width 16 (1 layer, 310k tokens) at 3e-2 — the rule gives 5.3e-3 and
+  1.6e-2, within the flat region of both.
+* **Batch**: a fixed number of tokens per step for every size (``batch_tokens``, default 1024 = 8 sequences of
+  128), halved until every run gets at least ``min_steps`` optimizer steps. The same probe found 8 sequences
+  0.2–0.6 nats better than 32 at these token counts (tiny runs are step-limited, far below the critical batch size
+  of McCandlish et al. 2018). The cosine schedule's length is the run's own D (Hoffmann et al. 2022, §3.1: a
+  cosine longer than the run overestimates its loss).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from scalinglab.arch import GPTConfig, count_params, flops_per_token
+from scalinglab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("cosine", "wsd")
+BYTE_VOCAB = 257
+
+
+@dataclass(frozen=True, kw_only=True)
+class FamilySpec:
+    """The GPT family the sweep draws shapes from (``GPTConfig.from_depth`` over depths × aspect ratios)."""
+
+    vocab_size: int = BYTE_VOCAB
+    seq_len: int = 128
+    head_dim: int = 16
+    aspect_ratios: tuple[int, ...] = (16, 24, 32)
+    depths: tuple[int, ...] = tuple(range(1, 13))
+    tied_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "seq_len", "head_dim"):
+            _positive_int(f"FamilySpec.{name}", getattr(self, name))
+        for name in ("aspect_ratios", "depths"):
+            values = tuple(getattr(self, name))
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
+                raise ConfigError(f"FamilySpec.{name}={values!r} must be a non-empty list of positive integers")
+            object.__setattr__(self, name, values)
+
+    def shapes(self) -> list[GPTConfig]:
+        """Every distinct shape of the family, ascending in N."""
+        seen: dict[tuple, GPTConfig] = {}
+        for a in self.aspect_ratios:
+            for d in self.depths:
+                cfg = GPTConfig.from_depth(d, aspect_ratio=a, head_dim=self.head_dim, vocab_size=self.vocab_size,
+                                           seq_len=self.seq_len, tied_embeddings=self.tied_embeddings)
+                seen.setdefault((cfg.d_model, cfg.n_layer), cfg)
+        return sorted(seen.values(), key=lambda c: count_params(c).total)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepSpec:
+    """What to sweep. ``budgets`` are counted training FLOPs per run."""
+
+    budgets: tuple[float, ...]
+    n_sizes: int = 5
+    spread: float = 4.0  # sizes span N_opt/spread .. N_opt*spread (log-uniform)
+    prior_law: str = "chinchilla"
+    family: FamilySpec = field(default_factory=FamilySpec)
+    schedule: str = "cosine"
+    base_lr: float = 4e-3
+    base_width: int = 64
+    min_lr: float = 5e-4
+    max_lr: float = 3e-2
+    batch_tokens: int = 1024
+    min_steps: int = 50
+    wsd_points: int = 3  # cooldown branches per size (--schedule wsd)
+    cooldown_frac: float = 0.2
+    data_dir: str | None = None
+    seed: int = 0
+    eval_tokens: int = 16384
+    checkpoint_every: int | None = None
+
+    def __post_init__(self) -> None:
+        budgets = tuple(float(b) for b in self.budgets)
+        if not budgets or any(not (math.isfinite(b) and b > 0) for b in budgets):
+            raise ConfigError(f"SweepSpec.budgets={self.budgets!r} must be a non-empty list of positive FLOPs, "
+                              "e.g. 1e11,3e11,1e12")
+        if len(set(budgets)) != len(budgets):
+            raise ConfigError(f"SweepSpec.budgets={list(budgets)} has duplicates; give each budget once")
+        object.__setattr__(self, "budgets", tuple(sorted(budgets)))
+        _positive_int("SweepSpec.n_sizes", self.n_sizes)
+        if self.n_sizes < 3:
+            raise ConfigError(f"SweepSpec.n_sizes={self.n_sizes} is too few: a parabola needs ≥ 3 sizes (5 advised)")
+        if not self.spread > 1:
+            raise ConfigError(f"SweepSpec.spread={self.spread} must be > 1 (e.g. 4: N_opt/4 .. 4·N_opt)")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"SweepSpec.schedule={self.schedule!r} is not allowed; use one of {SCHEDULES}")
+        for name in ("batch_tokens", "min_steps", "base_width", "wsd_points", "eval_tokens"):
+            _positive_int(f"SweepSpec.{name}", getattr(self, name))
+        if not 0 < self.cooldown_frac < 1:
+            raise ConfigError(f"SweepSpec.cooldown_frac={self.cooldown_frac} must be in (0, 1)")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["budgets"] = list(self.budgets)
+        d["family"] = self.family.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepSpec":
+        d = dict(d)
+        d["family"] = FamilySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["family"].items()})
+        d["budgets"] = tuple(d["budgets"])
+        return cls(**d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedRun:
+    """One run of the sweep: its shape, tokens, counted compute and optimiser settings."""
+
+    run_id: str
+    budget: float
+    model: GPTConfig
+    n_params: int
+    n_tokens: int
+    compute_flops: float
+    six_nd: float
+    lr: float
+    batch_size: int
+    n_steps: int
+    schedule: str
+    parent_run_id: str | None = None
+    branch_tokens: int | None = None  # wsd: the parent checkpoint (tokens) this cooldown starts from
+
+    @property
+    def tokens_per_param(self) -> float:
+        return self.n_tokens / self.n_params
+
+    def train_config(self, spec: SweepSpec) -> dict[str, Any]:
+        """The training config (``TrainConfig.from_dict`` input) of this run; its hash is the run's identity."""
+        return {
+            "model": self.model.to_dict(), "n_tokens": int(self.n_tokens), "data_dir": spec.data_dir,
+            "batch_size": int(self.batch_size), "lr": float(self.lr), "schedule": self.schedule,
+            "cooldown_frac": float(spec.cooldown_frac), "seed": int(spec.seed), "eval_tokens": int(spec.eval_tokens),
+            "eval_every": None, "checkpoint_every": spec.checkpoint_every or max(1, self.n_steps // 4),
+            "device": "cpu",
+        }
+
+    def to_row(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "budget": self.budget, "d_model": self.model.d_model,
+                "n_layer": self.model.n_layer, "n_head": self.model.n_head, "n_params": self.n_params,
+                "n_tokens": self.n_tokens, "compute_flops": self.compute_flops,
+                "tokens_per_param": self.tokens_per_param, "lr": self.lr, "batch_size": self.batch_size,
+                "n_steps": self.n_steps, "schedule": self.schedule, "parent_run_id": self.parent_run_id}
+
+
+def prior_n_opt(law: str, compute_flops: float) -> float:
+    """N_opt at ``compute_flops`` from a preset law or a saved fit (``laws.presets.load_law``).
+
+    Falls back to the rounded Chinchilla law (Hoffmann et al. 2022, Approach 3: E 1.69, A 406.4, B 410.7,
+    α .34, β .28; eq. 4) when the presets module is unavailable.
+    """
+    try:
+        from scalinglab.laws.presets import load_law
+    except ImportError:
+        load_law = None
+    if load_law is not None:
+        return float(load_law(law).optimal_allocation(compute_flops).n_params)
+    alpha, beta, A, B = 0.34, 0.28, 406.4, 410.7
+    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
+    return G * (compute_flops / 6) ** (beta / (alpha + beta))
+
+
+def _steps_and_batch(spec: SweepSpec, n_tokens_max: float) -> tuple[int, int]:
+    """Sequences per step and the number of steps for ``n_tokens_max`` tokens (≥ min_steps, halving batch)."""
+    seq = spec.family.seq_len
+    batch = max(1, spec.batch_tokens // seq)
+    while batch > 1 and n_tokens_max // (batch * seq) < spec.min_steps:
+        batch //= 2
+    return batch, int(n_tokens_max // (batch * seq))
+
+
+def lr_for_width(spec: SweepSpec, d_model: int) -> float:
+    """μP-lite: Adam LR ∝ 1/width (Yang et al. 2021, Tensor Programs V, Table 3), clipped."""
+    return float(min(spec.max_lr, max(spec.min_lr, spec.base_lr * spec.base_width / d_model)))
+
+
+def _pick_shapes(candidates: list[GPTConfig], n_opt: float, spec: SweepSpec) -> list[GPTConfig]:
+    """The candidate nearest (log N) to each of n_sizes log-uniform targets in [n_opt/spread, n_opt·spread]."""
+    logn = [math.log(count_params(c).total) for c in candidates]
+    k = spec.n_sizes
+    targets = [math.log(n_opt) + math.log(spec.spread) * (2 * i / (k - 1) - 1) for i in range(k)]
+    chosen: list[int] = []
+    for t in targets:
+        free = [j for j in range(len(candidates)) if j not in chosen]
+        chosen.append(min(free, key=lambda j: abs(logn[j] - t)))
+    return [candidates[j] for j in sorted(chosen)]
+
+
+def _run_id(budget: float, cfg: GPTConfig, suffix: str = "") -> str:
+    return f"C{budget:.0e}-L{cfg.n_layer}d{cfg.d_model}{suffix}".replace("+", "")
+
+
+def design_budget(spec: SweepSpec, budget: float, shapes: Sequence[GPTConfig] | None = None) -> list[PlannedRun]:
+    """The cosine-schedule runs of one budget (see the module docstring)."""
+    shapes = list(shapes) if shapes is not None else spec.family.shapes()
+    seq = spec.family.seq_len
+    fits = [c for c in shapes if budget / flops_per_token(c).counted >= spec.min_steps * seq]
+    if len(fits) < spec.n_sizes:
+        smallest = shapes[spec.n_sizes - 1] if len(shapes) >= spec.n_sizes else shapes[-1]
+        need = flops_per_token(smallest).counted * spec.min_steps * seq
+        raise ConfigError(
+            f"budget {budget:.3g} FLOPs is too small: only {len(fits)} shapes of the family get ≥ {spec.min_steps} "
+            f"steps of {seq} tokens (the {spec.n_sizes}th smallest, d_model={smallest.d_model} "
+            f"n_layer={smallest.n_layer} N={count_params(smallest).total}, needs {need:.3g} FLOPs); "
+            f"use budgets ≥ {need:.2g}")
+    n_opt = prior_n_opt(spec.prior_law, budget)
+    runs = []
+    for cfg in _pick_shapes(fits, n_opt, spec):
+        f = flops_per_token(cfg)
+        batch, steps = _steps_and_batch(spec, budget / f.counted)
+        # Nearest whole step (not floor): keeps the counted C within half a step of the budget.
+        steps = max(1, round(budget / f.counted / (batch * seq)))
+        d = steps * batch * seq
+        runs.append(PlannedRun(run_id=_run_id(budget, cfg), budget=budget, model=cfg, n_params=count_params(cfg).total,
+                               n_tokens=d, compute_flops=f.counted * d, six_nd=f.six_n * d,
+                               lr=lr_for_width(spec, cfg.d_model), batch_size=batch, n_steps=steps,
+                               schedule="cosine"))
+    return runs
+
+
+def design_sweep(spec: SweepSpec) -> list[PlannedRun]:
+    """All runs of the sweep, budget by budget (``schedule="wsd"``: see :func:`design_wsd`)."""
+    if spec.schedule == "wsd":
+        from scalinglab.sweep.wsd import design_wsd
+
+        return design_wsd(spec)
+    shapes = spec.family.shapes()
+    return [run for b in spec.budgets for run in design_budget(spec, b, shapes)]
+
+
+def estimate_seconds(run: PlannedRun, flops_per_s: float) -> float:
+    """Wall time of a run at a measured (or assumed) training throughput in counted FLOP/s."""
+    return run.compute_flops / flops_per_s
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r} must be a positive integer")

@@ -1,0 +1,181 @@
+"""Run one registered sweep run: claim it, train (resuming from its last checkpoint), record the outcome.
+
+This is what every executor calls, in-process, in a subprocess (``python -m scalinglab.sweep.worker DIR RUN_ID``)
+or in a Ray task. It is idempotent: a run that is finished (or held by a live worker) is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from scalinglab.errors import DivergedError, ScalingLabError
+from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+ProgressFn = Callable[[dict], None]
+
+
+def run_dir_of(sweep_dir: Path, run_id: str) -> Path:
+    return Path(sweep_dir) / "runs" / run_id
+
+
+class _Heartbeat:
+    """A daemon thread that refreshes the run's heartbeat while it trains (own SQLite connection)."""
+
+    def __init__(self, registry_path: Path, run_id: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(registry_path, run_id), daemon=True)
+
+    def _loop(self, registry_path: Path, run_id: str) -> None:
+        try:
+            with Registry.open(registry_path, create=False) as reg:
+                while not self._stop.wait(HEARTBEAT_S):
+                    reg.heartbeat(run_id)
+        except Exception:  # a heartbeat failure must never kill the run
+            log.warning("heartbeat for %s stopped", run_id, exc_info=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def execute_run(sweep_dir: str | Path, run_id: str, *, progress: ProgressFn | None = None) -> str:
+    """Claim and train one run; returns its final status (or the status it already had)."""
+    sweep_dir = Path(sweep_dir)
+    registry_path = sweep_dir / REGISTRY_FILENAME
+    with Registry.open(registry_path, create=False) as reg:
+        if not reg.claim(run_id):
+            return reg.get(run_id).status
+        rec = reg.get(run_id)
+        run_dir = run_dir_of(sweep_dir, run_id)
+        reg.set_artefact(run_id, "run_dir", run_dir)
+    _emit(progress, {"event": "start", "run_id": run_id, "attempt": rec.attempts})
+    with _Heartbeat(registry_path, run_id):
+        status, error, final = _train(sweep_dir, rec, run_dir, progress)
+    with Registry.open(registry_path, create=False) as reg:
+        loss = _final_loss(final) if status == "done" else None
+        if final and all(final.get(k) for k in ("n_params", "n_tokens", "compute_flops")):
+            reg.update_counts(run_id, n_params=float(final["n_params"]), n_tokens=float(final["n_tokens"]),
+                              compute_flops=float(final["compute_flops"]))
+        reg.finish(run_id, status, error=error, summary=final, loss=loss)
+    _emit(progress, {"event": "finish", "run_id": run_id, "status": status, "loss": loss, "error": error})
+    return status
+
+
+def _train(sweep_dir: Path, rec, run_dir: Path, progress: ProgressFn | None) -> tuple[str, str | None, dict | None]:
+    """Call the trainer; map its outcome to (status, error, final summary)."""
+    from scalinglab import train
+
+    try:
+        # "branch_step" is the sweep's own key (which parent checkpoint a WSD branch starts from).
+        cfg = train.TrainConfig.from_dict({k: v for k, v in rec.config.items() if k != "branch_step"})
+        # A run dir with a config is a run that started before: continue from its newest checkpoint.
+        resume = (run_dir / "config.json").is_file()
+        branch_from = None
+        if not resume and rec.parent_run_id:
+            branch_from = _branch_source(sweep_dir, rec)
+
+        every = max(1, cfg.n_steps // 10)
+
+        def on_step(info: dict) -> None:
+            step = int(info.get("step", 0))
+            if step % every == 0:  # a line per 10% on the log (visible with -v, and to tests)
+                log.info("run %s step %d/%d loss %.4f", rec.run_id, step, cfg.n_steps, info.get("loss", math.nan))
+            _emit(progress, {"event": "step", "run_id": rec.run_id, **info})
+
+        result = train.run(cfg, run_dir, resume=resume, progress=on_step, branch_from=branch_from)
+    except DivergedError as err:
+        return "diverged", _diverged_reason(err), _read_final(run_dir)
+    except ScalingLabError as err:
+        return "failed", f"{type(err).__name__}: {err}", _read_final(run_dir)
+    except Exception as err:  # a bug or an OOM: record it, keep the sweep going
+        log.debug("run %s failed:\n%s", rec.run_id, traceback.format_exc())
+        return "failed", f"{type(err).__name__}: {err}", _read_final(run_dir)
+    final = dict(result.final or _read_final(run_dir) or {})
+    if result.status == "diverged":
+        step = final.get("diverged_step")
+        reason = final.get("diverged_reason") or "diverged"
+        return "diverged", (f"diverged at step {step}: {reason}" if step is not None else str(reason)), final
+    return "done", None, final
+
+
+def _branch_source(sweep_dir: Path, rec) -> Path:
+    """WSD cooldown branch: the parent's checkpoint at ``branch_step`` (Hägele et al. 2024)."""
+    parent_dir = run_dir_of(sweep_dir, rec.parent_run_id)
+    step = rec.config.get("branch_step")
+    if step is None:
+        return parent_dir
+    return parent_dir / "checkpoints" / f"step_{int(step):07d}"
+
+
+def _diverged_reason(err: DivergedError) -> str:
+    return f"diverged at step {err.step}: {err}" if err.step is not None else f"diverged: {err}"
+
+
+def _read_final(run_dir: Path) -> dict | None:
+    import json
+
+    path = run_dir / "final.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _final_loss(final: dict | None) -> float | None:
+    if not final:
+        return None
+    for key in ("val_loss", "train_loss"):
+        if final.get(key) is not None:
+            return float(final[key])
+    return None
+
+
+def _emit(progress: ProgressFn | None, event: dict) -> None:
+    if progress is not None:
+        try:
+            progress(event)
+        except Exception:  # progress display must never break a run
+            log.debug("progress callback failed", exc_info=True)
+
+
+def drain(sweep_dir: str | Path, *, progress: ProgressFn | None = None) -> dict[str, str]:
+    """Claim and run queued runs one after another until none is left (a persistent worker: torch is imported
+    once per process, not once per run). Several drains can share a sweep; the registry's atomic claim keeps
+    them from running the same run."""
+    registry_path = Path(sweep_dir) / REGISTRY_FILENAME
+    out: dict[str, str] = {}
+    while True:
+        with Registry.open(registry_path, create=False) as reg:
+            run_id = reg.next_claimable()
+        if run_id is None:
+            return out
+        out[run_id] = execute_run(sweep_dir, run_id, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scalinglab.sweep.worker SWEEP_DIR [RUN_ID]``: run one run, or drain the queue."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (1, 2):
+        print("usage: python -m scalinglab.sweep.worker SWEEP_DIR [RUN_ID]", file=sys.stderr)
+        return 2
+    if len(args) == 2:
+        return 0 if execute_run(args[0], args[1]) in ("done", "diverged") else 1
+    statuses = drain(args[0])
+    return 0 if all(s in ("done", "diverged", "running") for s in statuses.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -67,6 +67,10 @@ def test_plan_options():
     )
     assert cap["allocation"]["n_params"] == 7e9 and cap["shape"]["seq_len"] == 4096
     assert cap["costs"]["price_per_gpu_hour"] == 2 and cap["costs"]["grid_intensity_kg_per_kwh"] == 0.1
+    fp8 = _json(["plan", "--compute", "1e23", "--dtype", "fp8", "--precision", "bf16", "--gpus", "256"])
+    bf16 = _json(["plan", "--compute", "1e23", "--gpus", "256"])
+    assert fp8["costs"]["gpu_hours"] < bf16["costs"]["gpu_hours"]
+    assert fp8["layout"]["memory"]["model_states"] <= bf16["layout"]["memory"]["model_states"]
     tl = _json(["plan", "--target-loss", "2.1", "--law", "epoch2024"])
     assert tl["allocation"]["loss"] == pytest.approx(2.1, rel=1e-9)
 
@@ -76,6 +80,7 @@ def test_plan_compare():
     opt, over = d["variants"]
     assert over["loss"] == pytest.approx(opt["loss"]) and over["n_params"] < opt["n_params"]
     assert over["breakeven_inference_tokens"] > 0
+    assert over["usd"] / opt["usd"] == pytest.approx(over["train_flops"] / opt["train_flops"])
     result = runner.invoke(app, ["plan", "compare", "--compute", "1e23", "--law", "epoch2024"])
     assert result.exit_code == 0 and "10x" in result.stdout
 
@@ -101,6 +106,8 @@ def test_plan_gpus():
         (["plan", "--compute", "1e23", "--unique-tokens", "lots"], "unique-tokens"),
         (["plan", "--compute", "1e23", "--gpus", "0"], "positive"),
         (["plan"], "exactly one"),
+        (["plan", "--compute", "1e23", "--gpu", "a100", "--dtype", "fp8"], "fp8"),
+        (["plan", "--compute", "1e23", "--precision", "fp4"], "precision"),
         (["plan", "compare", "--compute", "1e23", "--law", "chinchilla-approach1"], "allocations only"),
     ],
 )

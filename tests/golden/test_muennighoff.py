@@ -39,7 +39,8 @@ def test_published_objective_0_01583(runs):
 
 def test_n_opt_rule_matters(runs):
     """U_N = min(N, N_opt(U)) with N_opt from the base law (datablations' D_to_N). The 20-tokens-per-parameter
-    rule of thumb gives 0.015820 and ignoring excess parameters 0.023433: only the published rule gives 0.01583."""
+    rule of thumb gives 0.015820 and ignoring excess parameters 0.023433: only the published rule
+    gives 0.01583."""
     law = muennighoff2023()
     n, d, u, y = runs
     u_n = np.minimum(n, u / 20.0)

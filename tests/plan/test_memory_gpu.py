@@ -2,7 +2,8 @@
 
 Peak of a steady-state step (the second one: Adam state exists, gradients were freed by ``zero_grad``) is
 predicted as weights + gradients + Adam state (fp32: 4 + 4 + 8 B/param) + the activations autograd keeps.
-The configurations are activation-dominated, with a small vocabulary so the loss's transient buffers are small.
+The configurations are activation-dominated, with a small vocabulary so the loss's transient
+buffers are small.
 """
 
 from __future__ import annotations

@@ -91,6 +91,8 @@ def plan(
     grid: float | None = typer.Option(None, "--grid-intensity", help="kg CO2 per kWh."),
     pue: float | None = typer.Option(None, "--pue", help="Data-centre PUE."),
     vocab_size: int = typer.Option(50304, "--vocab-size", help="Vocabulary size of the shape."),
+    dtype: str = typer.Option("bf16", "--dtype", help="Matmul dtype for the peak FLOP/s (bf16, fp8, ...)."),
+    precision: str = typer.Option("mixed", "--precision", help="mixed (2+2+12 B/param), amp, fp32 or bf16."),
     hardware: str | None = _HW,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -118,6 +120,8 @@ def plan(
         grid_intensity=grid,
         pue=pue,
         vocab_size=vocab_size,
+        dtype=dtype,
+        precision=precision,
         hardware_file=hardware,
     )
     if as_json:
@@ -170,6 +174,9 @@ def compare_cmd(
     compute: str = typer.Option(..., "--compute", help="Training compute in FLOPs."),
     law: str = _LAW,
     factor: list[float] = typer.Option([10.0], "--factor", help="Over-training factor(s)."),
+    gpu: str = _GPU,
+    mfu: float | None = typer.Option(None, "--mfu", help="MFU for the GPU-hours and cost columns."),
+    price: float | None = typer.Option(None, "--price-per-gpu-hour", help="US$ per GPU-hour."),
     inference_tokens: str | None = typer.Option(
         None, "--inference-tokens", help="Lifetime inference tokens."
     ),
@@ -178,7 +185,9 @@ def compare_cmd(
     """Compute-optimal vs over-trained models at the same predicted loss."""
     from scalinglab.errors import PlanError, UnitError
     from scalinglab.plan.compare import breakeven_inference_tokens, compare_overtraining
-    from scalinglab.units import format_count, parse_flops
+    from scalinglab.plan.cost import compute_from_gpu_hours, constant, price_per_hour
+    from scalinglab.plan.hardware import get_gpu
+    from scalinglab.units import format_count, format_usd, parse_flops
 
     try:
         c = parse_flops(compute)
@@ -189,10 +198,20 @@ def compare_cmd(
     variants = compare_overtraining(
         law, c, factors=(1.0, *factor), inference_tokens=_count(inference_tokens, "--inference-tokens")
     )
-    rows = [
-        {**v.to_dict(), "breakeven_inference_tokens": breakeven_inference_tokens(variants[0], v)}
-        for v in variants
-    ]
+    spec = get_gpu(gpu)
+    rate, _ = price_per_hour(spec, price)
+    eff = mfu if mfu is not None else constant("mfu")
+    rows = []
+    for v in variants:
+        hours = v.train_flops / compute_from_gpu_hours(1.0, spec, mfu=eff)
+        rows.append(
+            {
+                **v.to_dict(),
+                "breakeven_inference_tokens": breakeven_inference_tokens(variants[0], v),
+                "gpu_hours": hours,
+                "usd": hours * rate,
+            }
+        )
     if as_json:
         print_json({"law": law, "compute_flops": c, "variants": rows})
         return
@@ -205,6 +224,8 @@ def compare_cmd(
         "D",
         "D/N",
         "train FLOPs",
+        f"{gpu} GPU-h",
+        "cost",
         "loss",
         "FLOPs/inference token",
         "break-even tokens",
@@ -218,6 +239,8 @@ def compare_cmd(
             format_count(r["n_tokens"]),
             f"{r['tokens_per_param']:.0f}",
             f"{r['train_flops']:.3g}",
+            format_count(r["gpu_hours"]),
+            format_usd(r["usd"]),
             f"{r['loss']:.4f}",
             format_count(r["inference_flops_per_token"]),
             "-" if be is None else format_count(be),

@@ -1,4 +1,5 @@
-"""Data-constrained scaling law (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models", §3, eq. 5).
+"""Data-constrained scaling law (Muennighoff et al. 2023, "Scaling Data-Constrained Language
+Models", §3, eq. 5).
 
 Repeated tokens are worth less than fresh ones, and parameters beyond what the unique data can feed are worth
 less than compute-optimal ones. With U unique tokens, D tokens seen and N parameters:
@@ -6,7 +7,8 @@ less than compute-optimal ones. With U unique tokens, D tokens seen and N parame
 * effective data ``D' = U_D + U_D·R_D*·(1 − e^(−R_D/R_D*))`` with ``U_D = min(D, U)`` and ``R_D = D/U_D − 1``
   repeated epochs;
 * effective parameters ``N' = U_N + U_N·R_N*·(1 − e^(−R_N/R_N*))`` with ``U_N = min(N, N_opt(U))`` and
-  ``R_N = N/U_N − 1``, where ``N_opt(U)`` is the base law's compute-optimal size for which the optimal data is U:
+  ``R_N = N/U_N − 1``, where ``N_opt(U)`` is the base law's compute-optimal size for which the
+  optimal data is U:
   ``N_opt(U) = G·(U·G)^(β/α)``, ``G = (αA/(βB))^(1/(α+β))`` (the ``D_to_N`` of the datablations code);
 * ``L = E + A/N'^α + B/D'^β``.
 

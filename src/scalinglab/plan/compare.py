@@ -38,7 +38,8 @@ class Variant:
 
 
 def overtrained_at_loss(params: Mapping[str, float], target_loss: float, ratio: float) -> tuple[float, float]:
-    """(N, D) with ``D/N = ratio`` and ``L(N, D) = target_loss`` (loss falls monotonically with N on that ray)."""
+    """(N, D) with ``D/N = ratio`` and ``L(N, D) = target_loss`` (loss falls monotonically with N
+    on that ray)."""
     from scipy.optimize import brentq
 
     E, A, B, a, b = (float(params[k]) for k in ("E", "A", "B", "alpha", "beta"))

@@ -1,8 +1,8 @@
 """The accelerator table: peak FLOP/s per dtype, memory, bandwidth, power and interconnect.
 
 The numbers live in ``hardware.toml`` beside this module, each entry with the vendor document it comes from.
-Users add or replace entries with a TOML file of the same layout (``load_hardware(path)``). Peak FLOP/s are dense
-(no 2:4 sparsity): quoting sparse peaks is how MFU reports above 100 % happen.
+Users add or replace entries with a TOML file of the same layout (``load_hardware(path)``). Peak
+FLOP/s are dense (no 2:4 sparsity): quoting sparse peaks is how MFU reports above 100 % happen.
 """
 
 from __future__ import annotations

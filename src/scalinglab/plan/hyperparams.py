@@ -1,9 +1,10 @@
 """Batch size, learning rate, steps and warmup from compute-based laws.
 
-DeepSeek-AI 2024 (DeepSeek LLM, §3.1, eq. 1): ``B_opt = 0.2920·C^0.3271`` tokens and ``η_opt = 0.3118·C^−0.1250``,
-fitted on their small-scale grid with C the training compute in FLOPs. Kaplan et al. 2020 (§5.1, eq. 5.3):
-critical batch ``B_crit(L) = B*/L^(1/α_B)`` with B* ≈ 2e8 tokens and α_B ≈ 0.21, L in nats — given for
-comparison: above B_crit, larger batches stop buying proportionally fewer steps.
+DeepSeek-AI 2024 (DeepSeek LLM, §3.1, eq. 1): ``B_opt = 0.2920·C^0.3271`` tokens and
+``η_opt = 0.3118·C^−0.1250``, fitted on their small-scale grid with C the training compute in FLOPs.
+Kaplan et al. 2020 (§5.1, eq. 5.3): critical batch ``B_crit(L) = B*/L^(1/α_B)`` with B* ≈ 2e8 tokens
+and α_B ≈ 0.21, L in nats — given for comparison: above B_crit, larger batches stop buying
+proportionally fewer steps.
 """
 
 from __future__ import annotations

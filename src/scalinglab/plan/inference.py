@@ -25,7 +25,8 @@ def compute_for_loss(params: Mapping[str, float], target_loss: float) -> float:
     """Cheapest compute whose Chinchilla-optimal model reaches ``target_loss``.
 
     On the optimal path both reducible terms scale as ``(C/6)^(−αβ/(α+β))`` (Hoffmann et al. 2022 eq. 4), so
-    ``L_opt(C) = E + K·(C/6)^(−γ)`` with ``K = A·G^−α + B·G^β``, ``γ = αβ/(α+β)``, which inverts in closed form.
+    ``L_opt(C) = E + K·(C/6)^(−γ)`` with ``K = A·G^−α + B·G^β``, ``γ = αβ/(α+β)``, which inverts in
+    closed form.
     """
     E, A, B, a, b = _terms(params)
     if not (math.isfinite(target_loss) and target_loss > E):

@@ -1,4 +1,5 @@
-"""Parallel layouts (data, ZeRO/FSDP, tensor, pipeline, expert) that fit in device memory, ranked by step time.
+"""Parallel layouts (data, ZeRO/FSDP, tensor, pipeline, expert) that fit in device memory, ranked
+by step time.
 
 Step-time model. ``mfu`` is the end-to-end model-FLOPs utilisation of a *reference* layout as published for
 large runs (tensor parallel inside a node, 1F1B pipeline with many micro-batches, data-parallel reduction
@@ -269,8 +270,8 @@ def search_layouts(req: LayoutRequest, *, top: int = 5) -> list[Layout]:
     fits = [lay for lay in layouts if lay.memory.total <= req.gpu.memory_bytes]
     if not fits:
         raise PlanError(_no_fit_message(req, min(layouts, key=lambda lay: lay.memory.total)))
-    # Rank by throughput, not step time: layouts round the global batch differently (dp·micro-batch must divide
-    # it), so their steps carry different numbers of tokens. Ties go to less traffic, then less memory.
+    # Rank by throughput, not step time: layouts round the global batch differently (dp·micro-batch
+    # must divide it), so their steps carry different numbers of tokens. Ties: less traffic, less memory.
     fits.sort(
         key=lambda lay: (
             -round(lay.effective_mfu, 9),

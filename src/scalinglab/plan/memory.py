@@ -109,7 +109,8 @@ class ActivationSpec:
 
     @classmethod
     def for_model(cls, cfg: Any, **overrides: Any) -> ActivationSpec:
-        """The spec of ``scalinglab.model.GPT(cfg)``: measured with autograd saved-tensor hooks (tests/plan)."""
+        """The spec of ``scalinglab.model.GPT(cfg)``: measured with autograd saved-tensor hooks
+        (tests/plan)."""
         kw = dict(
             attention="flash",
             dropout=cfg.dropout > 0,
@@ -138,7 +139,8 @@ def activation_bytes_per_layer(
     Korthikanti et al. 2022 §4.1, with ``e`` = bytes per element (2 in the paper) and 1-byte dropout masks:
     layer norms 2e·sbh; attention input e·sbh, Q and K 2e·sbh, V e·sbh, output-projection input e·sbh,
     softmax output e·as²b, its dropout mask as²b and dropout output e·as²b, attention dropout mask sbh;
-    MLP input e·sbh, hidden activations 2·r·e·sbh (GeLU input and output; 3·r·e for a gated MLP), dropout mask sbh.
+    MLP input e·sbh, hidden activations 2·r·e·sbh (GeLU input and output; 3·r·e for a gated MLP),
+    dropout mask sbh.
     With e = 2, r = 4 and dropout this is ``sbh·(34 + 5as/h)``. Flash/SDPA kernels keep no s×s matrix, only a
     fp32 log-sum-exp per row (4·a·s·b). Tensor parallel splits the parts inside the TP region by t; sequence
     parallel also splits the rest (Table 2). Selective recompute drops the s² terms; full recompute keeps only
@@ -242,9 +244,9 @@ def training_memory(
     """Peak training memory of the busiest device (the first pipeline stage under 1F1B).
 
     Under 1F1B the first stage holds activations of ``min(pp, n_micro)`` micro-batches (Narayanan et al. 2021,
-    §2.2.1; Korthikanti et al. 2022 §4.2.3), so with pipeline parallelism the per-device activation memory stays
-    about one full model's worth of layers for one micro-batch. Without a pipeline, gradient accumulation frees
-    each micro-batch's activations before the next, so one is in flight.
+    §2.2.1; Korthikanti et al. 2022 §4.2.3), so with pipeline parallelism the per-device activation
+    memory stays about one full model's worth of layers for one micro-batch. Without a pipeline,
+    gradient accumulation frees each micro-batch's activations before the next, so one is in flight.
     """
     states = model_state_bytes(n_params_device, precision=precision, zero=zero, dp=dp)
     in_flight = max(1, min(pp, n_micro))

@@ -1,5 +1,5 @@
-"""``make_plan``: one consistent answer from a budget — N and D, a real shape, batch and learning rate, a layout
-that fits, and the time, money, energy and CO₂ it costs."""
+"""``make_plan``: one consistent answer from a budget — N and D, a real shape, batch and learning
+rate, a layout that fits, and the time, money, energy and CO₂ it costs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from scalinglab.errors import ConfigError, PlanError, UnitError
 from scalinglab.plan.allocation import PlanAllocation, plan_allocation, resolve_law
 from scalinglab.plan.cost import Costs, compute_from_gpu_hours, constant, estimate_costs, price_per_hour
-from scalinglab.plan.hardware import GPUSpec, get_gpu
+from scalinglab.plan.hardware import DTYPES, GPUSpec, get_gpu
 from scalinglab.plan.hyperparams import HyperParams, plan_hyperparams
 from scalinglab.plan.layout import Layout, LayoutRequest, ModelDims, search_layouts
-from scalinglab.plan.memory import kv_cache_bytes
+from scalinglab.plan.memory import PRECISIONS, kv_cache_bytes
 
 MAX_DEPTH = 512  # lets the trainer's depth family reach ~10T parameters
 
@@ -52,7 +52,10 @@ class Budget:
 
     @classmethod
     def parse(cls, value: Any) -> Budget:
-        """A Budget from a number (FLOPs) or text: ``"1e23"``, ``"1e23 flops"``, ``"$2M"``, ``"5e5 gpu-hours"``."""
+        """A Budget from a number (FLOPs) or text.
+
+        ``"1e23"`` and ``"1e23 flops"`` are compute, ``"$2M"`` is dollars, ``"5e5 gpu-hours"`` GPU-hours.
+        """
         from scalinglab.units import parse_flops, parse_quantity, parse_usd
 
         if isinstance(value, Budget):
@@ -216,6 +219,10 @@ class PlanRequest:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not math.isfinite(v) or v <= 0):
                 raise PlanError(f"{name} must be a positive number, got {v!r}")
+        if self.precision not in PRECISIONS:
+            raise PlanError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.dtype not in DTYPES:
+            raise PlanError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.mfu is not None and self.mfu > 1:
             raise PlanError(f"mfu must be a fraction in (0, 1], got {self.mfu}")
 

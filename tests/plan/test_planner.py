@@ -127,6 +127,20 @@ def test_inference_aware_plan_smaller_and_longer():
     assert a.loss == pytest.approx(base.loss, rel=1e-9)
 
 
+def test_inference_aware_with_cap_keeps_the_loss():
+    free = plan_allocation("epoch2024", 1e23, inference_tokens=2e13)
+    capped = plan_allocation("epoch2024", 1e23, inference_tokens=2e13, max_params=5e9)
+    assert capped.mode == "inference-aware, capped" and capped.n_params == 5e9
+    assert capped.n_tokens > free.n_tokens
+    from scalinglab.laws.presets import get_law
+
+    assert float(get_law("epoch2024").predict_loss(5e9, capped.n_tokens)) == pytest.approx(
+        free.loss, rel=1e-9
+    )
+    with pytest.raises(PlanError, match="never reaches"):
+        plan_allocation("epoch2024", 1e23, inference_tokens=2e13, max_params=1e6)
+
+
 def test_max_params_cap():
     a = plan_allocation("epoch2024", 1e23, max_params=7e9)
     assert a.n_params == 7e9 and a.n_tokens == pytest.approx(1e23 / 42e9)
@@ -149,6 +163,7 @@ def test_saved_fit_bootstrap_gives_intervals(tmp_path):
     rng = np.random.default_rng(0)
     centre = dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
     boot = {k: v * (1 + 0.02 * rng.standard_normal(200)) for k, v in centre.items()}
+    boot["alpha"][0] = -0.1  # an invalid resample is skipped, not fatal
     fit = FitResult(
         form=chinchilla_form(),
         params=centre,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.errors import PlanError
+from scalinglab.errors import ConfigError, PlanError
 
 _CHIN = ("E", "A", "B", "alpha", "beta")
 
@@ -151,7 +151,14 @@ def _intervals(
 
     q = (50 * (1 - level), 50 * (1 + level))
     samples = [dict(zip(_CHIN, row)) for row in zip(*(boot[k] for k in _CHIN))]
-    laws = [DataConstrainedLaw(**s) for s in samples if all(np.isfinite(list(s.values()))) and s["A"] > 0]
+    laws = []
+    for s in samples:  # a resample that wandered to an invalid point (e.g. alpha <= 0) is skipped
+        try:
+            laws.append(DataConstrainedLaw(**s))
+        except ConfigError:
+            continue
+    if not laws:
+        return {}
     losses = [float(x.predict_loss(n, d, unique)) for x in laws]
     out = {"loss": tuple(np.percentile(losses, q))}
     if compute is not None:
@@ -222,7 +229,7 @@ def plan_allocation(
 
 
 def _inference(law, base, inference_tokens, target_loss, max_params, common) -> PlanAllocation:
-    from scalinglab.plan.inference import inference_aware_allocation
+    from scalinglab.plan.inference import inference_aware_allocation, tokens_for_loss
 
     params = _need_params(law, "inference-aware planning")
     target = target_loss if target_loss is not None else float(law.predict_loss(base.n_params, base.n_tokens))
@@ -231,22 +238,28 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common) -> 
         f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the tokens; "
         f"lifetime FLOPs {inf.total_saving:.1%} saved at the same loss {target:.4g}"
     ]
-    if max_params is not None and inf.n_params > max_params:
-        raise PlanError(
-            f"max params {max_params:.3g} is below the inference-aware size {inf.n_params:.3g}; "
-            f"lower the target loss constraint or raise --max-params"
-        )
-    if inf.train_flops > base.compute_flops * (1 + 1e-9) and target_loss is None:
+    n, d, mode = inf.n_params, inf.n_tokens, "inference-aware"
+    if max_params is not None and n > max_params:
+        # Below the inference-aware size the total only grows, so the cap itself is the best size left;
+        # train it until it reaches the same loss.
+        n, d, mode = max_params, tokens_for_loss(params, max_params, target), "inference-aware, capped"
+        if not math.isfinite(d):
+            raise PlanError(
+                f"a model of at most {max_params:.3g} parameters never reaches loss {target:.4g} "
+                f"under {getattr(law, 'name', 'this law')}; raise --max-params"
+            )
+        notes.append(f"N capped at {max_params:.3g} (inference-aware optimum {inf.n_params:.3g})")
+    if 6 * n * d > base.compute_flops * (1 + 1e-9) and target_loss is None:
         notes.append(
-            f"training compute rises to {inf.train_flops:.3g} FLOPs "
-            f"({inf.train_flops / base.compute_flops - 1:+.0%} over the budget) to save inference FLOPs"
+            f"training compute rises to {6 * n * d:.3g} FLOPs "
+            f"({6 * n * d / base.compute_flops - 1:+.0%} over the budget) to save inference FLOPs"
         )
-    ci = _intervals(law, inf.n_params, inf.n_tokens, None, None)
+    ci = _intervals(law, n, d, None, None)
     return PlanAllocation(
-        mode="inference-aware",
-        compute_flops=inf.train_flops,
-        n_params=inf.n_params,
-        n_tokens=inf.n_tokens,
+        mode=mode,
+        compute_flops=6 * n * d,
+        n_params=n,
+        n_tokens=d,
         loss=target,
         loss_ci=ci.get("loss"),
         inference=inf.to_dict(),

@@ -1,9 +1,9 @@
 """Predicted peak training memory against ``torch.cuda.max_memory_allocated`` (needs CUDA; skipped otherwise).
 
 Peak of a steady-state step (the second one: Adam state exists, gradients were freed by ``zero_grad``) is
-predicted as weights + gradients + Adam state (fp32: 4 + 4 + 8 B/param) + the activations autograd keeps.
-The configurations are activation-dominated, with a small vocabulary so the loss's transient
-buffers are small.
+predicted as weights + gradients + Adam state (fp32: 4 + 4 + 8 B/param) + the activations autograd keeps +
+the largest backward transient. The configurations are activation-dominated, with a small vocabulary so
+the loss's transient buffers are small.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from scalinglab.arch import GPTConfig, count_params
-from scalinglab.plan.memory import (
-    ActivationSpec,
-    activation_bytes_per_layer,
-    head_activation_bytes,
-    model_state_bytes,
-)
+from scalinglab.plan.memory import ActivationSpec, training_memory
 
 CONFIGS = [
     (dict(vocab_size=256, seq_len=1024, d_model=512, n_layer=8, n_head=8), 16),
@@ -28,12 +23,19 @@ CONFIGS = [
 
 
 def predicted_peak(cfg: GPTConfig, batch: int) -> float:
-    spec = ActivationSpec.for_model(cfg, act_bytes=4.0)
-    kw = dict(seq_len=cfg.seq_len, micro_batch=batch, d_model=cfg.d_model)
-    acts = cfg.n_layer * activation_bytes_per_layer(
-        **kw, n_head=cfg.n_head, spec=spec
-    ) + head_activation_bytes(**kw, vocab_size=cfg.vocab_size, spec=spec)
-    return model_state_bytes(count_params(cfg).total, precision="fp32").total + acts
+    """The planner's own number for this config (without workspace and fragmentation margins)."""
+    mem = training_memory(
+        n_params_device=count_params(cfg).total,
+        n_layer_device=cfg.n_layer,
+        seq_len=cfg.seq_len,
+        micro_batch=batch,
+        d_model=cfg.d_model,
+        n_head=cfg.n_head,
+        vocab_size=cfg.vocab_size,
+        spec=ActivationSpec.for_model(cfg, act_bytes=4.0),
+        precision="fp32",
+    )
+    return mem.total
 
 
 @pytest.mark.gpu

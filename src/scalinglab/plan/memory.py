@@ -208,6 +208,7 @@ class MemoryBreakdown:
     in_flight_micro_batches: int
     workspace: float
     fragmentation: float
+    transient: float = 0.0
 
     @property
     def model_states(self) -> float:
@@ -215,7 +216,7 @@ class MemoryBreakdown:
 
     @property
     def total(self) -> float:
-        return self.model_states + self.activations + self.workspace + self.fragmentation
+        return self.model_states + self.activations + self.transient + self.workspace + self.fragmentation
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -257,7 +258,10 @@ def training_memory(
         seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, vocab_size=vocab_size, spec=spec
     )
     acts = n_layer_device * per_layer * in_flight + head
-    base = states.total + acts + workspace
+    transient = backward_transient_bytes(
+        seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, vocab_size=vocab_size, spec=spec
+    )
+    base = states.total + acts + transient + workspace
     return MemoryBreakdown(
         weights=states.weights,
         grads=states.grads,
@@ -266,4 +270,20 @@ def training_memory(
         in_flight_micro_batches=in_flight,
         workspace=workspace,
         fragmentation=fragmentation * base,
+        transient=transient,
     )
+
+
+def backward_transient_bytes(
+    *, seq_len: int, micro_batch: int, d_model: int, vocab_size: int, spec: ActivationSpec = ActivationSpec()
+) -> float:
+    """Gradient buffers alive next to the saved activations at the start of the backward pass.
+
+    The loss's backward holds the fp32 gradient of the log-softmax input beside its saved output and casts
+    it to the logits' dtype (``(4 + e)·s·b·V``); inside a layer the largest pair is the MLP's hidden gradients
+    (``2·r·e·s·b·h``). The larger of the two is added to the peak.
+    """
+    s, b, t, e = float(seq_len), float(micro_batch), float(spec.tp), spec.act_bytes
+    loss = (4.0 + e) * s * b * vocab_size / t
+    mlp = 2.0 * spec.mlp_ratio * e * s * b * d_model / t
+    return max(loss, mlp)

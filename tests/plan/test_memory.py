@@ -122,11 +122,23 @@ def test_backward_transient_is_the_larger_of_loss_and_mlp():
     from scalinglab.plan.memory import backward_transient_bytes
 
     spec = ActivationSpec(act_bytes=2.0)
-    big_vocab = backward_transient_bytes(seq_len=2048, micro_batch=1, d_model=1024, vocab_size=50304, spec=spec)
+    big_vocab = backward_transient_bytes(
+        seq_len=2048, micro_batch=1, d_model=1024, vocab_size=50304, spec=spec
+    )
     assert big_vocab == 6 * 2048 * 50304
-    small_vocab = backward_transient_bytes(seq_len=2048, micro_batch=1, d_model=1024, vocab_size=256, spec=spec)
+    small_vocab = backward_transient_bytes(
+        seq_len=2048, micro_batch=1, d_model=1024, vocab_size=256, spec=spec
+    )
     assert small_vocab == 2 * 4 * 2 * 2048 * 1024
-    kw = dict(n_params_device=1e6, n_layer_device=2, seq_len=2048, micro_batch=1, d_model=1024, n_head=16,
-              vocab_size=50304, spec=spec)
+    kw = dict(
+        n_params_device=1e6,
+        n_layer_device=2,
+        seq_len=2048,
+        micro_batch=1,
+        d_model=1024,
+        n_head=16,
+        vocab_size=50304,
+        spec=spec,
+    )
     mem = training_memory(**kw)
     assert mem.total == pytest.approx(mem.model_states + mem.activations + big_vocab)

@@ -183,6 +183,15 @@ def test_saved_fit_bootstrap_gives_intervals(tmp_path):
     assert plan.allocation.loss_ci == a.loss_ci
 
 
+def test_report_section_from_json_dict(plan_1e23):
+    d = json.loads(json.dumps(plan_1e23.to_dict()))
+    assert report_section(d) == report_section(plan_1e23)
+    from scalinglab.errors import ReportError
+
+    with pytest.raises(ReportError, match="not a plan"):
+        report_section({"allocation": {}})
+
+
 def test_report_section_escapes():
     p = make_plan(1e21, gpu="a100", law="chinchilla", n_gpus=8)
     html = report_section(p)

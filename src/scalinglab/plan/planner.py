@@ -95,7 +95,12 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "inputs": dict(self.inputs),
-            "gpu": {"key": self.gpu.key, "name": self.gpu.name, "source": self.gpu.source},
+            "gpu": {
+                "key": self.gpu.key,
+                "name": self.gpu.name,
+                "source": self.gpu.source,
+                "memory_bytes": self.gpu.memory_bytes,
+            },
             "n_gpus": self.n_gpus,
             "allocation": self.allocation.to_dict(),
             "shape": dict(self.shape),

@@ -46,6 +46,13 @@ def test_serving_memory_kv_cache(plan_1e23):
     assert sv["kv_cache_bytes_per_sequence"] == 2 * cfg.n_layer * cfg.d_model * cfg.seq_len * 2
 
 
+def test_far_shape_is_flagged():
+    p = make_plan(1e15, n_gpus=1)
+    assert any("far from N" in n for n in p.notes)
+    close = make_plan(1e15, n_gpus=1, vocab_size=256, seq_len=256)
+    assert not any("far from N" in n for n in close.notes)
+
+
 def test_unknown_option():
     with pytest.raises(PlanError, match="unknown plan option"):
         make_plan(1e21, gpus=8)

@@ -126,12 +126,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise PlanError(
-            f"hardware file {path} not found; give a TOML file with [gpu.<name>] tables"
+            f"hardware file {path} not found; give a TOML file with gpu.NAME tables"
         ) from None
     except tomllib.TOMLDecodeError as err:
         raise PlanError(f"hardware file {path} is not valid TOML: {err}") from None
     if not isinstance(data.get("gpu"), dict):
-        raise PlanError(f"hardware file {path} has no [gpu.<name>] tables")
+        raise PlanError(f"hardware file {path} has no gpu.NAME tables")
     return data["gpu"]
 
 

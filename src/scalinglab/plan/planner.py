@@ -290,7 +290,7 @@ def make_plan(budget: Budget | float | str | None = None, **options: Any) -> Pla
     b = Budget.parse(budget) if budget is not None else Budget(n_gpus=options.get("n_gpus"))
     unknown = set(options) - {f for f in PlanRequest.__dataclass_fields__ if f != "budget"}
     if unknown:
-        raise PlanError(f"unknown plan option(s) {sorted(unknown)}")
+        raise PlanError(f"unknown plan option(s): {', '.join(sorted(unknown))}")
     return plan_from_request(PlanRequest(budget=b, **options))
 
 
@@ -383,6 +383,8 @@ def _assemble(req: PlanRequest, spec, n_gpus, alloc, cfg, hp, layouts, *, law_na
     notes.append(
         f"shape has {n_shape:.4g} parameters ({n_shape / alloc.n_params - 1:+.1%} from the planned N)"
     )
+    if abs(math.log(n_shape / alloc.n_params)) > math.log(1.25):
+        notes.append("the nearest shape of the family is far from N: for tiny models lower --vocab-size")
     deadline = req.budget.deadline_hours
     if deadline is not None and costs.wall_clock_hours > deadline * 1.001:
         notes.append(f"estimated {costs.wall_clock_hours:.0f} h exceeds the {deadline:.0f} h deadline")

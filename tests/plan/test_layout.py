@@ -67,3 +67,18 @@ def test_zero3_moves_more_data_than_ddp(dims70b):
 def test_batch_too_small_for_gpus(dims70b):
     with pytest.raises(PlanError):
         search_layouts(_req(dims70b, 4096, batch=1))
+
+
+def test_expert_parallel_shards_experts():
+    from scalinglab.arch import GPTConfig
+
+    cfg = GPTConfig.from_depth(32, vocab_size=50304, seq_len=4096, n_experts=8, top_k=2)
+    dims = ModelDims.from_config(cfg)
+    assert dims.n_expert_params > 0.5 * dims.n_params
+    layouts = enumerate_layouts(_req(dims, 64))
+    by = {(lay.dp, lay.tp, lay.pp, lay.ep, lay.zero, lay.recompute, lay.micro_batch): lay for lay in layouts}
+    no_ep, ep8 = by[(64, 1, 1, 1, 1, "none", 1)], by[(64, 1, 1, 8, 1, "none", 1)]
+    dense = dims.n_params - dims.n_expert_params
+    assert no_ep.memory.weights == pytest.approx(2 * dims.n_params)
+    assert ep8.memory.weights == pytest.approx(2 * (dense + dims.n_expert_params / 8))
+    assert ep8.comm_bytes_per_step["expert"] > 0 == no_ep.comm_bytes_per_step["expert"]

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from scalinglab import errors, units
+from scalinglab.cli import app as cli_app
 
 
 @pytest.mark.parametrize("text,value", [
@@ -73,3 +74,13 @@ def test_light_modules_import_without_torch(module):
             "bad = [m for m in ('torch',) if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, f"{module} imported torch: {proc.stdout} {proc.stderr}"
+
+def test_error_line_keeps_square_brackets(monkeypatch, capsys):
+    def boom(*a, **k):
+        raise errors.DataError("rows [3, 7] have loss <= 0; drop them")
+    monkeypatch.setattr(cli_app, "app", boom)
+    with pytest.raises(SystemExit) as ex:
+        cli_app.main([])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert "rows [3, 7] have loss <= 0" in err and err.count("\n") == 1

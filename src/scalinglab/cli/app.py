@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, code: int) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    # The message is escaped: square brackets in it ("[1, 2]") are text, not rich markup.
+    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 

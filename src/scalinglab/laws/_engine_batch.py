@@ -100,29 +100,42 @@ def _lm_step(problem: Problem, theta: np.ndarray, lam: np.ndarray, newton: bool 
     return f, g, step
 
 
-def lm_descent(problem: Problem, theta: np.ndarray, n_iter: int, *, keep: int | None = None,
-               prune_at: int | None = None, newton_after: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Advance all starts ``n_iter`` damped Gauss-Newton steps; optionally keep only the best ``keep`` starts
-    after ``prune_at`` iterations. Returns the final ``theta (S', P)`` and objectives ``(S',)``."""
+def lm_descent(problem: Problem, theta: np.ndarray, n_iter: int, *, newton_after: int | None = None,
+               rtol: float | None = None, patience: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Advance all starts up to ``n_iter`` damped Gauss-Newton steps (Huber curvature after ``newton_after``).
+
+    With ``rtol``, a start is frozen once its objective has not improved by more than ``rtol`` (relative, so
+    independent of the objective's scale) for ``patience`` consecutive iterations; the loop ends when all are
+    frozen. Rows of ``problem.w`` (one per start, or one shared row) follow their starts.
+    Returns ``theta (S, P)`` and objectives ``f (S,)``.
+    """
     theta = np.clip(np.array(theta, dtype=float), problem.lo, problem.hi)
-    lam = np.full(theta.shape[0], 1e-3)
-    w_full = problem.w
+    S = theta.shape[0]
+    lam = np.full(S, 1e-3)
     f = objective(problem, theta)
+    quiet = np.zeros(S, dtype=int)
+    active = np.arange(S)
+    sub = problem
     for it in range(n_iter):
-        if keep is not None and it == prune_at and theta.shape[0] > keep:
-            order = np.argsort(f, kind="stable")[:keep]
-            theta, lam, f = theta[order], lam[order], f[order]
-            if w_full.shape[0] > 1:
-                w_full = w_full[order]
-                problem = _with_w(problem, w_full)
+        if active.size == 0:
+            break
         newton = newton_after is not None and it >= newton_after
-        _, _, step = _lm_step(problem, theta, lam, newton)
-        trial = np.clip(theta + step, problem.lo, problem.hi)
-        f_new = objective(problem, trial)
-        better = f_new < f
-        theta = np.where(better[:, None], trial, theta)
-        f = np.where(better, f_new, f)
-        lam = np.where(better, np.maximum(lam / 3.0, 1e-9), np.minimum(lam * 4.0, 1e12))
+        th, fa, la = theta[active], f[active], lam[active]
+        _, _, step = _lm_step(sub, th, la, newton)
+        trial = np.clip(th + step, problem.lo, problem.hi)
+        f_new = objective(sub, trial)
+        better = f_new < fa
+        gain = np.where(better, (fa - f_new) / np.maximum(np.abs(fa), 1e-300), 0.0)
+        theta[active] = np.where(better[:, None], trial, th)
+        f[active] = np.where(better, f_new, fa)
+        lam[active] = np.where(better, np.maximum(la / 3.0, 1e-9), np.minimum(la * 4.0, 1e12))
+        if rtol is not None:
+            quiet[active] = np.where(gain <= rtol, quiet[active] + 1, 0)
+            still = quiet[active] < patience
+            if not still.all():
+                active = active[still]
+                if problem.w.shape[0] > 1:
+                    sub = _with_w(problem, problem.w[active])
     return theta, f
 
 

@@ -31,13 +31,13 @@ from scalinglab.laws.result import FitResult
 log = logging.getLogger(__name__)
 
 # Multi-start schedule: every start gets PRUNE_AT damped IRLS Gauss-Newton iterations, then the best KEEP_FRAC
-# (at least KEEP_MIN) continue for TOTAL_ITERS in all, switching to Huber-curvature Gauss-Newton after
-# NEWTON_AFTER, and the best N_POLISH distinct ones are polished. On the Epoch data the best kept start already
-# sits on the optimum to 1e-12 before the polish (benchmarks/fit_speed.py).
+# (at least KEEP_MIN) continue, switching to Huber-curvature Gauss-Newton after NEWTON_AFTER, until none of them
+# improves by more than 1e-13 (relative) for 8 iterations or MAX_ITERS, and the best N_POLISH distinct ones are
+# polished. On the Epoch data the best kept start already sits on the optimum to 1e-12 before the polish.
 PRUNE_AT = 3
 KEEP_FRAC = 0.02
 KEEP_MIN = 16
-TOTAL_ITERS = 20
+MAX_ITERS = 200
 NEWTON_AFTER = 6
 N_POLISH = 3
 CHUNK = 400
@@ -90,7 +90,8 @@ def _multistart(problem: Problem, starts: np.ndarray) -> tuple[np.ndarray, np.nd
     f = np.concatenate([v for _, v in parts])
     keep = max(KEEP_MIN, int(np.ceil(KEEP_FRAC * len(starts))))
     order = np.argsort(f, kind="stable")[:keep]
-    theta, f = lm_descent(problem, theta[order], TOTAL_ITERS - PRUNE_AT, newton_after=NEWTON_AFTER - PRUNE_AT)
+    theta, f = lm_descent(problem, theta[order], MAX_ITERS - PRUNE_AT, newton_after=NEWTON_AFTER - PRUNE_AT,
+                          rtol=1e-13)
     order = np.argsort(f, kind="stable")
     return theta[order], f[order]
 
@@ -176,7 +177,8 @@ def _build_result(problem: Problem, theta: np.ndarray, f: float, ok: bool, msg: 
 
 
 def refit_many(form: LawForm | str, variables: Mapping[str, object], loss_values, weight_matrix, init, *,
-               loss: str = "huber", delta: float = 1e-3, n_iter: int = 30, newton_after: int | None = 5) -> tuple[np.ndarray, np.ndarray]:
+               loss: str = "huber", delta: float = 1e-3, n_iter: int = 60,
+               newton_after: int | None = 5) -> tuple[np.ndarray, np.ndarray]:
     """Refit one law under many weightings at once, all from ``init`` (the bootstrap fast path).
 
     A bootstrap resample of the points is the same as integer weights (how often each point was drawn), so
@@ -192,7 +194,7 @@ def refit_many(form: LawForm | str, variables: Mapping[str, object], loss_values
     starts = np.repeat(init_arr[None, :], W.shape[0], axis=0)
     problem = Problem(form=problem.form, X=problem.X, y=problem.y, w=W, loss=loss, delta=problem.delta,
                       lo=problem.lo, hi=problem.hi)
-    theta, f = lm_descent(problem, starts, n_iter, newton_after=newton_after)
+    theta, f = lm_descent(problem, starts, n_iter, newton_after=newton_after, rtol=1e-15, patience=8)
     return problem.form.from_fit(theta), f
 
 

@@ -83,8 +83,11 @@ def test_load_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(FitError, match="not a JSON fit"):
         FitResult.load(bad)
-    bad.write_text('{"params": {}}')
+    bad.write_text('{"form": "chinchilla", "params": {}}')
     with pytest.raises(FitError, match="not a saved fit"):
+        FitResult.load(bad)
+    bad.write_text('{"form": "my_law", "params": {}}')
+    with pytest.raises(FitError, match="not built in"):
         FitResult.load(bad)
 
 

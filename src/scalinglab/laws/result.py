@@ -158,9 +158,14 @@ class FitResult:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], form: LawForm | None = None) -> FitResult:
         """Rebuild from :meth:`to_dict` output; user forms must be passed as ``form``."""
+        if form is None:
+            name = d.get("form") if isinstance(d, Mapping) else None
+            try:
+                form = get_form(str(name))
+            except ConfigError:
+                raise FitError(f"saved fit uses form {name!r}, which is not built in; rebuild it with "
+                               f"FitResult.from_dict(d, form=your_form)") from None
         try:
-            if form is None:
-                form = get_form(d["form"])
             boot = d.get("bootstrap")
             cov = d.get("covariance")
             return cls(form=form, params=d["params"], stderr={k: _unnum(v) for k, v in d["stderr"].items()},

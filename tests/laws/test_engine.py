@@ -159,6 +159,10 @@ def test_bad_input_raises_clear_errors(data300):
         fit_law("chinchilla", variables, loss, reduction="median")
     with pytest.raises(FitError, match="weights"):
         fit_law("chinchilla", variables, loss, weights=-np.ones(loss.size))
+    with pytest.raises(FitError, match="numeric"):
+        fit_law("chinchilla", {"n_params": ["7B"] * 3, "n_tokens": [1.0] * 3}, [2.0] * 3)
+    with pytest.raises(FitError, match="numeric"):
+        fit_law("chinchilla", variables, ["a"] * loss.size)
 
 
 def test_redundant_parameters_are_reported_ill_conditioned():

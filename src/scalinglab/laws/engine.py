@@ -45,7 +45,10 @@ CHUNK = 400
 
 def _prepare(form: LawForm, variables: Mapping[str, object], loss_values, weights):
     X = form.check_variables(variables)
-    y = np.asarray(loss_values, dtype=float).ravel()
+    try:
+        y = np.asarray(loss_values, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise FitError(f"loss values must be numeric; got {str(loss_values)[:60]!r}") from None
     n = y.size
     for name, v in X.items():
         if v.ndim != 1 or v.size != n:

@@ -124,7 +124,13 @@ class LawForm:
         missing = [v for v in self.variables if variables.get(v) is None]
         if missing:
             raise FitError(f"form {self.name!r} needs variables {list(self.variables)}; missing {missing}")
-        return {v: np.asarray(variables[v], dtype=float) for v in self.variables}
+        out = {}
+        for v in self.variables:
+            try:
+                out[v] = np.asarray(variables[v], dtype=float)
+            except (TypeError, ValueError):
+                raise FitError(f"variable {v!r} must be numeric; got {str(variables[v])[:60]!r}") from None
+        return out
 
     def predict(self, params: Mapping[str, float], **variables: object) -> np.ndarray:
         """Predicted value at the given variables, e.g. ``form.predict(p, n_params=7e9, n_tokens=2e12)``."""

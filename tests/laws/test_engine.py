@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import chinchilla_form, fit_law, refit_many, saturating_form, user_form
@@ -176,3 +178,16 @@ def test_redundant_parameters_are_reported_ill_conditioned():
     assert any("ill-conditioned" in w for w in fit.warnings)
     assert fit.params["c1"] * fit.params["c2"] == pytest.approx(5.0, rel=0.02)
     assert fit.params["a"] == pytest.approx(0.1, abs=0.002)
+
+
+_garbage = st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5)), max_size=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=_garbage, y=_garbage)
+def test_garbage_input_fails_cleanly_or_fits(x, y):
+    try:
+        fit = fit_law(saturating_form("n_params"), {"n_params": x}, y)
+    except FitError:
+        return
+    assert np.isfinite(fit.objective) and fit.n_points == len(y)

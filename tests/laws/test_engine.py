@@ -191,3 +191,10 @@ def test_garbage_input_fails_cleanly_or_fits(x, y):
     except FitError:
         return
     assert np.isfinite(fit.objective) and fit.n_points == len(y)
+
+
+def test_init_with_no_finite_objective_is_a_fit_error():
+    form = user_form(lambda p, X: p["c"] + 0 * X["n_params"] * p["a"], ["c", "a"], ["n_params"],
+                     {"c": (-5.0, 5.0), "a": (0.0, 1.0)})
+    with pytest.raises(FitError, match="no finite objective"):
+        fit_law(form, {"n_params": np.arange(1.0, 10.0)}, np.ones(9), init={"c": -1.0, "a": 0.5})

@@ -125,7 +125,8 @@ def lm_descent(problem: Problem, theta: np.ndarray, n_iter: int, *, newton_after
         trial = np.clip(th + step, problem.lo, problem.hi)
         f_new = objective(sub, trial)
         better = f_new < fa
-        gain = np.where(better, (fa - f_new) / np.maximum(np.abs(fa), 1e-300), 0.0)
+        with np.errstate(invalid="ignore"):
+            gain = np.where(better, (fa - f_new) / np.maximum(np.abs(fa), 1e-300), 0.0)
         theta[active] = np.where(better[:, None], trial, th)
         f[active] = np.where(better, f_new, fa)
         lam[active] = np.where(better, np.maximum(la / 3.0, 1e-9), np.minimum(la * 4.0, 1e12))

@@ -159,6 +159,9 @@ def fit_law(form: LawForm | str, variables: Mapping[str, object], loss_values, *
         if best is None or out[1] < best[1]:
             best = out
     theta_best, f_best, ok, msg = best
+    if not np.isfinite(f_best):
+        raise FitError(f"form {form.name!r} gives no finite objective from the start(s) tried; "
+                       f"check init (it must give positive predictions) and the data")
     log.debug("fit %s: objective %.10g from %d starts (%s)", form.name, f_best, len(starts), msg)
     return _build_result(problem, theta_best, f_best, ok, msg, len(starts))
 

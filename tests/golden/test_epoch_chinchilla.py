@@ -69,6 +69,8 @@ def test_mean_instead_of_sum_gives_the_same_optimum(data240, fit240):
     for name, value in fit240.params.items():
         assert mean.params[name] == pytest.approx(value, rel=1e-5)
     assert mean.objective * 240 == pytest.approx(fit240.objective, rel=1e-9)
+    for name, se in fit240.stderr.items():
+        assert mean.stderr[name] == pytest.approx(se, rel=1e-4)
 
 
 def test_no_worse_than_slow_per_start_scipy_reference(data240, fit240):

@@ -36,10 +36,18 @@ def make_progress():
                         TextColumn("{task.fields[extra]}"), console=stderr_console(), transient=False)
     overall = progress.add_task("sweep", total=None, extra="")
     tasks: dict[str, int] = {}
+    plain = not progress.console.is_terminal  # a pipe or a CI log: one line per run start/finish instead of bars
 
     def on_event(event: dict) -> None:
         run_id = str(event.get("run_id"))
         kind = event.get("event")
+        if plain and kind in ("start", "finish"):
+            done = int(progress.tasks[0].completed) + (kind == "finish")
+            loss = event.get("loss")
+            tail = f" loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
+            word = "started" if kind == "start" else str(event.get("status"))
+            progress.console.print(f"[{done}/{progress.tasks[0].total or '?'}] {run_id} {word}{tail}",
+                                   markup=False, highlight=False, soft_wrap=True)
         if kind == "start":
             tasks[run_id] = progress.add_task(f"  {run_id}", total=None, extra="")
         elif kind == "step" and run_id in tasks:

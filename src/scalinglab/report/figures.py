@@ -127,7 +127,8 @@ def allocation_figure(vertices: Sequence[Mapping], fit: Mapping | None = None,
         ax.set_yscale("log")
         ax.set_xlabel("compute C (FLOPs, counted)")
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle("Compute-optimal allocation")
     return to_svg(fig)
 
@@ -165,7 +166,7 @@ def loss_curves_figure(curves: Sequence[Mapping]) -> str:
         ax.set_title(f"C = {b:.2g} FLOPs", fontsize=8)
         ax.set_xlabel("tokens")
         ax.set_ylabel("train loss")
-        if sel:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(budgets):]:
         ax.set_visible(False)

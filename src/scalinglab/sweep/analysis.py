@@ -213,6 +213,8 @@ def analyze(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: s
     runs = _step(errors, "runs table", _runs_table, csv_path)
     if runs is not None:
         analysis["approach2"] = _step(errors, "Approach 2", _approach2, runs, n_boot, seed)
+        analysis["notes"] += [f"Approach 2: {n}" for n in (analysis["approach2"] or {}).get("notes", [])
+                              if not n.startswith("using ")]
         analysis["approach3"] = _step(errors, "Approach 3", _approach3, runs, n_boot, seed)
         analysis["backtest"] = _step(errors, "backtest", _backtest, runs, analysis)
         if analysis.get("approach2"):

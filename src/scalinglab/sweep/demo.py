@@ -18,20 +18,28 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs/demo")
 FULL_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)  # log-uniform over one decade
-QUICK_BUDGETS = (3e9, 1e10, 3e10)
+QUICK_BUDGETS = (1e10, 3e10, 1e11)
+# Sizes are centred on D = 40 N: a pilot sweep of this corpus at 3e9–1e11 counted FLOPs (byte-level, seq 64–128)
+# put the IsoFLOP minima at 30–50 tokens per parameter, above Chinchilla's ≈ 20 at far larger scale.
+PRIOR_TOKENS_PER_PARAM = 40.0
 FULL_CORPUS_BYTES = 8_000_000
 QUICK_CORPUS_BYTES = 1_000_000
 # Tiny shapes for --quick: 64-token context, head_dim 8, tied embeddings (N from 3k to 120k).
 QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=8, aspect_ratios=(8, 12, 16), depths=tuple(range(1, 9)),
                           tied_embeddings=True)
+# The full demo: 128-token context, head_dim 16, tied embeddings (N from 7k to 1.6M).
+FULL_FAMILY = FamilySpec(seq_len=128, head_dim=16, aspect_ratios=(16, 24, 32), depths=tuple(range(1, 13)),
+                         tied_embeddings=True)
 
 
 def demo_spec(data_dir: str | Path, *, quick: bool = False) -> SweepSpec:
     """The demo's sweep: full (4 budgets up to 1e12) or quick (3 tiny budgets)."""
     if quick:
-        return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=512,
-                         eval_tokens=8192, data_dir=str(Path(data_dir).resolve()))
-    return SweepSpec(budgets=FULL_BUDGETS, data_dir=str(Path(data_dir).resolve()))
+        return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=2048, target_steps=300,
+                         eval_tokens=8192, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
+                         data_dir=str(Path(data_dir).resolve()))
+    return SweepSpec(budgets=FULL_BUDGETS, family=FULL_FAMILY, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
+                     data_dir=str(Path(data_dir).resolve()))
 
 
 def prepare_corpus(data_dir: str | Path, max_bytes: int) -> None:

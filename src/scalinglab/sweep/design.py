@@ -16,10 +16,10 @@ Learning rate and batch (a sweep with an untuned LR fits the LR, not the law):
   short LR probe on the byte-level stdlib corpus (seq 128; LR 3e-3/1e-2/3e-2 × batch 8/32 sequences): width 48
   (3 layers, 131k tokens) was best at 3e-3, width 16 (1 layer, 310k tokens) at 3e-2 — the rule gives 5.3e-3 and
   1.6e-2, within the flat region of both.
-* **Batch**: a fixed number of tokens per step for every size (``batch_tokens``, default 1024 = 8 sequences of
-  128), halved until every run gets at least ``min_steps`` optimizer steps. The same probe found 8 sequences
-  0.2–0.6 nats better than 32 at these token counts (tiny runs are step-limited, far below the critical batch size
-  of McCandlish et al. 2018). The cosine schedule's length is the run's own D (Hoffmann et al. 2022, §3.1: a
+* **Batch**: the largest power-of-two number of sequences (at most ``batch_tokens`` tokens) that still gives the
+  run ``target_steps`` optimizer steps. The same probe found 8 sequences 0.2–0.6 nats better than 32 for runs of
+  30–300 steps (short runs are step-limited); long runs take larger batches, which cost little once the loss has
+  fallen (the critical batch size grows as the loss falls, McCandlish et al. 2018) and run faster on a CPU. The cosine schedule's length is the run's own D (Hoffmann et al. 2022, §3.1: a
   cosine longer than the run overestimates its loss).
 """
 
@@ -82,13 +82,16 @@ class SweepSpec:
     n_sizes: int = 5
     spread: float = 4.0  # sizes span N_opt/spread .. N_opt*spread (log-uniform)
     prior_law: str = "chinchilla"
+    prior_tokens_per_param: float | None = None  # instead of prior_law: N_opt = sqrt(C / (6 r))
     family: FamilySpec = field(default_factory=FamilySpec)
     schedule: str = "cosine"
     base_lr: float = 4e-3
     base_width: int = 64
     min_lr: float = 5e-4
     max_lr: float = 3e-2
-    batch_tokens: int = 1024
+    batch_tokens: int = 4096  # the largest batch; smaller when a run would get < target_steps steps
+    target_steps: int = 400
+    min_batch: int = 4  # sequences; below this a step is all overhead on a CPU
     min_steps: int = 50
     wsd_points: int = 3  # cooldown branches per size (--schedule wsd)
     cooldown_frac: float = 0.2
@@ -108,11 +111,13 @@ class SweepSpec:
         _positive_int("SweepSpec.n_sizes", self.n_sizes)
         if self.n_sizes < 3:
             raise ConfigError(f"SweepSpec.n_sizes={self.n_sizes} is too few: a parabola needs ≥ 3 sizes (5 advised)")
+        if self.prior_tokens_per_param is not None and not self.prior_tokens_per_param > 0:
+            raise ConfigError(f"SweepSpec.prior_tokens_per_param={self.prior_tokens_per_param} must be > 0")
         if not self.spread > 1:
             raise ConfigError(f"SweepSpec.spread={self.spread} must be > 1 (e.g. 4: N_opt/4 .. 4·N_opt)")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"SweepSpec.schedule={self.schedule!r} is not allowed; use one of {SCHEDULES}")
-        for name in ("batch_tokens", "min_steps", "base_width", "wsd_points", "eval_tokens"):
+        for name in ("batch_tokens", "target_steps", "min_batch", "min_steps", "base_width", "wsd_points", "eval_tokens"):
             _positive_int(f"SweepSpec.{name}", getattr(self, name))
         if not 0 < self.cooldown_frac < 1:
             raise ConfigError(f"SweepSpec.cooldown_frac={self.cooldown_frac} must be in (0, 1)")
@@ -188,13 +193,22 @@ def prior_n_opt(law: str, compute_flops: float) -> float:
     return G * (compute_flops / 6) ** (beta / (alpha + beta))
 
 
-def _steps_and_batch(spec: SweepSpec, n_tokens_max: float) -> tuple[int, int]:
-    """Sequences per step and the number of steps for ``n_tokens_max`` tokens (≥ min_steps, halving batch)."""
+def _prior(spec: SweepSpec, budget: float) -> float:
+    if spec.prior_tokens_per_param is not None:
+        # D = r N and C = 6 N D give N = sqrt(C / 6r) (Hoffmann et al. 2022 found r ≈ 20 at their scale).
+        return math.sqrt(budget / (6 * spec.prior_tokens_per_param))
+    return prior_n_opt(spec.prior_law, budget)
+
+
+def _steps_and_batch(spec: SweepSpec, n_tokens: float) -> tuple[int, int]:
+    """Sequences per step (a power of two in [min_batch, batch_tokens/seq_len], the largest that keeps
+    ≥ target_steps steps) and
+    the number of steps (nearest whole step, so the counted C stays within half a step of the budget)."""
     seq = spec.family.seq_len
     batch = max(1, spec.batch_tokens // seq)
-    while batch > 1 and n_tokens_max // (batch * seq) < spec.min_steps:
+    while batch > spec.min_batch and n_tokens / (batch * seq) < spec.target_steps:
         batch //= 2
-    return batch, int(n_tokens_max // (batch * seq))
+    return batch, max(1, round(n_tokens / (batch * seq)))
 
 
 def lr_for_width(spec: SweepSpec, d_model: int) -> float:
@@ -215,29 +229,27 @@ def _pick_shapes(candidates: list[GPTConfig], n_opt: float, spec: SweepSpec) -> 
 
 
 def _run_id(budget: float, cfg: GPTConfig, suffix: str = "") -> str:
-    return f"C{budget:.0e}-L{cfg.n_layer}d{cfg.d_model}{suffix}".replace("+", "")
+    return f"C{budget:.2g}-L{cfg.n_layer}d{cfg.d_model}{suffix}".replace("+", "")
 
 
 def design_budget(spec: SweepSpec, budget: float, shapes: Sequence[GPTConfig] | None = None) -> list[PlannedRun]:
     """The cosine-schedule runs of one budget (see the module docstring)."""
     shapes = list(shapes) if shapes is not None else spec.family.shapes()
     seq = spec.family.seq_len
-    fits = [c for c in shapes if budget / flops_per_token(c).counted >= spec.min_steps * seq]
+    fits = [c for c in shapes if budget / flops_per_token(c).counted >= spec.min_steps * spec.min_batch * seq]
     if len(fits) < spec.n_sizes:
         smallest = shapes[spec.n_sizes - 1] if len(shapes) >= spec.n_sizes else shapes[-1]
-        need = flops_per_token(smallest).counted * spec.min_steps * seq
+        need = flops_per_token(smallest).counted * spec.min_steps * spec.min_batch * seq
         raise ConfigError(
             f"budget {budget:.3g} FLOPs is too small: only {len(fits)} shapes of the family get ≥ {spec.min_steps} "
             f"steps of {seq} tokens (the {spec.n_sizes}th smallest, d_model={smallest.d_model} "
             f"n_layer={smallest.n_layer} N={count_params(smallest).total}, needs {need:.3g} FLOPs); "
             f"use budgets ≥ {need:.2g}")
-    n_opt = prior_n_opt(spec.prior_law, budget)
+    n_opt = _prior(spec, budget)
     runs = []
     for cfg in _pick_shapes(fits, n_opt, spec):
         f = flops_per_token(cfg)
         batch, steps = _steps_and_batch(spec, budget / f.counted)
-        # Nearest whole step (not floor): keeps the counted C within half a step of the budget.
-        steps = max(1, round(budget / f.counted / (batch * seq)))
         d = steps * batch * seq
         runs.append(PlannedRun(run_id=_run_id(budget, cfg), budget=budget, model=cfg, n_params=count_params(cfg).total,
                                n_tokens=d, compute_flops=f.counted * d, six_nd=f.six_n * d,

@@ -308,7 +308,7 @@ class Registry:
             raise RegistryError(f"cannot finish run {run_id} with status {status!r}")
         now = time.time()
         with self._tx():
-            self._conn.execute("UPDATE runs SET status = ?, error = ?, finished_at = ?, pid = NULL "
+            self._conn.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? "
                                "WHERE run_id = ?", (status, error, now, run_id))
             if summary is not None:
                 self._conn.execute(

@@ -1,0 +1,25 @@
+"""Shared fixtures for sweep tests: a tiny prepared corpus and a tiny GPT family (runs of about a second)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalinglab.sweep.design import FamilySpec, SweepSpec
+
+TINY_FAMILY = FamilySpec(seq_len=32, head_dim=8, aspect_ratios=(8, 12, 16), depths=tuple(range(1, 7)),
+                         tied_embeddings=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    from scalinglab.data.prepare import prepare
+
+    path = tmp_path_factory.mktemp("corpus") / "data"
+    prepare(["stdlib"], path, max_bytes=300_000)
+    return path
+
+
+def tiny_spec(data_dir, budgets=(1e9,), n_sizes=3, **kw) -> SweepSpec:
+    args = dict(budgets=budgets, n_sizes=n_sizes, family=TINY_FAMILY, min_steps=10, min_batch=2, batch_tokens=256,
+                target_steps=60, eval_tokens=1024, prior_tokens_per_param=40.0, data_dir=str(data_dir))
+    return SweepSpec(**{**args, **kw})

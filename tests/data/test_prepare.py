@@ -93,3 +93,12 @@ def test_bpe_tokenizer_trains_locally_and_round_trips(tmp_path):
     tok = load_tokenizer(tmp_path / "bpe", "bpe")
     text = "def f(x):\n    return x + 1  # ünïcode\n"
     assert tok.decode(tok.encode(text)) == text
+
+
+def test_hf_source_never_downloads(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is not None:
+        pytest.skip("datasets is installed; this checks the not-installed path")
+    with pytest.raises(DataError, match="datasets"):
+        prepare(["hf:some/dataset"], tmp_path / "hf")

@@ -40,10 +40,11 @@ def test_config_file_with_cli_overrides(corpus, tmp_path):
     toml.write_text(f'n_tokens = 4096\nbatch_size = 8\nlr = 1e-3\ndata_dir = "{corpus}"\neval_every = 100\n'
                     '[model]\nd_model = 64\nn_layer = 1\nn_head = 2\nseq_len = 64\n')
     result = CliRunner().invoke(app, ["train", "--config", str(toml), "--lr", "2e-3", "--set", "model.norm=\"layer\"",
-                                      "--no-progress", "--json", "--out", str(tmp_path / "r")])
+                                      "--progress", "--json", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["lr"] == 2e-3 and saved["model"]["norm"] == "layer" and saved["model"]["n_layer"] == 1
+    assert json.loads(result.stdout)["status"] == "done"  # the progress bar stays off stdout
 
 
 def _exit2(args, capsys):

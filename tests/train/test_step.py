@@ -65,3 +65,26 @@ def test_resumed_trainer_state_matches(corpus, tmp_path, precision):
     b.load(snap)
     assert [b.train_step()["loss"] for _ in range(2)] == expected
     assert b.scaler.get_scale() == a.scaler.get_scale()
+
+
+def test_moe_with_bigbird_attention_trains_and_adds_the_aux_loss(corpus, tmp_path):
+    from scalinglab.arch import AttentionSpec
+
+    model = {"n_experts": 4, "top_k": 2, "attention": AttentionSpec(kind="bigbird", window=16, block_size=8)}
+    trainer = Trainer(tiny_config(corpus, model=model), tmp_path)
+    losses = [trainer.train_step()["loss"] for _ in range(4)]
+    assert all(math.isfinite(x) for x in losses)
+    router = next(p for n, p in trainer.model.named_parameters() if "router" in n)
+    assert router.grad is not None and router.grad.abs().sum() > 0  # the load-balancing term reaches the router
+
+
+def test_mixture_config_feeds_both_corpora_by_weight(corpus, tmp_path):
+    from scalinglab.data.prepare import prepare
+
+    other = tmp_path / "other"
+    prepare(["stdlib"], other, max_bytes=100_000, seed=1)
+    cfg = tiny_config(None, mixture=((str(corpus), 3.0), (str(other), 1.0)))
+    trainer = Trainer(cfg, tmp_path)
+    for _ in range(2):
+        trainer.train_step()
+    assert trainer.loader.counts == [12, 4]  # 2 steps x 8 sequences, 3:1

@@ -21,7 +21,7 @@ from typing import Any
 import tomllib
 
 from scalinglab.arch import AttentionSpec, GPTConfig
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, ScalingLabError
 
 SCHEDULES = ("cosine", "linear", "wsd", "constant")
 COOLDOWN_SHAPES = ("linear", "1-sqrt")
@@ -136,13 +136,18 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be true or false")
 
     def _check_data(self) -> None:
+        if self.data_dir is not None and not isinstance(self.data_dir, (str, Path)):
+            raise ConfigError(f"TrainConfig.data_dir={self.data_dir!r} must be a path to a prepared corpus")
+        if isinstance(self.data_dir, Path):
+            object.__setattr__(self, "data_dir", str(self.data_dir))
         if self.mixture is not None:
             if self.data_dir is not None:
                 raise ConfigError("give either TrainConfig.data_dir or TrainConfig.mixture, not both")
-            mix = tuple((str(p), float(w)) for p, w in self.mixture)
-            if not mix or any(not w > 0 for _, w in mix):
+            mix = _parse_mixture(self.mixture)
+            if not mix or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < math.inf
+                              for _, w in mix):
                 raise ConfigError(f"TrainConfig.mixture={self.mixture!r} needs (path, positive weight) pairs")
-            object.__setattr__(self, "mixture", mix)
+            object.__setattr__(self, "mixture", tuple((p, float(w)) for p, w in mix))
 
     # Derived ----------------------------------------------------------------------------------------------------
     @property
@@ -210,17 +215,17 @@ class TrainConfig:
         d = dict(d)
         if "model" not in d:
             raise ConfigError("config has no [model] table; give model.depth or d_model/n_layer/n_head")
-        if isinstance(d.get("mixture", None), Mapping):
-            d["mixture"] = tuple(d["mixture"].items())
-        if d.get("mixture") is not None:
-            d["mixture"] = tuple(tuple(m) for m in d["mixture"])
-        if "n_tokens" in d:
-            d["n_tokens"] = _as_count("n_tokens", d["n_tokens"])
-        d["model"] = model_from_dict(d["model"], _corpus_vocab(d))
         try:
+            if d.get("mixture") is not None:
+                d["mixture"] = _parse_mixture(d["mixture"])
+            if "n_tokens" in d:
+                d["n_tokens"] = _as_count("n_tokens", d["n_tokens"])
+            d["model"] = model_from_dict(d["model"], _corpus_vocab(d))
             return cls(**d)
-        except TypeError as err:  # a required field missing
-            raise ConfigError(f"incomplete training config: {err}") from err
+        except ScalingLabError:
+            raise
+        except (TypeError, ValueError, AttributeError) as err:  # wrong types deep inside a value
+            raise ConfigError(f"invalid training config: {err}") from err
 
     @classmethod
     def from_toml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -247,6 +252,19 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
                 raise ConfigError(f"override {key!r}: {p!r} is not a table")
         node[leaf] = value
     return out
+
+
+def _parse_mixture(value: Any) -> tuple[tuple[str, float], ...]:
+    """``{path: weight}`` or ``[[path, weight], ...]`` -> tuple of pairs."""
+    items = value.items() if isinstance(value, Mapping) else value
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise ConfigError(f"mixture={value!r} must be a table {{path = weight}} or a list of [path, weight]")
+    pairs = []
+    for item in items:
+        if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str):
+            raise ConfigError(f"mixture entry {item!r} must be [path, weight]")
+        pairs.append((item[0], item[1]))
+    return tuple(pairs)
 
 
 def model_from_dict(d: Mapping[str, Any], vocab_size: int) -> GPTConfig:

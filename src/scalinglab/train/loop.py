@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalinglab.arch import count_params, flops_per_token
+from scalinglab.arch import count_params, flops_per_token, training_flops
 from scalinglab.data.default import default_corpus
 from scalinglab.data.loader import BatchLoader, val_windows
 from scalinglab.errors import ConfigError
@@ -246,12 +246,13 @@ class Trainer:
     def final(self, status: str, val_loss: float | None, diverged: Diverged | None) -> dict[str, Any]:
         cfg, n_tokens = self.cfg, self.step * self.cfg.tokens_per_step
         recent = list(self.guard.history)[-10:]
+        compute = training_flops(cfg.model, n_tokens) if n_tokens else {"counted": 0.0, "six_nd": 0.0}
         out = {"status": status, "step": self.step, "n_steps": cfg.n_steps,
                "train_loss": sum(recent) / len(recent) if recent else None, "val_loss": val_loss,
                "n_params": self.params.total, "n_params_non_embedding": self.params.non_embedding,
                "n_params_active": self.params.active, "n_tokens": n_tokens, "n_tokens_planned": cfg.n_tokens,
-               "flops_per_token": self.flops.counted, "compute_flops": self.flops.counted * n_tokens,
-               "compute_flops_6nd": self.flops.six_n * n_tokens, "wall_time_s": self.train_time_s,
+               "flops_per_token": self.flops.counted, "compute_flops": compute["counted"],
+               "compute_flops_6nd": compute["six_nd"], "wall_time_s": self.train_time_s,
                "tokens_per_s": n_tokens / self.train_time_s if self.train_time_s > 0 else None,
                "epochs": self.loader.epochs, "skipped_steps": self.skipped, "device": str(self.device),
                "precision": cfg.precision, "fingerprint": cfg.fingerprint(),

@@ -254,3 +254,23 @@ def test_fit_cli_on_garbage_exits_2_with_one_line(tmp_path, capsys, data):
         return
     assert ex.value.code == 2, err
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_approach2_fit_out_feeds_plan_and_predict(tmp_path, capsys):
+    """fit --approach 2 --out FIT.json, then plan --law FIT.json and predict --law FIT.json."""
+    out = tmp_path / "a2.json"
+    fit = json.loads(run_ok(["fit", str(isoflop_csv(tmp_path)), "--approach", "2", "--out", str(out),
+                             "--json"]).stdout)["fit"]
+    n_at = fit["n_law"]["coef"] * 1e22 ** fit["a"]
+    d_at = fit["d_law"]["coef"] * 1e22 ** fit["b"]
+    plan = json.loads(run_ok(["plan", "--law", str(out), "--compute", "1e22", "--gpus", "8", "--json"]).stdout)
+    assert plan["allocation"]["n_params"] == pytest.approx(n_at, rel=1e-9)
+    assert plan["allocation"]["n_tokens"] == pytest.approx(d_at, rel=1e-9)
+    assert plan["allocation"]["loss"] is None and "Approach 2" in plan["allocation"]["law_source"]
+    pred = json.loads(run_ok(["predict", "--law", str(out), "--compute", "1e22", "--json"]).stdout)
+    assert pred["allocation"][0]["n_tokens"] == pytest.approx(d_at, rel=1e-9)
+    # the power laws predict no loss; that is a one-line bad-input error, not a traceback
+    _main_fails(["predict", "--law", str(out), "--params", "7B", "--tokens", "2T"], capsys, "predicts no loss")
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"approach": 2, "n_law": {"coef": 1.0}}))
+    _main_fails(["plan", "--law", str(broken), "--compute", "1e22"], capsys, "n_law/d_law")

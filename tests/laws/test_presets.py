@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from scalinglab.errors import ConfigError, PlanError
+from scalinglab.errors import ConfigError, FitError, PlanError
 from scalinglab.laws import chinchilla_allocation, get_law, list_laws, load_law
 
 NAMES = ["chinchilla", "chinchilla-precise", "epoch2024", "kaplan2020", "muennighoff2023",
@@ -88,3 +90,22 @@ def test_unknown_law_and_bad_compute():
     with pytest.raises(PlanError, match="positive"):
         get_law("llama3").optimal_allocation(float("nan"))
     assert get_law("chinchilla").to_dict()["form"] == "chinchilla"
+
+
+@pytest.mark.parametrize("approach", [1, 2])
+def test_load_law_reads_power_law_fits(tmp_path, approach):
+    path = tmp_path / f"a{approach}.json"
+    path.write_text(json.dumps({"approach": approach, "n_law": {"coef": 0.5, "exponent": 0.46},
+                                "d_law": {"coef": 0.3, "exponent": 0.54}}))
+    law = load_law(str(path))
+    a = law.optimal_allocation(1e24)
+    assert a.n_params == pytest.approx(0.5 * 1e24**0.46) and a.n_tokens == pytest.approx(0.3 * 1e24**0.54)
+    assert a.loss is None and f"Approach {approach}" in law.source
+    with pytest.raises(PlanError, match="predicts no loss"):
+        law.predict_loss(7e9, 2e12)
+    with pytest.raises(PlanError, match="positive"):
+        law.optimal_allocation(-1.0)
+    path.write_text(json.dumps({"approach": approach, "n_law": {"coef": -1, "exponent": 0.5},
+                                "d_law": {"coef": 0.3, "exponent": 0.54}}))
+    with pytest.raises(FitError, match="positive finite"):
+        load_law(str(path))

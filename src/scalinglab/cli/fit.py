@@ -265,18 +265,20 @@ def predict_command(
 ) -> None:
     """Compute-optimal allocation at a budget (--compute) and/or the loss at (--params, --tokens)."""
     from scalinglab.errors import ConfigError
+    from scalinglab.laws.presets import load_law
     from scalinglab.units import parse_count, parse_flops
 
     if not compute and params is None and tokens is None:
         raise ConfigError("give --compute C, or --params N --tokens D (or both)")
     if (params is None) != (tokens is None):
         raise ConfigError("--params and --tokens go together: the loss needs both N and D")
-    model = _load_any_law(law)
-    out: dict = {"law": model["name"], "source": model["source"]}
-    out["allocation"] = [model["allocate"](parse_flops(c)) for c in compute]
+    model = load_law(law)
+    out: dict = {"law": model.name, "source": model.source}
+    out["allocation"] = [model.optimal_allocation(parse_flops(c)).to_dict() for c in compute]
     if params is not None:
         n, d = parse_count(params), parse_count(tokens)
-        out["loss"] = {"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "loss": model["loss"](n, d)}
+        loss_nd = float(model.predict_loss(n, d))
+        out["loss"] = {"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "loss": loss_nd}
     if as_json:
         print_json(out)
         return
@@ -292,51 +294,6 @@ def predict_command(
         p = out["loss"]
         console.print(f"L(N={_g(p['n_params'], 4)}, D={_g(p['n_tokens'], 4)}) = {p['loss']:.5g}  "
                       f"(C = 6ND = {p['compute_flops']:.3g} FLOPs)")
-
-
-def _load_any_law(name_or_path: str) -> dict:
-    """A uniform view of a preset, a saved Approach 3 fit, or a saved Approach 1/2 power-law fit."""
-    from scalinglab.errors import DataError
-    from scalinglab.laws.presets import load_law
-
-    path = Path(name_or_path)
-    if path.suffix.lower() == ".json" and path.is_file():
-        try:
-            doc = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-            raise DataError(f"{path} is not a JSON fit file ({err}); write one with `scalinglab fit --out`") \
-                from None
-        if isinstance(doc, dict) and doc.get("approach") in (1, 2):
-            return _power_law_model(path, doc)
-    law = load_law(name_or_path)
-
-    def loss(n, d):
-        return float(law.predict_loss(n, d))
-
-    def allocate(c):
-        return law.optimal_allocation(c).to_dict()
-    return {"name": law.name, "source": law.source, "allocate": allocate, "loss": loss}
-
-
-def _power_law_model(path: Path, doc: dict) -> dict:
-    from scalinglab.errors import DataError, PlanError
-
-    try:
-        kn, a = float(doc["n_law"]["coef"]), float(doc["n_law"]["exponent"])
-        kd, b = float(doc["d_law"]["coef"]), float(doc["d_law"]["exponent"])
-    except (KeyError, TypeError, ValueError):
-        raise DataError(f"{path}: Approach {doc.get('approach')} JSON lacks n_law/d_law; rewrite it with "
-                        "`scalinglab fit --out`") from None
-
-    def allocate(c):
-        n, d = kn * c**a, kd * c**b
-        return {"compute_flops": c, "n_params": n, "n_tokens": d, "tokens_per_param": d / n, "loss": None}
-
-    def loss(n, d):
-        raise PlanError(f"{path} is an Approach {doc['approach']} fit (power laws for N_opt/D_opt) "
-                        "and predicts no loss; use an Approach 3 fit or a preset such as epoch2024")
-    return {"name": path.stem, "source": f"Approach {doc['approach']} fit {path}", "allocate": allocate,
-            "loss": loss}
 
 
 # ------------------------------------------------------------------------------------------------------ laws

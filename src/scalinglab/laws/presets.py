@@ -163,13 +163,22 @@ def get_law(name: str) -> PresetLaw:
 
 
 def load_law(name_or_path: str) -> PresetLaw:
-    """A preset name, or a JSON file written by ``FitResult.save`` (wrapped as a law with ``.fit``)."""
+    """A preset name, or a JSON file written by ``scalinglab fit --out``.
+
+    An Approach 3 fit (``FitResult.save``) becomes a :class:`FittedLaw` (loss and, for Chinchilla-form fits,
+    the closed-form allocation). An Approach 1 or 2 fit becomes a :class:`PowerLawFit`: allocation from its
+    fitted ``N_opt = k_N C^a`` and ``D_opt = k_D C^b``, no loss.
+    """
     if name_or_path in _PRESETS:
         return _PRESETS[name_or_path]
     path = Path(name_or_path)
     if path.suffix.lower() == ".json" or path.is_file():
         from scalinglab.laws.result import FitResult
-        fit = FitResult.load(path)
+
+        doc = _read_fit_json(path)
+        if doc.get("approach") in (1, 2):
+            return PowerLawFit.from_dict(doc, path)
+        fit = FitResult.from_dict(doc)
         chin = all(p in fit.params for p in _CHIN)
         law = FittedLaw(name=path.stem, description=f"fit of {fit.form.name} on {fit.n_points} points",
                         source=f"saved fit {path}", form=fit.form, params=dict(fit.params),
@@ -177,6 +186,23 @@ def load_law(name_or_path: str) -> PresetLaw:
         object.__setattr__(law, "fit", fit)
         return law
     return get_law(name_or_path)
+
+
+def _read_fit_json(path: Path) -> dict:
+    import json
+
+    from scalinglab.errors import FitError
+
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FitError(f"saved fit {str(path)!r} not found; write one with `scalinglab fit ... --out FILE`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
+        raise FitError(f"{str(path)!r} is not a JSON fit file ({exc}); write one with `scalinglab fit --out`") \
+            from None
+    if not isinstance(doc, dict):
+        raise FitError(f"{str(path)!r} is not a saved fit (top level is not an object)")
+    return doc
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,3 +220,50 @@ class FittedLaw(PresetLaw):
     def predict_loss(self, n_params, n_tokens) -> np.ndarray:
         vars_ = {"n_params": n_params, "n_tokens": n_tokens}
         return self.form.predict(self.params, **{v: vars_[v] for v in self.form.variables if v in vars_})
+
+
+@dataclass(frozen=True, eq=False)
+class PowerLawFit(PresetLaw):
+    """A saved Approach 1 or 2 fit: ``N_opt = coef C^exponent`` and ``D_opt = d_coef C^d_exponent``.
+
+    Both power laws are used as fitted (Hoffmann et al. 2022, §3.1-3.2), so ``6 N D`` equals C only as far as
+    the runs' own FLOP counting does (exactly, for runs with ``C = 6ND``). It predicts no loss.
+    """
+
+    d_coef: float = math.nan
+    d_exponent: float = math.nan
+    approach: int = 2
+
+    @classmethod
+    def from_dict(cls, doc: Mapping, path: Path) -> PowerLawFit:
+        """Build from the JSON of ``scalinglab fit --approach 1|2 --out``."""
+        from scalinglab.errors import FitError
+
+        try:
+            kn, a = float(doc["n_law"]["coef"]), float(doc["n_law"]["exponent"])
+            kd, b = float(doc["d_law"]["coef"]), float(doc["d_law"]["exponent"])
+        except (KeyError, TypeError, ValueError):
+            raise FitError(f"{str(path)!r}: Approach {doc.get('approach')} JSON lacks n_law/d_law coef and "
+                           "exponent; rewrite it with `scalinglab fit --out`") from None
+        if not all(math.isfinite(x) for x in (kn, a, kd, b)) or kn <= 0 or kd <= 0:
+            raise FitError(f"{str(path)!r}: power laws N = {kn:.4g} C^{a:.4g}, D = {kd:.4g} C^{b:.4g} are not "
+                           "usable (need positive finite coefficients); refit with `scalinglab fit --out`")
+        approach = int(doc["approach"])
+        return cls(name=path.stem, approach=approach, allocation="nd_power", coef=kn, exponent=a,
+                   d_coef=kd, d_exponent=b, source=f"Approach {approach} fit {path}",
+                   description=f"Approach {approach} fit: N_opt = {kn:.4g} C^{a:.4f}, D_opt = {kd:.4g} C^{b:.4f}")
+
+    def predict_loss(self, n_params, n_tokens) -> np.ndarray:
+        raise PlanError(f"{self.name!r} is an Approach {self.approach} fit (power laws for N_opt and D_opt) and "
+                        "predicts no loss; use an Approach 3 fit or a preset such as epoch2024")
+
+    def optimal_allocation(self, compute_flops: float) -> Allocation:
+        c = float(compute_flops)
+        if not (math.isfinite(c) and c > 0):
+            raise PlanError(f"compute_flops must be a positive finite number of FLOPs, got {compute_flops!r}")
+        n, d = self.coef * c**self.exponent, self.d_coef * c**self.d_exponent
+        return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "d_coef": self.d_coef, "d_exponent": self.d_exponent,
+                "approach": self.approach}

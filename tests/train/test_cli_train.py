@@ -73,3 +73,16 @@ def test_missing_corpus_is_a_data_error(tmp_path, capsys):
                  capsys)
     assert "manifest.json not found" in err
     assert not (tmp_path / "c").exists()  # nothing half-made to block a corrected retry
+
+
+def test_branch_from_takes_the_parent_config_and_flags(cli_run, tmp_path):
+    run_dir, _ = cli_run
+    result = CliRunner().invoke(app, ["train", "--branch-from", str(run_dir / "checkpoints" / "step_0000010"),
+                                      "--schedule", "wsd", "--set", "cooldown_frac=0.5", "--no-progress", "--json",
+                                      "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    parent = json.loads((run_dir / "config.json").read_text())
+    assert saved["model"] == parent["model"] and saved["schedule"] == "wsd" and saved["cooldown_frac"] == 0.5
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert rows[-1]["lr"] < rows[5]["lr"]  # cooling down after the branch point

@@ -131,3 +131,12 @@ def test_branch_from_checkpoint_cools_down_a_constant_run(short_run, tmp_path):
     other = cfg.replace(model=cfg.model.replace(d_model=128))
     with pytest.raises(CheckpointError, match="different model"):
         run(other, tmp_path / "b2", branch_from=parent)
+
+
+def test_save_steps_are_written_and_never_pruned(corpus, tmp_path):
+    cfg = tiny_config(corpus, n_tokens=64 * 8 * 20, checkpoint_every=4, keep_last=1, save_steps=(3, 7))
+    run(cfg, tmp_path / "r")
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "r")] == ["step_0000003", "step_0000007",
+                                                                       "step_0000020"]
+    run(cfg.replace(keep_last=None, save_steps=()), tmp_path / "all")
+    assert [p.name[-2:] for p in ckpt.list_checkpoints(tmp_path / "all")] == ["04", "08", "12", "16", "20"]

@@ -8,7 +8,7 @@ Examples::
     scalinglab train --config run.toml --lr 1e-3 --set model.norm=layer --out runs/x
     scalinglab train --resume runs/d4
     scalinglab train --branch-from runs/const/checkpoints/step_0000400 --schedule wsd --cooldown-frac 0.2 \\
-        --tokens 25M --out runs/cool400      # needs --config or the same model flags as the parent
+        --tokens 25M --out runs/cool400      # the parent's config + these flags (model unchanged)
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ def _overrides(flags: dict[str, Any], attention: dict[str, Any], sets: list[str]
     return out
 
 
-def _build(config: Path | None, resume: Path | None, overrides: dict[str, Any]):
+def _build(config: Path | None, resume: Path | None, branch_from: Path | None, overrides: dict[str, Any]):
     from scalinglab.errors import ConfigError
+    from scalinglab.train.checkpoint import resolve
     from scalinglab.train.config import TrainConfig, apply_overrides
     from scalinglab.train.rundir import CONFIG, saved_config
 
@@ -60,6 +61,10 @@ def _build(config: Path | None, resume: Path | None, overrides: dict[str, Any]):
         if not (resume / CONFIG).is_file():
             raise ConfigError(f"--resume {resume}: no {CONFIG} there; give the folder of an existing run")
         return TrainConfig.from_dict(apply_overrides(saved_config(resume).to_dict(), overrides))
+    if branch_from is not None and config is None and not any(k.startswith("model.") for k in overrides):
+        # A branch keeps the parent's model: start from the parent run's config, apply the flags.
+        parent = resolve(branch_from).parents[1]
+        return TrainConfig.from_dict(apply_overrides(saved_config(parent).to_dict(), overrides))
     if config is not None:
         return TrainConfig.from_toml(config, overrides)
     data = apply_overrides({"model": {}}, overrides)
@@ -171,7 +176,7 @@ def register(app: typer.Typer) -> None:
                     "block_size": block_size}
         if (resume is None) == (out is None):
             raise ConfigError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR")
-        cfg = _build(config, resume, _overrides(flags, attn, set_))
+        cfg = _build(config, resume, branch_from, _overrides(flags, attn, set_))
         with _Progress(progress) as bar:
             result = run(cfg, resume or out, resume=resume is not None, progress=bar, branch_from=branch_from)
         _show(result.final, json_)

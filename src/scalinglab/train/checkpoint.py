@@ -155,9 +155,11 @@ def resolve(path: str | Path) -> Path:
     return found[-1]
 
 
-def prune(ckpt_root: Path, keep_last: int) -> None:
-    """Delete all but the newest ``keep_last`` checkpoints (and stale temp folders of dead writers)."""
-    for p in list_checkpoints(ckpt_root.parent)[:-keep_last]:
+def prune(ckpt_root: Path, keep_last: int | None, protect: tuple[int, ...] = ()) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints (None: keep all), never the steps in ``protect``; also
+    stale temp folders of dead writers."""
+    prunable = [p for p in list_checkpoints(ckpt_root.parent) if int(p.name.split("_")[1]) not in protect]
+    for p in prunable[:-keep_last] if keep_last is not None else []:
         shutil.rmtree(p, ignore_errors=True)
     for p in ckpt_root.glob(".tmp-*"):
         shutil.rmtree(p, ignore_errors=True)

@@ -30,7 +30,8 @@ DEVICES = ("auto", "cpu", "cuda")
 BYTE_VOCAB = 257  # ByteTokenizer: 256 bytes + <|endoftext|>; used when no corpus is named (default stdlib corpus)
 DEFAULT_SEQ_LEN = 256
 # Fields that do not change the trajectory: a resume may change them (everything else must match bitwise).
-RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last", "eval_every")
+RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last", "eval_every",
+                  "save_steps")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +53,10 @@ class TrainConfig:
         ``wsd`` is warmup-stable-decay with the last ``cooldown_frac`` of steps decaying (Hägele et al. 2024).
     precision : {"fp32", "bf16", "fp16"}
         bf16/fp16 are autocast; fp16 adds a GradScaler whose skipped steps are counted.
+    checkpoint_every, keep_last : int, optional
+        Checkpoint period in steps (None: only the final one) and how many to keep (None: all).
+    save_steps : tuple of int
+        Steps that always get a checkpoint which is never pruned (e.g. the branch points of WSD cooldowns).
     spike_factor : float
         Divergence guard: stop when the loss exceeds ``spike_factor`` x its running mean (or is not finite).
     """
@@ -80,7 +85,8 @@ class TrainConfig:
     eval_every: int | None = 100
     eval_tokens: int = 65536
     checkpoint_every: int | None = None
-    keep_last: int = 2
+    keep_last: int | None = 2
+    save_steps: tuple[int, ...] = ()
     log_every: int = 1
     spike_factor: float = 3.0
     spike_window: int = 50
@@ -98,14 +104,19 @@ class TrainConfig:
                               f"{self.tokens_per_step} tokens (batch_size x seq_len); raise n_tokens")
 
     def _check_ints(self) -> None:
-        for name in ("n_tokens", "batch_size", "eval_tokens", "keep_last", "log_every", "spike_window"):
+        for name in ("n_tokens", "batch_size", "eval_tokens", "log_every", "spike_window"):
             _positive_int(name, getattr(self, name))
-        for name in ("micro_batch_size", "eval_every", "checkpoint_every"):
+        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool) or
                                               not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
             raise ConfigError(f"TrainConfig.warmup_steps={self.warmup_steps!r} must be a non-negative integer")
+        if isinstance(self.save_steps, (str, bytes)) or not isinstance(self.save_steps, (list, tuple)):
+            raise ConfigError(f"TrainConfig.save_steps={self.save_steps!r} must be a list of step numbers")
+        for step in self.save_steps:
+            _positive_int("save_steps", step)
+        object.__setattr__(self, "save_steps", tuple(sorted(set(self.save_steps))))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"TrainConfig.seed={self.seed!r} must be a non-negative integer")
         if self.batch_size % self.micro:
@@ -191,6 +202,7 @@ class TrainConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["model"] = self.model.to_dict()
         d["mixture"] = [list(m) for m in self.mixture] if self.mixture is not None else None
+        d["save_steps"] = list(self.save_steps)
         return d
 
     def fingerprint(self) -> str:

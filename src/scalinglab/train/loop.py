@@ -127,7 +127,7 @@ class Trainer:
     def flush_pending(self) -> None:
         if self.pending is not None:
             ckpt.write(self.pending, self.run_dir / "checkpoints")
-            ckpt.prune(self.run_dir / "checkpoints", self.cfg.keep_last)
+            ckpt.prune(self.run_dir / "checkpoints", self.cfg.keep_last, self.cfg.save_steps)
             self.pending = None
 
     # One step ---------------------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class Trainer:
                     metrics.write(rec)
                 if progress is not None:
                     progress(dict(rec, n_steps=cfg.n_steps))
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.n_steps:
+                if self.checkpoint_due():
                     self.pending = self.snapshot()
         except Diverged as d:
             log.warning("diverged at step %d: %s", d.step, d.reason)
@@ -233,6 +233,11 @@ class Trainer:
         self.flush_pending()
         metrics.write(dict(step=self.step, tokens=self.step * cfg.tokens_per_step, **final_eval))
         return self.final("done", val_loss, None)
+
+    def checkpoint_due(self) -> bool:
+        every = self.cfg.checkpoint_every
+        periodic = every is not None and self.step % every == 0
+        return self.step < self.cfg.n_steps and (periodic or self.step in self.cfg.save_steps)
 
     def eval_record(self) -> dict[str, Any]:
         val = self.evaluate()

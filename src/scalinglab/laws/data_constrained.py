@@ -20,12 +20,14 @@ E 1.869, A 520.8, B 1487.7, α = β = 0.3526596, R_D* 15.387756, R_N* 5.309743; 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from scalinglab.errors import ConfigError, FitError, PlanError
+from scalinglab.laws.forms import LawForm
 
 # Muennighoff et al. 2023, §3 / Appendix: exp of the fitted log-parameters a, b, e.
 MUENNIGHOFF_BASE = {
@@ -37,6 +39,7 @@ MUENNIGHOFF_BASE = {
 }
 MUENNIGHOFF_RD_STAR = 15.387756
 MUENNIGHOFF_RN_STAR = 5.309743
+DC_PARAMS = ("E", "A", "B", "alpha", "beta", "rd_star", "rn_star")
 SOURCE = (
     "Muennighoff et al. 2023, Scaling Data-Constrained Language Models (NeurIPS), eq. 5; datablations code"
 )
@@ -46,9 +49,25 @@ def _arr(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def _saturating_repeats(unique: np.ndarray, repeats: np.ndarray, r_star: float) -> np.ndarray:
+def _saturating_repeats(unique: np.ndarray, repeats: np.ndarray, r_star: Any) -> np.ndarray:
     """``U + U·R*·(1 − e^(−R/R*))``, with expm1 for small R/R*."""
     return unique + unique * r_star * (-np.expm1(-repeats / r_star))
+
+
+def data_constrained_loss(p: Mapping[str, Any], n_params: Any, n_tokens: Any, unique_tokens: Any) -> np.ndarray:
+    """Muennighoff et al. 2023 eq. 5 for parameters ``p`` (E, A, B, alpha, beta, rd_star, rn_star).
+
+    The one implementation behind both :class:`DataConstrainedLaw` (what the planner calls) and the engine form
+    :func:`data_constrained_form`; parameters may be arrays of shape ``(S, 1)`` (the engine's batch of starts).
+    """
+    E, A, B, alpha, beta = (p[k] for k in ("E", "A", "B", "alpha", "beta"))
+    n, d, u = _arr(n_params), _arr(n_tokens), _arr(unique_tokens)
+    g = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))  # Hoffmann et al. 2022 eq. 4 constant G
+    u_n = np.minimum(n, (u * g) ** (beta / alpha) * g)  # min(N, N_opt(U)), datablations' D_to_N
+    u_d = np.minimum(d, u)
+    n_eff = _saturating_repeats(u_n, n / u_n - 1.0, p["rn_star"])
+    d_eff = _saturating_repeats(u_d, d / u_d - 1.0, p["rd_star"])
+    return E + A / n_eff**alpha + B / d_eff**beta
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,10 +118,13 @@ class DataConstrainedLaw:
         """Loss with repeated data; ``unique_tokens=None`` means every token is fresh (the base law)."""
         if unique_tokens is None:
             n_eff, d_eff = _arr(n_params), _arr(n_tokens)
-        else:
-            n_eff = self.effective_params(n_params, unique_tokens)
-            d_eff = self.effective_tokens(n_tokens, unique_tokens)
-        return self.E + self.A / n_eff**self.alpha + self.B / d_eff**self.beta
+            return self.E + self.A / n_eff**self.alpha + self.B / d_eff**self.beta
+        return data_constrained_loss(self.params, n_params, n_tokens, unique_tokens)
+
+    @property
+    def params(self) -> dict[str, float]:
+        """The seven parameters by the names of :func:`data_constrained_form`."""
+        return {k: getattr(self, k) for k in DC_PARAMS}
 
     def optimal_allocation(self, compute_flops: float, unique_tokens: float) -> DataConstrainedAllocation:
         """Minimise the data-constrained loss over N with D = C/(6N) (Muennighoff et al. 2023 §3.2)."""
@@ -200,6 +222,44 @@ def huber_log_objective(
     return float(np.sum(np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))))
 
 
+# Muennighoff et al. fit log R* from a 4 x 4 grid, log R_D*, log R_N* in {0, 1, 2, 3} (datablations code).
+_R_BOUNDS = (math.exp(-5.0), math.exp(8.0))
+_R_GRID = (0.0, 1.0, 2.0, 3.0)
+
+
+def data_constrained_form(base: Mapping[str, float] | None = None) -> LawForm:
+    """The data-constrained law as an engine form in ``n_params``, ``n_tokens`` and ``unique_tokens``.
+
+    With ``base`` (E, A, B, alpha, beta) the base law is frozen and only ``rd_star`` and ``rn_star`` are free,
+    as in Muennighoff et al.'s second stage; without it all seven parameters are fitted (from a small grid:
+    a full Hoffmann grid times the R* grid would be 72,000 starts).
+    """
+    if base is not None:
+        missing = [k for k in DC_PARAMS[:5] if k not in base]
+        if missing:
+            raise ConfigError(f"data_constrained_form: base law lacks {missing}; give E, A, B, alpha, beta")
+        fixed = {k: float(base[k]) for k in DC_PARAMS[:5]}
+        return LawForm(
+            name="data_constrained_rstar", param_names=("rd_star", "rn_star"),
+            variables=("n_params", "n_tokens", "unique_tokens"),
+            bounds={"rd_star": _R_BOUNDS, "rn_star": _R_BOUNDS},
+            func=lambda p, X: data_constrained_loss({**fixed, **p}, X["n_params"], X["n_tokens"], X["unique_tokens"]),
+            log_params=frozenset({"rd_star", "rn_star"}), start_grid={"rd_star": _R_GRID, "rn_star": _R_GRID},
+            formula="L = E + A/N'^alpha + B/D'^beta (base law fixed)",
+        )
+    scale, expo = (1e-6, 1e15), (1e-3, 5.0)
+    return LawForm(
+        name="data_constrained", param_names=DC_PARAMS, variables=("n_params", "n_tokens", "unique_tokens"),
+        bounds={"E": (1e-4, 1e3), "A": scale, "B": scale, "alpha": expo, "beta": expo,
+                "rd_star": _R_BOUNDS, "rn_star": _R_BOUNDS},
+        func=lambda p, X: data_constrained_loss(p, X["n_params"], X["n_tokens"], X["unique_tokens"]),
+        log_params=frozenset({"E", "A", "B", "rd_star", "rn_star"}),
+        start_grid={"E": (0.0, 0.5), "A": (5.0, 7.0), "B": (6.0, 8.0), "alpha": (0.3, 0.4), "beta": (0.3, 0.4),
+                    "rd_star": (1.0, 3.0), "rn_star": (1.0, 3.0)},
+        formula="L = E + A/N'^alpha + B/D'^beta",
+    )
+
+
 def fit_r_star(
     base: DataConstrainedLaw,
     n_params: Any,
@@ -209,39 +269,18 @@ def fit_r_star(
     *,
     delta: float = 1e-3,
 ) -> DataConstrainedLaw:
-    """Fit R_D* and R_N* with the base law frozen, from Muennighoff's 4×4 start grid (log R* in {0..3})."""
-    from scipy.optimize import minimize
+    """Fit R_D* and R_N* with the base law frozen, through the law engine (Huber on log loss, summed, from
+    Muennighoff's 4×4 start grid)."""
+    from scalinglab.laws.engine import fit_law
 
-    n, d, u, y = (_arr(v) for v in (n_params, n_tokens, unique_tokens, loss))
+    n, d, u, y = (_arr(v).ravel() for v in (n_params, n_tokens, unique_tokens, loss))
     if not (len(n) == len(d) == len(u) == len(y)) or len(y) < 3:
         raise FitError(
             f"fit_r_star needs >= 3 rows of equal length, got {len(n)}, {len(d)}, {len(u)}, {len(y)}"
         )
-
-    def objective(x: np.ndarray) -> float:
-        law = DataConstrainedLaw(
-            **{**_base_params(base), "rd_star": math.exp(x[0]), "rn_star": math.exp(x[1])}
-        )
-        return huber_log_objective(law, n, d, u, y, delta=delta)
-
-    starts = [(a, b) for a in (0.0, 1.0, 2.0, 3.0) for b in (0.0, 1.0, 2.0, 3.0)]
-    best = min(
-        (
-            minimize(
-                objective,
-                np.array(s),
-                method="L-BFGS-B",
-                bounds=[(-5, 8), (-5, 8)],
-                options={"ftol": 1e-15, "gtol": 1e-12},
-            )
-            for s in starts
-        ),
-        key=lambda r: r.fun,
-    )
-    return DataConstrainedLaw(
-        **{**_base_params(base), "rd_star": math.exp(best.x[0]), "rn_star": math.exp(best.x[1])},
-        name=base.name,
-    )
+    fit = fit_law(data_constrained_form(_base_params(base)),
+                  {"n_params": n, "n_tokens": d, "unique_tokens": u}, y, delta=delta)
+    return DataConstrainedLaw(**{**_base_params(base), **fit.params}, name=base.name)
 
 
 def _base_params(law: DataConstrainedLaw) -> dict[str, float]:

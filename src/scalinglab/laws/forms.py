@@ -9,7 +9,7 @@ A form supplies ``log_model(theta, X) -> (log prediction, Jacobian)`` on a batch
 ``theta`` of shape ``(S, P)``; the engine optimises all ``S`` starts at once. Built-in forms with a sum-of-power-laws
 shape have an analytic Jacobian; other forms (and user forms) get a finite-difference one.
 
-Variables are named ``n_params``, ``n_tokens``, ``compute_flops`` and ``attempts``.
+Variables are named ``n_params``, ``n_tokens``, ``compute_flops``, ``attempts`` and ``unique_tokens``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, FitError
 
-VARIABLES = ("n_params", "n_tokens", "compute_flops", "attempts")
-_SYMBOL = {"n_params": "N", "n_tokens": "D", "compute_flops": "C", "attempts": "k"}
+# unique_tokens (U) is the number of distinct training tokens, for the data-constrained law
+# (Muennighoff et al. 2023; see scalinglab.laws.data_constrained).
+VARIABLES = ("n_params", "n_tokens", "compute_flops", "attempts", "unique_tokens")
+_SYMBOL = {"n_params": "N", "n_tokens": "D", "compute_flops": "C", "attempts": "k", "unique_tokens": "U"}
 
 LogModel = Callable[[np.ndarray, Mapping[str, np.ndarray]], "tuple[np.ndarray, np.ndarray]"]
 
@@ -41,7 +43,8 @@ class LawForm:
     param_names : tuple of str
         Parameter names in the order used by fit-space arrays.
     variables : tuple of str
-        Input variables, each one of ``n_params``, ``n_tokens``, ``compute_flops``, ``attempts``.
+        Input variables, each one of ``n_params``, ``n_tokens``, ``compute_flops``, ``attempts``,
+        ``unique_tokens``.
     bounds : mapping
         ``name -> (low, high)`` in natural units; the fit is constrained to these.
     func : callable
@@ -352,7 +355,14 @@ _BUILTINS: dict[str, Callable[[], LawForm]] = {
     "saturating_d": lambda: saturating_form("n_tokens"),
     "saturating_c": lambda: saturating_form("compute_flops"),
     "saturating_k": lambda: saturating_form("attempts"),
+    "data_constrained": lambda: _data_constrained_form(),
 }
+
+
+def _data_constrained_form() -> LawForm:
+    from scalinglab.laws.data_constrained import data_constrained_form  # it imports this module
+
+    return data_constrained_form()
 
 
 def list_forms() -> list[str]:

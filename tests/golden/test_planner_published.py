@@ -58,7 +58,7 @@ def test_zero_model_states_7b():
 
 
 def test_gpt3_activations_korthikanti():
-    kw = dict(seq_len=2048, micro_batch=1, d_model=12288, n_head=96)
+    kw = {"seq_len": 2048, "micro_batch": 1, "d_model": 12288, "n_head": 96}
     plain = activation_bytes_per_layer(**kw, spec=ActivationSpec(attention="materialized", dropout=True))
     tp_sp = activation_bytes_per_layer(
         **kw, spec=ActivationSpec(attention="materialized", dropout=True, tp=8, sp=True)

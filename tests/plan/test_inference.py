@@ -12,8 +12,8 @@ from scalinglab.errors import PlanError
 from scalinglab.plan.compare import breakeven_inference_tokens, compare_overtraining
 from scalinglab.plan.inference import compute_for_loss, inference_aware_allocation
 
-CHIN = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-EPOCH = dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
+CHIN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+EPOCH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 
 
 def _loss(p, n, d):

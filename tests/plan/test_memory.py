@@ -13,7 +13,7 @@ from scalinglab.plan.memory import (
     training_memory,
 )
 
-GPT3 = dict(seq_len=2048, micro_batch=1, d_model=12288, n_head=96)
+GPT3 = {"seq_len": 2048, "micro_batch": 1, "d_model": 12288, "n_head": 96}
 
 
 def test_model_states_mixed_adam_16_bytes():
@@ -37,7 +37,7 @@ def test_fp32_is_4_4_8():
 
 def test_korthikanti_table2_rows():
     sbh = 2048 * 12288
-    mat = dict(attention="materialized", dropout=True)
+    mat = {"attention": "materialized", "dropout": True}
     full = activation_bytes_per_layer(**GPT3, spec=ActivationSpec(**mat))
     assert full == pytest.approx(sbh * (34 + 5 * 96 * 2048 / 12288))
     tp = activation_bytes_per_layer(**GPT3, spec=ActivationSpec(**mat, tp=8))
@@ -74,16 +74,16 @@ def test_kv_cache_counts_k_and_v_and_gqa():
 
 
 def test_pipeline_in_flight_micro_batches():
-    kw = dict(
-        n_params_device=1e9,
-        n_layer_device=10,
-        seq_len=1024,
-        micro_batch=1,
-        d_model=1024,
-        n_head=16,
-        vocab_size=1000,
-        spec=ActivationSpec(),
-    )
+    kw = {
+        "n_params_device": 1e9,
+        "n_layer_device": 10,
+        "seq_len": 1024,
+        "micro_batch": 1,
+        "d_model": 1024,
+        "n_head": 16,
+        "vocab_size": 1000,
+        "spec": ActivationSpec(),
+    }
     one = training_memory(**kw, pp=1, n_micro=8)
     four = training_memory(**kw, pp=4, n_micro=8)
     few = training_memory(**kw, pp=4, n_micro=2)
@@ -96,16 +96,16 @@ def test_pipeline_in_flight_micro_batches():
 
 
 def test_fragmentation_margin():
-    kw = dict(
-        n_params_device=1e9,
-        n_layer_device=10,
-        seq_len=1024,
-        micro_batch=1,
-        d_model=1024,
-        n_head=16,
-        vocab_size=1000,
-        spec=ActivationSpec(),
-    )
+    kw = {
+        "n_params_device": 1e9,
+        "n_layer_device": 10,
+        "seq_len": 1024,
+        "micro_batch": 1,
+        "d_model": 1024,
+        "n_head": 16,
+        "vocab_size": 1000,
+        "spec": ActivationSpec(),
+    }
     base = training_memory(**kw)
     padded = training_memory(**kw, fragmentation=0.1)
     assert padded.total == pytest.approx(base.total * 1.1)
@@ -130,15 +130,15 @@ def test_backward_transient_is_the_larger_of_loss_and_mlp():
         seq_len=2048, micro_batch=1, d_model=1024, vocab_size=256, spec=spec
     )
     assert small_vocab == 2 * 4 * 2 * 2048 * 1024
-    kw = dict(
-        n_params_device=1e6,
-        n_layer_device=2,
-        seq_len=2048,
-        micro_batch=1,
-        d_model=1024,
-        n_head=16,
-        vocab_size=50304,
-        spec=spec,
-    )
+    kw = {
+        "n_params_device": 1e6,
+        "n_layer_device": 2,
+        "seq_len": 2048,
+        "micro_batch": 1,
+        "d_model": 1024,
+        "n_head": 16,
+        "vocab_size": 50304,
+        "spec": spec,
+    }
     mem = training_memory(**kw)
     assert mem.total == pytest.approx(mem.model_states + mem.activations + big_vocab)

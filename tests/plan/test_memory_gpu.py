@@ -16,9 +16,9 @@ from scalinglab.arch import GPTConfig, count_params
 from scalinglab.plan.memory import ActivationSpec, training_memory
 
 CONFIGS = [
-    (dict(vocab_size=256, seq_len=1024, d_model=512, n_layer=8, n_head=8), 16),
-    (dict(vocab_size=256, seq_len=2048, d_model=768, n_layer=6, n_head=12), 8),
-    (dict(vocab_size=512, seq_len=512, d_model=1024, n_layer=12, n_head=16), 16),
+    ({"vocab_size": 256, "seq_len": 1024, "d_model": 512, "n_layer": 8, "n_head": 8}, 16),
+    ({"vocab_size": 256, "seq_len": 2048, "d_model": 768, "n_layer": 6, "n_head": 12}, 8),
+    ({"vocab_size": 512, "seq_len": 512, "d_model": 1024, "n_layer": 12, "n_head": 16}, 16),
 ]
 
 

@@ -36,7 +36,7 @@ def test_planned_shape_matches_meta_model(flops):
 
 
 def _tiny(**kw):
-    base = dict(vocab_size=256, seq_len=64, d_model=64, n_layer=2, n_head=4)
+    base = {"vocab_size": 256, "seq_len": 64, "d_model": 64, "n_layer": 2, "n_head": 4}
     base.update(kw)
     return GPTConfig(**base)
 
@@ -83,9 +83,20 @@ def _saved_activation_bytes(model, idx) -> int:
 @pytest.mark.parametrize(
     "shape,batch",
     [
-        (dict(d_model=128, n_layer=2, n_head=4, seq_len=128, vocab_size=512), 4),
-        (dict(d_model=96, n_layer=3, n_head=3, seq_len=64, vocab_size=1000), 8),
-        (dict(d_model=64, n_layer=2, n_head=2, seq_len=256, vocab_size=300, pos="learned", norm="layer"), 2),
+        ({"d_model": 128, "n_layer": 2, "n_head": 4, "seq_len": 128, "vocab_size": 512}, 4),
+        ({"d_model": 96, "n_layer": 3, "n_head": 3, "seq_len": 64, "vocab_size": 1000}, 8),
+        (
+            {
+                "d_model": 64,
+                "n_layer": 2,
+                "n_head": 2,
+                "seq_len": 256,
+                "vocab_size": 300,
+                "pos": "learned",
+                "norm": "layer",
+            },
+            2,
+        ),
     ],
 )
 def test_saved_activations_match_model(shape, batch):
@@ -96,7 +107,7 @@ def test_saved_activations_match_model(shape, batch):
     idx = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len))
     real = _saved_activation_bytes(model, idx)
     spec = ActivationSpec.for_model(cfg, act_bytes=4.0)
-    kw = dict(seq_len=cfg.seq_len, micro_batch=batch, d_model=cfg.d_model)
+    kw = {"seq_len": cfg.seq_len, "micro_batch": batch, "d_model": cfg.d_model}
     pred = cfg.n_layer * activation_bytes_per_layer(
         **kw, n_head=cfg.n_head, spec=spec
     ) + head_activation_bytes(**kw, vocab_size=cfg.vocab_size, spec=spec)

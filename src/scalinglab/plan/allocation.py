@@ -196,7 +196,7 @@ def plan_allocation(
     c = compute_flops if compute_flops is not None else compute_for_target(law, target_loss, unique_tokens)
     base = law.optimal_allocation(c)
     name, source = getattr(law, "name", str(law)), getattr(law, "source", "")
-    common = dict(compute_optimal=base.to_dict(), law=name, law_source=source)
+    common = {"compute_optimal": base.to_dict(), "law": name, "law_source": source}
     if inference_tokens is not None:
         return _inference(law, base, inference_tokens, target_loss, max_params, common)
     if unique_tokens is not None and base.n_tokens > unique_tokens:
@@ -235,8 +235,10 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common) -> 
     target = target_loss if target_loss is not None else float(law.predict_loss(base.n_params, base.n_tokens))
     inf = inference_aware_allocation(params, target, inference_tokens)
     notes = [
-        f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the tokens; "
-        f"lifetime FLOPs {inf.total_saving:.1%} saved at the same loss {target:.4g}"
+        (
+            f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the tokens; "
+            f"lifetime FLOPs {inf.total_saving:.1%} saved at the same loss {target:.4g}"
+        )
     ]
     n, d, mode = inf.n_params, inf.n_tokens, "inference-aware"
     if max_params is not None and n > max_params:
@@ -274,8 +276,10 @@ def _data_constrained(law, c, unique_tokens, max_params, common) -> PlanAllocati
     alloc = dc.optimal_allocation(c, unique_tokens)
     n, d, mode = alloc.n_params, alloc.n_tokens, "data-constrained"
     notes = [
-        f"optimal data {common['compute_optimal']['n_tokens']:.3g} exceed the {unique_tokens:.3g} unique "
-        f"tokens: repeat {d / unique_tokens:.2f} epochs (Muennighoff et al. 2023)"
+        (
+            f"optimal data {common['compute_optimal']['n_tokens']:.3g} exceed the {unique_tokens:.3g} unique "
+            f"tokens: repeat {d / unique_tokens:.2f} epochs (Muennighoff et al. 2023)"
+        )
     ]
     if max_params is not None and n > max_params:
         n, d, mode = max_params, c / (6.0 * max_params), "data-constrained, capped at max params"

@@ -70,9 +70,9 @@ def plan_hyperparams(
     if seq_len < 1 or batch_multiple < 1:
         raise PlanError(f"seq_len ({seq_len}) and batch_multiple ({batch_multiple}) must be >= 1")
     raw = deepseek_batch_tokens(compute_flops)
-    seqs = max(batch_multiple, int(round(raw / seq_len / batch_multiple)) * batch_multiple)
+    seqs = max(batch_multiple, round(raw / seq_len / batch_multiple) * batch_multiple)
     batch_tokens = float(seqs * seq_len)
-    steps = max(1, int(math.ceil(n_tokens / batch_tokens)))
+    steps = max(1, math.ceil(n_tokens / batch_tokens))
     warmup = max(1, min(WARMUP_STEPS, int(WARMUP_MAX_FRACTION * steps)))
     crit = kaplan_critical_batch(loss) if loss is not None else None
     return HyperParams(

@@ -111,14 +111,14 @@ class ActivationSpec:
     def for_model(cls, cfg: Any, **overrides: Any) -> ActivationSpec:
         """The spec of ``scalinglab.model.GPT(cfg)``: measured with autograd saved-tensor hooks
         (tests/plan)."""
-        kw = dict(
-            attention="flash",
-            dropout=cfg.dropout > 0,
-            mlp_ratio=cfg.mlp_ratio,
-            rope=cfg.pos == "rope",
-            norm_keeps_normalized=cfg.norm == "rms",
-            attn_out_copy=cfg.pos == "rope",
-        )
+        kw = {
+            "attention": "flash",
+            "dropout": cfg.dropout > 0,
+            "mlp_ratio": cfg.mlp_ratio,
+            "rope": cfg.pos == "rope",
+            "norm_keeps_normalized": cfg.norm == "rms",
+            "attn_out_copy": cfg.pos == "rope",
+        }
         kw.update(overrides)
         return cls(**kw)
 

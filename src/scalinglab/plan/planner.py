@@ -298,15 +298,15 @@ def plan_from_request(req: PlanRequest) -> Plan:
     """Solve a validated request (see :func:`make_plan`)."""
     spec = get_gpu(req.gpu, req.hardware_file)
     spec.peak(req.dtype)
-    opts = dict(
-        mfu=req.mfu if req.mfu is not None else constant("mfu"),
-        precision=req.precision,
-        dtype=req.dtype,
-        workspace=constant("workspace_bytes"),
-        fragmentation=constant("fragmentation"),
-        dp_overlap=constant("dp_overlap"),
-        max_days=req.max_days,
-    )
+    opts = {
+        "mfu": req.mfu if req.mfu is not None else constant("mfu"),
+        "precision": req.precision,
+        "dtype": req.dtype,
+        "workspace": constant("workspace_bytes"),
+        "fragmentation": constant("fragmentation"),
+        "dp_overlap": constant("dp_overlap"),
+        "max_days": req.max_days,
+    }
     law = resolve_law(req.law)
     gpu_hours = _gpu_hours_budget(req, spec)
     mfu_eff = opts["mfu"]

@@ -48,8 +48,10 @@ def _allocation_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "inference-aware",
-                f"{i['params_ratio']:.2f}x params, {i['tokens_ratio']:.2f}x tokens, "
-                f"{i['total_saving']:.1%} lifetime FLOPs saved",
+                (
+                    f"{i['params_ratio']:.2f}x params, {i['tokens_ratio']:.2f}x tokens, "
+                    f"{i['total_saving']:.1%} lifetime FLOPs saved"
+                ),
             )
         )
     return rows
@@ -60,8 +62,10 @@ def _run_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows = [
         (
             "shape",
-            f"{s['n_layer']} layers, d_model {s['d_model']}, {s['n_head']} heads, "
-            f"MLP {int(round(s['mlp_ratio'] * s['d_model']))} ({format_count(d['shape_n_params'])} params)",
+            (
+                f"{s['n_layer']} layers, d_model {s['d_model']}, {s['n_head']} heads, "
+                f"MLP {round(s['mlp_ratio'] * s['d_model'])} ({format_count(d['shape_n_params'])} params)"
+            ),
         ),
         ("batch", f"{hp['batch_sequences']} x {hp['seq_len']} = {format_count(hp['batch_tokens'])} tokens"),
         ("learning rate", f"{hp['learning_rate']:.3g}"),
@@ -84,9 +88,11 @@ def _run_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "serving memory",
-                f"{format_bytes(sv['weights_bf16_bytes'])} bf16 weights + "
-                f"{format_bytes(sv['kv_cache_bytes_per_sequence'])} KV cache per "
-                f"{hp['seq_len']}-token sequence",
+                (
+                    f"{format_bytes(sv['weights_bf16_bytes'])} bf16 weights + "
+                    f"{format_bytes(sv['kv_cache_bytes_per_sequence'])} KV cache per "
+                    f"{hp['seq_len']}-token sequence"
+                ),
             )
         )
     return rows

@@ -22,13 +22,16 @@ QUICK_BUDGETS = (1e10, 3e10, 1e11)
 # Sizes are centred on D = 40 N: a pilot sweep of this corpus at 3e9–1e11 counted FLOPs (byte-level, seq 64–128)
 # put the IsoFLOP minima at 30–50 tokens per parameter, above Chinchilla's ≈ 20 at far larger scale.
 PRIOR_TOKENS_PER_PARAM = 40.0
-FULL_CORPUS_BYTES = 8_000_000
+FULL_CORPUS_BYTES = 16_000_000
 QUICK_CORPUS_BYTES = 1_000_000
-# Tiny shapes for --quick: 64-token context, head_dim 8, tied embeddings (N from 3k to 120k).
-QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=8, aspect_ratios=(8, 12, 16), depths=tuple(range(1, 9)),
+# Fixed depth 2, widths varying by ~1.5x steps, tied embeddings: at these sizes mixing depths (1-layer models) and
+# aspect ratios added more scatter to the IsoFLOP curves than the sizes themselves (pilot runs); Kaplan et al. 2020
+# (§3.1) found the loss depends weakly on shape at fixed N once depth >= 2.
+# --quick: 64-token context, head_dim 4, d_model 8..64 (N 2.4k..115k).
+QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=4, aspect_ratios=(4, 6, 8, 12, 16, 24, 32), depths=(2,),
                           tied_embeddings=True)
-# The full demo: 128-token context, head_dim 16, tied embeddings (N from 7k to 1.6M).
-FULL_FAMILY = FamilySpec(seq_len=128, head_dim=16, aspect_ratios=(16, 24, 32), depths=tuple(range(1, 13)),
+# Full demo: 128-token context, head_dim 8, d_model 16..128 (N 10k..427k).
+FULL_FAMILY = FamilySpec(seq_len=128, head_dim=8, aspect_ratios=(8, 12, 16, 24, 32, 48, 64), depths=(2,),
                          tied_embeddings=True)
 
 
@@ -39,6 +42,7 @@ def demo_spec(data_dir: str | Path, *, quick: bool = False) -> SweepSpec:
                          eval_tokens=8192, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
                          data_dir=str(Path(data_dir).resolve()))
     return SweepSpec(budgets=FULL_BUDGETS, family=FULL_FAMILY, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
+                     eval_tokens=32768,
                      data_dir=str(Path(data_dir).resolve()))
 
 
@@ -52,16 +56,23 @@ def prepare_corpus(data_dir: str | Path, max_bytes: int) -> None:
     prepare(["stdlib"], data_dir, max_bytes=max_bytes)
 
 
-def run_demo(out_dir: str | Path = DEFAULT_OUT, *, quick: bool = False,
-             executor: ExecutorConfig = ExecutorConfig(kind="subprocess", workers=2),
-             progress: ProgressFn | None = None, n_boot: int = 200) -> SweepOutcome:
-    """Prepare, sweep, fit, report. Re-running on the same folder repeats nothing that finished."""
-    out_dir = Path(out_dir)
-    data_dir = out_dir / "data"
-    spec = demo_spec(data_dir, quick=quick)
+def setup_demo(out_dir: str | Path = DEFAULT_OUT, *, quick: bool = False) -> SweepSpec:
+    """Register the demo sweep (refusing a folder that holds another sweep, before any work) and prepare the
+    corpus; returns the spec."""
     from scalinglab.sweep.study import register_sweep
 
-    register_sweep(out_dir, spec)  # refuses a folder holding another sweep before any work
-    prepare_corpus(data_dir, QUICK_CORPUS_BYTES if quick else FULL_CORPUS_BYTES)
+    out_dir = Path(out_dir)
+    spec = demo_spec(out_dir / "data", quick=quick)
+    register_sweep(out_dir, spec)
+    prepare_corpus(out_dir / "data", QUICK_CORPUS_BYTES if quick else FULL_CORPUS_BYTES)
+    return spec
+
+
+def run_demo(out_dir: str | Path = DEFAULT_OUT, *, quick: bool = False,
+             executor: ExecutorConfig = ExecutorConfig(kind="subprocess", workers=2),
+             progress: ProgressFn | None = None, n_boot: int = 200, setup: bool = True) -> SweepOutcome:
+    """Prepare, sweep, fit, report. Re-running on the same folder repeats nothing that finished."""
+    if setup:
+        setup_demo(out_dir, quick=quick)
     title = "scalinglab demo: IsoFLOP sweep on Python stdlib sources" + (" (quick)" if quick else "")
     return run_study(out_dir, None, executor=executor, progress=progress, n_boot=n_boot, title=title)

@@ -152,7 +152,12 @@ class PlannedRun:
     n_steps: int
     schedule: str
     parent_run_id: str | None = None
-    branch_tokens: int | None = None  # wsd: the parent checkpoint (tokens) this cooldown starts from
+    # WSD only (see sweep/wsd.py): the parent's step this cooldown branch starts from, and schedule overrides.
+    branch_step: int | None = None
+    warmup_steps: int | None = None
+    cooldown_frac: float | None = None
+    checkpoint_every: int | None = None
+    keep_last: int | None = None
 
     @property
     def tokens_per_param(self) -> float:
@@ -160,13 +165,18 @@ class PlannedRun:
 
     def train_config(self, spec: SweepSpec) -> dict[str, Any]:
         """The training config (``TrainConfig.from_dict`` input) of this run; its hash is the run's identity."""
-        return {
+        cfg = {
             "model": self.model.to_dict(), "n_tokens": int(self.n_tokens), "data_dir": spec.data_dir,
             "batch_size": int(self.batch_size), "lr": float(self.lr), "schedule": self.schedule,
-            "cooldown_frac": float(spec.cooldown_frac), "seed": int(spec.seed), "eval_tokens": int(spec.eval_tokens),
-            "eval_every": None, "checkpoint_every": spec.checkpoint_every or max(1, self.n_steps // 4),
+            "cooldown_frac": float(spec.cooldown_frac if self.cooldown_frac is None else self.cooldown_frac),
+            "seed": int(spec.seed), "eval_tokens": int(spec.eval_tokens), "eval_every": None,
+            "checkpoint_every": self.checkpoint_every or spec.checkpoint_every or max(1, self.n_steps // 4),
             "device": "cpu",
         }
+        for key in ("warmup_steps", "keep_last", "branch_step"):
+            if getattr(self, key) is not None:
+                cfg[key] = int(getattr(self, key))
+        return cfg
 
     def to_row(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "budget": self.budget, "d_model": self.model.d_model,

@@ -1,0 +1,96 @@
+"""`scalinglab sweep|report|demo` as a user: dry-run plan, status/export, and bad input → one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from scalinglab.cli.app import app, main
+from scalinglab.sweep import registry as regmod
+from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+
+
+def _exit2(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    err = lines[0]
+    return err
+
+
+def test_dry_run_prints_the_plan_with_time_estimates(tmp_path):
+    result = CliRunner().invoke(app, ["sweep", "run", "--budgets", "1e11,1e12", "--out", str(tmp_path / "x"),
+                                      "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["plan"]
+    assert len(rows) == 10
+    for r in rows:
+        assert abs(r["compute_flops"] / r["budget"] - 1) < 0.03
+        assert r["est_seconds"] > 0 and r["tokens_per_param"] > 0
+    assert not (tmp_path / "x").exists()  # a dry run touches nothing
+
+
+@pytest.mark.parametrize("budgets,match", [("", "list"), ("1e11,,1e12", "list"), ("abc", "abc"),
+                                           ("1e6", "too small")])
+def test_bad_budgets_exit_2(capsys, tmp_path, budgets, match):
+    err = _exit2(capsys, ["sweep", "run", "--budgets", budgets, "--out", str(tmp_path / "x"), "--dry-run"])
+    assert match in err
+
+
+def test_folder_holding_a_different_sweep_is_refused(capsys, tmp_path):
+    with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
+        reg.ensure_sweep("someone-else", {"budgets": [1.0]})
+    err = _exit2(capsys, ["demo", "--quick", "--out", str(tmp_path)])
+    assert "different sweep" in err
+    with Registry.open(tmp_path / REGISTRY_FILENAME, create=False) as reg:
+        assert reg.sweep()["sweep_id"] == "someone-else" and reg.runs() == []
+    assert not (tmp_path / "data").exists()  # refused before any work
+
+
+def test_newer_or_corrupted_registry_exit_2_and_untouched(capsys, tmp_path):
+    path = tmp_path / REGISTRY_FILENAME
+    Registry.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {regmod.SCHEMA_VERSION + 5}")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    assert "newer" in _exit2(capsys, ["sweep", "status", str(tmp_path)])
+    assert "newer" in _exit2(capsys, ["sweep", "resume", str(tmp_path)])
+    assert path.read_bytes() == before
+    path.write_bytes(b"\x00garbage" * 64)
+    assert "not an SQLite file" in _exit2(capsys, ["sweep", "export", str(tmp_path)])
+
+
+def test_status_and_export_on_an_empty_folder_say_what_to_do(capsys, tmp_path):
+    assert "no registry" in _exit2(capsys, ["sweep", "status", str(tmp_path)])
+
+
+def test_report_bad_inputs_exit_2(capsys, tmp_path):
+    assert "no such file" in _exit2(capsys, ["report", str(tmp_path / "nope.json")])
+    (tmp_path / "x.json").write_text("[1, 2]")
+    assert "needs 'runs'" in _exit2(capsys, ["report", str(tmp_path / "x.json")])
+    assert "neither" in _exit2(capsys, ["report", str(tmp_path)])
+
+
+def test_status_table_and_export(tmp_path):
+    with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
+        reg.ensure_sweep("s", {"b": 1})
+        reg.add_run("s", "r1", {"x": 1}, budget=1e11, n_params=1e4, n_tokens=1e6, compute_flops=1e11)
+        reg.claim("r1")
+        reg.finish("r1", "done", summary={}, loss=2.5)
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", "status", str(tmp_path), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["counts"]["done"] == 1
+    result = runner.invoke(app, ["sweep", "status", str(tmp_path)])
+    assert result.exit_code == 0 and "r1" in result.stdout and "done" in result.stdout
+    result = runner.invoke(app, ["sweep", "status", str(tmp_path), "--watch"])  # all finished: one frame
+    assert result.exit_code == 0 and "r1" in result.stdout
+    result = runner.invoke(app, ["sweep", "export", str(tmp_path)])
+    assert result.exit_code == 0
+    assert (tmp_path / "runs.csv").read_text().splitlines()[0] == ",".join(regmod.EXPORT_COLUMNS)

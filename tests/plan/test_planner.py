@@ -216,3 +216,19 @@ def test_plan_imports_without_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rows_say_when_the_layout_rounds_the_batch(plan_1e23):
+    """4757 planned sequences over 64 data-parallel ranks: the layout runs a multiple of 64 and says so."""
+    from scalinglab.plan.report import _batch_text, plan_rows
+
+    rows = dict(plan_rows(plan_1e23))
+    runs = plan_1e23.layout.batch_sequences
+    assert runs % plan_1e23.layout.dp == 0 and runs <= plan_1e23.hyperparams.batch_sequences
+    if runs != plan_1e23.hyperparams.batch_sequences:
+        assert f"the layout runs {runs} sequences" in rows["batch"]
+    lay = plan_1e23.layout
+    assert f"{lay.n_micro} micro-batches of {lay.micro_batch} per rank" in rows["layout"]
+    hp = {"batch_sequences": 100, "seq_len": 2048, "batch_tokens": 204800}
+    assert "layout runs 96" in _batch_text(hp, {"batch_sequences": 96})
+    assert "layout" not in _batch_text(hp, {"batch_sequences": 100})

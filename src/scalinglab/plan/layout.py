@@ -103,7 +103,9 @@ class Layout:
             parts.append(f"PP {self.pp}")
         if self.ep > 1:
             parts.append(f"EP {self.ep}")
-        parts.append(f"recompute {self.recompute}, micro-batch {self.micro_batch}×{self.n_micro}")
+        parts.append(
+            f"recompute {self.recompute}, {self.n_micro} micro-batches of {self.micro_batch} per rank per step"
+        )
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -57,6 +57,14 @@ def _allocation_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _batch_text(hp: Mapping[str, Any], lay: Mapping[str, Any]) -> str:
+    text = f"{hp['batch_sequences']} x {hp['seq_len']} = {format_count(hp['batch_tokens'])} tokens"
+    runs = lay.get("batch_sequences")
+    if runs is not None and runs != hp["batch_sequences"]:  # rounded down to a multiple of dp x micro-batch
+        text += f" (the layout runs {runs} sequences)"
+    return text
+
+
 def _run_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
     hp, lay, s, sv = d["hyperparams"], d["layout"], d["shape"], d.get("serving") or {}
     rows = [
@@ -67,7 +75,7 @@ def _run_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"MLP {round(s['mlp_ratio'] * s['d_model'])} ({format_count(d['shape_n_params'])} params)"
             ),
         ),
-        ("batch", f"{hp['batch_sequences']} x {hp['seq_len']} = {format_count(hp['batch_tokens'])} tokens"),
+        ("batch", _batch_text(hp, lay)),
         ("learning rate", f"{hp['learning_rate']:.3g}"),
         ("steps / warmup", f"{hp['steps']} / {hp['warmup_steps']}"),
     ]

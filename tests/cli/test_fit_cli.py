@@ -146,7 +146,10 @@ def test_predict_preset_allocation_and_loss():
     assert a["n_tokens"] == pytest.approx(1.33e12, rel=0.05)
     expected = 1.8172 + 482.01 / 7e9**0.3478 + 2085.43 / 2e12**0.3658
     assert d["loss"]["loss"] == pytest.approx(expected, rel=1e-6)
-    assert "epoch2024" in run_ok(["predict", "--law", "epoch2024", "--compute", "1e24"]).stdout
+    table = run_ok(["predict", "--law", "epoch2024", "--compute", "5.76e23", "--params", "7B", "--tokens", "2T"])
+    assert "epoch2024" in table.stdout and "C (FLOPs)" in table.stdout and "D_opt (tokens)" in table.stdout
+    assert "72.2B" in table.stdout and "1.33T" in table.stdout  # counts written the way people write them
+    assert "7B params" in table.stdout
 
 
 def test_laws_lists_presets_with_sources():

@@ -16,6 +16,7 @@ the commands, so none of these commands imports torch.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -186,6 +187,16 @@ def _g(x, digits: int = 5) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
+def _count(x) -> str:
+    """Parameters or tokens the way people write them (72.2B, 1.33T)."""
+    from scalinglab.units import format_count
+
+    return "-" if x is None else format_count(x)
+
+
+_ALLOC_COLUMNS = ["C (FLOPs)", "N_opt (params)", "D_opt (tokens)", "D/N", "loss"]
+
+
 def _print_fit(payload: dict) -> None:
     console = stdout_console()
     fit, boot = payload["fit"], payload.get("bootstrap")
@@ -196,11 +207,14 @@ def _print_fit(payload: dict) -> None:
     else:
         _print_power_laws(console, fit, boot)
     if approach == 2:
-        t = _table("Vertices per IsoFLOP budget", ["budget C", "N*", "N* 95% (delta)", "D*", "L*", "points"])
+        t = _table("Vertices per IsoFLOP budget",
+                   ["budget C (FLOPs)", "N* (params)", "N* 95% (delta)", "D* (tokens)", "L*", "points"])
         for v in fit["vertices"]:
-            ci = f"{_g(v['n_opt_lo95'], 3)} – {_g(v['n_opt_hi95'], 3)}"
-            t.add_row(_g(v["budget"], 3), _g(v["n_opt"], 4), ci,
-                      _g(v["d_opt"], 4), _g(v["loss_opt"], 4), str(v["n_points"]))
+            lo, hi = v["n_opt_lo95"], v["n_opt_hi95"]
+            finite = all(isinstance(x, float) and math.isfinite(x) for x in (lo, hi))  # nan with 3 points
+            ci = f"{_count(lo)} – {_count(hi)}" if finite else "-"
+            t.add_row(_g(v["budget"], 3), _count(v["n_opt"]), ci,
+                      _count(v["d_opt"]), _g(v["loss_opt"], 4), str(v["n_points"]))
         console.print(t)
     _print_allocation(console, payload)
     if "backtest" in payload:
@@ -231,7 +245,7 @@ def _print_params(console, fit, boot):
 
 def _print_power_laws(console, fit, boot):
     t = _table("Compute-optimal power laws", ["law", "coefficient", "exponent", "std err"]
-               + (["exponent CI (bootstrap)"] if boot else []))
+               + ([f"exponent {round(100 * boot['level'])}% CI (bootstrap)"] if boot else []))
     for key, name, var in (("n_law", "N_opt = k C^a", "a"), ("d_law", "D_opt = k C^b", "b")):
         law = fit[key]
         row = [name, _g(law["coef"], 4), _g(law["exponent"], 4), _g(law["exponent_se"], 3)]
@@ -242,16 +256,20 @@ def _print_power_laws(console, fit, boot):
     console.print(t)
 
 
+def _level(payload) -> float:
+    return (payload.get("bootstrap") or {}).get("level", 0.95)
+
+
 def _print_allocation(console, payload):
     if not payload["allocation"]:
         return
     boot_at = {a["compute_flops"]: a for a in (payload.get("bootstrap") or {}).get("at_compute", [])}
-    t = _table("Compute-optimal allocation", ["C", "N_opt", "D_opt", "D/N", "loss", "N_opt CI"])
+    t = _table("Compute-optimal allocation", [*_ALLOC_COLUMNS, f"N_opt {round(100 * _level(payload))}% CI"])
     for a in payload["allocation"]:
         ci = boot_at.get(a["compute_flops"], {}).get("n_opt")
-        t.add_row(_g(a["compute_flops"], 3), _g(a["n_params"], 4), _g(a["n_tokens"], 4),
+        t.add_row(_g(a["compute_flops"], 3), _count(a["n_params"]), _count(a["n_tokens"]),
                   _g(a["tokens_per_param"], 3), _g(a["loss"], 4),
-                  f"{_g(ci['lo'], 3)} – {_g(ci['hi'], 3)}" if ci else "-")
+                  f"{_count(ci['lo'])} – {_count(ci['hi'])}" if ci else "-")
     console.print(t)
 
 
@@ -285,15 +303,15 @@ def predict_command(
     console = stdout_console()
     console.print(f"law: {out['law']}  ({out['source']})")
     if out["allocation"]:
-        t = _table("Compute-optimal allocation", ["C", "N_opt", "D_opt", "D/N", "loss"])
+        t = _table("Compute-optimal allocation", _ALLOC_COLUMNS)
         for a in out["allocation"]:
-            t.add_row(_g(a["compute_flops"], 3), _g(a["n_params"], 4), _g(a["n_tokens"], 4),
+            t.add_row(_g(a["compute_flops"], 3), _count(a["n_params"]), _count(a["n_tokens"]),
                       _g(a["tokens_per_param"], 3), _g(a["loss"], 4))
         console.print(t)
     if "loss" in out:
         p = out["loss"]
-        console.print(f"L(N={_g(p['n_params'], 4)}, D={_g(p['n_tokens'], 4)}) = {p['loss']:.5g}  "
-                      f"(C = 6ND = {p['compute_flops']:.3g} FLOPs)")
+        console.print(f"L(N = {_count(p['n_params'])} params, D = {_count(p['n_tokens'])} tokens) = "
+                      f"{p['loss']:.5g}  (C = 6ND = {p['compute_flops']:.3g} FLOPs)")
 
 
 # ------------------------------------------------------------------------------------------------------ laws

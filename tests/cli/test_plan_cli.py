@@ -108,6 +108,7 @@ def test_plan_gpus():
         (["plan"], "exactly one"),
         (["plan", "--compute", "1e23", "--gpu", "a100", "--dtype", "fp8"], "fp8"),
         (["plan", "--compute", "1e23", "--precision", "fp4"], "precision"),
+        (["plan", "--compute", "1e23", "--pue", "0.5"], "PUE"),
         (["plan", "compare", "--compute", "1e23", "--law", "chinchilla-approach1"], "allocations only"),
     ],
 )

@@ -71,3 +71,10 @@ def test_gpu_hours_to_compute():
         compute_from_gpu_hours(10, get_gpu("a100"), mfu=1.5)
     with pytest.raises(PlanError):
         estimate_costs(1e20, gpu=get_gpu("a100"), n_gpus=8, mfu=0.4, price=-3)
+
+
+def test_pue_below_one_is_refused():
+    """PUE = facility energy / IT energy >= 1 (The Green Grid); 1.0 is the ideal and allowed."""
+    with pytest.raises(PlanError, match="PUE"):
+        estimate_costs(1e20, gpu=get_gpu("a100"), n_gpus=8, mfu=0.4, pue=0.5)
+    assert estimate_costs(1e20, gpu=get_gpu("a100"), n_gpus=8, mfu=0.4, pue=1.0).pue == 1.0

@@ -61,6 +61,16 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
+def _check_pue(pue: float) -> float:
+    # PUE = total facility energy / IT equipment energy (The Green Grid, 2007), so it is >= 1 by definition.
+    value = _positive("PUE", pue)
+    if value < 1.0:
+        raise PlanError(
+            f"PUE is total facility energy over IT energy, so it is >= 1; got {value!r} (typical 1.1-1.6)"
+        )
+    return value
+
+
 def compute_from_gpu_hours(gpu_hours: float, gpu: GPUSpec, *, mfu: float, dtype: str = "bf16") -> float:
     """Training FLOPs that ``gpu_hours`` deliver at model-FLOPs utilisation ``mfu``."""
     return _positive("GPU-hours", gpu_hours) * 3600.0 * gpu.peak(dtype) * _check_mfu(mfu)
@@ -117,7 +127,7 @@ def estimate_costs(
         raise PlanError(f"number of GPUs must be >= 1, got {n_gpus}")
     hours = train_flops / (n_gpus * gpu.peak(dtype) * _check_mfu(mfu)) / 3600.0
     usd_rate, price_src = price_per_hour(gpu, price)
-    pue_v = _positive("PUE", pue) if pue is not None else constant("pue")
+    pue_v = _check_pue(pue) if pue is not None else constant("pue")
     util = (
         _positive("power utilisation", power_utilisation)
         if power_utilisation is not None

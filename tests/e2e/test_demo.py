@@ -47,6 +47,8 @@ def test_demo_quick_writes_registry_fit_and_report(demo):
         assert reg.integrity_check() == "ok"
     assert len(runs) == 15 and {r.status for r in runs} == {"done"}
     assert len({r.budget for r in runs}) == 3
+    # The default executor is a pool of 2 worker processes: each run ran once, in one of them.
+    assert all(r.attempts == 1 and r.host for r in runs) and len({r.pid for r in runs}) == 2
     fit = json.loads((out / "fit.json").read_text())
     a3 = fit["analysis"]["approach3"]
     assert set(a3["params"]) == {"E", "A", "B", "alpha", "beta"} and a3["n_points"] == 15

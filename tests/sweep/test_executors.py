@@ -37,17 +37,6 @@ def test_local_executor_runs_each_run_once_and_is_idempotent(tmp_path, tiny_corp
         assert reg.summary(rid)["n_params"] == plan[0].n_params
 
 
-def test_subprocess_pool_runs_each_run_exactly_once(tmp_path, tiny_corpus):
-    plan = register_sweep(tmp_path, tiny_spec(tiny_corpus, budgets=(2e9,)))
-    events = []
-    out = execute(tmp_path, ExecutorConfig(kind="subprocess", workers=2), progress=events.append)
-    assert out == {r.run_id: "done" for r in plan}
-    runs, integrity = _records(tmp_path)
-    assert integrity == "ok" and [r.attempts for r in runs] == [1, 1, 1]
-    finishes = [e["run_id"] for e in events if e["event"] == "finish"]
-    assert sorted(finishes) == sorted(r.run_id for r in plan)  # one finish event per run
-
-
 def test_failed_run_is_recorded_with_its_reason_and_retried_on_resume(tmp_path, tiny_corpus):
     spec = tiny_spec(tiny_corpus)
     plan = register_sweep(tmp_path, spec)

@@ -125,12 +125,26 @@ def allocation_figure(vertices: Sequence[Mapping], fit: Mapping | None = None,
             ax.errorbar(c, y, yerr=err, fmt="o", color="black", ms=4, capsize=2, label="IsoFLOP minima")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _clamp_ylim(ax, vertices, fit, references, key)
         ax.set_xlabel("compute C (FLOPs, counted)")
         ax.set_ylabel(label)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.suptitle("Compute-optimal allocation")
     return to_svg(fig)
+
+
+def _clamp_ylim(ax, vertices, fit, references, key: str) -> None:
+    """Keep the axis on the data, the fitted line and the reference laws: a wild bootstrap band (few budgets)
+    must not squash them into a line."""
+    vals = [float(v[f"{key}_opt"]) for v in vertices]
+    if fit:
+        vals += [float(x) for x in fit[f"{key}_fit"]]
+    for ref in (references or {}).values():
+        vals += [float(x) for x in ref[f"{key}_opt"]]
+    vals = [v for v in vals if np.isfinite(v) and v > 0]
+    if vals:
+        ax.set_ylim(min(vals) / 3, max(vals) * 3)
 
 
 def _yerr(vertices: Sequence[Mapping], key: str, y: np.ndarray) -> np.ndarray | None:

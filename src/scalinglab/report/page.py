@@ -181,6 +181,8 @@ def _plan_section(analysis: Mapping) -> str:
     else:
         inner = "<p>No plan for the next budget.</p>"
     desc = f"<p>{escape(str(plan['description']))}</p>" if plan.get("description") else ""
+    if plan.get("planner_error") and not plan.get("html"):
+        inner += f"<p class='warn'>The GPU planner could not plan this run: {escape(str(plan['planner_error']))}</p>"
     return f"<section id='plan'><h2>Next budget: what 10× more compute buys</h2>{desc}{inner}</section>"
 
 

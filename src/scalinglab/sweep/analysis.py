@@ -123,27 +123,47 @@ def _backtest(runs, analysis: dict) -> dict:
                            f"runs of the top budget.", "rows": rows}
 
 
-def _plan_next(analysis: dict, top_budget: float) -> dict:
-    """What 10× the top budget buys under the fitted Approach 2 law (and the planner's section when present)."""
-    a2 = analysis.get("approach2") or {}
+class _SweepLaw:
+    """The fitted law of this sweep, in the shape the planner takes (``optimal_allocation``; Chinchilla params)."""
+
+    def __init__(self, a2: dict, a3: dict | None) -> None:
+        self.name = "this sweep (Approach 2 allocation)"
+        self._a2 = a2
+        self.params = dict(a3["params"]) if a3 and a3.get("params") else None
+        self.form = "chinchilla" if self.params else None
+
+    def predict_loss(self, n_params, n_tokens):
+        p = self.params
+        return p["E"] + p["A"] / np.asarray(n_params) ** p["alpha"] + p["B"] / np.asarray(n_tokens) ** p["beta"]
+
+    def optimal_allocation(self, compute_flops: float):
+        from scalinglab.laws.allocation import Allocation
+
+        a2, c = self._a2, float(compute_flops)
+        n, d = a2["n_coef"] * c ** a2["a"], a2["d_coef"] * c ** a2["b"]
+        loss = float(self.predict_loss(n, d)) if self.params else None
+        return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=loss)
+
+
+def _plan_next(analysis: dict, top_budget: float, seq_len: int | None = None) -> dict:
+    """What 10× the top budget buys under the fitted law (and the planner's section when it can plan it)."""
+    law = _SweepLaw(analysis["approach2"], analysis.get("approach3"))
     c = 10 * top_budget
-    n = a2["n_coef"] * c ** a2["a"]
-    d = a2["d_coef"] * c ** a2["b"]
-    rows = [("compute (FLOPs)", f"{c:.3g}"), ("N_opt (parameters)", f"{n:.3g}"), ("D_opt (tokens)", f"{d:.3g}"),
-            ("tokens per parameter", f"{d / n:.3g}")]
-    a3 = analysis.get("approach3") or {}
-    if a3.get("params"):
-        p = a3["params"]
-        loss = p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
-        rows.append(("predicted loss (Approach 3 law at that N, D)", f"{loss:.4g}"))
+    alloc = law.optimal_allocation(c)
+    rows = [("compute (FLOPs)", f"{c:.3g}"), ("N_opt (parameters)", f"{alloc.n_params:.3g}"),
+            ("D_opt (tokens)", f"{alloc.n_tokens:.3g}"), ("tokens per parameter", f"{alloc.tokens_per_param:.3g}")]
+    if alloc.loss is not None:
+        rows.append(("predicted loss (Approach 3 law at that N, D)", f"{alloc.loss:.4g}"))
     out = {"description": f"Extrapolating the fitted law to 10× the top budget ({top_budget:.3g} → {c:.3g} FLOPs).",
            "rows": rows}
     try:
-        from scalinglab.plan import planner, report_section  # engineer P's planner (optional)
+        from scalinglab.plan import make_plan, report_section
 
-        out["html"] = report_section(planner.make_plan(compute_flops=c, n_params=n, n_tokens=d))
-    except Exception as err:  # noqa: BLE001 - the planner is optional here; the table above stands alone
-        log.debug("planner section unavailable: %s", err)
+        opts = {"seq_len": seq_len} if seq_len else {}
+        out["html"] = report_section(make_plan(c, law=law, vocab_size=257, **opts))
+    except Exception as err:  # noqa: BLE001 - the planner's section is optional; the table above stands alone
+        log.info("planner section unavailable: %s", err)
+        out["planner_error"] = f"{type(err).__name__}: {err}"
     return out
 
 
@@ -219,7 +239,8 @@ def analyze(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: s
         analysis["backtest"] = _step(errors, "backtest", _backtest, runs, analysis)
         if analysis.get("approach2"):
             top = max(r["budget"] for r in rows if r["budget"])
-            analysis["plan"] = _step(errors, "plan", _plan_next, analysis, top)
+            seq_len = ((sweep.get("spec") or {}).get("family") or {}).get("seq_len")
+            analysis["plan"] = _step(errors, "plan", _plan_next, analysis, top, seq_len)
             analysis["references"] = _step(errors, "reference laws", _references, analysis)
     curves = {rid: read_curve(d) for rid, d in run_dirs.items()}
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

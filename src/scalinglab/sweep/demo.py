@@ -2,7 +2,7 @@
 sources, capped), sweep ≥ 4 budgets × 5 sizes, fit Approaches 2 and 3 with bootstrap CIs, backtest, plan, report.
 
 Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 9e12 counted
-FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 2e11 FLOPs) is for tests.
+FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 3.5e11 FLOPs) is for tests.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs/demo")
 FULL_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)  # log-uniform over one decade
-QUICK_BUDGETS = (1e10, 3e10, 1e11)
-# Sizes are centred on D = 40 N: a pilot sweep of this corpus at 3e9–1e11 counted FLOPs (byte-level, seq 64–128)
+QUICK_BUDGETS = (1e10, 2e10, 4e10)
+# Sizes are centred on D = 40 N: pilot sweeps of this corpus at 3e9–1e11 counted FLOPs (byte-level, seq 64–128)
 # put the IsoFLOP minima at 30–50 tokens per parameter, above Chinchilla's ≈ 20 at far larger scale.
 PRIOR_TOKENS_PER_PARAM = 40.0
 FULL_CORPUS_BYTES = 16_000_000
@@ -27,7 +27,7 @@ QUICK_CORPUS_BYTES = 1_000_000
 # Fixed depth 2, widths varying by ~1.5x steps, tied embeddings: at these sizes mixing depths (1-layer models) and
 # aspect ratios added more scatter to the IsoFLOP curves than the sizes themselves (pilot runs); Kaplan et al. 2020
 # (§3.1) found the loss depends weakly on shape at fixed N once depth >= 2.
-# --quick: 64-token context, head_dim 4, d_model 8..64 (N 2.4k..115k).
+# --quick: 64-token context, head_dim 4, d_model 8..64 (N 3.6k..115k).
 QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=4, aspect_ratios=(4, 6, 8, 12, 16, 24, 32), depths=(2,),
                           tied_embeddings=True)
 # Full demo: 128-token context, head_dim 8, d_model 16..128 (N 10k..427k).

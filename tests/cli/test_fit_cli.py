@@ -277,3 +277,34 @@ def test_approach2_fit_out_feeds_plan_and_predict(tmp_path, capsys):
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"approach": 2, "n_law": {"coef": 1.0}}))
     _main_fails(["plan", "--law", str(broken), "--compute", "1e22"], capsys, "n_law/d_law")
+
+
+def _chinchilla_csv(tmp_path):
+    rows = ["N,D,loss"] + [
+        f"{n},{d},{1.7 + 400 / n**0.34 + 400 / d**0.28:.6f}" for n in (1e7, 3e7, 1e8, 3e8, 1e9) for d in (1e8, 1e9, 1e10)
+    ]
+    path = tmp_path / "ok.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--bootstrap", "-5"], "--bootstrap -5"),
+        (["--bootstrap", "5"], "at least 10"),
+        (["--level", "2"], "--level"),
+        (["--holdout-top", "0"], "--holdout-top 0"),
+        (["--holdout-top", "100"], "only 9"),
+        (["--holdout-above", "1e40"], "no runs are held out"),
+        (["--at", "-1e20"], "positive number of FLOPs"),
+    ],
+)
+def test_bad_fit_options_fail_before_any_log_line(tmp_path, capsys, extra, needle):
+    """Option errors are refused before the notes and progress lines, so stderr holds the error alone."""
+    _main_fails(["fit", str(_chinchilla_csv(tmp_path)), *extra], capsys, needle)
+
+
+def test_predict_refuses_non_positive_sizes(capsys):
+    _main_fails(["predict", "--law", "epoch2024", "--params", "-7B", "--tokens", "2T"], capsys, "positive counts")
+    _main_fails(["predict", "--law", "epoch2024", "--params", "7B", "--tokens", "0"], capsys, "positive counts")

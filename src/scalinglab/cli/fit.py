@@ -61,16 +61,16 @@ def fit_command(
     """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
     from scalinglab.errors import ConfigError
     from scalinglab.laws.runs import load_runs_csv
-    from scalinglab.units import parse_flops
 
     if approach not in (1, 2, 3):
         raise ConfigError(f"--approach {approach}; choose 1, 2 or 3")
     if bootstrap and approach == 1:
         raise ConfigError("--bootstrap is available for approaches 2 and 3; drop it for --approach 1")
+    _check_options(bootstrap, level, holdout_top)
+    computes = [_positive_flops(c) for c in at]
     runs = load_runs_csv(runs_csv, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col,
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
                          where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None)
-    computes = [parse_flops(c) for c in at]
     if computes and approach == 3:
         from scalinglab.laws.approach3 import resolve_form
 
@@ -78,6 +78,9 @@ def fit_command(
             raise ConfigError(f"--at needs a law with an N/D allocation (chinchilla); form {form!r} has none")
     fit_kwargs = {"loss": loss, "delta": delta} if approach == 3 else {}
     payload, result = _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets)
+    if holdout_top is not None or holdout_above is not None:  # before any log line: its refusals are bad input
+        payload["backtest"] = _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs,
+                                            skip_bad_budgets)
     for note in runs.notes:  # after the fit, so that a bad-input error stays a single line
         info(f"[dim]{note}[/dim]")
     if bootstrap:
@@ -85,9 +88,6 @@ def fit_command(
         payload["bootstrap"], result = _run_bootstrap(runs, approach, form, result, bootstrap, seed, level,
                                                       computes, fit_kwargs, skip_bad_budgets)
     payload["allocation"] = [_allocation(result, c) for c in computes]
-    if holdout_top is not None or holdout_above is not None:
-        payload["backtest"] = _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs,
-                                            skip_bad_budgets)
     if out is not None:
         _save(result, out)
         info(f"wrote {out}")
@@ -95,6 +95,28 @@ def fit_command(
         print_json(payload)
     else:
         _print_fit(payload)
+
+
+def _check_options(bootstrap: int, level: float, holdout_top: int | None) -> None:
+    """Refuse bad option values before any work (and before any log line)."""
+    from scalinglab.errors import ConfigError
+
+    if bootstrap and bootstrap < 10:
+        raise ConfigError(f"--bootstrap {bootstrap}; give 0 (none) or at least 10 resamples (1000 is usual)")
+    if not 0 < level < 1:
+        raise ConfigError(f"--level {level}; give a confidence level between 0 and 1, e.g. 0.95")
+    if holdout_top is not None and holdout_top < 1:
+        raise ConfigError(f"--holdout-top {holdout_top}; give the number of top budgets to hold out (>= 1)")
+
+
+def _positive_flops(text: str) -> float:
+    from scalinglab.errors import ConfigError
+    from scalinglab.units import parse_flops
+
+    c = parse_flops(text)
+    if not (math.isfinite(c) and c > 0):
+        raise ConfigError(f"--at {text!r}: a compute budget must be a positive number of FLOPs, e.g. 1e24")
+    return c
 
 
 def _parse_where(items: list[str]) -> dict[str, str]:
@@ -295,6 +317,8 @@ def predict_command(
     out["allocation"] = [model.optimal_allocation(parse_flops(c)).to_dict() for c in compute]
     if params is not None:
         n, d = parse_count(params), parse_count(tokens)
+        if not all(math.isfinite(x) and x > 0 for x in (n, d)):
+            raise ConfigError(f"--params {params!r} --tokens {tokens!r}: both must be positive counts, e.g. 7B, 2T")
         loss_nd = float(model.predict_loss(n, d))
         out["loss"] = {"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "loss": loss_nd}
     if as_json:

@@ -16,7 +16,7 @@ import numpy as np
 
 from scalinglab.errors import DataError
 from scalinglab.laws.approach2 import PowerLaw, fit_power_law_log
-from scalinglab.laws.runs import RunsTable
+from scalinglab.laws.runs_table import RunsTable
 
 log = logging.getLogger(__name__)
 

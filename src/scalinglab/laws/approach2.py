@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError, FitError
-from scalinglab.laws.runs import RunsTable
+from scalinglab.laws.runs_table import RunsTable
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.laws.runs import RunsTable
+from scalinglab.laws.runs_table import RunsTable
 
 _COLUMN = {"n_params": "n_params", "n_tokens": "n_tokens", "compute_flops": "compute_flops"}
 

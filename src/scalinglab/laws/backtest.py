@@ -19,7 +19,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.approach2 import MIN_POINTS_PER_BUDGET, fit_approach2, fit_vertex
-from scalinglab.laws.runs import RunsTable
+from scalinglab.laws.runs_table import RunsTable
 
 log = logging.getLogger(__name__)
 

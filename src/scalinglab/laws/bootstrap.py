@@ -29,7 +29,7 @@ from scalinglab.laws.approach2 import (
     fit_parabolas,
     fit_power_law_log,
 )
-from scalinglab.laws.runs import RunsTable
+from scalinglab.laws.runs_table import RunsTable
 
 log = logging.getLogger(__name__)
 

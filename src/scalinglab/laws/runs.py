@@ -1,8 +1,8 @@
-"""The runs table every approach fits from, and a strict CSV loader with column mapping.
+"""A strict CSV loader with column mapping for the runs table (:class:`RunsTable`, defined in
+:mod:`scalinglab.laws.runs_table` and re-exported here) that every approach fits from.
 
-A runs table holds one row per training run (or checkpoint): parameters N, tokens D, compute C, loss, and
-optionally an IsoFLOP budget label and a run id. Two of N, D, C are enough; the third follows from C = 6ND
-(Kaplan et al. 2020, eq. 2.1; Hoffmann et al. 2022, sec. 3), and the table's ``notes`` say so.
+Columns are found by name (``ALIASES``) or by flag; two of N, D, C are enough (the third from C = 6ND); rows
+can be filtered (``--where``), excluded by a flag column, dropped by a rule, or dropped as the k highest losses.
 
 Bad input never produces a traceback of another type: every problem is one :class:`DataError` line that says
 what was wrong and how to fix it.
@@ -15,12 +15,15 @@ import io
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from scalinglab.errors import DataError, ScalingLabError
+from scalinglab.laws.runs_table import RunsTable, _complete_ndc, group_by_log_gap
+
+__all__ = ["ALIASES", "RunsTable", "group_by_log_gap", "load_runs_csv"]
 
 log = logging.getLogger(__name__)
 
@@ -41,145 +44,6 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 _RULE_RE = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|!=|>|<|=)\s*(.+?)\s*$")
 MAX_BYTES = 200 * 2**20  # refuse anything larger than a sane runs table
-
-
-@dataclass(frozen=True, eq=False)
-class RunsTable:
-    """Training runs as parallel arrays (one entry per run or checkpoint).
-
-    Attributes
-    ----------
-    n_params, n_tokens, compute_flops, loss : np.ndarray
-        N, D, C (FLOPs) and the final loss, all finite and > 0.
-    budget : np.ndarray or None
-        IsoFLOP budget label per row (FLOPs) when the data came with one.
-    run_id : np.ndarray or None
-        Run identifier per row (strings), used to group checkpoints of one training curve (Approach 1).
-    notes : tuple of str
-        What the loader did (derived columns, dropped rows, points used).
-    line_numbers : np.ndarray or None
-        CSV line of each row, for error messages.
-    """
-
-    n_params: np.ndarray
-    n_tokens: np.ndarray
-    compute_flops: np.ndarray
-    loss: np.ndarray
-    budget: np.ndarray | None = None
-    run_id: np.ndarray | None = None
-    notes: tuple[str, ...] = ()
-    source: str = ""
-    line_numbers: np.ndarray | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        n = len(self.loss)
-        for name in ("n_params", "n_tokens", "compute_flops", "loss", "budget"):
-            arr = getattr(self, name)
-            if arr is None:
-                continue
-            arr = np.asarray(arr, dtype=float).copy()
-            if arr.shape != (n,):
-                raise DataError(f"runs table column {name} has shape {arr.shape}, expected ({n},)")
-            if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise DataError(f"runs table column {name} has non-finite or non-positive values")
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
-        for name in ("run_id", "line_numbers"):
-            arr = getattr(self, name)
-            if arr is not None:
-                arr = np.asarray(arr).copy()
-                if arr.shape != (n,):
-                    raise DataError(f"runs table column {name} has shape {arr.shape}, expected ({n},)")
-                arr.setflags(write=False)
-                object.__setattr__(self, name, arr)
-        object.__setattr__(self, "notes", tuple(self.notes))
-
-    def __len__(self) -> int:
-        return len(self.loss)
-
-    @classmethod
-    def from_arrays(cls, *, loss, n_params=None, n_tokens=None, compute_flops=None, budget=None,
-                    run_id=None, notes: Sequence[str] = ()) -> RunsTable:
-        """Build a table from arrays; two of N, D, C are enough (the third from C = 6ND)."""
-        cols = {"n": n_params, "d": n_tokens, "c": compute_flops}
-        arrs = {k: None if v is None else np.asarray(v, dtype=float) for k, v in cols.items()}
-        n, d, c, derived = _complete_ndc(arrs["n"], arrs["d"], arrs["c"])
-        return cls(n_params=n, n_tokens=d, compute_flops=c, loss=np.asarray(loss, dtype=float),
-                   budget=budget, run_id=run_id, notes=tuple(notes) + derived)
-
-    def subset(self, mask_or_index: np.ndarray, note: str | None = None) -> RunsTable:
-        """Rows selected by a boolean mask or an index array (repeats allowed, for the bootstrap)."""
-        idx = np.asarray(mask_or_index)
-
-        def pick(a):
-            return None if a is None else a[idx]
-
-        notes = self.notes + ((note,) if note else ())
-        return replace(self, n_params=self.n_params[idx], n_tokens=self.n_tokens[idx],
-                       compute_flops=self.compute_flops[idx], loss=self.loss[idx], budget=pick(self.budget),
-                       run_id=pick(self.run_id), line_numbers=pick(self.line_numbers), notes=notes)
-
-    def concat(self, other: RunsTable) -> RunsTable:
-        """This table followed by ``other`` (e.g. to duplicate data)."""
-        def cat(a, b):
-            return None if a is None or b is None else np.concatenate([a, b])
-
-        return replace(self, n_params=cat(self.n_params, other.n_params),
-                       n_tokens=cat(self.n_tokens, other.n_tokens),
-                       compute_flops=cat(self.compute_flops, other.compute_flops),
-                       loss=cat(self.loss, other.loss), budget=cat(self.budget, other.budget),
-                       run_id=cat(self.run_id, other.run_id), line_numbers=cat(self.line_numbers,
-                                                                               other.line_numbers))
-
-    def budget_labels(self, tol_dex: float = 0.1) -> np.ndarray:
-        """IsoFLOP budget of each row: the budget column, else C grouped where log10 C gaps are < ``tol_dex``.
-
-        Grouped budgets are labelled by the geometric mean of their C values (extracted data such as
-        Epoch AI's reconstruction of Hoffmann et al. scatter around 9e18-1e19 for the 1e19 budget); a group
-        whose C values are all equal keeps that exact value.
-        """
-        if self.budget is not None:
-            return self.budget.copy()
-        return group_by_log_gap(self.compute_flops, tol_dex)
-
-    def to_dict(self) -> dict:
-        """Columns as lists (JSON-ready)."""
-        out = {"n_params": self.n_params.tolist(), "n_tokens": self.n_tokens.tolist(),
-               "compute_flops": self.compute_flops.tolist(), "loss": self.loss.tolist(),
-               "notes": list(self.notes), "source": self.source, "n_points": len(self)}
-        if self.budget is not None:
-            out["budget"] = self.budget.tolist()
-        if self.run_id is not None:
-            out["run_id"] = [str(r) for r in self.run_id]
-        return out
-
-
-def group_by_log_gap(values: np.ndarray, tol_dex: float = 0.1) -> np.ndarray:
-    """Label each value by the geometric mean of its cluster; clusters split where sorted log10 gaps > tol."""
-    logs = np.log10(np.asarray(values, dtype=float))
-    order = np.argsort(logs)
-    cluster = np.concatenate([[0], np.cumsum(np.diff(logs[order]) > tol_dex)])
-    labels = np.empty(len(logs))
-    for k in np.unique(cluster):
-        members = order[cluster == k]
-        vals = np.asarray(values, dtype=float)[members]
-        # exact budget values (a sweep's own labels) stay exact; scattered ones get their geometric mean
-        labels[members] = vals[0] if np.all(vals == vals[0]) else float(10 ** np.mean(logs[members]))
-    return labels
-
-
-def _complete_ndc(n, d, c):
-    """Fill the missing one of N, D, C from C = 6ND; return (n, d, c, notes)."""
-    present = [k for k, v in (("N", n), ("D", d), ("C", c)) if v is not None]
-    if len(present) < 2:
-        raise DataError(f"need two of N (params), D (tokens), C (FLOPs); got only {present or 'none'}")
-    if c is None:
-        return n, d, 6.0 * n * d, ("C derived as 6*N*D",)
-    if d is None:
-        return n, c / (6.0 * n), c, ("D derived as C/(6*N)",)
-    if n is None:
-        return c / (6.0 * d), d, c, ("N derived as C/(6*D)",)
-    return n, d, c, ()
 
 
 # ------------------------------------------------------------------------------------------------- loading

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from scalinglab.errors import ConfigError
-from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, _pid_alive
+from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, pid_alive
 from scalinglab.sweep.worker import drain, execute_run, run_dir_of
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _after_children(sweep_dir: Path, todo: list[str], procs, seen: dict, progres
     with Registry.open(sweep_dir / REGISTRY_FILENAME, create=False) as reg:
         for run_id in todo:
             rec = reg.get(run_id)
-            if rec.status == "running" and (rec.pid is None or not _pid_alive(rec.pid)):
+            if rec.status == "running" and (rec.pid is None or not pid_alive(rec.pid)):
                 tail = _log_tail(Path(sweep_dir) / "logs")
                 reg.finish(run_id, "failed", error=f"worker exited (codes {codes}) during the run: {tail}")
                 _emit(progress, {"event": "finish", "run_id": run_id, "status": "failed"})

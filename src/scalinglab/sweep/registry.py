@@ -334,7 +334,7 @@ class Registry:
         now = time.time()
         dead = []
         for rec in self.runs("running"):
-            gone = rec.host == host and (rec.pid is None or not _pid_alive(rec.pid))
+            gone = rec.host == host and (rec.pid is None or not pid_alive(rec.pid))
             stale = rec.heartbeat is None or now - rec.heartbeat > stale_after_s
             if gone or stale:
                 dead.append(rec.run_id)
@@ -423,7 +423,8 @@ def _num(x: float | None) -> str:
     return "" if x is None else repr(float(x))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a zombie counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

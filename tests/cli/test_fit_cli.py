@@ -308,3 +308,28 @@ def test_bad_fit_options_fail_before_any_log_line(tmp_path, capsys, extra, needl
 def test_predict_refuses_non_positive_sizes(capsys):
     _main_fails(["predict", "--law", "epoch2024", "--params", "-7B", "--tokens", "2T"], capsys, "positive counts")
     _main_fails(["predict", "--law", "epoch2024", "--params", "7B", "--tokens", "0"], capsys, "positive counts")
+
+
+def test_data_constrained_fit_from_csv_feeds_the_planner(tmp_path):
+    """fit --form data_constrained on Muennighoff et al.'s 182 R*-fit runs (U column found by name), --out, then
+    plan --unique-tokens with that fit: the planner uses the fitted R_D*, R_N*, not the published ones."""
+    from scalinglab.laws.data_constrained import DataConstrainedLaw
+
+    out = tmp_path / "dc.json"
+    csv_path = shared_csv("muennighoff2023_datablations_runs.csv")
+    args = ["fit", str(csv_path), "--where", "in_Rstar_fit_set=1", "--d-col", "D_tokens_total"]
+    d = json.loads(run_ok([*args, "--form", "data_constrained", "--out", str(out), "--json"]).stdout)
+    assert d["n_points"] == 182 and d["fit"]["objective"] < 0.01583  # published objective of their law
+    params = d["fit"]["params"]
+    plan = json.loads(
+        run_ok(["plan", "--law", str(out), "--compute", "1e21", "--unique-tokens", "2e9", "--gpus", "8",
+                "--json"]).stdout
+    )["allocation"]
+    assert plan["mode"] == "data-constrained"
+    expected = DataConstrainedLaw(**params).optimal_allocation(1e21, 2e9)
+    assert plan["n_params"] == pytest.approx(expected.n_params, rel=1e-6)
+    assert plan["loss"] == pytest.approx(expected.loss, rel=1e-9)
+    # with unlimited data the saved fit predicts its base law
+    pred = json.loads(run_ok(["predict", "--law", str(out), "--params", "1B", "--tokens", "20B", "--json"]).stdout)
+    base = params["E"] + params["A"] / 1e9 ** params["alpha"] + params["B"] / 2e10 ** params["beta"]
+    assert pred["loss"]["loss"] == pytest.approx(base, rel=1e-12)

@@ -160,3 +160,16 @@ def test_random_csv_text_fails_only_with_dataerror(tmp_path, rows, header):
     except DataError:
         return
     assert np.all(t.loss > 0) and np.all(np.isfinite(t.n_params))
+
+
+def test_unique_tokens_column_is_found_kept_and_checked(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_text("n_params,n_tokens,U_unique_tokens,loss\n1e8,4e9,1e9,3.0\n2e8,8e9,1e9,2.9\n4e8,4e9,4e9,2.8\n")
+    t = load_runs_csv(path)
+    assert t.unique_tokens.tolist() == [1e9, 1e9, 4e9]
+    assert t.subset(np.array([2, 0])).unique_tokens.tolist() == [4e9, 1e9]
+    assert len(t.concat(t).unique_tokens) == 6 and t.to_dict()["unique_tokens"][2] == 4e9
+    assert load_runs_csv(path, unique_col="n_params").unique_tokens[0] == 1e8
+    path.write_text("n_params,n_tokens,unique_tokens,loss\n1e8,4e9,0,3.0\n2e8,8e9,1e9,2.9\n")
+    with pytest.raises(DataError, match="'unique_tokens'.*line\\(s\\) 2"):
+        load_runs_csv(path)

@@ -50,6 +50,8 @@ def fit_command(
     c_col: str | None = typer.Option(None, "--c-col", help="Column of C (FLOPs)."),
     loss_col: str | None = typer.Option(None, "--loss-col", help="Column of the loss."),
     budget_col: str | None = typer.Option(None, "--budget-col", help="Column of the IsoFLOP budget."),
+    unique_col: str | None = typer.Option(None, "--unique-col", help="Column of unique tokens U "
+                                          "(for --form data_constrained)."),
     run_id_col: list[str] = typer.Option([], "--run-id-col", help="Column(s) naming a run (Approach 1)."),
     loss: str = typer.Option("huber", "--loss", help="Objective for Approach 3: huber, mse_log, mse."),
     delta: float = typer.Option(1e-3, "--delta", help="Huber delta (log residuals)."),
@@ -70,7 +72,8 @@ def fit_command(
     computes = [_positive_flops(c) for c in at]
     runs = load_runs_csv(runs_csv, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col,
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
-                         where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None)
+                         where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None,
+                         unique_col=unique_col)
     if computes and approach == 3:
         from scalinglab.laws.approach3 import resolve_form
 

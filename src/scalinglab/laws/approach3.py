@@ -13,7 +13,8 @@ import numpy as np
 from scalinglab.errors import DataError
 from scalinglab.laws.runs_table import RunsTable
 
-_COLUMN = {"n_params": "n_params", "n_tokens": "n_tokens", "compute_flops": "compute_flops"}
+_COLUMN = {"n_params": "n_params", "n_tokens": "n_tokens", "compute_flops": "compute_flops",
+           "unique_tokens": "unique_tokens"}
 
 
 def resolve_form(form):
@@ -30,6 +31,11 @@ def variables_for(form, runs: RunsTable) -> dict[str, np.ndarray]:
         raise DataError(
             f"form {form.name!r} needs {missing}, which a runs table of N, D, C and loss does not "
             "have; pick a form in n_params/n_tokens/compute_flops"
+        )
+    if "unique_tokens" in form.variables and runs.unique_tokens is None:
+        raise DataError(
+            f"form {form.name!r} needs unique tokens per run; give a column of them "
+            "(--unique-col, or name it unique_tokens)"
         )
     return {v: getattr(runs, _COLUMN[v]) for v in form.variables}
 

@@ -218,7 +218,8 @@ class FittedLaw(PresetLaw):
         return super().optimal_allocation(compute_flops)
 
     def predict_loss(self, n_params, n_tokens) -> np.ndarray:
-        vars_ = {"n_params": n_params, "n_tokens": n_tokens}
+        # A data-constrained fit with unlimited unique data (U = inf: no repetition) is its base law.
+        vars_ = {"n_params": n_params, "n_tokens": n_tokens, "unique_tokens": np.inf}
         return self.form.predict(self.params, **{v: vars_[v] for v in self.form.variables if v in vars_})
 
 

@@ -36,6 +36,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "c": ("compute_flops", "c", "flops", "compute", "training flop", "training_flops", "compute_budget"),
     "loss": ("loss", "final_loss", "val_loss", "validation_loss", "eval_loss"),
     "budget": ("budget", "isoflop_budget", "budget_flops"),
+    "unique": ("unique_tokens", "u_unique_tokens"),
     "run_id": ("run_id", "run", "name"),
     "status": ("status",),
 }
@@ -51,7 +52,8 @@ def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | No
                   c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
                   run_id_col: str | Sequence[str] | None = None, exclude_col: str | None = None,
                   where: Mapping[str, str] | None = None, drop_top_loss: int | None = None,
-                  drop_where: str | Sequence[str] | None = None, min_points: int = 1) -> RunsTable:
+                  drop_where: str | Sequence[str] | None = None, min_points: int = 1,
+                  unique_col: str | None = None) -> RunsTable:
     """Read a runs table from a CSV file.
 
     Parameters
@@ -74,6 +76,9 @@ def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | No
         Drop rows matching a rule ``COLUMN OP VALUE`` with OP in ``> >= < <= == !=``, e.g. ``"loss>5"``.
     min_points : int
         Fewer rows than this after filtering is an error.
+    unique_col : str, optional
+        Column of unique tokens U (found as ``unique_tokens`` or ``U_unique_tokens`` when unset), for the
+        data-constrained form.
 
     Returns
     -------
@@ -86,7 +91,7 @@ def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | No
     """
     try:
         return _load(Path(path), n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_col,
-                     where, drop_top_loss, drop_where, min_points)
+                     where, drop_top_loss, drop_where, min_points, unique_col)
     except ScalingLabError:
         raise
     except (csv.Error, UnicodeError, ValueError, OverflowError, MemoryError) as err:
@@ -136,10 +141,11 @@ def _find(header: list[str], explicit: str | None, key: str) -> str | None:
 
 
 def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_col, where, drop_top_loss,
-          drop_where, min_points) -> RunsTable:
+          drop_where, min_points, unique_col=None) -> RunsTable:
     header, rows = _read_rows(path)
     cols = {k: _find(header, v, k) for k, v in
-            (("n", n_col), ("d", d_col), ("c", c_col), ("loss", loss_col), ("budget", budget_col))}
+            (("n", n_col), ("d", d_col), ("c", c_col), ("loss", loss_col), ("budget", budget_col),
+             ("unique", unique_col))}
     if cols["loss"] is None:
         raise DataError(f"{path}: no loss column; columns present: {', '.join(header)} (use --loss-col)")
     if sum(cols[k] is not None for k in "ndc") < 2:
@@ -166,7 +172,8 @@ def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_c
     notes.extend(derived)
     run_id = _run_ids(rows, index, header, run_id_col)
     table = RunsTable(n_params=n, n_tokens=d, compute_flops=c, loss=nums["loss"], budget=nums.get("budget"),
-                      run_id=run_id, source=str(path), line_numbers=np.array(lines))
+                      run_id=run_id, unique_tokens=nums.get("unique"), source=str(path),
+                      line_numbers=np.array(lines))
     table = _apply_drops(table, rows, index, header, drop_top_loss, drop_where, notes)
     if len(table) < max(1, min_points):
         raise DataError(f"{path}: {len(table)} usable rows, need at least {min_points}")

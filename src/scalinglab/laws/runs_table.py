@@ -27,6 +27,8 @@ class RunsTable:
         IsoFLOP budget label per row (FLOPs) when the data came with one.
     run_id : np.ndarray or None
         Run identifier per row (strings), used to group checkpoints of one training curve (Approach 1).
+    unique_tokens : np.ndarray or None
+        Unique tokens U behind each run's D (D/U epochs), for the data-constrained law (Muennighoff et al. 2023).
     notes : tuple of str
         What the loader did (derived columns, dropped rows, points used).
     line_numbers : np.ndarray or None
@@ -39,13 +41,14 @@ class RunsTable:
     loss: np.ndarray
     budget: np.ndarray | None = None
     run_id: np.ndarray | None = None
+    unique_tokens: np.ndarray | None = None
     notes: tuple[str, ...] = ()
     source: str = ""
     line_numbers: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.loss)
-        for name in ("n_params", "n_tokens", "compute_flops", "loss", "budget"):
+        for name in ("n_params", "n_tokens", "compute_flops", "loss", "budget", "unique_tokens"):
             arr = getattr(self, name)
             if arr is None:
                 continue
@@ -71,13 +74,13 @@ class RunsTable:
 
     @classmethod
     def from_arrays(cls, *, loss, n_params=None, n_tokens=None, compute_flops=None, budget=None,
-                    run_id=None, notes: Sequence[str] = ()) -> RunsTable:
+                    run_id=None, unique_tokens=None, notes: Sequence[str] = ()) -> RunsTable:
         """Build a table from arrays; two of N, D, C are enough (the third from C = 6ND)."""
         cols = {"n": n_params, "d": n_tokens, "c": compute_flops}
         arrs = {k: None if v is None else np.asarray(v, dtype=float) for k, v in cols.items()}
         n, d, c, derived = _complete_ndc(arrs["n"], arrs["d"], arrs["c"])
         return cls(n_params=n, n_tokens=d, compute_flops=c, loss=np.asarray(loss, dtype=float),
-                   budget=budget, run_id=run_id, notes=tuple(notes) + derived)
+                   budget=budget, run_id=run_id, unique_tokens=unique_tokens, notes=tuple(notes) + derived)
 
     def subset(self, mask_or_index: np.ndarray, note: str | None = None) -> RunsTable:
         """Rows selected by a boolean mask or an index array (repeats allowed, for the bootstrap)."""
@@ -89,7 +92,8 @@ class RunsTable:
         notes = self.notes + ((note,) if note else ())
         return replace(self, n_params=self.n_params[idx], n_tokens=self.n_tokens[idx],
                        compute_flops=self.compute_flops[idx], loss=self.loss[idx], budget=pick(self.budget),
-                       run_id=pick(self.run_id), line_numbers=pick(self.line_numbers), notes=notes)
+                       run_id=pick(self.run_id), unique_tokens=pick(self.unique_tokens),
+                       line_numbers=pick(self.line_numbers), notes=notes)
 
     def concat(self, other: RunsTable) -> RunsTable:
         """This table followed by ``other`` (e.g. to duplicate data)."""
@@ -100,8 +104,9 @@ class RunsTable:
                        n_tokens=cat(self.n_tokens, other.n_tokens),
                        compute_flops=cat(self.compute_flops, other.compute_flops),
                        loss=cat(self.loss, other.loss), budget=cat(self.budget, other.budget),
-                       run_id=cat(self.run_id, other.run_id), line_numbers=cat(self.line_numbers,
-                                                                               other.line_numbers))
+                       run_id=cat(self.run_id, other.run_id),
+                       unique_tokens=cat(self.unique_tokens, other.unique_tokens),
+                       line_numbers=cat(self.line_numbers, other.line_numbers))
 
     def budget_labels(self, tol_dex: float = 0.1) -> np.ndarray:
         """IsoFLOP budget of each row: the budget column, else C grouped where log10 C gaps are < ``tol_dex``.
@@ -123,6 +128,8 @@ class RunsTable:
             out["budget"] = self.budget.tolist()
         if self.run_id is not None:
             out["run_id"] = [str(r) for r in self.run_id]
+        if self.unique_tokens is not None:
+            out["unique_tokens"] = self.unique_tokens.tolist()
         return out
 
 

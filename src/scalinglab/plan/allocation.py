@@ -135,8 +135,14 @@ def compute_for_target(law: Any, target_loss: float, unique_tokens: float | None
 
 
 def _dc_law(law: Any, params: Mapping[str, float]):
+    """The data-constrained law on ``params``: a saved data_constrained fit brings its own R_D*, R_N*; any
+    other Chinchilla-form law borrows Muennighoff et al.'s published ones."""
     from scalinglab.laws.data_constrained import from_base_law
 
+    own = getattr(law, "params", None) or {}
+    if "rd_star" in own and "rn_star" in own:
+        r = {"rd_star": float(own["rd_star"]), "rn_star": float(own["rn_star"])}
+        return from_base_law(dict(params), **r, name=f"{getattr(law, 'name', 'law')} (fitted R*)")
     return from_base_law(dict(params), name=f"{getattr(law, 'name', 'law')}+muennighoff2023")
 
 

@@ -102,3 +102,21 @@ def test_hf_source_never_downloads(tmp_path):
         pytest.skip("datasets is installed; this checks the not-installed path")
     with pytest.raises(DataError, match="datasets"):
         prepare(["hf:some/dataset"], tmp_path / "hf")
+
+
+def test_large_vocabularies_use_uint32_shards(tmp_path):
+    from scalinglab.data.prepare import MANIFEST, _write_splits, write_json_atomic
+    from scalinglab.data.sources import Document
+
+    class WideTokenizer:  # ids above 65535 must survive the round trip
+        name, vocab_size, eot_id = "wide", 70_000, 69_999
+
+        def encode(self, text):
+            return np.array([65_000 + ord(c) for c in text], dtype=np.int64)
+
+    docs = {"train": [Document("a", "hello world")], "val": [Document("b", "bye")]}
+    manifest = _write_splits(WideTokenizer(), docs, tmp_path, shard_tokens=100)
+    write_json_atomic(tmp_path / MANIFEST, manifest)
+    assert manifest["dtype"] == "uint32"
+    ids = np.asarray(TokenSplit(tmp_path, "train").shards[0])
+    assert ids.tolist() == [65_000 + ord(c) for c in "hello world"] + [69_999]

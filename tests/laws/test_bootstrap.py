@@ -53,7 +53,9 @@ def test_epoch_mle_inside_our_bootstrap_ci(epoch_runs):
         assert lo <= boot.point[p] <= hi
     assert boot.n_failed == 0
     alloc = boot.at_compute(5.76e23)
-    assert alloc["n_opt"]["lo"] < alloc["n_opt"]["point"] < alloc["n_opt"]["hi"]
+    for key in ("n_opt", "d_opt", "loss"):  # CIs on N_opt, D_opt and the loss at any C
+        assert alloc[key]["lo"] < alloc[key]["point"] < alloc[key]["hi"], key
+    assert 6 * alloc["n_opt"]["point"] * alloc["d_opt"]["point"] == pytest.approx(5.76e23, rel=1e-9)
     assert boot.fit.interval("B") == pytest.approx(boot.interval("B"))
 
 

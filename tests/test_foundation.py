@@ -84,3 +84,18 @@ def test_error_line_keeps_square_brackets(monkeypatch, capsys):
     assert ex.value.code == 2
     err = capsys.readouterr().err
     assert "rows [3, 7] have loss <= 0" in err and err.count("\n") == 1
+
+
+def test_typer_exit_code_survives_main(monkeypatch):
+    import typer
+
+    small = typer.Typer()
+
+    @small.command()
+    def fails() -> None:
+        raise typer.Exit(3)
+
+    monkeypatch.setattr(cli_app, "app", small)
+    with pytest.raises(SystemExit) as ex:
+        cli_app.main([])
+    assert ex.value.code == 3

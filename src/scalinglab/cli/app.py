@@ -37,7 +37,8 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning library errors into one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # In non-standalone mode click returns the code of a `typer.Exit(n)` instead of exiting with it.
+        code = app(args=argv, standalone_mode=False)
     except ScalingLabError as err:
         _fail(str(err), 2)
     except (typer.Abort, KeyboardInterrupt):
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(err, click.exceptions.ClickException):
             _fail(err.format_message(), err.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

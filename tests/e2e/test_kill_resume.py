@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from scalinglab.cli.app import app
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 from tests.conftest import REPO
-from tests.sweep.conftest import tiny_corpus  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 

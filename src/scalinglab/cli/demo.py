@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,7 +20,7 @@ def demo_cmd(
     quick: bool = typer.Option(False, "--quick", help="3 budgets x 5 tiny sizes (about 2 minutes), for tests."),
     executor: str = typer.Option("subprocess", "--executor", help="local, subprocess or ray."),
     workers: int = typer.Option(2, "--workers", help="Runs in parallel (subprocess/ray)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join a Ray cluster."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Join a Ray cluster."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the CIs."),
     json_out: bool = JSON_OPTION,
 ) -> None:

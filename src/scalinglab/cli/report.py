@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ def register(app: typer.Typer) -> None:
 
 def report_cmd(
     source: Path = typer.Argument(..., help="A sweep folder (refits from its registry) or the fit.json it wrote."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Page to write (default: report.html beside the input)."),
+    out: Path | None = typer.Option(None, "--out", help="Page to write (default: report.html beside the input)."),
     refit: bool = typer.Option(False, "--refit", help="Sweep folder: fit again even if fit.json exists."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples when fitting."),
 ) -> None:

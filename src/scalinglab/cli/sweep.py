@@ -6,7 +6,6 @@ Data (plan tables, status tables, JSON) go to stdout; progress bars and logs to 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -69,7 +68,7 @@ def make_progress():
     return progress, on_event, set_total
 
 
-def _spec(budgets: str, sizes: int, out: Path, schedule: str, data: Optional[Path], prior_law: str):
+def _spec(budgets: str, sizes: int, out: Path, schedule: str, data: Path | None, prior_law: str):
     from scalinglab.sweep.design import SweepSpec
     from scalinglab.units import parse_flops, parse_list
 
@@ -123,9 +122,9 @@ def run_cmd(
     sizes: int = typer.Option(5, "--sizes", help="Model sizes per budget (≥ 3; 5 advised)."),
     out: Path = typer.Option(..., "--out", help="Sweep folder (registry, runs, report)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with time estimates; run nothing."),
-    executor: str = EXECUTOR_OPT, workers: int = WORKERS_OPT, ray_address: Optional[str] = RAY_OPT,
+    executor: str = EXECUTOR_OPT, workers: int = WORKERS_OPT, ray_address: str | None = RAY_OPT,
     schedule: str = typer.Option("cosine", "--schedule", help="cosine, or wsd (cooldown branches)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Prepared corpus (default: OUT/data, stdlib)."),
+    data: Path | None = typer.Option(None, "--data", help="Prepared corpus (default: OUT/data, stdlib)."),
     prior_law: str = typer.Option("chinchilla", "--prior-law", help="Preset or fit JSON centring the sizes."),
     bootstrap: int = BOOT_OPT,
     max_bytes: int = typer.Option(4_000_000, "--max-bytes", help="Corpus cap when preparing the default corpus."),
@@ -216,7 +215,7 @@ def print_summary(summary: dict) -> None:
 @sweep_app.command("resume")
 def resume_cmd(
     out: Path = typer.Argument(..., help="The sweep folder to continue."),
-    executor: str = EXECUTOR_OPT, workers: int = WORKERS_OPT, ray_address: Optional[str] = RAY_OPT,
+    executor: str = EXECUTOR_OPT, workers: int = WORKERS_OPT, ray_address: str | None = RAY_OPT,
     bootstrap: int = BOOT_OPT, json_out: bool = JSON_OPTION,
 ) -> None:
     """Re-queue runs whose worker died, continue unfinished runs from their checkpoints, then fit and report."""
@@ -282,7 +281,7 @@ def status_table(reg):
 @sweep_app.command("export")
 def export_cmd(
     out: Path = typer.Argument(..., help="The sweep folder."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Where to write (default OUT/runs.csv)."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Where to write (default OUT/runs.csv)."),
 ) -> None:
     """Write the runs table `scalinglab fit` reads (run_id,n_params,n_tokens,compute_flops,loss,budget,status)."""
     from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def to_svg(fig) -> str:
     plt.close(fig)
     svg = buf.getvalue()
     svg = re.sub(r"<\?xml[^>]*\?>\s*", "", svg)
-    svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg, flags=re.DOTALL)
     return svg.strip()
 
 

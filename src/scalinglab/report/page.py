@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from scalinglab.errors import ReportError
 from scalinglab.report import figures
@@ -52,7 +53,7 @@ class ReportData:
                 "curves": self.curves, "analysis": self.analysis, "created": self.created}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ReportData":
+    def from_dict(cls, d: Mapping[str, Any]) -> ReportData:
         if not isinstance(d, Mapping) or "runs" not in d or "analysis" not in d:
             raise ReportError("not a scalinglab fit/report JSON (needs 'runs' and 'analysis'); pass a sweep folder "
                               "or the fit.json a sweep wrote")

@@ -69,10 +69,11 @@ def setup_demo(out_dir: str | Path = DEFAULT_OUT, *, quick: bool = False) -> Swe
 
 
 def run_demo(out_dir: str | Path = DEFAULT_OUT, *, quick: bool = False,
-             executor: ExecutorConfig = ExecutorConfig(kind="subprocess", workers=2),
+             executor: ExecutorConfig | None = None,
              progress: ProgressFn | None = None, n_boot: int = 200, setup: bool = True) -> SweepOutcome:
     """Prepare, sweep, fit, report. Re-running on the same folder repeats nothing that finished."""
     if setup:
         setup_demo(out_dir, quick=quick)
     title = "scalinglab demo: IsoFLOP sweep on Python stdlib sources" + (" (quick)" if quick else "")
+    executor = executor or ExecutorConfig(kind="subprocess", workers=2)
     return run_study(out_dir, None, executor=executor, progress=progress, n_boot=n_boot, title=title)

@@ -28,8 +28,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from scalinglab.arch import GPTConfig, count_params, flops_per_token
 from scalinglab.errors import ConfigError
@@ -129,7 +130,7 @@ class SweepSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepSpec":
+    def from_dict(cls, d: dict) -> SweepSpec:
         d = dict(d)
         d["family"] = FamilySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["family"].items()})
         d["budgets"] = tuple(d["budgets"])

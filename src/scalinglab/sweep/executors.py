@@ -17,9 +17,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from scalinglab.errors import ConfigError
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, pid_alive
@@ -60,10 +60,11 @@ def pending_runs(sweep_dir: Path, stale_after_s: float = 120.0, *, retry_failed:
         return [r.run_id for r in reg.runs("queued")]
 
 
-def execute(sweep_dir: str | Path, config: ExecutorConfig = ExecutorConfig(), *,
+def execute(sweep_dir: str | Path, config: ExecutorConfig | None = None, *,
             progress: ProgressFn | None = None, retry_failed: bool = True) -> dict[str, str]:
     """Execute every pending run of ``sweep_dir``; returns ``{run_id: final status}`` for the runs attempted."""
     sweep_dir = Path(sweep_dir)
+    config = config or ExecutorConfig()
     todo = pending_runs(sweep_dir, config.stale_after_s, retry_failed=retry_failed)
     if not todo:
         return {}

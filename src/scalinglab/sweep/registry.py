@@ -19,9 +19,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from scalinglab.errors import RegistryError
 
@@ -143,7 +144,7 @@ class Registry:
 
     # -- opening --------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, *, create: bool = True) -> "Registry":
+    def open(cls, path: str | os.PathLike, *, create: bool = True) -> Registry:
         """Open (and create or migrate) a registry; refuse newer schemas and corrupted files."""
         path = Path(path)
         if not path.exists() and not create:
@@ -194,7 +195,7 @@ class Registry:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -70,7 +70,8 @@ def finish(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: st
     return data, write_report(data, Path(sweep_dir) / REPORT_HTML)
 
 
-def run_study(sweep_dir: str | Path, spec: SweepSpec | None = None, *, executor: ExecutorConfig = ExecutorConfig(),
+def run_study(sweep_dir: str | Path, spec: SweepSpec | None = None, *,
+              executor: ExecutorConfig | None = None,
               progress: ProgressFn | None = None, n_boot: int = 200, analyze: bool = True,
               title: str | None = None) -> SweepOutcome:
     """Run (``spec`` given) or resume (``spec=None``) a sweep in ``sweep_dir``, then fit and report."""
@@ -79,7 +80,7 @@ def run_study(sweep_dir: str | Path, spec: SweepSpec | None = None, *, executor:
         register_sweep(sweep_dir, spec)
     else:
         load_spec(sweep_dir)  # refuses a folder without a sweep
-    execute(sweep_dir, executor, progress=progress)
+    execute(sweep_dir, executor or ExecutorConfig(), progress=progress)
     with Registry.open(sweep_dir / REGISTRY_FILENAME, create=False) as reg:
         statuses = reg.counts()
     data, report = finish(sweep_dir, n_boot=n_boot, title=title) if analyze else (None, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from scalinglab.arch import GPTConfig, count_params, flops_per_token
 

@@ -11,8 +11,8 @@ import math
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from scalinglab.errors import DivergedError, ScalingLabError
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
@@ -42,7 +42,7 @@ class _Heartbeat:
         except Exception:  # a heartbeat failure must never kill the run
             log.warning("heartbeat for %s stopped", run_id, exc_info=True)
 
-    def __enter__(self) -> "_Heartbeat":
+    def __enter__(self) -> _Heartbeat:
         self._thread.start()
         return self
 

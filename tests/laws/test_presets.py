@@ -109,3 +109,11 @@ def test_load_law_reads_power_law_fits(tmp_path, approach):
                                 "d_law": {"coef": 0.3, "exponent": 0.54}}))
     with pytest.raises(FitError, match="positive finite"):
         load_law(str(path))
+
+
+def test_predict_loss_refuses_non_positive_sizes():
+    law = get_law("epoch2024")
+    for n, d in ((-7e9, 2e12), (7e9, 0.0), (np.array([7e9, np.nan]), 2e12)):
+        with pytest.raises(PlanError, match="positive"):
+            law.predict_loss(n, d)
+    assert np.all(np.isfinite(law.predict_loss(np.array([1e9, 7e9]), 2e12)))

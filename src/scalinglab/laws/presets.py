@@ -50,6 +50,7 @@ class PresetLaw:
         if self.form is None:
             raise PlanError(f"law {self.name!r} is an allocation rule only and predicts no loss; "
                             f"use chinchilla, epoch2024 or a saved fit for losses")
+        _check_sizes(n_params, n_tokens)
         return self.form.predict(self.params, n_params=n_params, n_tokens=n_tokens)
 
     def predict_component(self, component: str, **variables) -> np.ndarray:
@@ -79,6 +80,17 @@ class PresetLaw:
         return {"name": self.name, "description": self.description, "source": self.source,
                 "form": None if self.form is None else self.form.name, "params": dict(self.params),
                 "allocation": self.allocation, "coef": self.coef, "exponent": self.exponent, "c_unit": self.c_unit}
+
+
+def _check_sizes(n_params, n_tokens) -> None:
+    # A power of a negative size is NaN; refuse it instead of returning a NaN loss.
+    for name, x in (("n_params", n_params), ("n_tokens", n_tokens)):
+        try:
+            arr = np.asarray(x, dtype=float)
+        except (TypeError, ValueError):
+            raise PlanError(f"{name} must be numeric, got {x!r}") from None
+        if not np.all(np.isfinite(arr) & (arr > 0)):
+            raise PlanError(f"{name} must be positive and finite, got {x!r}")
 
 
 def _chinchilla_like(name: str, description: str, source: str, values: tuple[float, ...]) -> PresetLaw:
@@ -218,6 +230,7 @@ class FittedLaw(PresetLaw):
         return super().optimal_allocation(compute_flops)
 
     def predict_loss(self, n_params, n_tokens) -> np.ndarray:
+        _check_sizes(n_params, n_tokens)
         # A data-constrained fit with unlimited unique data (U = inf: no repetition) is its base law.
         vars_ = {"n_params": n_params, "n_tokens": n_tokens, "unique_tokens": np.inf}
         return self.form.predict(self.params, **{v: vars_[v] for v in self.form.variables if v in vars_})

@@ -189,6 +189,14 @@ def test_saved_fit_bootstrap_gives_intervals(tmp_path):
     assert a.n_params_ci[0] < a.n_params < a.n_params_ci[1]
     plan = make_plan(1e23, law=str(path), n_gpus=256)
     assert plan.allocation.loss_ci == a.loss_ci
+    from scalinglab.plan.report import plan_rows
+    from scalinglab.units import format_count
+
+    rows = dict(plan_rows(plan))  # the intervals reach the table the user reads
+    assert (
+        f"95% CI {format_count(a.n_params_ci[0])} to {format_count(a.n_params_ci[1])}" in rows["parameters N"]
+    )
+    assert "95% CI" in rows["tokens D"] and "95% CI" in rows["predicted loss"]
 
 
 def test_report_section_from_json_dict(plan_1e23):

@@ -26,6 +26,12 @@ def _as_dict(plan: Any) -> Mapping[str, Any]:
     return d
 
 
+def _count_ci(value: float, ci: Any) -> str:
+    # Bootstrap intervals of a saved fit flow into the plan (issue: "whose CIs flow into the plan").
+    text = format_count(value)
+    return text + (f" (95% CI {format_count(ci[0])} to {format_count(ci[1])})" if ci else "")
+
+
 def _allocation_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
     loss = "n/a" if a["loss"] is None else f"{a['loss']:.4f}"
     if a.get("loss_ci"):
@@ -34,8 +40,8 @@ def _allocation_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("law", f"{a['law']} ({a['law_source']})"),
         ("mode", a["mode"]),
         ("training compute", f"{a['compute_flops']:.3g} FLOPs"),
-        ("parameters N", format_count(a["n_params"])),
-        ("tokens D", format_count(a["n_tokens"])),
+        ("parameters N", _count_ci(a["n_params"], a.get("n_params_ci"))),
+        ("tokens D", _count_ci(a["n_tokens"], a.get("n_tokens_ci"))),
         ("tokens per parameter", f"{a['tokens_per_param']:.1f}"),
         ("predicted loss", loss),
     ]

@@ -45,11 +45,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except typer.Exit as ex:  # raised by commands that choose their own exit code
         sys.exit(ex.exit_code)
-    except Exception as err:  # click usage errors come here in non-standalone mode
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            _fail(err.format_message(), err.exit_code)
+    except Exception as err:  # usage errors (bad option values, unknown flags) come here in non-standalone mode
+        # Duck-typed: recent typer vendors its own click, so `click.ClickException` is not the class it raises.
+        exit_code, message = getattr(err, "exit_code", None), getattr(err, "format_message", None)
+        if isinstance(exit_code, int) and callable(message):
+            _fail(message(), exit_code)
         raise
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -17,6 +17,8 @@ def test_unknown_keys_suggest_the_right_name():
         TrainConfig.from_dict({"model": {"depth": 2}, "n_tokens": 10**6, "warmup_step": 5})
     with pytest.raises(ConfigError, match="did you mean 'lr'"):
         TrainConfig.from_dict({"model": {"depth": 2}, "n_tokens": 10**6, "learning_rate": 1e-3})
+    with pytest.raises(ConfigError, match="did you mean 'lr'"):  # a misspelt synonym still finds its key
+        TrainConfig.from_dict({"model": {"depth": 2}, "n_tokens": 10**6, "learnig_rate": 1e-3})
     with pytest.raises(ConfigError, match="did you mean 'n_layer'"):
         TrainConfig.from_dict({"model": {"d_model": 64, "n_layers": 2, "n_head": 1}, "n_tokens": 10**6})
 

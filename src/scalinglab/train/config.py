@@ -312,11 +312,12 @@ _SYNONYMS = {"learning_rate": "lr", "tokens": "n_tokens", "warmup": "warmup_step
 
 
 def check_keys(d: Mapping[str, Any], known: list[str], where: str) -> None:
+    # Misspelt synonyms count too ("learnig_rate" -> "lr"): match against known keys and synonyms alike.
+    aliases = {k: v for k, v in _SYNONYMS.items() if v in known} | {k: k for k in known}
     for key in d:
         if key not in known:
-            hint = [_SYNONYMS[key]] if _SYNONYMS.get(key) in known else \
-                difflib.get_close_matches(str(key), known, n=1)
-            tip = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(sorted(known))}"
+            hint = difflib.get_close_matches(str(key), list(aliases), n=1)
+            tip = f"; did you mean {aliases[hint[0]]!r}?" if hint else f"; known keys: {', '.join(sorted(known))}"
             raise ConfigError(f"unknown {where} key {key!r}{tip}")
 
 

@@ -77,33 +77,38 @@ def _build(config: Path | None, resume: Path | None, branch_from: Path | None, o
 
 
 class _Progress:
-    """A rich progress bar on stderr showing loss and tokens/s."""
+    """A rich progress bar on stderr showing loss and tokens/s.
+
+    The bar starts at the first training step, not on entry: a bad config or checkpoint is refused before any step,
+    and its error must stay the only line on stderr (a started-then-stopped bar leaves a blank line behind).
+    """
 
     def __init__(self, enabled: bool) -> None:
-        self.bar, self.task = None, None
-        if enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            from scalinglab.cli.common import stderr_console
-
-            self.bar = Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
-                                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
-                                TimeRemainingColumn(), console=stderr_console(), transient=True)
+        self.enabled, self.bar, self.task = enabled, None, None
 
     def __enter__(self) -> _Progress:  # noqa: PYI034
-        if self.bar is not None:
-            self.bar.start()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
 
+    def _start(self, rec: dict) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from scalinglab.cli.common import stderr_console
+
+        self.bar = Progress(TextColumn("step {task.completed}/{task.total}"), BarColumn(),
+                            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
+                            TimeRemainingColumn(), console=stderr_console(), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=rec["n_steps"], loss=rec["loss"], tps=0.0)
+
     def __call__(self, rec: dict) -> None:
-        if self.bar is None:
+        if not self.enabled:
             return
-        if self.task is None:
-            self.task = self.bar.add_task("train", total=rec["n_steps"], loss=rec["loss"], tps=0.0)
+        if self.bar is None:
+            self._start(rec)
         self.bar.update(self.task, completed=rec["step"], loss=rec["loss"], tps=rec["tokens_per_s"])
 
 
@@ -168,12 +173,13 @@ def register(app: typer.Typer) -> None:
         from scalinglab.train import run
 
         flags = {"depth": depth, "d_model": d_model, "n_layer": n_layer, "n_head": n_head, "seq_len": seq_len,
-                     "experts": experts, "top_k": top_k, "tokens": tokens, "batch_size": batch_size,
-                     "micro_batch_size": micro_batch_size, "lr": lr, "schedule": schedule, "warmup_steps": warmup_steps,
-                     "cooldown_frac": cooldown_frac, "precision": precision, "compile": compile, "device": device, "seed": seed,
-                     "data": data, "eval_every": eval_every, "checkpoint_every": checkpoint_every, "keep_last": keep_last}
+                 "experts": experts, "top_k": top_k, "tokens": tokens, "batch_size": batch_size,
+                 "micro_batch_size": micro_batch_size, "lr": lr, "schedule": schedule, "warmup_steps": warmup_steps,
+                 "cooldown_frac": cooldown_frac, "precision": precision, "compile": compile, "device": device,
+                 "seed": seed, "data": data, "eval_every": eval_every, "checkpoint_every": checkpoint_every,
+                 "keep_last": keep_last}
         attn = {"kind": attention, "window": window, "n_global": n_global, "n_random_blocks": n_random_blocks,
-                    "block_size": block_size}
+                "block_size": block_size}
         if (resume is None) == (out is None):
             raise ConfigError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR")
         cfg = _build(config, resume, branch_from, _overrides(flags, attn, set_))

@@ -62,6 +62,11 @@ class TrainConfig:
         Steps that always get a checkpoint which is never pruned (e.g. the branch points of WSD cooldowns).
     spike_factor : float
         Divergence guard: stop when the loss exceeds ``spike_factor`` x its running mean (or is not finite).
+    spike_window : int
+        Steps in the guard's running mean.
+    drift_factor : float, optional
+        Divergence guard: stop when the mean loss of the last ``spike_window`` steps exceeds ``drift_factor`` x
+        the lowest such mean so far (a slow climb that the spike rule misses). None: off.
     """
 
     model: GPTConfig
@@ -93,6 +98,7 @@ class TrainConfig:
     log_every: int = 1
     spike_factor: float = 3.0
     spike_window: int = 50
+    drift_factor: float | None = 1.5
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -138,6 +144,11 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name}={value!r} must be a number in [{lo}, {hi}]")
         if self.spike_factor <= 1:
             raise ConfigError(f"TrainConfig.spike_factor={self.spike_factor} must be > 1 (a multiple of the mean)")
+        if self.drift_factor is not None:
+            _positive_float("drift_factor", self.drift_factor)
+            if self.drift_factor <= 1:
+                raise ConfigError(f"TrainConfig.drift_factor={self.drift_factor} must be > 1 (a multiple of the "
+                                  "best running mean) or unset")
 
     def _check_choices(self) -> None:
         for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES),

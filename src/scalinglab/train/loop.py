@@ -97,7 +97,8 @@ class Trainer:
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.scaler = make_scaler(cfg.precision, self.device.type)
-        self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window, reference=math.log(cfg.model.vocab_size))
+        self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window, reference=math.log(cfg.model.vocab_size),
+                                     drift_factor=cfg.drift_factor)
         self.params = count_params(cfg.model)
         self.flops = flops_per_token(cfg.model)
         self.peak = device_peak_flops(self.device, cfg.precision)

@@ -88,3 +88,34 @@ def test_mixture_config_feeds_both_corpora_by_weight(corpus, tmp_path):
     for _ in range(2):
         trainer.train_step()
     assert trainer.loader.counts == [12, 4]  # 2 steps x 8 sequences, 3:1
+
+
+def test_gradients_are_clipped_before_the_step_and_the_raw_norm_is_logged(corpus, tmp_path):
+    trainer = Trainer(tiny_config(corpus, grad_clip=1e-3), tmp_path)
+    seen = []
+    real_step = trainer.optimizer.step
+
+    def step(*args, **kwargs):  # the norm the optimizer actually receives
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        seen.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+        return real_step(*args, **kwargs)
+
+    trainer.optimizer.step = step
+    rec = trainer.train_step()
+    assert rec["grad_norm"] > 0.01  # the logged norm is the raw one, far above the threshold
+    assert seen == [pytest.approx(1e-3, rel=1e-4)]
+
+
+def test_mfu_uses_the_hardware_table_peak_for_the_device_name(monkeypatch):
+    """MFU's denominator comes from plan/hardware.toml matched by device name, never a hard-coded GPU."""
+    from scalinglab.plan.hardware import get_gpu
+    from scalinglab.train.loop import device_peak_flops
+
+    assert device_peak_flops(torch.device("cpu"), "bf16") is None  # no table entry: MFU not reported
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
+    assert device_peak_flops(torch.device("cuda"), "bf16") == get_gpu("h100-pcie-80gb").peak("bf16")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert device_peak_flops(torch.device("cuda"), "fp16") == get_gpu("h100").peak("fp16")
+    assert get_gpu("h100").peak("bf16") != get_gpu("h100-pcie-80gb").peak("bf16")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Unknown Accelerator")
+    assert device_peak_flops(torch.device("cuda"), "bf16") is None

@@ -59,7 +59,10 @@ def test_sigkill_mid_run_then_resume(tmp_path, tiny_corpus):
         assert reg.get(victim).status == "running"  # the crash left it marked running, with a dead pid
 
     result = CliRunner().invoke(app, ["sweep", "resume", str(out), "--executor", "local", "--bootstrap", "0"])
-    assert result.exit_code == 0, result.output
+    if result.exit_code != 0:  # say which run failed and why (the registry records it)
+        with Registry.open(out / REGISTRY_FILENAME, create=False) as reg:
+            why = [(r.run_id, r.status, r.error) for r in reg.runs()]
+        pytest.fail(f"resume exited {result.exit_code}: {why}\n{result.output}\n{result.exception!r}")
 
     with Registry.open(out / REGISTRY_FILENAME, create=False) as reg:
         runs = reg.runs()

@@ -30,15 +30,15 @@ QUICK_CORPUS_BYTES = 1_000_000
 # --quick: 64-token context, head_dim 4, d_model 8..64 (N 3.6k..115k).
 QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=4, aspect_ratios=(4, 6, 8, 12, 16, 24, 32), depths=(2,),
                           tied_embeddings=True)
-# Full demo: 128-token context, head_dim 8, d_model 16..128 (N 10k..427k).
-FULL_FAMILY = FamilySpec(seq_len=128, head_dim=8, aspect_ratios=(8, 12, 16, 24, 32, 48, 64), depths=(2,),
+# Full demo: 128-token context, head_dim 8, d_model 8..128 (N 3.6k..427k).
+FULL_FAMILY = FamilySpec(seq_len=128, head_dim=8, aspect_ratios=(4, 8, 12, 16, 24, 32, 48, 64), depths=(2,),
                          tied_embeddings=True)
 
 
 def demo_spec(data_dir: str | Path, *, quick: bool = False) -> SweepSpec:
     """The demo's sweep: full (4 budgets up to 1e12) or quick (3 tiny budgets)."""
     if quick:
-        return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=2048, target_steps=300,
+        return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=2048, target_steps=300, min_batch=2,
                          eval_tokens=8192, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
                          data_dir=str(Path(data_dir).resolve()))
     return SweepSpec(budgets=FULL_BUDGETS, family=FULL_FAMILY, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,

@@ -2,7 +2,7 @@
 
 Conventions (the training issue's ``arch.py``): N is *all* parameters (Chinchilla), C is the *counted* training
 FLOPs (6·N·D plus attention, Kaplan et al. 2020 Table 1). Each run's D is chosen so its counted C equals the
-budget: ``D = C / flops_per_token(shape).counted``, rounded down to whole optimizer steps.
+budget: ``D = C / flops_per_token(shape).counted``, rounded to the nearest whole optimizer step.
 
 Shapes come from the nanochat depth family (``GPTConfig.from_depth``); for tiny CPU budgets several aspect ratios
 are pooled so that enough distinct sizes exist near the optimum (Kaplan et al. 2020 §3.1: loss depends only
@@ -16,11 +16,13 @@ Learning rate and batch (a sweep with an untuned LR fits the LR, not the law):
   short LR probe on the byte-level stdlib corpus (seq 128; LR 3e-3/1e-2/3e-2 × batch 8/32 sequences): width 48
   (3 layers, 131k tokens) was best at 3e-3, width 16 (1 layer, 310k tokens) at 3e-2 — the rule gives 5.3e-3 and
   1.6e-2, within the flat region of both.
-* **Batch**: the largest power-of-two number of sequences (at most ``batch_tokens`` tokens) that still gives the
-  run ``target_steps`` optimizer steps. The same probe found 8 sequences 0.2–0.6 nats better than 32 for runs of
-  30–300 steps (short runs are step-limited); long runs take larger batches, which cost little once the loss has
-  fallen (the critical batch size grows as the loss falls, McCandlish et al. 2018) and run faster on a CPU. The cosine schedule's length is the run's own D (Hoffmann et al. 2022, §3.1: a
-  cosine longer than the run overestimates its loss).
+* **Batch**: ``D / (target_steps × seq_len)`` sequences, clipped to [``min_batch``, ``batch_tokens / seq_len``],
+  so every run takes about ``target_steps`` optimizer steps. The probe found 8 sequences 0.2–0.6 nats better than
+  32 for runs of 30–300 steps: tiny runs are step-limited, so neighbouring sizes must get similar step counts (a
+  power-of-two rule gave 400–800 steps and zig-zag IsoFLOP curves). Long runs take larger batches, which cost
+  little once the loss has fallen (the critical batch grows as the loss falls, McCandlish et al. 2018) and run
+  faster on a CPU. The cosine schedule's length is the run's own D (Hoffmann et al. 2022, §3.1: a cosine longer
+  than the run overestimates its loss).
 """
 
 from __future__ import annotations
@@ -90,9 +92,9 @@ class SweepSpec:
     base_width: int = 64
     min_lr: float = 5e-4
     max_lr: float = 3e-2
-    batch_tokens: int = 4096  # the largest batch; smaller when a run would get < target_steps steps
-    target_steps: int = 400
-    min_batch: int = 4  # sequences; below this a step is all overhead on a CPU
+    batch_tokens: int = 8192  # the largest batch (tokens per step)
+    target_steps: int = 600
+    min_batch: int = 2  # sequences
     min_steps: int = 50
     wsd_points: int = 3  # cooldown branches per size (--schedule wsd)
     cooldown_frac: float = 0.2
@@ -212,13 +214,14 @@ def _prior(spec: SweepSpec, budget: float) -> float:
 
 
 def _steps_and_batch(spec: SweepSpec, n_tokens: float) -> tuple[int, int]:
-    """Sequences per step (a power of two in [min_batch, batch_tokens/seq_len], the largest that keeps
-    ≥ target_steps steps) and
-    the number of steps (nearest whole step, so the counted C stays within half a step of the budget)."""
+    """Sequences per step — ``n_tokens / (target_steps · seq_len)`` rounded, clipped to [min_batch,
+    batch_tokens/seq_len] — and the number of steps (nearest whole step, so the counted C stays within half a
+    step of the budget). Every run thus takes about ``target_steps`` steps unless clipped: at a few hundred steps
+    the step count, not the batch, limits tiny models, and unequal step counts between neighbouring sizes
+    (a power-of-two batch rule gave 400–800) showed up as zig-zags in pilot IsoFLOP curves."""
     seq = spec.family.seq_len
-    batch = max(1, spec.batch_tokens // seq)
-    while batch > spec.min_batch and n_tokens / (batch * seq) < spec.target_steps:
-        batch //= 2
+    batch = int(min(max(round(n_tokens / (spec.target_steps * seq)), spec.min_batch), spec.batch_tokens // seq))
+    batch = max(batch, 1)
     return batch, max(1, round(n_tokens / (batch * seq)))
 
 

@@ -71,3 +71,13 @@ def test_val_windows_are_fixed_and_in_order(tiny_corpus):
     assert v1.shape == (7, 65) and torch.equal(v1, v2)
     assert torch.equal(v1[0, -1], v1[1, 0])  # consecutive windows overlap by the one target token
     assert np.issubdtype(v1.numpy().dtype, np.integer)
+
+
+def test_a_rank_reads_only_its_rows_and_keeps_the_common_position(tiny_corpus):
+    whole = BatchLoader([tiny_corpus], seq_len=32, seed=1)
+    ranks = [BatchLoader([tiny_corpus], seq_len=32, seed=1) for _ in range(2)]
+    for _ in range(3):
+        x, y = whole.next_batch(8)
+        parts = [r.next_batch(8, range(4 * i, 4 * i + 4)) for i, r in enumerate(ranks)]
+        assert torch.equal(torch.cat([p[0] for p in parts]), x) and torch.equal(torch.cat([p[1] for p in parts]), y)
+    assert ranks[0].state_dict() == ranks[1].state_dict() == whole.state_dict()

@@ -7,6 +7,7 @@ Examples::
     scalinglab train --depth 4 --tokens 20M --attention bigbird --window 64 --out runs/bb
     scalinglab train --config run.toml --lr 1e-3 --set model.norm=layer --out runs/x
     scalinglab train --resume runs/d4
+    torchrun --nproc-per-node 2 -m scalinglab.cli.app train --parallel fsdp --depth 4 --tokens 20M --out runs/p
     scalinglab train --branch-from runs/const/checkpoints/step_0000400 --schedule wsd --cooldown-frac 0.2 \\
         --tokens 25M --out runs/cool400      # the parent's config + these flags (model unchanged)
 """
@@ -14,6 +15,7 @@ Examples::
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ _KEYS = {"depth": "model.depth", "d_model": "model.d_model", "n_layer": "model.n
          "tokens": "n_tokens", "batch_size": "batch_size", "micro_batch_size": "micro_batch_size", "lr": "lr",
          "schedule": "schedule", "warmup_steps": "warmup_steps", "cooldown_frac": "cooldown_frac",
          "precision": "precision", "compile": "compile", "device": "device", "seed": "seed", "data": "data_dir",
-         "eval_every": "eval_every", "checkpoint_every": "checkpoint_every", "keep_last": "keep_last"}
+         "eval_every": "eval_every", "checkpoint_every": "checkpoint_every", "keep_last": "keep_last",
+         "parallel": "parallel"}
 
 
 def _parse_value(text: str) -> Any:
@@ -164,6 +167,7 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None), data: str | None = typer.Option(None, help="Prepared corpus."),
         eval_every: int | None = typer.Option(None), checkpoint_every: int | None = typer.Option(None),
         keep_last: int | None = typer.Option(None),
+        parallel: str | None = typer.Option(None, help="Under torchrun: ddp or fsdp (data parallel)."),
         set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set model.norm=layer."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
         json_: bool = JSON_OPTION,
@@ -177,7 +181,7 @@ def register(app: typer.Typer) -> None:
                  "micro_batch_size": micro_batch_size, "lr": lr, "schedule": schedule, "warmup_steps": warmup_steps,
                  "cooldown_frac": cooldown_frac, "precision": precision, "compile": compile, "device": device,
                  "seed": seed, "data": data, "eval_every": eval_every, "checkpoint_every": checkpoint_every,
-                 "keep_last": keep_last}
+                 "keep_last": keep_last, "parallel": parallel}
         attn = {"kind": attention, "window": window, "n_global": n_global, "n_random_blocks": n_random_blocks,
                 "block_size": block_size}
         if (resume is None) == (out is None):
@@ -185,6 +189,8 @@ def register(app: typer.Typer) -> None:
         cfg = _build(config, resume, branch_from, _overrides(flags, attn, set_))
         with _Progress(progress) as bar:
             result = run(cfg, resume or out, resume=resume is not None, progress=bar, branch_from=branch_from)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (every rank exits alike)
+            raise SystemExit(0 if result.status == "done" else 1)
         _show(result.final, json_)
         if result.status != "done":
             info(f"[red]diverged[/red] at step {result.diverged_step}: {result.final.get('diverged_reason')}; "

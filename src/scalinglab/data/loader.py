@@ -80,8 +80,9 @@ class WindowStream:
             self._perm, self._perm_epoch = rng.permutation(self.n), self.epoch
         return self._perm
 
-    def next(self) -> np.ndarray:
-        window = self.split.window(int(self._order()[self.cursor]), self.seq_len, self.cum)
+    def next(self, *, read: bool = True) -> np.ndarray | None:
+        """The next window (``read=False``: advance past it without reading — another rank's row)."""
+        window = self.split.window(int(self._order()[self.cursor]), self.seq_len, self.cum) if read else None
         self.cursor += 1
         if self.cursor == self.n:
             self.epoch, self.cursor = self.epoch + 1, 0
@@ -126,14 +127,21 @@ class BatchLoader:
         # Deterministic weighted round-robin: the most "owed" source next (ties -> lowest index).
         return int(np.argmin([(c + 1) / w for c, w in zip(self.counts, self.weights)]))
 
-    def next_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``batch_size`` windows as ``(x, y)`` int64 tensors of shape (B, T), ``y`` shifted by one."""
-        rows = []
-        for _ in range(batch_size):
+    def next_batch(self, batch_size: int, rows: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch_size`` windows as ``(x, y)`` int64 tensors of shape (B, T), ``y`` shifted by one.
+
+        With ``rows`` only those rows of the batch are read and returned (a data-parallel rank's share); the
+        position still advances past the whole batch, so every rank's loader stays in the same state.
+        """
+        keep = range(batch_size) if rows is None else rows
+        windows = []
+        for i in range(batch_size):
             k = self._pick()
             self.counts[k] += 1
-            rows.append(self.streams[k].next())
-        data = torch.from_numpy(np.stack(rows))  # (B, T+1)
+            window = self.streams[k].next(read=i in keep)
+            if window is not None:
+                windows.append(window)
+        data = torch.from_numpy(np.stack(windows))  # (B, T+1)
         return data[:, :-1], data[:, 1:]
 
     @property

@@ -43,36 +43,58 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         this new run from its weights, optimizer, data position and step, under ``cfg``'s schedule (evaluated at
         the absolute step). For a WSD cooldown branch at step ``s`` of a constant-LR run, use ``schedule="wsd"``
         and ``cooldown_frac = 1 - s / n_steps``.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) every rank calls ``run``: the ranks join one process group, train
+    data-parallel (``cfg.parallel``: DDP or FSDP2) on their shares of each global batch, and only rank 0 writes the
+    run folder; checkpoints hold the full state in the single-process format.
     """
+    from scalinglab.parallel import init_from_env
+    from scalinglab.train.loop import resolve_device
+
+    run_dir = Path(run_dir)
+    if resume and (run_dir / "final.json").is_file():
+        final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
+        if final.get("fingerprint") == cfg.fingerprint():
+            return TrainResult(final["status"], str(run_dir), final)
+    dist = init_from_env(cfg.parallel, resolve_device(cfg.device).type)  # None in one process
+    try:
+        return _run(cfg, run_dir, resume, progress, branch_from, dist)
+    finally:
+        if dist is not None:
+            dist.close()
+
+
+def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> TrainResult:
+    """The body of :func:`run`; under torchrun every rank runs it and only rank 0 writes."""
     from scalinglab.train import checkpoint as ckpt
     from scalinglab.train import rundir
     from scalinglab.train.loop import Trainer
 
-    run_dir = Path(run_dir)
-    if resume and (run_dir / rundir.FINAL).is_file():
-        final = json.loads((run_dir / rundir.FINAL).read_text(encoding="utf-8"))
-        if final.get("fingerprint") == cfg.fingerprint():
-            return TrainResult(final["status"], str(run_dir), final)
+    main = dist is None or dist.is_main
     source = ckpt.read(ckpt.resolve(branch_from)) if branch_from is not None else None
     if source is not None and source.meta.get("model") != cfg.model.to_dict():
         raise CheckpointError(f"{branch_from} holds a different model shape; a branch must keep the model config")
     rundir.check(run_dir, cfg, resume=resume)
-    trainer = Trainer(cfg, run_dir)  # data and model problems surface here, before anything is written
-    if not resume:
-        rundir.start(run_dir, cfg)
+    if dist is not None:
+        dist.barrier()  # every rank has checked the folder before rank 0 writes into it
+    trainer = Trainer(cfg, run_dir, dist)  # data and model problems surface here, before anything is written
     if resume:
         found = ckpt.list_checkpoints(run_dir)
         source = ckpt.read(found[-1]) if found else None
-        rundir.cut_metrics(run_dir, source.step if source else 0)
-    elif source is not None:
-        rundir.cut_metrics(run_dir, source.step, rundir.read_metrics(Path(ckpt.resolve(branch_from)).parents[1]))
-        (run_dir / rundir.BRANCH).write_text(json.dumps({"from": str(branch_from), "step": source.step}))
+        if main:
+            rundir.cut_metrics(run_dir, source.step if source else 0)
+    elif main:
+        rundir.start(run_dir, cfg)
+        if source is not None:
+            rundir.cut_metrics(run_dir, source.step, rundir.read_metrics(Path(ckpt.resolve(branch_from)).parents[1]))
+            (run_dir / rundir.BRANCH).write_text(json.dumps({"from": str(branch_from), "step": source.step}))
     if source is not None:
         trainer.load(source)
-    metrics = rundir.MetricsLog(run_dir, cfg.tensorboard)
+    metrics = rundir.MetricsLog(run_dir, cfg.tensorboard) if main else rundir.NullLog()
     try:
-        final = trainer.train(metrics, progress)
+        final = trainer.train(metrics, progress if main else None)
     finally:
         metrics.close()
-    rundir.write_final(run_dir, final)
+    if main:
+        rundir.write_final(run_dir, final)
     return TrainResult(final["status"], str(run_dir), final)

@@ -47,10 +47,15 @@ class Snapshot:
     meta: dict[str, Any]
 
 
-def capture(step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> Snapshot:
-    """Copy the model, optimizer and RNG state to CPU now (writing can happen later)."""
-    tensors = {f"model.{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
+def capture(step: int, model: torch.nn.Module | dict, optimizer: torch.optim.Optimizer | dict,
+            meta: dict[str, Any]) -> Snapshot:
+    """Copy the model, optimizer and RNG state to CPU now (writing can happen later).
+
+    ``model``/``optimizer`` may also be their (full, gathered) state dicts, as FSDP hands them over.
+    """
+    model_sd = model if isinstance(model, dict) else model.state_dict()
+    tensors = {f"model.{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in model_sd.items()}
+    opt = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for idx, st in opt["state"].items():
         for name, value in st.items():
@@ -70,23 +75,43 @@ def capture(step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return Snapshot(step, tensors, meta)
 
 
-def restore(snapshot: Snapshot, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Load model, optimizer and every RNG from ``snapshot`` (the loop restores the rest from ``meta``)."""
+def model_state(snapshot: Snapshot) -> dict[str, torch.Tensor]:
+    """The model's full state dict held in ``snapshot``."""
+    return {k[len("model."):]: v for k, v in snapshot.tensors.items() if k.startswith("model.")}
+
+
+def optimizer_state(snapshot: Snapshot) -> dict[str, Any]:
+    """The optimizer's state dict (keyed by parameter index, as ``optimizer.state_dict()``) held in ``snapshot``."""
     t, meta = snapshot.tensors, snapshot.meta
-    model_state = {k[len("model."):]: v for k, v in t.items() if k.startswith("model.")}
+    state: dict[int, dict[str, Any]] = {i: dict(meta["optim_scalars"].get(str(i), {})) for i in meta["optim_indices"]}
+    for key, value in t.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state[int(idx)][name] = value
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["optim_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def restore(snapshot: Snapshot, model: torch.nn.Module, optimizer: torch.optim.Optimizer, load=None) -> None:
+    """Load model, optimizer and every RNG from ``snapshot`` (the loop restores the rest from ``meta``).
+
+    ``load(model_state, optimizer_state)`` replaces the plain ``load_state_dict`` calls (FSDP shards them).
+    """
     try:
-        model.load_state_dict(model_state, strict=True)
-        state: dict[int, dict[str, Any]] = {i: dict(meta["optim_scalars"].get(str(i), {}))
-                                            for i in meta["optim_indices"]}
-        for key, value in t.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                state[int(idx)][name] = value
-        groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["optim_groups"]]
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (RuntimeError, KeyError, ValueError) as err:
+        if load is not None:
+            load(model_state(snapshot), optimizer_state(snapshot))
+        else:
+            model.load_state_dict(model_state(snapshot), strict=True)
+            optimizer.load_state_dict(optimizer_state(snapshot))
+    except (RuntimeError, KeyError, ValueError, IndexError) as err:
         raise CheckpointError(f"checkpoint step {snapshot.step} does not fit this model/optimizer "
                               f"({str(err).splitlines()[0]}); it belongs to a different configuration") from err
+    restore_rng(snapshot)
+
+
+def restore_rng(snapshot: Snapshot) -> None:
+    """Set the torch (CPU, CUDA), Python and NumPy RNGs to their state in ``snapshot``."""
+    t, meta = snapshot.tensors, snapshot.meta
     torch.set_rng_state(t["rng.torch"])
     cuda = sorted((k for k in t if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
     if cuda and torch.cuda.is_available():

@@ -34,7 +34,8 @@ BYTE_VOCAB = 257  # ByteTokenizer: 256 bytes + <|endoftext|>; used when no corpu
 DEFAULT_SEQ_LEN = 256
 # Fields that do not change the trajectory: a resume may change them (everything else must match bitwise).
 RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last", "eval_every",
-                  "save_steps")
+                  "save_steps", "parallel")
+PARALLEL = ("none", "ddp", "fsdp")  # scalinglab.parallel.STRATEGIES (kept here: config parsing stays torch-free)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +68,9 @@ class TrainConfig:
     drift_factor : float, optional
         Divergence guard: stop when the mean loss of the last ``spike_window`` steps exceeds ``drift_factor`` x
         the lowest such mean so far (a slow climb that the spike rule misses). None: off.
+    parallel : {"none", "ddp", "fsdp"}
+        Data-parallel strategy under ``torchrun`` (``WORLD_SIZE > 1``; ``none`` there means DDP); ignored in one
+        process. ``batch_size`` stays the global batch, so the trajectory matches one process.
     """
 
     model: GPTConfig
@@ -99,6 +103,7 @@ class TrainConfig:
     spike_factor: float = 3.0
     spike_window: int = 50
     drift_factor: float | None = 1.5
+    parallel: str = "none"
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -152,7 +157,7 @@ class TrainConfig:
 
     def _check_choices(self) -> None:
         for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES),
-                              ("cooldown_shape", COOLDOWN_SHAPES)):
+                              ("cooldown_shape", COOLDOWN_SHAPES), ("parallel", PARALLEL)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} is not allowed; "
                                   f"use one of {', '.join(allowed)}")

@@ -25,6 +25,7 @@ from scalinglab.data.default import default_corpus
 from scalinglab.data.loader import BatchLoader, val_windows
 from scalinglab.errors import ConfigError
 from scalinglab.model import GPT
+from scalinglab.parallel import DistContext, parallelize
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.guard import DivergenceGuard
@@ -35,12 +36,13 @@ from scalinglab.train.schedules import lr_multiplier
 log = logging.getLogger(__name__)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """The run's device (``local_rank``: this process's GPU under torchrun)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
+    return torch.device(name, local_rank) if name == "cuda" and local_rank is not None else torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -49,12 +51,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device, *, fused: bool = True) -> torch.optim.AdamW:
     """AdamW with decay/no-decay groups (Loshchilov & Hutter 2019); fused kernel where the device has one."""
     groups = model.configure_optimizer_groups(cfg.weight_decay)
     kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps}
     try:
-        return torch.optim.AdamW(groups, fused=device.type in ("cuda", "cpu"), **kwargs)
+        return torch.optim.AdamW(groups, fused=fused and device.type in ("cuda", "cpu"), **kwargs)
     except (RuntimeError, ValueError):  # fused not supported here
         return torch.optim.AdamW(groups, **kwargs)
 
@@ -73,6 +75,21 @@ def device_peak_flops(device: torch.device, precision: str) -> float | None:
         return None
 
 
+def local_batch(cfg: TrainConfig, dist: DistContext | None) -> tuple[int, int]:
+    """(micro-batch rows per rank, micro-steps per optimizer step) so that ranks x micro x steps = batch_size."""
+    if dist is None:
+        return cfg.micro, cfg.accum_steps
+    world = dist.world_size
+    if cfg.batch_size % world:
+        raise ConfigError(f"TrainConfig.batch_size={cfg.batch_size} is not divisible by the {world} data-parallel "
+                          "ranks; use a multiple of the world size")
+    micro = min(cfg.micro, cfg.batch_size // world)
+    if (cfg.batch_size // world) % micro:
+        raise ConfigError(f"TrainConfig.micro_batch_size={micro} does not divide the per-rank batch "
+                          f"{cfg.batch_size // world} ({cfg.batch_size} over {world} ranks)")
+    return micro, cfg.batch_size // (world * micro)
+
+
 class Diverged(Exception):
     def __init__(self, step: int, reason: str) -> None:
         super().__init__(reason)
@@ -82,9 +99,14 @@ class Diverged(Exception):
 class Trainer:
     """Holds the model, optimizer, data and counters of one run; :meth:`train` runs it to the end."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path) -> None:
-        self.cfg, self.run_dir = cfg, run_dir
-        self.device = resolve_device(cfg.device)
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistContext | None = None) -> None:
+        self.cfg, self.run_dir, self.dist = cfg, run_dir, dist
+        self.device = resolve_device(cfg.device, dist.local_rank if dist else None)
+        self.fsdp = dist is not None and dist.strategy == "fsdp"
+        if self.fsdp and cfg.precision == "fp16":
+            raise ConfigError("precision='fp16' is not supported with parallel='fsdp' (no sharded GradScaler "
+                              "here); use bf16")
+        self.micro, self.accum = local_batch(cfg, dist)
         seed_everything(cfg.seed)
         data_dirs = cfg.data_dirs or (str(default_corpus()),)
         self.loader = BatchLoader(data_dirs, cfg.model.seq_len, cfg.seed, cfg.data_weights)
@@ -93,9 +115,10 @@ class Trainer:
                               f"({self.loader.vocab_size}); raise it or leave it unset")
         val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.eval_tokens)
         self.val = val.to(self.device) if val is not None else None
-        self.model = GPT(cfg.model).to(self.device)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
-        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.model = GPT(cfg.model).to(self.device)  # FSDP shards it in place; DDP wraps it
+        wrapped = parallelize(self.model, dist)
+        self.forward = torch.compile(wrapped) if cfg.compile else wrapped
+        self.optimizer = make_optimizer(self.model, cfg, self.device, fused=not self.fsdp)
         self.scaler = make_scaler(cfg.precision, self.device.type)
         self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window, reference=math.log(cfg.model.vocab_size),
                                      drift_factor=cfg.drift_factor)
@@ -106,16 +129,30 @@ class Trainer:
         self.pending: ckpt.Snapshot | None = None
 
     # State ------------------------------------------------------------------------------------------------------
-    def snapshot(self) -> ckpt.Snapshot:
+    def snapshot(self) -> ckpt.Snapshot | None:
+        """The run's state for a checkpoint (None on ranks other than 0, which never write)."""
+        model, optimizer = self.model, self.optimizer
+        if self.fsdp:
+            from scalinglab.parallel.fsdp import full_state
+
+            model, optimizer = full_state(self.model, self.optimizer)  # collective: every rank gathers
+        if self.dist is not None and not self.dist.is_main:
+            return None
         meta = {"fingerprint": self.cfg.fingerprint(), "model": self.cfg.model.to_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "data": self.loader.state_dict(), "guard": self.guard.state_dict(),
                 "counters": {"skipped": self.skipped, "train_time_s": self.train_time_s,
                              "since_eval": list(self.since_eval)}}
-        return ckpt.capture(self.step, self.model, self.optimizer, meta)
+        return ckpt.capture(self.step, model, optimizer, meta)
 
     def load(self, snap: ckpt.Snapshot) -> None:
-        ckpt.restore(snap, self.model, self.optimizer)
+        load = None
+        if self.fsdp:
+            from scalinglab.parallel.fsdp import load_full_state
+
+            def load(model_sd, optim_sd):
+                load_full_state(self.model, self.optimizer, model_sd, optim_sd)
+        ckpt.restore(snap, self.model, self.optimizer, load)
         meta = snap.meta
         if meta.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(meta["scaler"])
@@ -126,7 +163,7 @@ class Trainer:
         self.since_eval = list(c["since_eval"])
 
     def flush_pending(self) -> None:
-        if self.pending is not None:
+        if self.pending is not None:  # only ever set on rank 0
             ckpt.write(self.pending, self.run_dir / "checkpoints")
             ckpt.prune(self.run_dir / "checkpoints", self.cfg.keep_last, self.cfg.save_steps)
             self.pending = None
@@ -135,15 +172,23 @@ class Trainer:
     def accumulate(self) -> torch.Tensor:
         """Forward/backward ``accum_steps`` micro-batches; returns the batch's mean CE loss (detached)."""
         cfg, total = self.cfg, torch.zeros((), device=self.device)
-        for _ in range(cfg.accum_steps):
-            x, y = self.loader.next_batch(cfg.micro)
+        for _ in range(self.accum):
+            x, y = self.next_micro_batch()
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with autocast(cfg.precision, self.device.type):
                 out = self.forward(x, y)
-            loss = (out.loss + out.aux_loss) / cfg.accum_steps  # mean over the batch (equal micro-batches)
-            self.scaler.scale(loss).backward()
-            total += out.loss.detach() / cfg.accum_steps
-        return total
+            loss = (out.loss + out.aux_loss) / self.accum  # mean over the batch (equal micro-batches)
+            self.scaler.scale(loss).backward()  # DDP/FSDP average the gradients over ranks
+            total += out.loss.detach() / self.accum
+        return total if self.dist is None else self.dist.mean(total)  # every rank sees the global loss
+
+    def next_micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.dist is None:
+            return self.loader.next_batch(self.micro)
+        # Rank r reads rows [r*m, (r+1)*m) of each global micro-batch of world*m: the union over ranks and
+        # micro-steps is the single-process batch, and every rank's loader keeps the same position.
+        start = self.dist.rank * self.micro
+        return self.loader.next_batch(self.micro * self.dist.world_size, range(start, start + self.micro))
 
     def train_step(self) -> dict[str, Any]:
         cfg, t0 = self.cfg, time.perf_counter()
@@ -156,7 +201,12 @@ class Trainer:
         loss = self.accumulate().item()
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        if self.fsdp:
+            from scalinglab.parallel.fsdp import clip_grad_norm
+
+            grad_norm = clip_grad_norm(self.model.parameters(), clip)  # norm reduced over the shards
+        else:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
         # fp16 overflows are the scaler's business (skip + back off), not divergence.
         reason = self.guard.check(loss, None if self.scaler.is_enabled() else grad_norm)
         if reason is not None:

@@ -108,6 +108,16 @@ class MetricsLog:
             self._tb.close()
 
 
+class NullLog:
+    """The metrics log of a data-parallel rank other than 0: writes nothing."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _tensorboard(run_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter

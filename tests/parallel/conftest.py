@@ -1,0 +1,3 @@
+"""The training tests' prepared corpus, shared."""
+
+from tests.train.conftest import corpus  # noqa: F401

@@ -96,7 +96,8 @@ def main() -> None:
 
 
 def mfu_124m(data: str, args, workdir: Path) -> None:
-    model = GPTConfig.from_depth(12, vocab_size=50304, seq_len=1024)  # GPT-2 small's shape
+    # GPT-2 small's shape; tied embeddings make it the 124M model (123.6M parameters; untied it is 162M).
+    model = GPTConfig.from_depth(12, vocab_size=50304, seq_len=1024, tied_embeddings=True)
     cfg = TrainConfig(model=model, data_dir=data, n_tokens=16 * 1024 * args.steps, batch_size=16, precision="bf16",
                       device="cuda", eval_every=None, checkpoint_every=None, compile=args.compile)
     device = torch.device("cuda")

@@ -56,3 +56,15 @@ def test_absurd_learning_rate_diverges_with_nonzero_exit(corpus, tmp_path, capsy
     assert all(torch.isfinite(t).all() for k, t in snap.tensors.items() if k.startswith("model."))
     losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(x) for x in losses)
+
+
+def test_tensorboard_is_optional(corpus, tmp_path, caplog):
+    """Asked for TensorBoard: mirrored there when installed, otherwise a warning and metrics.jsonl as always."""
+    import importlib.util
+
+    result = run(tiny_config(corpus, n_tokens=64 * 8 * 3, tensorboard=True, checkpoint_every=None), tmp_path / "tb")
+    assert result.status == "done" and len((tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()) >= 3
+    if importlib.util.find_spec("tensorboard") is None:
+        assert "tensorboard is not installed" in caplog.text
+    else:
+        assert any((tmp_path / "tb" / "tensorboard").iterdir())

@@ -120,3 +120,28 @@ def test_large_vocabularies_use_uint32_shards(tmp_path):
     assert manifest["dtype"] == "uint32"
     ids = np.asarray(TokenSplit(tmp_path, "train").shards[0])
     assert ids.tolist() == [65_000 + ord(c) for c in "hello world"] + [69_999]
+
+
+def test_hf_source_is_read_offline_when_installed(tmp_path, monkeypatch):
+    """With `datasets` importable, the source forces offline mode before loading; a data set not on disk is a
+    DataError, never a download."""
+    import os
+    import sys
+    import types
+
+    seen = {}
+
+    def load_dataset(name, split):
+        seen["offline"] = (os.environ.get("HF_DATASETS_OFFLINE"), os.environ.get("HF_HUB_OFFLINE"))
+        if name == "not/cached":
+            raise FileNotFoundError("would need the network")
+        return [{"text": f"document {i} " * 40} for i in range(20)] + [{"text": ""}]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")  # restored after the test; the source must set it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    m = prepare(["hf:some/set"], tmp_path / "hf")
+    assert seen["offline"] == ("1", "1")
+    assert m["n_documents"] == 20 and m["splits"]["train"]["n_tokens"] > 0
+    with pytest.raises(DataError, match="not available offline"):
+        prepare(["hf:not/cached"], tmp_path / "hf2")

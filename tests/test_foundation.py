@@ -64,7 +64,7 @@ def test_error_hierarchy():
     assert errors.DivergedError("x", step=7).step == 7
 
 
-LIGHT_MODULES = ["scalinglab.units", "scalinglab.errors", "scalinglab.laws", "scalinglab.plan", "scalinglab.report",
+LIGHT_MODULES = ["scalinglab.units", "scalinglab.errors", "scalinglab.fileio", "scalinglab.laws", "scalinglab.plan", "scalinglab.report",
                  "scalinglab.arch", "scalinglab.cli.app"]
 
 

@@ -15,7 +15,6 @@ the commands, so none of these commands imports torch.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -188,13 +187,12 @@ def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, 
 
 
 def _save(result, path: Path) -> None:
-    from scalinglab.cli.common import _jsonable
-    from scalinglab.laws.approach2 import _atomic_write
+    from scalinglab.fileio import atomic_write_json
 
     if hasattr(result, "save"):
         result.save(path)
     else:  # Approach 1: the power laws in the same layout as Approach 2's JSON
-        _atomic_write(Path(path), json.dumps(_jsonable(result.to_dict()), indent=2))
+        atomic_write_json(path, result.to_dict())
 
 
 # ------------------------------------------------------------------------------------------------ printing

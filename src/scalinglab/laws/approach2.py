@@ -11,7 +11,6 @@ and still right when the budget counts FLOPs differently, as in Porian et al. 20
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError, FitError
+from scalinglab.fileio import atomic_write_json
 from scalinglab.laws.runs_table import RunsTable
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,7 @@ class Approach2Result:
 
     def save(self, path: str | Path) -> None:
         """Write JSON atomically (temp file, fsync, rename)."""
-        from scalinglab.cli.common import _jsonable
-
-        _atomic_write(Path(path), json.dumps(_jsonable(self.to_dict()), indent=2))
+        atomic_write_json(path, self.to_dict())
 
     def report(self) -> str:
         lines = [
@@ -177,23 +175,6 @@ class Approach2Result:
 
 def _nan(d: Mapping) -> dict:
     return {k: (math.nan if v is None else v) for k, v in d.items()}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------- the fitting

@@ -54,20 +54,34 @@ def _state(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def oracle(corpus, tmp_path_factory):
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    run_dir = tmp_path_factory.mktemp("single") / "run"
-    run(_cfg(corpus), run_dir)
-    torch.set_num_threads(old)
-    return run_dir
+def oracles(corpus, tmp_path_factory):
+    """Single-process runs (the oracle), one per micro-batch size, made on first use."""
+    made = {}
+
+    def get(micro=None):
+        if micro not in made:
+            old = torch.get_num_threads()
+            torch.set_num_threads(1)
+            made[micro] = tmp_path_factory.mktemp("single") / "run"
+            run(_cfg(corpus, micro_batch_size=micro), made[micro])
+            torch.set_num_threads(old)
+        return made[micro]
+
+    return get
+
+
+@pytest.fixture
+def oracle(oracles):
+    return oracles()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_gloo_ranks_match_one_process(strategy, corpus, oracle, tmp_path):
-    out = tmp_path / strategy
-    proc = _torchrun(_cli_args(corpus, strategy), out)
+@pytest.mark.parametrize("strategy,micro", [("ddp", None), ("fsdp", None), ("ddp", 2)])
+def test_two_gloo_ranks_match_one_process(strategy, micro, corpus, oracles, tmp_path):
+    """micro=2: one process accumulates 4 x 2 rows, each rank 2 x 2 rows of the same batch of 8."""
+    oracle, out = oracles(micro), tmp_path / strategy
+    extra = ["--micro-batch-size", str(micro)] if micro else []
+    proc = _torchrun([*_cli_args(corpus, strategy), *extra], out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["status"] == "done"  # rank 0 alone prints the record
     assert saved_config(out).fingerprint() == saved_config(oracle).fingerprint()  # same run, only parallel

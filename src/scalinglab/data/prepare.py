@@ -27,6 +27,7 @@ import numpy as np
 from scalinglab.data.sources import Document, open_source
 from scalinglab.data.tokenizers import BPE_FILE, BPETokenizer, ByteTokenizer, Tokenizer
 from scalinglab.errors import ConfigError, DataError
+from scalinglab.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,8 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, obj: object) -> None:
-    """Write JSON to a temp file, fsync, rename: readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write JSON atomically (temp file, fsync, rename): readers see the old file or the new one, never half."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def _is_val(doc_id: str, val_fraction: float, seed: int) -> bool:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from scalinglab.data.prepare import write_json_atomic
 from scalinglab.errors import CheckpointError, ConfigError
+from scalinglab.fileio import atomic_write_text
 from scalinglab.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 def cut_metrics(run_dir: Path, upto_step: int, rows: list[dict] | None = None) -> None:
     """Rewrite ``metrics.jsonl`` keeping only steps ``<= upto_step`` (atomic)."""
     rows = read_metrics(run_dir) if rows is None else rows
-    tmp = run_dir / f".{METRICS}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            if row.get("step", 0) <= upto_step:
-                f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, run_dir / METRICS)
+    kept = "".join(json.dumps(row) + "\n" for row in rows if row.get("step", 0) <= upto_step)
+    atomic_write_text(run_dir / METRICS, kept)
 
 
 class MetricsLog:

@@ -67,6 +67,65 @@ def test_newer_or_corrupted_registry_exit_2_and_untouched(capsys, tmp_path):
     assert "not an SQLite file" in _exit2(capsys, ["sweep", "export", str(tmp_path)])
 
 
+def _damaged_registry(folder) -> bytes:
+    """A registry with many runs whose pages were scribbled over (integrity_check lists ~100 problems)."""
+    path = folder / REGISTRY_FILENAME
+    with Registry.open(path) as reg:
+        reg.ensure_sweep("s", {"b": 1})
+        for i in range(200):
+            reg.add_run("s", f"r{i}", {"i": i, "pad": "y" * 500}, budget=1e11)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=DELETE")  # fold the WAL back so the damage hits the real pages
+    conn.close()
+    data = bytearray(path.read_bytes())
+    for off in range(3 * 4096, len(data) - 100, 4096):
+        data[off + 50:off + 90] = b"\xa5" * 40
+    path.write_bytes(bytes(data))
+    return path.read_bytes()
+
+
+def test_damaged_registry_is_one_line_exit_2_and_untouched(capsys, tmp_path):
+    before = _damaged_registry(tmp_path)
+    for argv in (["sweep", "status", str(tmp_path)], ["sweep", "resume", str(tmp_path)],
+                 ["sweep", "export", str(tmp_path)], ["report", str(tmp_path)],
+                 ["sweep", "run", "--budgets", "1e11", "--out", str(tmp_path)]):
+        assert "corrupted" in _exit2(capsys, argv)
+    assert (tmp_path / REGISTRY_FILENAME).read_bytes() == before
+    assert not (tmp_path / "data").exists()  # refused before the corpus is prepared
+
+
+def test_sweep_run_on_a_folder_holding_another_sweep_prepares_nothing(capsys, tmp_path):
+    with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
+        reg.ensure_sweep("someone-else", {"budgets": [1.0]})
+    err = _exit2(capsys, ["sweep", "run", "--budgets", "1e11", "--out", str(tmp_path)])
+    assert "different sweep" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [REGISTRY_FILENAME]
+    # resume on that folder: its spec is not one this version can read -> one line, not a traceback
+    assert "cannot read" in _exit2(capsys, ["sweep", "resume", str(tmp_path)])
+
+
+def test_console_script_refuses_a_newer_registry_in_one_line(tmp_path):
+    """Through the installed entry point (`scalinglab`), as a user runs it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("scalinglab")
+    if not exe.exists():
+        pytest.skip("the scalinglab console script is not installed in this environment")
+    path = tmp_path / REGISTRY_FILENAME
+    Registry.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {regmod.SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    r = subprocess.run([str(exe), "sweep", "resume", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "newer" in r.stderr
+    assert path.read_bytes() == before
+
+
 def test_status_and_export_on_an_empty_folder_say_what_to_do(capsys, tmp_path):
     assert "no registry" in _exit2(capsys, ["sweep", "status", str(tmp_path)])
 

@@ -141,8 +141,13 @@ def run_cmd(
         rows = plan_table(plan, spec)
         print_json({"plan": rows}) if json_out else _print_plan(rows)
         return
+    from scalinglab.sweep.study import register_sweep
+
+    # Register first: a folder holding another sweep, or an unreadable registry, is refused before the corpus
+    # is prepared (nothing written, nothing lost).
+    register_sweep(out, spec, plan)
     _ensure_corpus(spec.data_dir, max_bytes)
-    _execute(out, spec, exec_cfg, bootstrap, json_out)
+    _execute(out, None, exec_cfg, bootstrap, json_out)
 
 
 def _execute(out: Path, spec, exec_cfg, bootstrap: int, json_out: bool) -> None:

@@ -179,10 +179,13 @@ class Registry:
         return reg
 
     def _check_integrity(self) -> None:
-        result = self.integrity_check()
-        if result != "ok":
-            raise RegistryError(f"registry {self.path} failed PRAGMA integrity_check ({result}); it was left "
-                                "untouched")
+        rows = [ln for r in self._conn.execute("PRAGMA integrity_check").fetchall() for ln in str(r[0]).splitlines()]
+        if rows != ["ok"]:
+            # SQLite reports one problem per line (up to 100): keep the error to one line, name the first.
+            first = next((r for r in rows if r.strip() and not r.startswith("***")), rows[0]).strip()
+            raise RegistryError(f"registry {self.path} is corrupted (PRAGMA integrity_check: {len(rows)} "
+                                f"problem line(s), first: {first}); it was left untouched - restore a backup "
+                                "or move it away")
 
     def _migrate(self, version: int) -> None:
         for target in range(version, SCHEMA_VERSION):

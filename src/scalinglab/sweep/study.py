@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalinglab.errors import RegistryError
+from scalinglab.errors import RegistryError, ScalingLabError
 from scalinglab.report.page import ReportData, write_report
 from scalinglab.sweep.design import PlannedRun, SweepSpec, design_sweep
 from scalinglab.sweep.executors import ExecutorConfig, ProgressFn, execute
@@ -59,7 +59,14 @@ def load_spec(sweep_dir: str | Path) -> SweepSpec:
         sweep = reg.sweep()
     if sweep is None:
         raise RegistryError(f"{sweep_dir} holds no sweep yet; start one with `scalinglab sweep run --out {sweep_dir}`")
-    return SweepSpec.from_dict(sweep["spec"])
+    try:
+        return SweepSpec.from_dict(sweep["spec"])
+    except ScalingLabError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # a spec from another version
+        raise RegistryError(f"{sweep_dir} holds a sweep whose spec this scalinglab cannot read "
+                            f"({type(err).__name__}: {err}); it was left untouched - use the scalinglab "
+                            "version that wrote it") from err
 
 
 def finish(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: str | None = None) -> tuple[ReportData, Path]:

@@ -137,7 +137,7 @@ def test_report_bad_inputs_exit_2(capsys, tmp_path):
     assert "neither" in _exit2(capsys, ["report", str(tmp_path)])
 
 
-def test_status_table_and_export(tmp_path):
+def test_status_table_and_export(capsys, tmp_path):
     with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
         reg.ensure_sweep("s", {"b": 1})
         reg.add_run("s", "r1", {"x": 1}, budget=1e11, n_params=1e4, n_tokens=1e6, compute_flops=1e11)
@@ -153,3 +153,22 @@ def test_status_table_and_export(tmp_path):
     result = runner.invoke(app, ["sweep", "export", str(tmp_path)])
     assert result.exit_code == 0
     assert (tmp_path / "runs.csv").read_text().splitlines()[0] == ",".join(regmod.EXPORT_COLUMNS)
+    assert "--interval" in _exit2(capsys, ["sweep", "status", str(tmp_path), "--watch", "--interval", "0"])
+
+
+def test_watch_stops_when_the_only_unfinished_run_has_a_dead_worker(tmp_path):
+    """A crashed sweep leaves a row 'running' with a dead pid: --watch shows it and returns instead of
+    refreshing forever."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that is certainly gone (reaped)
+    with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
+        reg.ensure_sweep("s", {"b": 1})
+        reg.add_run("s", "r1", {"x": 1}, budget=1e11)
+        assert reg.claim("r1", pid=child.pid)
+    result = CliRunner().invoke(app, ["sweep", "status", str(tmp_path), "--watch", "--interval", "0.01"])
+    assert result.exit_code == 0 and "died" in result.stdout
+    assert "sweep resume" in result.stderr
+

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.cli.common import JSON_OPTION, info, print_json, stdout_console
+from scalinglab.errors import ConfigError
 
 sweep_app = typer.Typer(help="IsoFLOP sweeps: design, run (local, subprocess pool, Ray), resume, status, export.",
                         no_args_is_help=True)
@@ -251,6 +252,8 @@ def status_cmd(
         with Registry.open(path, create=False) as reg:
             stdout_console().print(status_table(reg))
         return
+    if not interval > 0:
+        raise ConfigError(f"--interval {interval} must be a positive number of seconds")
     from rich.live import Live
 
     from scalinglab.sweep.executors import wait_time
@@ -259,10 +262,24 @@ def status_cmd(
         while True:
             with Registry.open(path, create=False) as reg:
                 live.update(status_table(reg), refresh=True)
-                counts = reg.counts()
-            if not counts["queued"] and not counts["running"]:
+                queued, running = reg.runs("queued"), reg.runs("running")
+            dead = [r.run_id for r in running if _worker_dead(r)]
+            # A run whose worker died stays 'running' until a resume re-queues it: it must not keep --watch alive.
+            if not queued and len(dead) == len(running):
                 break
             wait_time(interval)
+    if dead:
+        info(f"{len(dead)} run(s) marked running have no live worker ({', '.join(dead[:3])}); "
+             f"continue them with `scalinglab sweep resume {out}`")
+
+
+def _worker_dead(rec) -> bool:
+    """A running row whose process is gone on this host (another host's runs count as alive)."""
+    import socket
+
+    from scalinglab.sweep.registry import pid_alive
+
+    return rec.host == socket.gethostname() and (rec.pid is None or not pid_alive(rec.pid))
 
 
 def status_table(reg):
@@ -277,8 +294,9 @@ def status_table(reg):
     now = time.time()
     for r in reg.runs():
         beat = f"{now - r.heartbeat:.0f}s ago" if r.heartbeat and r.status == "running" else ""
+        status = "died" if r.status == "running" and _worker_dead(r) else r.status  # still marked running
         table.add_row(r.run_id, f"{r.budget:.3g}" if r.budget else "", f"{r.n_params:.3g}" if r.n_params else "",
-                      r.status, str(r.attempts), f"{r.host}:{r.pid}" if r.pid else "", beat,
+                      status, str(r.attempts), f"{r.host}:{r.pid}" if r.pid else "", beat,
                       f"{r.loss:.4f}" if r.loss is not None else "", (r.error or "")[:80])
     return table
 

@@ -90,7 +90,7 @@ def isoflop_figure(points: Sequence[Mapping], vertices: Sequence[Mapping] = ()) 
         ax.scatter([n_opt], [l_opt], marker="*", s=120, color=colors[b], edgecolor="black", zorder=4)
     ax.set_xscale("log")
     ax.set_xlabel("parameters N (all, incl. embeddings)")
-    ax.set_ylabel("final validation loss")
+    ax.set_ylabel("final validation loss (nats/token)")
     ax.set_title("IsoFLOP curves (stars: minima of the parabolas)")
     if budgets:
         ax.legend(fontsize=7, title="budget (FLOPs)", title_fontsize=7)
@@ -179,7 +179,7 @@ def loss_curves_figure(curves: Sequence[Mapping]) -> str:
         ax.set_xscale("log")
         ax.set_title(f"C = {b:.2g} FLOPs", fontsize=8)
         ax.set_xlabel("tokens")
-        ax.set_ylabel("train loss")
+        ax.set_ylabel("train loss (nats/token)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(budgets):]:

@@ -128,6 +128,8 @@ class _SweepLaw:
 
     def __init__(self, a2: dict, a3: dict | None) -> None:
         self.name = "this sweep (Approach 2 allocation)"
+        # The planner prints "name (source)"; without a source the page showed empty parentheses.
+        self.source = "N_opt, D_opt power laws fitted to this sweep's IsoFLOP minima; loss from its Approach 3 fit"
         self._a2 = a2
         self.params = dict(a3["params"]) if a3 and a3.get("params") else None
         self.form = "chinchilla" if self.params else None

@@ -10,23 +10,29 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from scalinglab.cli.app import app
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
+# The sweep SIGKILLs itself from inside the training loop at a fixed step of the first run, after that step's
+# metrics line is written and before the run's end: the kill point does not depend on how fast this test reads a
+# pipe (under CPU load an outside kill landed anywhere up to the next run, a different test each time).
 DRIVER = """
-import logging, sys
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+import os, signal, sys
 from scalinglab.sweep.executors import ExecutorConfig, execute
 from scalinglab.sweep.study import register_sweep
 from tests.sweep.conftest import tiny_spec
 out, data = sys.argv[1], sys.argv[2]
 register_sweep(out, tiny_spec(data, budgets=(3e9,), target_steps=400, min_batch=2))
-execute(out, ExecutorConfig(kind="local"))
+
+def kill_mid_run(event):
+    if event.get("event") == "step" and event["step"] == event["n_steps"] * 6 // 10:
+        print(f"KILL {event['run_id']} {event['step']} {event['n_steps']}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+execute(out, ExecutorConfig(kind="local"), progress=kill_mid_run)
 """
 
 
@@ -37,19 +43,12 @@ def _metrics(run_dir):
 def test_sigkill_mid_run_then_resume(tmp_path, tiny_corpus):
     out = tmp_path / "sweep"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(out), str(tiny_corpus)], cwd=REPO, env=env,
-                            stderr=subprocess.PIPE, text=True)
-    victim = None
-    for line in proc.stderr:  # block on the worker's own log lines: no sleeps, no timing
-        if line.startswith("run ") and " step " in line:
-            run_id, progress = line.split()[1], line.split()[3]
-            step, n_steps = map(int, progress.split("/"))
-            if n_steps // 2 <= step < n_steps:
-                victim = run_id
-                proc.send_signal(signal.SIGKILL)
-                break
-    proc.wait()
-    assert victim is not None and proc.returncode == -signal.SIGKILL
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(out), str(tiny_corpus)], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)
+    kills = [line.split() for line in proc.stderr.splitlines() if line.startswith("KILL ")]
+    assert proc.returncode == -signal.SIGKILL and len(kills) == 1, proc.stderr[-2000:]
+    victim, step, n_steps = kills[0][1], int(kills[0][2]), int(kills[0][3])
+    assert n_steps // 2 <= step < n_steps
     run_dir = out / "runs" / victim
     ckpts = sorted((run_dir / "checkpoints").glob("step_*"))
     assert ckpts, "the killed run had written a checkpoint"
@@ -58,11 +57,15 @@ def test_sigkill_mid_run_then_resume(tmp_path, tiny_corpus):
     with Registry.open(out / REGISTRY_FILENAME, create=False) as reg:
         assert reg.get(victim).status == "running"  # the crash left it marked running, with a dead pid
 
-    result = CliRunner().invoke(app, ["sweep", "resume", str(out), "--executor", "local", "--bootstrap", "0"])
-    if result.exit_code != 0:  # say which run failed and why (the registry records it)
+    # `sweep resume` as a user runs it: a fresh process (exit codes through main()), so nothing this test
+    # process imported or configured earlier in the session leaks into the resumed runs.
+    result = subprocess.run([sys.executable, "-m", "scalinglab.cli.app", "sweep", "resume", str(out),
+                             "--executor", "local", "--bootstrap", "0"], cwd=REPO, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # say which run failed and why (the registry records it)
         with Registry.open(out / REGISTRY_FILENAME, create=False) as reg:
             why = [(r.run_id, r.status, r.error) for r in reg.runs()]
-        pytest.fail(f"resume exited {result.exit_code}: {why}\n{result.output}\n{result.exception!r}")
+        pytest.fail(f"resume exited {result.returncode}: {why}\n{result.stdout}\n{result.stderr[-3000:]}")
 
     with Registry.open(out / REGISTRY_FILENAME, create=False) as reg:
         runs = reg.runs()

@@ -229,7 +229,7 @@ def render_html(data: ReportData) -> str:
 
 def write_report(data: ReportData, path: str | Path) -> Path:
     """Render and write the page atomically; returns the path."""
-    from scalinglab.sweep.registry import atomic_write_text
+    from scalinglab.fileio import atomic_write_text
 
     return atomic_write_text(path, render_html(data))
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from scalinglab.fileio import atomic_write_text, jsonable
 from scalinglab.report.page import ReportData
-from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, atomic_write_text
+from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 
 log = logging.getLogger(__name__)
 
@@ -248,20 +249,5 @@ def analyze(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: s
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     data = ReportData(title=title or f"IsoFLOP sweep {sweep.get('sweep_id', sweep_dir.name)}", runs=tuple(rows),
                       curves=curves, analysis=analysis, created=created)
-    atomic_write_text(sweep_dir / FIT_JSON, json.dumps(_jsonable(data.to_dict()), indent=1))
+    atomic_write_text(sweep_dir / FIT_JSON, json.dumps(jsonable(data.to_dict()), indent=1, allow_nan=False))
     return data
-
-
-def _jsonable(obj):
-    """NumPy scalars/arrays to plain Python, non-finite floats to None (valid JSON)."""
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import RegistryError
+from scalinglab.fileio import atomic_write_text
 
 STATUSES = ("queued", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # never repeated; "failed" runs may be retried
@@ -441,16 +442,3 @@ def pid_alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text to ``path`` through a temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path

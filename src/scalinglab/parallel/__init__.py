@@ -9,11 +9,13 @@ oracle: a test checks that two gloo ranks match one process after a few AdamW st
 
 from __future__ import annotations
 
+import contextlib
+
 from torch import nn
 
 from scalinglab.parallel.mesh import STRATEGIES, DistContext, init_from_env
 
-__all__ = ["STRATEGIES", "DistContext", "init_from_env", "parallelize"]
+__all__ = ["STRATEGIES", "DistContext", "grad_sync", "init_from_env", "parallelize"]
 
 
 def parallelize(model: nn.Module, dist: DistContext | None) -> nn.Module:
@@ -27,3 +29,18 @@ def parallelize(model: nn.Module, dist: DistContext | None) -> nn.Module:
     from scalinglab.parallel.ddp import apply_ddp
 
     return apply_ddp(model, dist.mesh)
+
+
+def grad_sync(wrapped: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    """Context for one micro-step's forward+backward: under DDP, skip the gradient all-reduce unless ``sync``.
+
+    With gradient accumulation only the last micro-step needs the all-reduce (DDP's ``no_sync`` keeps the local sums
+    and the final backward reduces them all), which divides the communication by ``accum_steps`` at no memory cost.
+    FSDP keeps reduce-scattering every micro-step: skipping it would hold unsharded gradients, the memory FSDP is
+    there to save.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not sync and isinstance(wrapped, DistributedDataParallel):
+        return wrapped.no_sync()
+    return contextlib.nullcontext()

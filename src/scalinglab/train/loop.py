@@ -25,7 +25,7 @@ from scalinglab.data.default import default_corpus
 from scalinglab.data.loader import BatchLoader, val_windows
 from scalinglab.errors import ConfigError
 from scalinglab.model import GPT
-from scalinglab.parallel import DistContext, parallelize
+from scalinglab.parallel import DistContext, grad_sync, parallelize
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.guard import DivergenceGuard
@@ -116,8 +116,8 @@ class Trainer:
         val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.eval_tokens)
         self.val = val.to(self.device) if val is not None else None
         self.model = GPT(cfg.model).to(self.device)  # FSDP shards it in place; DDP wraps it
-        wrapped = parallelize(self.model, dist)
-        self.forward = torch.compile(wrapped) if cfg.compile else wrapped
+        self.wrapped = parallelize(self.model, dist)
+        self.forward = torch.compile(self.wrapped) if cfg.compile else self.wrapped
         self.optimizer = make_optimizer(self.model, cfg, self.device, fused=not self.fsdp)
         self.scaler = make_scaler(cfg.precision, self.device.type)
         self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window, reference=math.log(cfg.model.vocab_size),
@@ -172,13 +172,14 @@ class Trainer:
     def accumulate(self) -> torch.Tensor:
         """Forward/backward ``accum_steps`` micro-batches; returns the batch's mean CE loss (detached)."""
         cfg, total = self.cfg, torch.zeros((), device=self.device)
-        for _ in range(self.accum):
+        for i in range(self.accum):
             x, y = self.next_micro_batch()
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with autocast(cfg.precision, self.device.type):
-                out = self.forward(x, y)
-            loss = (out.loss + out.aux_loss) / self.accum  # mean over the batch (equal micro-batches)
-            self.scaler.scale(loss).backward()  # DDP/FSDP average the gradients over ranks
+            with grad_sync(self.wrapped, sync=i == self.accum - 1):  # DDP all-reduces on the last micro-step
+                with autocast(cfg.precision, self.device.type):
+                    out = self.forward(x, y)
+                loss = (out.loss + out.aux_loss) / self.accum  # mean over the batch (equal micro-batches)
+                self.scaler.scale(loss).backward()  # DDP/FSDP average the gradients over ranks
             total += out.loss.detach() / self.accum
         return total if self.dist is None else self.dist.mean(total)  # every rank sees the global loss
 

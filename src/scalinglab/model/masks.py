@@ -3,7 +3,7 @@
 The same function is lowered two ways: to a FlexAttention ``BlockMask`` on CUDA (sparse blocks are skipped), and to a
 dense boolean ``(T, T)`` mask for ``F.scaled_dot_product_attention`` on CPU, where FlexAttention has no backward
 (pytorch issue 148752). The random-block table comes from :func:`scalinglab.arch.random_block_table`, so the model
-and the FLOP counter in ``arch.py`` see the same pattern (a test checks the counts agree).
+and the FLOP counter in ``scalinglab.arch`` see the same pattern (a test checks the counts agree).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Why SQLite and not a CSV + grep: a sweep is killed, resumed, run by several work
 which runs are queued, running (by which host and pid, alive since when), done, failed or diverged (and why), and
 survive a crash in the middle of a write. SQLite in WAL mode gives atomic transactions and concurrent readers;
 every statement is parametrised. The schema is versioned with ``PRAGMA user_version`` and upgraded by the
-migrations below; a file from a newer scalinglab, a corrupted file, or a folder that holds a different sweep are
-refused with :class:`~scalinglab.errors.RegistryError` and never modified.
+migrations in :mod:`scalinglab.sweep.schema`; a file from a newer scalinglab, a corrupted file, or a folder that
+holds a different sweep are refused with :class:`~scalinglab.errors.RegistryError` and never modified.
 
 This module must not import torch (the report and ``scalinglab fit`` read registries).
 """
@@ -26,64 +26,12 @@ from typing import Any
 
 from scalinglab.errors import RegistryError
 from scalinglab.fileio import atomic_write_text
+from scalinglab.sweep.schema import MIGRATIONS, SCHEMA_VERSION
 
 STATUSES = ("queued", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # never repeated; "failed" runs may be retried
 REGISTRY_FILENAME = "registry.sqlite"
 EXPORT_COLUMNS = ("run_id", "n_params", "n_tokens", "compute_flops", "loss", "budget", "status")
-
-# Migration i upgrades a database from user_version i to i + 1. Never edit a released migration: append one.
-MIGRATIONS: tuple[str, ...] = (
-    # v0 -> v1: sweeps, runs, summaries.
-    """
-    CREATE TABLE sweeps (
-        sweep_id TEXT PRIMARY KEY,
-        spec_hash TEXT NOT NULL,
-        spec_json TEXT NOT NULL,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY,
-        sweep_id TEXT NOT NULL REFERENCES sweeps(sweep_id),
-        config_hash TEXT NOT NULL,
-        config_json TEXT NOT NULL,
-        budget REAL,
-        n_params REAL,
-        n_tokens REAL,
-        compute_flops REAL,
-        status TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','diverged')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        host TEXT,
-        pid INTEGER,
-        heartbeat REAL,
-        error TEXT,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        UNIQUE (sweep_id, config_hash)
-    );
-    CREATE INDEX runs_status ON runs(status);
-    CREATE TABLE summaries (
-        run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
-        loss REAL,
-        summary_json TEXT NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    """,
-    # v1 -> v2: artefact paths (run dir, checkpoints, report...) and the parent of a cooldown branch.
-    """
-    CREATE TABLE artefacts (
-        run_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        path TEXT NOT NULL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (run_id, kind)
-    );
-    ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
-    ALTER TABLE runs ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -127,6 +127,10 @@ def plan(
     if as_json:
         print_json(p.to_dict())
         return
+    _print_plan(p)
+
+
+def _print_plan(p) -> None:
     from rich.table import Table
 
     from scalinglab.plan.report import plan_rows
@@ -180,71 +184,42 @@ def compare_cmd(
     inference_tokens: str | None = typer.Option(
         None, "--inference-tokens", help="Lifetime inference tokens."
     ),
+    hardware: str | None = _HW,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Compute-optimal vs over-trained models at the same predicted loss."""
     from scalinglab.errors import PlanError, UnitError
-    from scalinglab.plan.compare import breakeven_inference_tokens, compare_overtraining
-    from scalinglab.plan.cost import compute_from_gpu_hours, constant, price_per_hour
-    from scalinglab.plan.hardware import get_gpu
-    from scalinglab.units import format_count, format_usd, parse_flops
+    from scalinglab.plan.compare import costed_comparison
+    from scalinglab.units import parse_flops
 
     try:
         c = parse_flops(compute)
     except UnitError as err:
         raise PlanError(str(err)) from None
-    if c <= 0:
-        raise PlanError(f"--compute must be positive, got {compute}")
-    variants = compare_overtraining(
-        law, c, factors=(1.0, *factor), inference_tokens=_count(inference_tokens, "--inference-tokens")
-    )
-    spec = get_gpu(gpu)
-    rate, _ = price_per_hour(spec, price)
-    eff = mfu if mfu is not None else constant("mfu")
-    rows = []
-    for v in variants:
-        hours = v.train_flops / compute_from_gpu_hours(1.0, spec, mfu=eff)
-        rows.append(
-            {
-                **v.to_dict(),
-                "breakeven_inference_tokens": breakeven_inference_tokens(variants[0], v),
-                "gpu_hours": hours,
-                "usd": hours * rate,
-            }
-        )
+    rows = costed_comparison(law, c, factors=tuple(factor), gpu=gpu, mfu=mfu, price_per_gpu_hour=price,
+                             inference_tokens=_count(inference_tokens, "--inference-tokens"),
+                             hardware_file=hardware)
     if as_json:
         print_json({"law": law, "compute_flops": c, "variants": rows})
         return
+    _print_comparison(rows, f"Same loss, different splits ({law}, C = {c:.3g} FLOPs)", gpu)
+
+
+def _print_comparison(rows: list[dict], title: str, gpu: str) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Same loss, different splits ({law}, C = {c:.3g} FLOPs)")
-    for col in (
-        "variant",
-        "N",
-        "D",
-        "D/N",
-        "train FLOPs",
-        f"{gpu} GPU-h",
-        "cost",
-        "loss",
-        "FLOPs/inference token",
-        "break-even tokens",
-    ):
+    from scalinglab.units import format_count, format_usd
+
+    table = Table(title=title)
+    for col in ("variant", "N", "D", "D/N", "train FLOPs", f"{gpu} GPU-h", "cost", "loss", "FLOPs/inference token",
+                "break-even tokens"):
         table.add_column(col)
     for r in rows:
         be = r["breakeven_inference_tokens"]
-        table.add_row(
-            r["label"],
-            format_count(r["n_params"]),
-            format_count(r["n_tokens"]),
-            f"{r['tokens_per_param']:.0f}",
-            f"{r['train_flops']:.3g}",
-            format_count(r["gpu_hours"]),
-            format_usd(r["usd"]),
-            f"{r['loss']:.4f}",
-            format_count(r["inference_flops_per_token"]),
-            "-" if be is None else format_count(be),
-        )
+        table.add_row(r["label"], format_count(r["n_params"]), format_count(r["n_tokens"]),
+                      f"{r['tokens_per_param']:.0f}", f"{r['train_flops']:.3g}", format_count(r["gpu_hours"]),
+                      format_usd(r["usd"]), f"{r['loss']:.4f}", format_count(r["inference_flops_per_token"]),
+                      "-" if be is None else format_count(be))
     stdout_console().print(table)
 
 

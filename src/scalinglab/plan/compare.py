@@ -96,3 +96,25 @@ def breakeven_inference_tokens(optimal: Variant, other: Variant) -> float | None
     if dn <= 0:
         return None
     return max(0.0, (other.train_flops - optimal.train_flops) / dn)
+
+
+def costed_comparison(law: str, compute_flops: float, *, factors: tuple[float, ...] = (10.0,), gpu: str = "h100",
+                      mfu: float | None = None, price_per_gpu_hour: float | None = None,
+                      inference_tokens: float | None = None, hardware_file: str | None = None) -> list[dict]:
+    """The compute-optimal variant and each over-trained one, with GPU-hours, dollars and the break-even
+    inference tokens (where the over-trained model's cheaper inference has paid for its longer training)."""
+    from scalinglab.plan.cost import compute_from_gpu_hours, constant, price_per_hour
+    from scalinglab.plan.hardware import get_gpu
+
+    if not compute_flops > 0:
+        raise PlanError(f"--compute must be positive, got {compute_flops:g}")
+    variants = compare_overtraining(law, compute_flops, factors=(1.0, *factors), inference_tokens=inference_tokens)
+    spec = get_gpu(gpu, hardware_file)
+    rate, _ = price_per_hour(spec, price_per_gpu_hour)
+    flops_per_gpu_hour = compute_from_gpu_hours(1.0, spec, mfu=mfu if mfu is not None else constant("mfu"))
+    rows = []
+    for v in variants:
+        hours = v.train_flops / flops_per_gpu_hour
+        rows.append({**v.to_dict(), "breakeven_inference_tokens": breakeven_inference_tokens(variants[0], v),
+                     "gpu_hours": hours, "usd": hours * rate})
+    return rows

@@ -94,6 +94,33 @@ def test_bad_budgets_are_config_errors(bad):
         SweepSpec(budgets=bad)
 
 
+def test_power_law_prior_centres_each_budget_on_k_c_to_the_a():
+    spec = SweepSpec(budgets=(1e11, 1e12), prior_n_law=(4.05, 0.331))
+    for budget in spec.budgets:
+        n = sorted(math.log(r.n_params) for r in design_budget(spec, budget))
+        centre = math.log(4.05 * budget**0.331)
+        assert n[0] < centre < n[-1]
+        assert abs((n[0] + n[-1]) / 2 - centre) < math.log(2)  # centred within the family's coarse width steps
+
+
+def test_prior_n_law_round_trips_and_its_absence_keeps_old_spec_hashes():
+    spec = SweepSpec(budgets=(1e11,), prior_n_law=[4.05, 0.331])
+    assert spec.prior_n_law == (4.05, 0.331)
+    assert SweepSpec.from_dict(spec.to_dict()) == spec
+    assert "prior_n_law" not in SweepSpec(budgets=(1e11,)).to_dict()  # sweeps registered before the field
+
+
+@pytest.mark.parametrize("value", [(0.0, 0.3), (4.0, 1.5), (4.0, -0.2), ("k", 0.3), (4.0,), (math.inf, 0.3)])
+def test_bad_prior_n_law_is_refused(value):
+    with pytest.raises(ConfigError, match="prior_n_law"):
+        SweepSpec(budgets=(1e11,), prior_n_law=value)
+
+
+def test_prior_n_law_and_tokens_per_param_are_exclusive():
+    with pytest.raises(ConfigError, match="not both"):
+        SweepSpec(budgets=(1e11,), prior_n_law=(4.0, 0.3), prior_tokens_per_param=20.0)
+
+
 @pytest.mark.parametrize("field,value", [("n_sizes", 2), ("spread", 1.0), ("schedule", "linear"),
                                          ("prior_tokens_per_param", -1.0)])
 def test_bad_spec_fields_name_the_field(field, value):

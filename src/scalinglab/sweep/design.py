@@ -86,6 +86,7 @@ class SweepSpec:
     spread: float = 4.0  # sizes span N_opt/spread .. N_opt*spread (log-uniform)
     prior_law: str = "chinchilla"
     prior_tokens_per_param: float | None = None  # instead of prior_law: N_opt = sqrt(C / (6 r))
+    prior_n_law: tuple[float, float] | None = None  # instead of prior_law: (k, a), N_opt = k·C^a (an earlier fit)
     family: FamilySpec = field(default_factory=FamilySpec)
     schedule: str = "cosine"
     base_lr: float = 4e-3
@@ -116,6 +117,7 @@ class SweepSpec:
             raise ConfigError(f"SweepSpec.n_sizes={self.n_sizes} is too few: a parabola needs ≥ 3 sizes (5 advised)")
         if self.prior_tokens_per_param is not None and not self.prior_tokens_per_param > 0:
             raise ConfigError(f"SweepSpec.prior_tokens_per_param={self.prior_tokens_per_param} must be > 0")
+        self._check_prior_n_law()
         if not self.spread > 1:
             raise ConfigError(f"SweepSpec.spread={self.spread} must be > 1 (e.g. 4: N_opt/4 .. 4·N_opt)")
         if self.schedule not in SCHEDULES:
@@ -125,10 +127,28 @@ class SweepSpec:
         if not 0 < self.cooldown_frac < 1:
             raise ConfigError(f"SweepSpec.cooldown_frac={self.cooldown_frac} must be in (0, 1)")
 
+    def _check_prior_n_law(self) -> None:
+        if self.prior_n_law is None:
+            return
+        if self.prior_tokens_per_param is not None:
+            raise ConfigError("SweepSpec: give prior_n_law or prior_tokens_per_param, not both")
+        try:
+            k, a = (float(v) for v in self.prior_n_law)
+        except (TypeError, ValueError):
+            raise ConfigError(f"SweepSpec.prior_n_law={self.prior_n_law!r} must be two numbers (k, a): "
+                              "N_opt = k·C^a") from None
+        if not (math.isfinite(k) and k > 0 and 0 < a < 1):
+            raise ConfigError(f"SweepSpec.prior_n_law={self.prior_n_law!r} needs k > 0 and 0 < a < 1")
+        object.__setattr__(self, "prior_n_law", (k, a))
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["budgets"] = list(self.budgets)
         d["family"] = self.family.to_dict()
+        if self.prior_n_law is None:  # absent, not null: the spec hash of sweeps made before the field stays
+            del d["prior_n_law"]
+        else:
+            d["prior_n_law"] = list(self.prior_n_law)
         return d
 
     @classmethod
@@ -136,6 +156,8 @@ class SweepSpec:
         d = dict(d)
         d["family"] = FamilySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["family"].items()})
         d["budgets"] = tuple(d["budgets"])
+        if d.get("prior_n_law") is not None:
+            d["prior_n_law"] = tuple(d["prior_n_law"])
         return cls(**d)
 
 
@@ -207,6 +229,9 @@ def prior_n_opt(law: str, compute_flops: float) -> float:
 
 
 def _prior(spec: SweepSpec, budget: float) -> float:
+    if spec.prior_n_law is not None:
+        k, a = spec.prior_n_law
+        return k * budget**a
     if spec.prior_tokens_per_param is not None:
         # D = r N and C = 6 N D give N = sqrt(C / 6r) (Hoffmann et al. 2022 found r ≈ 20 at their scale).
         return math.sqrt(budget / (6 * spec.prior_tokens_per_param))

@@ -1,7 +1,7 @@
 """IsoFLOP sweep design: for each compute budget, ≥ 5 real GPT shapes spread in log N around a prior optimum.
 
-Conventions (the training issue's ``scalinglab.arch``): N is *all* parameters (Chinchilla), C is the *counted* training
-FLOPs (6·N·D plus attention, Kaplan et al. 2020 Table 1). Each run's D is chosen so its counted C equals the
+Conventions (the training issue's ``scalinglab.arch``): N is *all* parameters (Chinchilla), C is the *counted*
+training FLOPs (6·N·D plus attention, Kaplan et al. 2020 Table 1). Each run's D is chosen so its counted C equals the
 budget: ``D = C / flops_per_token(shape).counted``, rounded to the nearest whole optimizer step.
 
 Shapes come from the nanochat depth family (``GPTConfig.from_depth``); for tiny CPU budgets several aspect ratios

@@ -188,23 +188,20 @@ def plan_allocation(
     """Choose N and D for a compute budget (or for ``target_loss`` when no budget is given).
 
     Order: the law's compute-optimal split; then inference-aware (Sardana & Frankle 2023) when lifetime
-    inference tokens are given, at the target loss or at the compute-optimal loss; else data-constrained
+    inference tokens are given, at the target loss or at the compute-optimal loss (under the data-constrained
+    law when unique tokens are given too); else data-constrained
     (Muennighoff et al. 2023) when the optimal data exceed the unique tokens; finally a ``max_params`` cap
     (train a smaller model for longer on the same compute).
     """
     law = resolve_law(law)
     if (compute_flops is None) == (target_loss is None):
         raise PlanError("give exactly one of a compute budget or a target loss")
-    if inference_tokens is not None and unique_tokens is not None:
-        raise PlanError(
-            "--inference-tokens together with --unique-tokens is not supported; plan each separately"
-        )
     c = compute_flops if compute_flops is not None else compute_for_target(law, target_loss, unique_tokens)
     base = law.optimal_allocation(c)
     name, source = getattr(law, "name", str(law)), getattr(law, "source", "")
     common = {"compute_optimal": base.to_dict(), "law": name, "law_source": source}
     if inference_tokens is not None:
-        return _inference(law, base, inference_tokens, target_loss, max_params, common)
+        return _inference(law, base, inference_tokens, target_loss, max_params, common, unique_tokens)
     if unique_tokens is not None and base.n_tokens > unique_tokens:
         return _data_constrained(law, c, unique_tokens, max_params, common)
     n, d, notes, mode = base.n_params, base.n_tokens, [], "compute-optimal"
@@ -234,12 +231,25 @@ def plan_allocation(
     )
 
 
-def _inference(law, base, inference_tokens, target_loss, max_params, common) -> PlanAllocation:
-    from scalinglab.plan.inference import inference_aware_allocation, tokens_for_loss
+def _inference(law, base, inference_tokens, target_loss, max_params, common, unique=None) -> PlanAllocation:
+    """Inference-aware N, D (Sardana & Frankle 2023); with ``unique`` tokens, under the data-constrained law
+    (Muennighoff et al. 2023), at the loss the budget would reach with that data."""
+    from scalinglab.plan import inference as infer
 
     params = _need_params(law, "inference-aware planning")
-    target = target_loss if target_loss is not None else float(law.predict_loss(base.n_params, base.n_tokens))
-    inf = inference_aware_allocation(params, target, inference_tokens)
+    dc = None if unique is None else _dc_law(law, params)
+    if target_loss is not None:
+        target = target_loss
+    elif dc is None:
+        target = float(law.predict_loss(base.n_params, base.n_tokens))
+    else:  # the loss this budget reaches with the data there is
+        target = float(dc.optimal_allocation(base.compute_flops, unique).loss)
+    if dc is None:
+        inf = infer.inference_aware_allocation(params, target, inference_tokens)
+        tokens_for = lambda n: infer.tokens_for_loss(params, n, target)
+    else:
+        inf = infer.inference_aware_data_constrained(dc, target, inference_tokens, unique)
+        tokens_for = lambda n: float(infer.dc_tokens_for_loss(dc, n, target, unique))
     notes = [
         (
             f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the tokens; "
@@ -247,10 +257,12 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common) -> 
         )
     ]
     n, d, mode = inf.n_params, inf.n_tokens, "inference-aware"
+    if unique is not None and d > unique:
+        mode += ", data-constrained"
     if max_params is not None and n > max_params:
         # Below the inference-aware size the total only grows, so the cap itself is the best size left;
         # train it until it reaches the same loss.
-        n, d, mode = max_params, tokens_for_loss(params, max_params, target), "inference-aware, capped"
+        n, d, mode = max_params, tokens_for(max_params), mode + ", capped"
         if not math.isfinite(d):
             raise PlanError(
                 f"a model of at most {max_params:.3g} parameters never reaches loss {target:.4g} "
@@ -262,7 +274,9 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common) -> 
             f"training compute rises to {6 * n * d:.3g} FLOPs "
             f"({6 * n * d / base.compute_flops - 1:+.0%} over the budget) to save inference FLOPs"
         )
-    ci = _intervals(law, n, d, None, None)
+    if unique is not None:
+        notes.append(f"{d / unique:.2f} epochs over the {unique:.3g} unique tokens (Muennighoff et al. 2023)")
+    ci = _intervals(law, n, d, unique, None)
     return PlanAllocation(
         mode=mode,
         compute_flops=6 * n * d,
@@ -270,6 +284,7 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common) -> 
         n_tokens=d,
         loss=target,
         loss_ci=ci.get("loss"),
+        epochs=None if unique is None else d / unique,
         inference=inf.to_dict(),
         notes=tuple(notes),
         **common,

@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from scalinglab.errors import PlanError
 
 
@@ -133,4 +135,74 @@ def inference_aware_allocation(
         chinchilla_n_tokens=d_chin,
         chinchilla_train_flops=6.0 * n_chin * d_chin,
         chinchilla_total_flops=6.0 * n_chin * d_chin + 2.0 * n_chin * inference_tokens,
+    )
+
+
+# Inference-aware with limited unique data ------------------------------------------------------------------------
+def dc_tokens_for_loss(dc, n_params, target_loss: float, unique_tokens: float):
+    """Training tokens at which ``n_params`` reaches ``target_loss`` under a data-constrained law ``dc``
+    (:class:`~scalinglab.laws.data_constrained.DataConstrainedLaw`), repeating ``unique_tokens`` as needed; inf
+    where repetition saturates first.
+
+    N' depends only on N and U, so ``B/D'^β = ℓ − E − A/N'^α`` fixes D'; inverting Muennighoff et al.'s
+    ``D' = U + U·R_D*·(1 − e^(−(D/U − 1)/R_D*))`` gives ``D = U·(1 − R_D*·ln(1 − (D' − U)/(U·R_D*)))``, finite
+    only while ``D' < U·(1 + R_D*)``.
+    """
+    n = np.asarray(n_params, dtype=float)
+    u, rd = float(unique_tokens), dc.rd_star
+    rest = target_loss - dc.E - dc.A / dc.effective_params(n, u) ** dc.alpha
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_eff = np.where(rest > 0, (dc.B / np.where(rest > 0, rest, 1.0)) ** (1.0 / dc.beta), np.inf)
+        x = (d_eff - u) / (u * rd)  # share of the repetition ceiling U·R_D* that D' needs
+        repeated = np.where(x < 1, u * (1.0 - rd * np.log1p(-np.where(x < 1, x, 0.0))), np.inf)
+    return np.where(d_eff <= u, d_eff, repeated)
+
+
+def _cheapest_n(dc, target_loss: float, unique_tokens: float, inference_tokens: float, n_ref: float) -> float:
+    """argmin over N of ``6·N·D(N) + 2·N·D_inf`` on the constraint (grid over ±12 nats, then Brent-bounded)."""
+    from scipy.optimize import minimize_scalar
+
+    def total(log_n):
+        n = np.exp(log_n)
+        return 6.0 * n * dc_tokens_for_loss(dc, n, target_loss, unique_tokens) + 2.0 * n * inference_tokens
+
+    grid = np.linspace(math.log(n_ref) - 12.0, math.log(n_ref) + 12.0, 2401)
+    values = total(grid)
+    if not np.isfinite(values).any():
+        raise PlanError(
+            f"target loss {target_loss:.4g} is out of reach with {unique_tokens:.3g} unique tokens at any model "
+            f"size (repeated data saturate, Muennighoff et al. 2023); raise --unique-tokens or the target"
+        )
+    i = int(np.clip(np.argmin(values), 1, len(grid) - 2))
+    res = minimize_scalar(lambda x: float(total(x)), bounds=(grid[i - 1], grid[i + 1]), method="bounded",
+                          options={"xatol": 1e-10})
+    return math.exp(res.x if res.fun <= values[i] else grid[i])
+
+
+def inference_aware_data_constrained(dc, target_loss: float, inference_tokens: float,
+                                     unique_tokens: float) -> InferenceAwareAllocation:
+    """Sardana & Frankle's objective under Muennighoff et al.'s law: minimise ``6·N·D + 2·N·D_inf`` at
+    ``L(N, D; U) = target_loss`` when only ``unique_tokens`` exist. The ``chinchilla_*`` reference is the same
+    problem without inference (the cheapest training at that loss, repeating data as needed)."""
+    if not (math.isfinite(inference_tokens) and inference_tokens >= 0):
+        raise PlanError(f"inference tokens must be >= 0, got {inference_tokens!r}")
+    if not (math.isfinite(unique_tokens) and unique_tokens > 0):
+        raise PlanError(f"unique tokens must be positive, got {unique_tokens!r}")
+    base = {"E": dc.E, "A": dc.A, "B": dc.B, "alpha": dc.alpha, "beta": dc.beta}
+    c_free = compute_for_loss(base, target_loss)  # also refuses a target at or below E
+    n_ref = dc.G * (c_free / 6.0) ** (dc.beta / (dc.alpha + dc.beta))
+    n0 = _cheapest_n(dc, target_loss, unique_tokens, 0.0, n_ref)
+    n = _cheapest_n(dc, target_loss, unique_tokens, inference_tokens, n0) if inference_tokens > 0 else n0
+    d0, d = (float(dc_tokens_for_loss(dc, x, target_loss, unique_tokens)) for x in (n0, n))
+    return InferenceAwareAllocation(
+        target_loss=float(target_loss),
+        inference_tokens=float(inference_tokens),
+        n_params=n,
+        n_tokens=d,
+        train_flops=6.0 * n * d,
+        inference_flops=2.0 * n * inference_tokens,
+        chinchilla_n_params=n0,
+        chinchilla_n_tokens=d0,
+        chinchilla_train_flops=6.0 * n0 * d0,
+        chinchilla_total_flops=6.0 * n0 * d0 + 2.0 * n0 * inference_tokens,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from scalinglab.errors import ConfigError
 
@@ -102,7 +103,7 @@ class AttentionSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AttentionSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> AttentionSpec:
         _check_keys(cls, d)
         return cls(**dict(d))
 
@@ -222,7 +223,7 @@ class GPTConfig:
     # Construction ---------------------------------------------------------------------------------------------
     @classmethod
     def from_depth(cls, depth: int, *, aspect_ratio: int = 64, head_dim: int = 64, vocab_size: int = 50304,
-                   seq_len: int = 1024, **overrides: Any) -> "GPTConfig":
+                   seq_len: int = 1024, **overrides: Any) -> GPTConfig:
         """nanochat-style family: ``n_layer = depth``, ``d_model = depth * aspect_ratio`` rounded to a multiple of
         ``head_dim`` (at least one head), ``n_head = d_model / head_dim``. Depth 12 is GPT-2 small's shape."""
         _positive_int("GPTConfig", "depth", depth)
@@ -234,7 +235,7 @@ class GPTConfig:
         shape.update(overrides)
         return cls(**shape)
 
-    def replace(self, **changes: Any) -> "GPTConfig":
+    def replace(self, **changes: Any) -> GPTConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,7 +246,7 @@ class GPTConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "GPTConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> GPTConfig:
         """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError` with a "did you mean"."""
         _check_keys(cls, d)
         d = dict(d)

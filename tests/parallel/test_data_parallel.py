@@ -111,6 +111,34 @@ def test_fsdp_checkpoint_resumes_in_one_process(corpus, oracle, tmp_path):
         assert torch.allclose(got[key], want[key], atol=1e-5, rtol=1e-4), key
 
 
+@pytest.mark.slow
+def test_ddp_run_cut_at_a_checkpoint_resumes_under_torchrun_to_the_same_result(corpus, tmp_path):
+    out = tmp_path / "ddp"
+    assert _torchrun(_cli_args(corpus, "ddp"), out).returncode == 0
+    want, want_metrics = _state(out, STEPS), read_metrics(out)
+    (out / "final.json").unlink()
+    shutil.rmtree(ckpt.list_checkpoints(out)[-1])  # back to step 4, as if killed there (metrics of step 5 stay)
+    kept = {c.name: (c / ckpt.STATE).stat().st_mtime_ns for c in ckpt.list_checkpoints(out)}
+    assert sorted(kept) == ["step_0000002", "step_0000004"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "scalinglab.cli.app", "train", "--resume", str(out), "--parallel", "ddp",
+                           "--no-progress", "--json"], capture_output=True, text=True, env=env, timeout=90,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["status"] == "done"
+    # it continued from step 4 (earlier checkpoints untouched), it did not start over
+    assert {c.name: (c / ckpt.STATE).stat().st_mtime_ns for c in ckpt.list_checkpoints(out) if c.name in kept} == kept
+    got = _state(out, STEPS)
+    assert got.keys() == want.keys()
+    for key in want:  # both ranks resumed from the same state and data position: the same run, bit for bit
+        assert torch.equal(got[key], want[key]), key
+    def curve(rows):
+        return [(r["step"], r.get("loss"), r.get("val_loss")) for r in rows]
+
+    assert curve(read_metrics(out)) == curve(want_metrics)  # step 5 logged once, with the same loss
+
+
 def test_local_batch_splits_the_global_batch_over_ranks(corpus):
     def ctx(world):
         return DistContext(rank=0, world_size=world, local_rank=0, strategy="ddp", mesh=None, owns_group=False)

@@ -64,6 +64,16 @@ class InferenceAwareAllocation:
     chinchilla_train_flops: float
     chinchilla_total_flops: float
 
+    @classmethod
+    def of(cls, target_loss: float, inference_tokens: float, chosen: tuple[float, float],
+           reference: tuple[float, float]) -> InferenceAwareAllocation:
+        """From the chosen (N, D) and the no-inference optimum (N, D) at the same loss; FLOPs as 6ND + 2N·D_inf."""
+        (n, d), (n0, d0) = chosen, reference
+        return cls(target_loss=float(target_loss), inference_tokens=float(inference_tokens), n_params=n, n_tokens=d,
+                   train_flops=6.0 * n * d, inference_flops=2.0 * n * inference_tokens, chinchilla_n_params=n0,
+                   chinchilla_n_tokens=d0, chinchilla_train_flops=6.0 * n0 * d0,
+                   chinchilla_total_flops=6.0 * n0 * d0 + 2.0 * n0 * inference_tokens)
+
     @property
     def total_flops(self) -> float:
         return self.train_flops + self.inference_flops
@@ -123,19 +133,8 @@ def inference_aware_allocation(
             if lo - log_n_min < 1e-15:
                 break
         n = math.exp(brentq(excess, lo, math.log(n_chin), xtol=1e-14, rtol=1e-15, maxiter=500))
-    d = tokens_for_loss(params, n, target_loss)
-    return InferenceAwareAllocation(
-        target_loss=float(target_loss),
-        inference_tokens=float(inference_tokens),
-        n_params=n,
-        n_tokens=d,
-        train_flops=6.0 * n * d,
-        inference_flops=2.0 * n * inference_tokens,
-        chinchilla_n_params=n_chin,
-        chinchilla_n_tokens=d_chin,
-        chinchilla_train_flops=6.0 * n_chin * d_chin,
-        chinchilla_total_flops=6.0 * n_chin * d_chin + 2.0 * n_chin * inference_tokens,
-    )
+    return InferenceAwareAllocation.of(target_loss, inference_tokens, (n, tokens_for_loss(params, n, target_loss)),
+                                       (n_chin, d_chin))
 
 
 # Inference-aware with limited unique data ------------------------------------------------------------------------
@@ -194,15 +193,4 @@ def inference_aware_data_constrained(dc, target_loss: float, inference_tokens: f
     n0 = _cheapest_n(dc, target_loss, unique_tokens, 0.0, n_ref)
     n = _cheapest_n(dc, target_loss, unique_tokens, inference_tokens, n0) if inference_tokens > 0 else n0
     d0, d = (float(dc_tokens_for_loss(dc, x, target_loss, unique_tokens)) for x in (n0, n))
-    return InferenceAwareAllocation(
-        target_loss=float(target_loss),
-        inference_tokens=float(inference_tokens),
-        n_params=n,
-        n_tokens=d,
-        train_flops=6.0 * n * d,
-        inference_flops=2.0 * n * inference_tokens,
-        chinchilla_n_params=n0,
-        chinchilla_n_tokens=d0,
-        chinchilla_train_flops=6.0 * n0 * d0,
-        chinchilla_total_flops=6.0 * n0 * d0 + 2.0 * n0 * inference_tokens,
-    )
+    return InferenceAwareAllocation.of(target_loss, inference_tokens, (n, d), (n0, d0))

@@ -1,0 +1,40 @@
+"""The README's example commands: every one parses (options and subcommands exist), the cheap ones run."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from scalinglab.cli.app import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+# Cheap and self-contained (no files, no training): these must run to exit 0 as written.
+RUN_AS_WRITTEN = ("laws", "predict --law epoch2024", "model count", "plan ")
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = text.replace("\\\n", " ")  # join continued lines
+    return [m.group(1).split("#")[0].strip() for m in re.finditer(r"^scalinglab (.+)$", text, flags=re.M)]
+
+
+def test_the_readme_has_examples_for_every_step():
+    verbs = {cmd.split()[0] for cmd in readme_commands()}
+    assert {"fit", "predict", "laws", "model", "data", "train", "plan", "sweep", "report"} <= verbs
+
+
+@pytest.mark.parametrize("cmd", readme_commands())
+def test_readme_command_parses(cmd):
+    # --help is eager: it succeeds only if every option and subcommand before it exists.
+    result = runner.invoke(app, [*shlex.split(cmd), "--help"])
+    assert result.exit_code == 0, f"scalinglab {cmd}: {result.output[-500:]}"
+
+
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if c.startswith(RUN_AS_WRITTEN)])
+def test_cheap_readme_command_runs(cmd):
+    result = runner.invoke(app, shlex.split(cmd))
+    assert result.exit_code == 0, f"scalinglab {cmd}: {result.output[-500:]} {result.exception!r}"

@@ -1,4 +1,5 @@
-"""The README's example commands: every one parses (options and subcommands exist), the cheap ones run."""
+"""The example commands of the README and docs/: every one parses (options and subcommands exist); the README's
+cheap ones run as written."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ runner = CliRunner()
 RUN_AS_WRITTEN = ("laws", "predict --law epoch2024", "model count", "plan ")
 
 
+def commands(path) -> list[str]:
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")  # join continued lines
+    found = (m.group(1).split("#")[0] for m in re.finditer(r"^scalinglab (.+)$", text, flags=re.M))
+    return [re.sub(r"\[[^\]]*\]", "", cmd).strip() for cmd in found]  # drop [optional] parts of docs' synopses
+
+
 def readme_commands() -> list[str]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    text = text.replace("\\\n", " ")  # join continued lines
-    return [m.group(1).split("#")[0].strip() for m in re.finditer(r"^scalinglab (.+)$", text, flags=re.M)]
+    return commands(REPO / "README.md")
+
+
+def docs_commands() -> list[str]:
+    return [cmd for path in sorted((REPO / "docs").glob("*.md")) for cmd in commands(path)]
 
 
 def test_the_readme_has_examples_for_every_step():
@@ -27,8 +36,8 @@ def test_the_readme_has_examples_for_every_step():
     assert {"fit", "predict", "laws", "model", "data", "train", "plan", "sweep", "report"} <= verbs
 
 
-@pytest.mark.parametrize("cmd", readme_commands())
-def test_readme_command_parses(cmd):
+@pytest.mark.parametrize("cmd", readme_commands() + docs_commands())
+def test_documented_command_parses(cmd):
     # --help is eager: it succeeds only if every option and subcommand before it exists.
     result = runner.invoke(app, [*shlex.split(cmd), "--help"])
     assert result.exit_code == 0, f"scalinglab {cmd}: {result.output[-500:]}"

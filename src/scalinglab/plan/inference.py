@@ -187,8 +187,7 @@ def inference_aware_data_constrained(dc, target_loss: float, inference_tokens: f
         raise PlanError(f"inference tokens must be >= 0, got {inference_tokens!r}")
     if not (math.isfinite(unique_tokens) and unique_tokens > 0):
         raise PlanError(f"unique tokens must be positive, got {unique_tokens!r}")
-    base = {"E": dc.E, "A": dc.A, "B": dc.B, "alpha": dc.alpha, "beta": dc.beta}
-    c_free = compute_for_loss(base, target_loss)  # also refuses a target at or below E
+    c_free = compute_for_loss(dc.params, target_loss)  # the base law's; also refuses a target at or below E
     n_ref = dc.G * (c_free / 6.0) ** (dc.beta / (dc.alpha + dc.beta))
     n0 = _cheapest_n(dc, target_loss, unique_tokens, 0.0, n_ref)
     n = _cheapest_n(dc, target_loss, unique_tokens, inference_tokens, n0) if inference_tokens > 0 else n0

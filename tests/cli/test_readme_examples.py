@@ -1,5 +1,5 @@
-"""The example commands of the README and docs/: every one parses (options and subcommands exist); the README's
-cheap ones run as written."""
+"""The example commands of the README and docs/: every subcommand and option name they use exists; the README's
+cheap ones run as written (which also checks their values)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_the_readme_has_examples_for_every_step():
 
 @pytest.mark.parametrize("cmd", readme_commands() + docs_commands())
 def test_documented_command_parses(cmd):
-    # --help is eager: it succeeds only if every option and subcommand before it exists.
+    # --help is eager: it succeeds only if every option and subcommand before it exists. It stops before values
+    # are converted and before positional arguments are counted, so only names are checked here.
     result = runner.invoke(app, [*shlex.split(cmd), "--help"])
     assert result.exit_code == 0, f"scalinglab {cmd}: {result.output[-500:]}"
 

@@ -84,3 +84,21 @@ def test_planner_combines_unique_and_inference_tokens():
     plenty = plan_allocation("epoch2024", 1e23, unique_tokens=1e15, inference_tokens=2e13)
     assert plenty.mode == "inference-aware"
     assert plenty.n_params == pytest.approx(only_inf.n_params, rel=1e-6)
+
+
+def test_heavy_inference_next_to_the_feasibility_edge_is_quiet_and_on_target():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the bracket's infeasible end must not leak NumPy warnings
+        a = inference_aware_data_constrained(DC, 3.1353, 1.7e14, 2.31e9)
+    assert float(DC.predict_loss(a.n_params, a.n_tokens, 2.31e9)) == pytest.approx(3.1353, rel=1e-9)
+
+
+def test_a_size_cap_that_trains_past_the_unique_data_is_labelled_data_constrained():
+    free = plan_allocation("epoch2024", 1e23, inference_tokens=2e13)
+    unique = 1.05 * free.n_tokens  # the inference-aware run alone would fit in the data
+    capped = plan_allocation("epoch2024", 1e23, inference_tokens=2e13, unique_tokens=unique,
+                             max_params=0.6 * free.n_params)
+    assert capped.n_tokens > unique and capped.epochs > 1
+    assert capped.mode == "inference-aware, data-constrained, capped"

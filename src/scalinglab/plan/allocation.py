@@ -257,8 +257,6 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common, uni
         )
     ]
     n, d, mode = inf.n_params, inf.n_tokens, "inference-aware"
-    if unique is not None and d > unique:
-        mode += ", data-constrained"
     if max_params is not None and n > max_params:
         # Below the inference-aware size the total only grows, so the cap itself is the best size left;
         # train it until it reaches the same loss.
@@ -269,6 +267,8 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common, uni
                 f"under {getattr(law, 'name', 'this law')}; raise --max-params"
             )
         notes.append(f"N capped at {max_params:.3g} (inference-aware optimum {inf.n_params:.3g})")
+    if unique is not None and d > unique:  # on the final D: a cap trains longer, possibly past the unique data
+        mode = mode.replace("inference-aware", "inference-aware, data-constrained")
     if 6 * n * d > base.compute_flops * (1 + 1e-9) and target_loss is None:
         notes.append(
             f"training compute rises to {6 * n * d:.3g} FLOPs "

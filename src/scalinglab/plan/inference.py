@@ -173,8 +173,11 @@ def _cheapest_n(dc, target_loss: float, unique_tokens: float, inference_tokens: 
             f"size (repeated data saturate, Muennighoff et al. 2023); raise --unique-tokens or the target"
         )
     i = int(np.clip(np.argmin(values), 1, len(grid) - 2))
-    res = minimize_scalar(lambda x: float(total(x)), bounds=(grid[i - 1], grid[i + 1]), method="bounded",
-                          options={"xatol": 1e-10})
+    # With heavy inference the optimum hugs the smallest N that still reaches the target, so the left bracket end
+    # can be infeasible (inf); Brent copes, but NumPy would warn about inf - inf on the way.
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = minimize_scalar(lambda x: float(total(x)), bounds=(grid[i - 1], grid[i + 1]), method="bounded",
+                              options={"xatol": 1e-10})
     return math.exp(res.x if res.fun <= values[i] else grid[i])
 
 

@@ -112,9 +112,12 @@ def test_fsdp_checkpoint_resumes_in_one_process(corpus, oracle, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_run_cut_at_a_checkpoint_resumes_under_torchrun_to_the_same_result(corpus, tmp_path):
+@pytest.mark.parametrize("micro", [None, 2])
+def test_ddp_run_cut_at_a_checkpoint_resumes_under_torchrun_to_the_same_result(micro, corpus, tmp_path):
+    """micro=2: each rank accumulates 2 micro-batches of 2 rows (no_sync on the first), before and after resume."""
     out = tmp_path / "ddp"
-    assert _torchrun(_cli_args(corpus, "ddp"), out).returncode == 0
+    extra = ["--micro-batch-size", str(micro)] if micro else []
+    assert _torchrun([*_cli_args(corpus, "ddp"), *extra], out).returncode == 0
     want, want_metrics = _state(out, STEPS), read_metrics(out)
     (out / "final.json").unlink()
     shutil.rmtree(ckpt.list_checkpoints(out)[-1])  # back to step 4, as if killed there (metrics of step 5 stay)

@@ -60,24 +60,16 @@ def fit_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
-    from scalinglab.errors import ConfigError
     from scalinglab.laws.runs import load_runs_csv
 
-    if approach not in (1, 2, 3):
-        raise ConfigError(f"--approach {approach}; choose 1, 2 or 3")
-    if bootstrap and approach == 1:
-        raise ConfigError("--bootstrap is available for approaches 2 and 3; drop it for --approach 1")
-    _check_options(bootstrap, level, holdout_top)
+    _check_options(approach, bootstrap, level, holdout_top)
     computes = [_positive_flops(c) for c in at]
     runs = load_runs_csv(runs_csv, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col,
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
                          where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None,
                          unique_col=unique_col)
     if computes and approach == 3:
-        from scalinglab.laws.approach3 import resolve_form
-
-        if not {"E", "A", "B", "alpha", "beta"} <= set(resolve_form(form).param_names):
-            raise ConfigError(f"--at needs a law with an N/D allocation (chinchilla); form {form!r} has none")
+        _check_allocating_form(form)
     fit_kwargs = {"loss": loss, "delta": delta} if approach == 3 else {}
     payload, result = _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets)
     if holdout_top is not None or holdout_above is not None:  # before any log line: its refusals are bad input
@@ -99,16 +91,28 @@ def fit_command(
         _print_fit(payload)
 
 
-def _check_options(bootstrap: int, level: float, holdout_top: int | None) -> None:
+def _check_options(approach: int, bootstrap: int, level: float, holdout_top: int | None) -> None:
     """Refuse bad option values before any work (and before any log line)."""
     from scalinglab.errors import ConfigError
 
+    if approach not in (1, 2, 3):
+        raise ConfigError(f"--approach {approach}; choose 1, 2 or 3")
+    if bootstrap and approach == 1:
+        raise ConfigError("--bootstrap is available for approaches 2 and 3; drop it for --approach 1")
     if bootstrap and bootstrap < 10:
         raise ConfigError(f"--bootstrap {bootstrap}; give 0 (none) or at least 10 resamples (1000 is usual)")
     if not 0 < level < 1:
         raise ConfigError(f"--level {level}; give a confidence level between 0 and 1, e.g. 0.95")
     if holdout_top is not None and holdout_top < 1:
         raise ConfigError(f"--holdout-top {holdout_top}; give the number of top budgets to hold out (>= 1)")
+
+
+def _check_allocating_form(form: str) -> None:
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.approach3 import resolve_form
+
+    if not {"E", "A", "B", "alpha", "beta"} <= set(resolve_form(form).param_names):
+        raise ConfigError(f"--at needs a law with an N/D allocation (chinchilla); form {form!r} has none")
 
 
 def _positive_flops(text: str) -> float:

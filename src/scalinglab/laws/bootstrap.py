@@ -289,14 +289,8 @@ def bootstrap_approach3(
     ok = np.all(np.isfinite(arr), axis=1)
     if not ok.any():
         raise FitError(f"all {n_resamples} bootstrap refits failed; check the data with a single fit first")
-    samples = {p: arr[ok, j] for j, p in enumerate(law.param_names)}
-    pt = {p: float(point.params[p]) for p in law.param_names}
-    if all(p in samples for p in ("alpha", "beta")):
-        # Hoffmann et al. 2022, eq. 4: N_opt ∝ C^a with a = beta/(alpha+beta), D_opt ∝ C^b with b = 1 - a.
-        samples["a"] = samples["beta"] / (samples["alpha"] + samples["beta"])
-        samples["b"] = 1 - samples["a"]
-        pt["a"] = pt["beta"] / (pt["alpha"] + pt["beta"])
-        pt["b"] = 1 - pt["a"]
+    samples = _with_exponents({p: arr[ok, j] for j, p in enumerate(law.param_names)})
+    pt = _with_exponents({p: float(point.params[p]) for p in law.param_names})
     failed = int((~ok).sum())
     log.info("bootstrap approach 3: %d resamples, %d failed", n_resamples, failed)
     with_samples = point.with_bootstrap({p: samples[p] for p in law.param_names})
@@ -310,6 +304,15 @@ def bootstrap_approach3(
         notes=(f"{failed} of {n_resamples} refits failed ({method})",),
         fit=with_samples,
     )
+
+
+def _with_exponents(values: dict) -> dict:
+    """Add the allocation exponents of a Chinchilla-type law (Hoffmann et al. 2022, eq. 4: N_opt ∝ C^a with
+    a = β/(α+β), D_opt ∝ C^b with b = 1 − a); works on point values and on sample arrays alike."""
+    if "alpha" in values and "beta" in values:
+        values["a"] = values["beta"] / (values["alpha"] + values["beta"])
+        values["b"] = 1 - values["a"]
+    return values
 
 
 def _refit_batched(law, variables, loss_values, counts, init, fit_kwargs) -> np.ndarray:

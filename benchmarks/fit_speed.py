@@ -25,6 +25,7 @@ from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
 from scalinglab.laws import chinchilla_form, fit_law
+from scalinglab.laws.runs import load_runs_csv
 
 DATA = Path(os.environ.get("SCALINGLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -34,14 +35,8 @@ def load_epoch(drop_top: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     path = DATA / "epoch_chinchilla_extracted.csv"
     if not path.is_file():
         sys.exit(f"{path} not found; set SCALINGLAB_SHARED_DATA to the shared/data folder")
-    import csv
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
-    n = np.array([float(r["Model Size"]) for r in rows])
-    c = np.array([float(r["Training FLOP"]) for r in rows])
-    loss = np.array([float(r["loss"]) for r in rows])
-    keep = np.argsort(loss, kind="stable")[: len(loss) - drop_top]
-    return n[keep], c[keep] / (6 * n[keep]), loss[keep]
+    runs = load_runs_csv(path, n_col="Model Size", c_col="Training FLOP", loss_col="loss", drop_top_loss=drop_top)
+    return runs.n_params, runs.n_tokens, runs.loss
 
 
 def reference_objective(x: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray) -> float:

@@ -73,17 +73,20 @@ def test_kv_cache_counts_k_and_v_and_gqa():
     assert mha == 8 * kv_cache_bytes(n_layer=80, n_kv_head=8, head_dim=128, seq_len=4096, batch=1)
 
 
+# One device's share of a 1B model: the memory terms below are checked relative to each other.
+SMALL_DEVICE = {
+    "n_params_device": 1e9,
+    "n_layer_device": 10,
+    "seq_len": 1024,
+    "micro_batch": 1,
+    "d_model": 1024,
+    "n_head": 16,
+    "vocab_size": 1000,
+    "spec": ActivationSpec(),
+}
+
 def test_pipeline_in_flight_micro_batches():
-    kw = {
-        "n_params_device": 1e9,
-        "n_layer_device": 10,
-        "seq_len": 1024,
-        "micro_batch": 1,
-        "d_model": 1024,
-        "n_head": 16,
-        "vocab_size": 1000,
-        "spec": ActivationSpec(),
-    }
+    kw = SMALL_DEVICE
     one = training_memory(**kw, pp=1, n_micro=8)
     four = training_memory(**kw, pp=4, n_micro=8)
     few = training_memory(**kw, pp=4, n_micro=2)
@@ -96,16 +99,7 @@ def test_pipeline_in_flight_micro_batches():
 
 
 def test_fragmentation_margin():
-    kw = {
-        "n_params_device": 1e9,
-        "n_layer_device": 10,
-        "seq_len": 1024,
-        "micro_batch": 1,
-        "d_model": 1024,
-        "n_head": 16,
-        "vocab_size": 1000,
-        "spec": ActivationSpec(),
-    }
+    kw = SMALL_DEVICE
     base = training_memory(**kw)
     padded = training_memory(**kw, fragmentation=0.1)
     assert padded.total == pytest.approx(base.total * 1.1)

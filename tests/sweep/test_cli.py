@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from scalinglab.cli.app import app, main
 from scalinglab.sweep import registry as regmod
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+from tests.sweep.conftest import newer_registry
 
 
 def _exit2(capsys, argv: list[str]) -> str:
@@ -54,12 +55,7 @@ def test_folder_holding_a_different_sweep_is_refused(capsys, tmp_path):
 
 def test_newer_or_corrupted_registry_exit_2_and_untouched(capsys, tmp_path):
     path = tmp_path / REGISTRY_FILENAME
-    Registry.open(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {regmod.SCHEMA_VERSION + 5}")
-    conn.commit()
-    conn.close()
-    before = path.read_bytes()
+    before = newer_registry(path, ahead=5)
     assert "newer" in _exit2(capsys, ["sweep", "status", str(tmp_path)])
     assert "newer" in _exit2(capsys, ["sweep", "resume", str(tmp_path)])
     assert path.read_bytes() == before
@@ -114,12 +110,7 @@ def test_console_script_refuses_a_newer_registry_in_one_line(tmp_path):
     if not exe.exists():
         pytest.skip("the scalinglab console script is not installed in this environment")
     path = tmp_path / REGISTRY_FILENAME
-    Registry.open(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {regmod.SCHEMA_VERSION + 1}")
-    conn.commit()
-    conn.close()
-    before = path.read_bytes()
+    before = newer_registry(path, ahead=1)
     r = subprocess.run([str(exe), "sweep", "resume", str(tmp_path)], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "newer" in r.stderr

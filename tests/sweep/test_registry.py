@@ -13,6 +13,7 @@ import pytest
 from scalinglab.errors import RegistryError
 from scalinglab.sweep import registry as regmod
 from scalinglab.sweep.registry import Registry
+from tests.sweep.conftest import newer_registry
 
 
 def _fill(reg: Registry) -> None:
@@ -97,12 +98,7 @@ def test_v1_registry_is_migrated(tmp_path):
 
 def test_newer_schema_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "registry.sqlite"
-    Registry.open(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {regmod.SCHEMA_VERSION + 1}")
-    conn.commit()
-    conn.close()
-    before = path.read_bytes()
+    before = newer_registry(path, ahead=1)
     with pytest.raises(RegistryError, match="newer"):
         Registry.open(path)
     assert path.read_bytes() == before

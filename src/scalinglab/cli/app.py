@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         # In non-standalone mode click returns the code of a `typer.Exit(n)` instead of exiting with it.
         code = app(args=argv, standalone_mode=False)
     except ScalingLabError as err:
-        _fail(str(err), 2)
+        from scalinglab.cli.flags import to_cli
+
+        _fail(to_cli(str(err)), 2)  # library errors name Python parameters; the user typed flags
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except typer.Exit as ex:  # raised by commands that choose their own exit code

@@ -113,7 +113,7 @@ def test_block_mask_lowering_matches_bool_mask_forward_on_cpu(spec):
     q, k, v = torch.randn(1, 2, seq, 16), torch.randn(1, 1, seq, 16), torch.randn(1, 1, seq, 16)
     with torch.no_grad():
         got = flex_attention(q, k, v, block_mask=masks.block_mask(spec, seq, 1, "cpu"), enable_gqa=True)
-        want = sparse_attention(q, k, v, spec, seq_len=seq, layer_idx=1, use_flex=False)
+        want = sparse_attention(q, k, v, spec, layer_idx=1, use_flex=False)
     assert torch.allclose(got, want, atol=1e-5)
 
 
@@ -129,7 +129,7 @@ def test_flex_block_mask_matches_sdpa_mask_on_cuda(spec, gqa):
     v = torch.randn_like(k, requires_grad=True)
     outs, grads = [], []
     for use_flex in (True, False):
-        y = sparse_attention(q, k, v, spec, seq_len=seq, layer_idx=1, use_flex=use_flex)
+        y = sparse_attention(q, k, v, spec, layer_idx=1, use_flex=use_flex)
         (g,) = torch.autograd.grad((y * y).sum(), [q])
         outs.append(y)
         grads.append(g)

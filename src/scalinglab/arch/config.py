@@ -15,6 +15,12 @@ MAX_MLP_RATIO = 64.0
 ATTENTION_KINDS = ("dense", "local", "global", "random", "bigbird")
 NORMS = ("rms", "layer")
 POSITIONS = ("rope", "learned")
+MLPS = ("gelu", "swiglu")
+DEFAULT_ROPE_THETA = 10_000.0  # Su et al. 2021; Llama 3 uses 500,000 (Dubey et al. 2024, Table 3)
+DEFAULT_MULTIPLE_OF = 256  # Llama's ModelArgs default (meta-llama/llama, model.py)
+# Fields added after configs were first saved: to_dict() leaves them out at their defaults, so an old config's
+# dict, its TrainConfig fingerprint and its sweep run id are unchanged (from_dict fills the defaults back in).
+_OMIT_AT_DEFAULT = ("mlp", "mlp_hidden", "ffn_dim_multiplier", "multiple_of", "rope_theta")
 
 # Which components each sparse kind uses. Every sparse kind keeps the sliding window (so each query sees itself
 # and its neighbours, as in Longformer / BigBird); "global" adds global tokens, "random" adds random key blocks,
@@ -31,6 +37,20 @@ def _positive_int(owner: str, name: str, value: Any) -> None:
 def _choice(owner: str, name: str, value: Any, allowed: Iterable[str]) -> None:
     if value not in tuple(allowed):
         raise ConfigError(f"{owner}.{name}={value!r} is not allowed; use one of {', '.join(allowed)}")
+
+
+def swiglu_hidden(d_model: int, *, mlp_ratio: float = 4.0, ffn_dim_multiplier: float | None = None,
+                  multiple_of: int = DEFAULT_MULTIPLE_OF) -> int:
+    """Hidden width of a SwiGLU MLP as Llama computes it (meta-llama/llama ``FeedForward``).
+
+    ``h = int(2/3 * mlp_ratio * d)`` keeps the gated MLP's three matrices at the parameters of an ungated one of
+    ratio ``mlp_ratio`` (Shazeer 2020, Sec. 2); then ``h = int(ffn_dim_multiplier * h)`` if given, rounded up to a
+    multiple of ``multiple_of``. Llama 2 7B: d=4096 -> 11008; Llama 3 8B: d=4096, 1.3, 1024 -> 14336.
+    """
+    hidden = int(2 * mlp_ratio * d_model / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * -(-hidden // multiple_of)
 
 
 def _check_keys(cls: type, d: Mapping[str, Any]) -> None:
@@ -112,6 +132,12 @@ class AttentionSpec:
 class GPTConfig:
     """Shape of one GPT (decoder-only transformer, pre-norm).
 
+    ``mlp="gelu"`` is GPT-2's MLP (two matrices, hidden ``round(mlp_ratio * d_model)``); ``mlp="swiglu"`` is the
+    gated MLP of PaLM and Llama, ``w2(silu(w1 x) * w3 x)`` (Shazeer 2020), three matrices of hidden
+    :func:`swiglu_hidden` (Llama's rule, from ``mlp_ratio``, ``ffn_dim_multiplier`` and ``multiple_of``).
+    ``mlp_hidden`` fixes the hidden width of either kind instead (Mixtral: 14336). ``rope_theta`` is the base of
+    the rotary frequencies.
+
     ``n_experts=None`` is a dense MLP; with ``n_experts`` every layer's MLP is a mixture of experts routing each
     token to ``top_k`` of them (Shazeer et al. 2017; Fedus et al. 2021). ``aux_loss_coef`` weighs the Switch
     load-balancing loss. ``layer_attention`` overrides ``attention`` per layer (length ``n_layer``).
@@ -124,11 +150,16 @@ class GPTConfig:
     n_head: int
     n_kv_head: int | None = None
     mlp_ratio: float = 4.0
+    mlp: str = "gelu"
+    mlp_hidden: int | None = None
+    ffn_dim_multiplier: float | None = None
+    multiple_of: int | None = None
     norm: str = "rms"
     pos: str = "rope"
     tied_embeddings: bool = False
     bias: bool = False
     dropout: float = 0.0
+    rope_theta: float = DEFAULT_ROPE_THETA
     n_experts: int | None = None
     top_k: int = 1
     capacity_factor: float = 1.25
@@ -145,6 +176,7 @@ class GPTConfig:
         _choice("GPTConfig", "norm", self.norm, NORMS)
         _choice("GPTConfig", "pos", self.pos, POSITIONS)
         self._check_heads()
+        self._check_mlp()
         self._check_floats()
         self._check_experts()
         self._check_attention()
@@ -160,6 +192,28 @@ class GPTConfig:
         if self.pos == "rope" and self.head_dim % 2:
             raise ConfigError(f"rotary positions need an even head_dim, got {self.head_dim}; change d_model/n_head")
 
+    def _check_mlp(self) -> None:
+        _choice("GPTConfig", "mlp", self.mlp, MLPS)
+        if self.mlp_hidden is not None:
+            _positive_int("GPTConfig", "mlp_hidden", self.mlp_hidden)
+        for name in ("ffn_dim_multiplier", "multiple_of"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.mlp != "swiglu" or self.mlp_hidden is not None:
+                raise ConfigError(f"GPTConfig.{name}={value!r} only applies to mlp='swiglu' without mlp_hidden; "
+                                  f"leave {name} unset")
+            if name == "multiple_of":
+                _positive_int("GPTConfig", name, value)
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_MLP_RATIO:
+                raise ConfigError(f"GPTConfig.{name}={value!r} is not allowed; give a positive number "
+                                  f"<= {MAX_MLP_RATIO}")
+        theta = self.rope_theta
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 1.0 < theta < math.inf:
+            raise ConfigError(f"GPTConfig.rope_theta={theta!r} is not allowed; give a finite number > 1")
+        if self.pos != "rope" and theta != DEFAULT_ROPE_THETA:
+            raise ConfigError(f"GPTConfig.rope_theta={theta!r} only applies to pos='rope', not {self.pos!r}")
+
     def _check_floats(self) -> None:
         # mlp_ratio is capped: no real GPT uses more than a few dozen, and absurd ratios overflow the counts.
         for name, lo, hi in (("mlp_ratio", 0.0, MAX_MLP_RATIO), ("capacity_factor", 0.0, math.inf)):
@@ -172,6 +226,9 @@ class GPTConfig:
             raise ConfigError(f"GPTConfig.aux_loss_coef={self.aux_loss_coef!r} must be a finite number >= 0")
         if self.d_mlp < 1:
             raise ConfigError(f"GPTConfig.mlp_ratio={self.mlp_ratio} gives an empty MLP at d_model={self.d_model}")
+        if self.d_mlp > MAX_MLP_RATIO * self.d_model:
+            raise ConfigError(f"GPTConfig gives an MLP hidden width of {self.d_mlp}, more than {MAX_MLP_RATIO:g} x "
+                              f"d_model={self.d_model}; lower mlp_hidden, mlp_ratio, ffn_dim_multiplier or multiple_of")
 
     def _check_experts(self) -> None:
         if self.n_experts is None:
@@ -208,8 +265,19 @@ class GPTConfig:
 
     @property
     def d_mlp(self) -> int:
-        """Hidden width of the MLP (and of each expert): ``round(mlp_ratio * d_model)``."""
+        """Hidden width of the MLP (and of each expert): ``mlp_hidden`` if given, else ``round(mlp_ratio *
+        d_model)`` for GELU and :func:`swiglu_hidden` for SwiGLU."""
+        if self.mlp_hidden is not None:
+            return self.mlp_hidden
+        if self.mlp == "swiglu":
+            return swiglu_hidden(self.d_model, mlp_ratio=self.mlp_ratio, ffn_dim_multiplier=self.ffn_dim_multiplier,
+                                 multiple_of=self.multiple_of or DEFAULT_MULTIPLE_OF)
         return int(round(self.mlp_ratio * self.d_model))
+
+    @property
+    def mlp_matrices(self) -> int:
+        """Weight matrices per MLP (per expert): 2 for GELU (up, down), 3 for SwiGLU (w1, w3 up; w2 down)."""
+        return 3 if self.mlp == "swiglu" else 2
 
     @property
     def is_moe(self) -> bool:
@@ -239,7 +307,8 @@ class GPTConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if not (f.name in _OMIT_AT_DEFAULT and getattr(self, f.name) == f.default)}
         d["attention"] = self.attention.to_dict()
         if self.layer_attention is not None:
             d["layer_attention"] = [s.to_dict() for s in self.layer_attention]
@@ -247,7 +316,8 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GPTConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError` with a "did you mean"."""
+        """Inverse of :meth:`to_dict` (missing keys take their defaults, so configs saved before a field existed
+        load unchanged); unknown keys are a :class:`ConfigError` with a "did you mean"."""
         _check_keys(cls, d)
         d = dict(d)
         if isinstance(d.get("attention"), Mapping):

@@ -47,7 +47,10 @@ class ParamBreakdown:
 
 
 def _mlp_params(cfg: GPTConfig) -> int:
-    return 2 * cfg.d_model * cfg.d_mlp + ((cfg.d_mlp + cfg.d_model) if cfg.bias else 0)
+    """One MLP (or expert): GELU has up (d->h) and down (h->d); SwiGLU adds the gate w3 (d->h) (Shazeer 2020)."""
+    h, d = cfg.d_mlp, cfg.d_model
+    n_up = cfg.mlp_matrices - 1  # matrices d->h: GELU's fc; SwiGLU's w1 and w3
+    return (n_up + 1) * d * h + ((n_up * h + d) if cfg.bias else 0)
 
 
 def count_params(cfg: GPTConfig) -> ParamBreakdown:

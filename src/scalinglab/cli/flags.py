@@ -23,6 +23,9 @@ PARAM_FLAGS: dict[str, str] = {
     # ---- sweep / study / report
 
     # ---- arch / model / data
+    # GPTConfig fields whose flag a user cannot guess from the Python name (model count also takes --kv-heads).
+    "GPTConfig.n_kv_head": "--n-kv-head",
+    "GPTConfig.mlp": "--mlp",
 
 }
 

@@ -49,7 +49,7 @@ def _flex():
     return _compiled_flex()
 
 
-def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spec, *, seq_len: int, layer_idx: int,
+def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spec, *, layer_idx: int,
                      use_flex: bool | None = None) -> torch.Tensor:
     """Attention of q (B, H, T, hd) over k, v (B, H_kv, T, hd) under ``spec``'s causal pattern.
 
@@ -73,7 +73,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig, layer_idx: int) -> None:
         super().__init__()
         self.n_head, self.n_kv, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
-        self.spec, self.layer_idx, self.seq_len = cfg.layer_specs[layer_idx], layer_idx, cfg.seq_len
+        self.spec, self.layer_idx = cfg.layer_specs[layer_idx], layer_idx
         self.rope = cfg.pos == "rope"
         kv_dim = self.n_kv * self.head_dim
         self.qkv = nn.Linear(cfg.d_model, cfg.d_model + 2 * kv_dim, bias=cfg.bias)
@@ -89,6 +89,5 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         if self.rope:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        y = sparse_attention(q, k, v, self.spec, seq_len=self.seq_len, layer_idx=self.layer_idx,
-                             use_flex=self.use_flex)
+        y = sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)

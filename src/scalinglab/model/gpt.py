@@ -1,7 +1,7 @@
 """The GPT module built from :class:`scalinglab.arch.GPTConfig`.
 
-Pre-norm decoder blocks (RMSNorm or LayerNorm), rotary or learned positions, tied or untied embeddings, a GELU MLP
-or a mixture of experts, dense or sparse causal attention per layer. ``num_scaling_params()`` measures the parameter
+Pre-norm decoder blocks (RMSNorm or LayerNorm), rotary or learned positions, tied or untied embeddings, a GELU or
+SwiGLU MLP or a mixture of such experts, dense or sparse causal attention per layer. ``num_scaling_params()`` measures the parameter
 breakdown from the module itself and checks it against ``arch.count_params`` (nanochat does the same), because the
 choice of N moves fitted exponents (Kaplan et al. 2020 vs Hoffmann et al. 2022; Porian et al. 2024).
 
@@ -50,13 +50,42 @@ def make_norm(cfg: GPTConfig) -> nn.Module:
 
 
 class MLP(nn.Module):
+    """GPT-2's MLP: ``proj(gelu(fc x))``."""
+
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.fc = nn.Linear(cfg.d_model, cfg.d_mlp, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_mlp, cfg.d_model, bias=cfg.bias)
 
+    @property
+    def out_proj(self) -> nn.Linear:
+        return self.proj
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(F.gelu(self.fc(x)))
+
+
+class SwiGLU(nn.Module):
+    """Gated MLP ``w2(silu(w1 x) * w3 x)`` (Shazeer 2020; Llama's ``FeedForward``, whose names it keeps)."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(cfg.d_model, cfg.d_mlp, bias=cfg.bias)
+        self.w3 = nn.Linear(cfg.d_model, cfg.d_mlp, bias=cfg.bias)
+        self.w2 = nn.Linear(cfg.d_mlp, cfg.d_model, bias=cfg.bias)
+
+    @property
+    def out_proj(self) -> nn.Linear:
+        return self.w2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))  # (B, T, d_mlp) -> (B, T, C)
+
+
+def make_mlp(cfg: GPTConfig) -> nn.Module:
+    if cfg.is_moe:
+        return MoE(cfg)
+    return SwiGLU(cfg) if cfg.mlp == "swiglu" else MLP(cfg)
 
 
 class Block(nn.Module):
@@ -66,7 +95,7 @@ class Block(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = make_norm(cfg), make_norm(cfg)
         self.attn = CausalSelfAttention(cfg, layer_idx)
-        self.mlp = MoE(cfg) if cfg.is_moe else MLP(cfg)
+        self.mlp = make_mlp(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -117,10 +146,11 @@ class GPT(nn.Module):
                 module.reset_parameters(INIT_STD, proj_std)
         for block in self.blocks:
             nn.init.normal_(block.attn.proj.weight, std=proj_std)
-            if isinstance(block.mlp, MLP):
-                nn.init.normal_(block.mlp.proj.weight, std=proj_std)
+            if isinstance(block.mlp, (MLP, SwiGLU)):
+                nn.init.normal_(block.mlp.out_proj.weight, std=proj_std)
         if self.cfg.pos == "rope":
-            cos, sin = rope_cache(self.cfg.seq_len, self.cfg.head_dim, device=self.wte.weight.device)
+            cos, sin = rope_cache(self.cfg.seq_len, self.cfg.head_dim, base=self.cfg.rope_theta,
+                                  device=self.wte.weight.device)
             self.rope_cos, self.rope_sin = cos, sin
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:

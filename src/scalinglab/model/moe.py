@@ -66,33 +66,54 @@ def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor, n_experts: in
 
 
 class MoE(nn.Module):
-    """``n_experts`` GELU MLPs (weights stacked as ``(E, d, d_mlp)``) behind a linear router."""
+    """``n_experts`` MLPs behind a linear router, weights stacked per expert.
+
+    GELU experts hold ``w_fc`` (E, d, d_mlp) and ``w_proj`` (E, d_mlp, d); SwiGLU experts (Mixtral, Jiang et al.
+    2024) hold ``w1``, ``w3`` (E, d, d_mlp) and ``w2`` (E, d_mlp, d) and compute ``w2(silu(w1 x) * w3 x)``.
+    """
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         E, d, h = cfg.n_experts, cfg.d_model, cfg.d_mlp
         self.n_experts, self.top_k, self.capacity_factor = E, cfg.top_k, cfg.capacity_factor
+        self.gated = cfg.mlp == "swiglu"
         self.router = nn.Linear(d, E, bias=False)
-        self.w_fc = nn.Parameter(torch.empty(E, d, h))
-        self.w_proj = nn.Parameter(torch.empty(E, h, d))
-        self.b_fc = nn.Parameter(torch.zeros(E, 1, h)) if cfg.bias else None
-        self.b_proj = nn.Parameter(torch.zeros(E, 1, d)) if cfg.bias else None
+        ups, down = (("w1", "w3"), "w2") if self.gated else (("w_fc",), "w_proj")
+        self.up_names, self.down_name = ups, down
+        bias = (lambda n: nn.Parameter(torch.zeros(E, 1, n))) if cfg.bias else (lambda n: None)
+        # Weights first, then biases: the registration (and so state-dict and optimizer) order of the GELU layer.
+        for name in ups:
+            self.register_parameter(name, nn.Parameter(torch.empty(E, d, h)))
+        self.register_parameter(down, nn.Parameter(torch.empty(E, h, d)))
+        for name in ups:
+            self.register_parameter("b" + name[1:], bias(h))
+        self.register_parameter("b" + down[1:], bias(d))
         self.last_dropped_fraction: torch.Tensor | None = None  # share of assignments dropped
+
+    def _bias(self, weight_name: str) -> torch.Tensor | None:
+        return getattr(self, "b" + weight_name[1:])  # w_fc -> b_fc, w1 -> b1
 
     def reset_parameters(self, std: float, proj_std: float) -> None:
         nn.init.normal_(self.router.weight, std=std)
-        nn.init.normal_(self.w_fc, std=std)
-        nn.init.normal_(self.w_proj, std=proj_std)
-        for b in (self.b_fc, self.b_proj):
-            if b is not None:
-                nn.init.zeros_(b)
+        for name in self.up_names:
+            nn.init.normal_(getattr(self, name), std=std)
+        nn.init.normal_(getattr(self, self.down_name), std=proj_std)  # residual output, GPT-2 scaling
+        for name in (*self.up_names, self.down_name):
+            if self._bias(name) is not None:
+                nn.init.zeros_(self._bias(name))
+
+    def _linear(self, buf: torch.Tensor, name: str) -> torch.Tensor:
+        out = torch.bmm(buf, getattr(self, name))  # (E, C, in) @ (E, in, out)
+        bias = self._bias(name)
+        return out if bias is None else out + bias
 
     def experts(self, buf: torch.Tensor) -> torch.Tensor:
         """Run every expert on its buffer rows: (E, C, d) -> (E, C, d)."""
-        h = torch.bmm(buf, self.w_fc)  # (E, C, d_mlp)
-        h = F.gelu(h if self.b_fc is None else h + self.b_fc)
-        out = torch.bmm(h, self.w_proj)  # (E, C, d)
-        return out if self.b_proj is None else out + self.b_proj
+        if self.gated:
+            h = F.silu(self._linear(buf, "w1")) * self._linear(buf, "w3")  # (E, C, d_mlp)
+        else:
+            h = F.gelu(self._linear(buf, "w_fc"))  # (E, C, d_mlp)
+        return self._linear(h, self.down_name)  # (E, C, d)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the MoE output (same shape as ``x``) and the unweighted load-balancing loss."""

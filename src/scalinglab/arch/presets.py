@@ -72,8 +72,10 @@ _LLAMA2 = dict(vocab_size=32000, seq_len=4096, mlp="swiglu")
 # Llama 3 (Dubey et al. 2024, Table 3 and meta-llama/llama3 params.json): 8 KV heads, RoPE base 500,000,
 # vocabulary 128,256 (Table 3 rounds it to 128K), pre-training context 8192 (Sec. 3.4).
 _LLAMA3 = dict(vocab_size=128256, seq_len=8192, mlp="swiglu", n_kv_head=8, rope_theta=500_000.0)
-# Gopher family (Rae et al. 2021, Sec. 2 and Table 1): RMSNorm, tied 32,000-token SentencePiece embeddings,
-# context 2048, GELU MLP x4, relative positions (Dai et al. 2019) rather than absolute ones.
+# Gopher family (Rae et al. 2021, Sec. 2 and Table 1; Chinchilla the same, Hoffmann et al. 2022 Sec. 4.1): RMSNorm,
+# a 32,000-token SentencePiece vocabulary, context 2048, MLP x4, relative positions (Dai et al. 2019). The papers do
+# not split out the embeddings; one (tied) matrix gives the standard-block counts 258.2B / 64.7B (an untied lm_head
+# would add 0.2 % to Gopher and 0.4 % to Chinchilla).
 _GOPHER = dict(vocab_size=32000, seq_len=2048, tied_embeddings=True)
 _RELATIVE_NOTE = ("relative-position attention (Transformer-XL, Dai et al. 2019) adds a d_model x d_model "
                   "projection of the position encodings per layer, which scalinglab's GPT does not build (it uses "
@@ -130,8 +132,8 @@ def _presets() -> dict[str, ArchPreset]:
                    config=GPTConfig(vocab_size=32000, seq_len=32768, d_model=4096, n_layer=32, n_head=32,
                                     n_kv_head=8, mlp="swiglu", mlp_hidden=14336, rope_theta=1e6, n_experts=8,
                                     top_k=2, capacity_factor=4.0),
-                   source="Jiang et al. 2024, Table 1 and Sec. 2.1 (46.7B total, 12.9B active)",
-                   published_n_params=46.7e9, note="active parameters per token: 12.9B (Jiang et al. 2024)"),
+                   source="Jiang et al. 2024, Table 1 (shape); the abstract rounds it to 47B total, 13B active",
+                   published_n_params=47e9, note="a token uses 2 of the 8 experts: 13B active parameters"),
         ArchPreset(name="gopher-280b", config=gopher, source="Rae et al. 2021, Table 1 (Gopher 280B)",
                    published_n_params=280e9, unmodelled_params=_relative(gopher), note=_RELATIVE_NOTE),
         ArchPreset(name="chinchilla-70b", config=chinchilla, source="Hoffmann et al. 2022, Table 4 (Chinchilla)",

@@ -333,3 +333,67 @@ def test_data_constrained_fit_from_csv_feeds_the_planner(tmp_path):
     pred = json.loads(run_ok(["predict", "--law", str(out), "--params", "1B", "--tokens", "20B", "--json"]).stdout)
     base = params["E"] + params["A"] / 1e9 ** params["alpha"] + params["B"] / 2e10 ** params["beta"]
     assert pred["loss"]["loss"] == pytest.approx(base, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------ fits that speak up
+_PORIAN_KAPLAN_ARGS = ["--approach", "2", "--budget-col", "flops", "--where", "source_file=summary_df",
+                       "--where", "dataset=rw", "--where", "hparams=base", "--where", "warmup=long",
+                       "--where", "decay=kaplan", "--where", "param_count=kaplan", "--where", "loss_split=train"]
+
+
+def test_porian_extrapolated_vertices_warn_in_text_mode_and_are_excluded(capsys):
+    path = str(shared_csv("porian2024_isoflop_points.csv"))
+    main(["fit", path, *_PORIAN_KAPLAN_ARGS])  # returns on success
+    out, err = capsys.readouterr()
+    for budget in ("1.25e+16", "2.5e+16", "5e+16"):
+        assert f"warning: excluded budget {budget}" in err
+    assert "--keep-extrapolated keeps it" in err and "keep_extrapolated" not in err  # flags, not parameters
+    assert "1.25e+16" not in out  # not in the vertex table
+    d = json.loads(run_ok(["fit", path, *_PORIAN_KAPLAN_ARGS, "--json"]).stdout)
+    assert d["fit"]["a"] == pytest.approx(0.865, abs=0.01)
+    assert d["fit"]["skipped_budgets"] == [1.25e16, 2.5e16, 5e16] and len(d["fit"]["warnings"]) == 3
+    kept = json.loads(run_ok(["fit", path, *_PORIAN_KAPLAN_ARGS, "--keep-extrapolated", "--json"]).stdout)
+    assert len(kept["fit"]["vertices"]) == 11 and kept["fit"]["a"] > 1.1
+
+
+def _preset_csv(tmp_path, ratios, name):
+    from tests.laws.test_approach3 import preset_table
+
+    t = preset_table(ratios)
+    rows = ["N,D,loss"] + [f"{float(n)!r},{float(d)!r},{float(y)!r}" for n, d, y in zip(t.n_params, t.n_tokens, t.loss)]
+    path = tmp_path / name
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_one_ray_design_exits_2_with_one_line(tmp_path, capsys):
+    path = _preset_csv(tmp_path, np.full(6, 20.0), "ray.csv")
+    _main_fails(["fit", str(path), "--at", "1e22"], capsys, "one tokens-per-parameter ray")
+
+
+def test_varied_design_recovers_the_preset_exponents(tmp_path):
+    from tests.laws.test_approach3 import EXPONENT_TOL, VARIED_RATIOS
+
+    d = json.loads(run_ok(["fit", str(_preset_csv(tmp_path, VARIED_RATIOS, "v.csv")), "--json"]).stdout)
+    assert d["fit"]["params"]["alpha"] == pytest.approx(0.34, abs=EXPONENT_TOL)
+    assert d["fit"]["params"]["beta"] == pytest.approx(0.28, abs=EXPONENT_TOL)
+
+
+def test_duplicate_rows_dropped_unless_keep_duplicates(tmp_path, capsys):
+    path = tmp_path / "dup.csv"
+    lines = _chinchilla_csv(tmp_path).read_text().splitlines()
+    path.write_text("\n".join(lines + lines[1:4]) + "\n")  # three rows twice
+    main(["fit", str(path), "--json"])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n_points"] == 15 and "dropped 3 exact duplicate" in err and "--keep-duplicates" in err
+    assert json.loads(run_ok(["fit", str(path), "--keep-duplicates", "--json"]).stdout)["n_points"] == 18
+
+
+def test_saturating_c_fits_from_compute_and_loss_alone(tmp_path, capsys):
+    path = tmp_path / "c.csv"
+    c = np.logspace(18, 23, 8)
+    path.write_text("compute_flops,loss\n" + "".join(f"{x!r},{1.8 + 50 * x**-0.08!r}\n" for x in c.tolist()))
+    d = json.loads(run_ok(["fit", str(path), "--form", "saturating_c", "--json"]).stdout)
+    assert d["fit"]["params"]["alpha"] == pytest.approx(0.08, rel=1e-6)
+    _main_fails(["fit", str(path)], capsys, "needs N (parameters) and D (tokens)")
+    _main_fails(["fit", str(path), "--approach", "2"], capsys, "Approach 2 needs N")

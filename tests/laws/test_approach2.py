@@ -104,3 +104,70 @@ def test_round_trip_json(tmp_path):
     assert back.a == pytest.approx(res.a) and len(back.vertices) == 4
     assert float(back.n_opt(1e22)) == pytest.approx(float(res.n_opt(1e22)))
     assert "Approach 2" in res.report()
+
+
+# ------------------------------------------------------------------------------ extrapolated vertices
+A_TRUE = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])  # Hoffmann et al. 2022, eq. 4
+
+
+def one_sided_table():
+    """isoflop_table(), but the 1e18 budget trains only sizes 4x-40x above its optimum, so its parabola's
+    vertex falls below the smallest size trained there (an extrapolation)."""
+    t = isoflop_table()
+    n = t.n_params.copy()
+    n[t.budget == 1e18] = true_n_opt(1e18) * np.logspace(0.6, 1.6, 9)
+    d = t.compute_flops / (6 * n)
+    return RunsTable.from_arrays(n_params=n, n_tokens=d, loss=chinchilla_loss(n, d), budget=t.budget)
+
+
+def test_extrapolated_vertex_is_excluded_by_default_with_a_warning():
+    res = fit_approach2(one_sided_table())
+    assert [v.budget for v in res.vertices] == [1e19, 1e20, 1e21]
+    assert res.skipped_budgets == (1e18,)
+    assert len(res.warnings) == 1
+    assert "excluded budget 1e+18" in res.warnings[0] and "keep_extrapolated=True" in res.warnings[0]
+    # the three budgets that bracket their optimum recover the true exponent on noise-free data
+    assert res.a == pytest.approx(A_TRUE, abs=0.01)
+    assert "warning: excluded budget 1e+18" in res.report()
+
+
+def test_keep_extrapolated_keeps_it_and_still_warns():
+    res = fit_approach2(one_sided_table(), keep_extrapolated=True)
+    assert len(res.vertices) == 4 and res.vertices[0].extrapolated and res.skipped_budgets == ()
+    assert "kept because keep_extrapolated=True" in res.warnings[0]
+    assert abs(res.a - A_TRUE) > 0.05  # the extrapolated vertex pulls a away (0.44 against 0.514)
+
+
+def test_skip_bad_budgets_does_not_keep_extrapolated_vertices():
+    res = fit_approach2(one_sided_table(), skip_bad_budgets=True)
+    assert 1e18 in res.skipped_budgets and all(not v.extrapolated for v in res.vertices)
+    assert res.warnings
+
+
+def test_too_few_budgets_after_exclusion_names_the_option():
+    t = one_sided_table()
+    two = t.subset(t.budget <= 1e19)  # the extrapolated budget and one good one
+    with pytest.raises(DataError, match="keep_extrapolated=True"):
+        fit_approach2(two)
+    assert len(fit_approach2(two, keep_extrapolated=True).vertices) == 2
+
+
+def test_warnings_round_trip_json():
+    res = fit_approach2(one_sided_table())
+    back = Approach2Result.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert back.warnings == res.warnings and back.skipped_budgets == (1e18,)
+
+
+def test_bootstrap_leaves_excluded_budgets_out():
+    from scalinglab.laws.bootstrap import bootstrap_approach2
+
+    boot = bootstrap_approach2(one_sided_table(), n_resamples=50, seed=0)
+    assert "n_opt[1e+18]" not in boot.samples and "n_opt[1e+19]" in boot.samples
+    kept = bootstrap_approach2(one_sided_table(), n_resamples=50, seed=0, keep_extrapolated=True)
+    assert "n_opt[1e+18]" in kept.samples
+
+
+def test_table_of_compute_and_loss_alone_is_refused_with_a_reason():
+    t = RunsTable.from_arrays(compute_flops=np.repeat([1e18, 1e19], 4), loss=np.linspace(3, 2, 8))
+    with pytest.raises(DataError, match="Approach 2 needs N"):
+        fit_approach2(t)

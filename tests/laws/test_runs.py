@@ -173,3 +173,43 @@ def test_unique_tokens_column_is_found_kept_and_checked(tmp_path):
     path.write_text("n_params,n_tokens,unique_tokens,loss\n1e8,4e9,0,3.0\n2e8,8e9,1e9,2.9\n")
     with pytest.raises(DataError, match="'unique_tokens'.*line\\(s\\) 2"):
         load_runs_csv(path)
+
+
+# ------------------------------------------------------------------------------ duplicates and C-only tables
+_DUP = "n_params,n_tokens,loss\n1e6,2e7,3.5\n2e6,1e7,3.4\n1e6,2e7,3.5\n4e6,5e6,3.3\n1e6,2e7,3.5\n"
+
+
+def test_exact_duplicate_rows_are_dropped_with_a_note(tmp_path):
+    t = load_runs_csv(write(tmp_path, _DUP))
+    assert len(t) == 3 and list(t.line_numbers) == [2, 3, 5]
+    note = next(n for n in t.notes if "duplicate" in n)
+    assert note.startswith("dropped 2 exact duplicate") and "4, 6" in note and "keep_duplicates=True" in note
+
+
+def test_keep_duplicates_keeps_them_and_says_so(tmp_path):
+    t = load_runs_csv(write(tmp_path, _DUP), keep_duplicates=True)
+    assert len(t) == 5 and any(n.startswith("kept 2 exact duplicate") for n in t.notes)
+
+
+def test_rows_differing_in_any_cell_are_not_duplicates(tmp_path):
+    t = load_runs_csv(write(tmp_path, "run_id,n_params,n_tokens,loss\na,1e6,2e7,3.5\nb,1e6,2e7,3.5\n"))
+    assert len(t) == 2 and not any("duplicate" in n for n in t.notes)
+
+
+def test_compute_and_loss_alone_load_for_compute_only_forms(tmp_path):
+    t = load_runs_csv(write(tmp_path, "flops,loss\n1e18,3.1\n1e19,2.9\n1e20,2.7\n"))
+    assert t.n_params is None and t.n_tokens is None and not t.has_nd
+    assert list(t.compute_flops) == [1e18, 1e19, 1e20]
+    assert any("compute-only" in n for n in t.notes)
+    assert len(t.subset(np.array([0, 0, 2]))) == 3 and t.to_dict()["n_params"] is None
+    with pytest.raises(DataError, match="only compute and loss"):
+        t.require_nd("Approach 2")
+    with pytest.raises(DataError, match="no n_params"):
+        load_runs_csv(write(tmp_path, "flops,loss\n1e18,3.1\n1e19,2.9\n", "b.csv"), drop_where="n_params>1")
+
+
+def test_one_of_n_or_d_alone_is_still_refused(tmp_path):
+    with pytest.raises(DataError, match="need two of N"):
+        load_runs_csv(write(tmp_path, "n_params,loss\n1e6,3.1\n2e6,2.9\n"))
+    with pytest.raises(DataError, match="need two of N"):
+        RunsTable.from_arrays(n_tokens=[1e9, 2e9], loss=[3.0, 2.9])

@@ -55,6 +55,10 @@ def fit_command(
     loss: str = typer.Option("huber", "--loss", help="Objective for Approach 3: huber, mse_log, mse."),
     delta: float = typer.Option(1e-3, "--delta", help="Huber delta (log residuals)."),
     skip_bad_budgets: bool = typer.Option(False, "--skip-bad-budgets", help="Approach 2: skip bad budgets."),
+    keep_extrapolated: bool = typer.Option(False, "--keep-extrapolated", help="Approach 2: keep budgets whose "
+                                           "vertex lies outside their trained sizes (excluded by default)."),
+    keep_duplicates: bool = typer.Option(False, "--keep-duplicates", help="Keep exact duplicate rows "
+                                         "(dropped by default)."),
     at: list[str] = typer.Option([], "--at", help="Report N_opt/D_opt at these budgets."),
     out: Path | None = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
     as_json: bool = JSON_OPTION,
@@ -67,20 +71,19 @@ def fit_command(
     runs = load_runs_csv(runs_csv, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col,
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
                          where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None,
-                         unique_col=unique_col)
+                         unique_col=unique_col, keep_duplicates=keep_duplicates)
+    a2 = {"skip_bad_budgets": skip_bad_budgets, "keep_extrapolated": keep_extrapolated}  # Approach 2 options
     if computes and approach == 3:
         _check_allocating_form(form)
     fit_kwargs = {"loss": loss, "delta": delta} if approach == 3 else {}
-    payload, result = _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets)
+    payload, result = _run_fit(runs, approach, form, fit_kwargs, a2)
     if holdout_top is not None or holdout_above is not None:  # before any log line: its refusals are bad input
-        payload["backtest"] = _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs,
-                                            skip_bad_budgets)
-    for note in runs.notes:  # after the fit, so that a bad-input error stays a single line
-        info(f"[dim]{note}[/dim]")
+        payload["backtest"] = _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, a2)
+    _print_notes(runs.notes, payload["fit"])  # after the fit, so that a bad-input error stays a single line
     if bootstrap:
         info(f"bootstrap: {bootstrap} resamples (seed {seed}) ...")
         payload["bootstrap"], result = _run_bootstrap(runs, approach, form, result, bootstrap, seed, level,
-                                                      computes, fit_kwargs, skip_bad_budgets)
+                                                      computes, fit_kwargs, a2)
     payload["allocation"] = [_allocation(result, c) for c in computes]
     if out is not None:
         _save(result, out)
@@ -137,7 +140,17 @@ def _parse_where(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets):
+def _print_notes(notes, fit: dict) -> None:
+    """The loader's and the fit's notes, then the fit's warnings, on stderr in text and --json mode alike."""
+    from scalinglab.cli.flags import to_cli
+
+    for note in [*notes, *(n for n in fit.get("notes", []) if n not in notes)]:
+        info(f"[dim]{to_cli(note)}[/dim]")
+    for w in fit.get("warnings", []):
+        info(f"[yellow]warning:[/yellow] {to_cli(w)}")
+
+
+def _run_fit(runs, approach, form, fit_kwargs, a2):
     from scalinglab.laws.approach1 import fit_approach1
     from scalinglab.laws.approach2 import fit_approach2
     from scalinglab.laws.approach3 import fit_approach3
@@ -146,18 +159,18 @@ def _run_fit(runs, approach, form, fit_kwargs, skip_bad_budgets):
     if approach == 1:
         result = fit_approach1(runs)
     elif approach == 2:
-        result = fit_approach2(runs, skip_bad_budgets=skip_bad_budgets)
+        result = fit_approach2(runs, **a2)
     else:
         result = fit_approach3(runs, form=form, **fit_kwargs)
     base["fit"] = result.to_dict()
     return base, result
 
 
-def _run_bootstrap(runs, approach, form, result, n, seed, level, computes, fit_kwargs, skip_bad_budgets):
+def _run_bootstrap(runs, approach, form, result, n, seed, level, computes, fit_kwargs, a2):
     from scalinglab.laws.bootstrap import bootstrap_approach2, bootstrap_approach3
 
     if approach == 2:
-        boot = bootstrap_approach2(runs, n_resamples=n, seed=seed, skip_bad_budgets=skip_bad_budgets)
+        boot = bootstrap_approach2(runs, n_resamples=n, seed=seed, **a2)
     else:
         boot = bootstrap_approach3(runs, n_resamples=n, seed=seed, form=form, point=result, **fit_kwargs)
         result = boot.fit  # the fit with its bootstrap samples attached
@@ -174,7 +187,7 @@ def _allocation(result, compute_flops: float) -> dict:
             "loss": None}
 
 
-def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, skip_bad_budgets):
+def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, a2):
     from scalinglab.errors import ConfigError
     from scalinglab.laws.backtest import backtest
     from scalinglab.units import parse_flops
@@ -182,7 +195,7 @@ def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, 
     if approach == 1:
         raise ConfigError("--holdout-top/--holdout-above backtests approaches 2 and 3; not --approach 1")
     threshold = None if holdout_above is None else parse_flops(holdout_above)
-    kwargs = dict(fit_kwargs) if approach == 3 else {"skip_bad_budgets": skip_bad_budgets}
+    kwargs = dict(fit_kwargs) if approach == 3 else dict(a2)
     res = backtest(runs, approach=approach, holdout_top=holdout_top, compute_threshold=threshold,
                    **({"form": form} if approach == 3 else {}), **kwargs)
     out = res.to_dict()
@@ -249,8 +262,6 @@ def _print_fit(payload: dict) -> None:
         m = bt["metrics"]
         console.print(f"Backtest: {bt['split']}; {bt['n_train']} fitted, {bt['n_test']} held out; "
                       f"mean |rel err| {m['mean_abs_rel_error']:.3%}, max {m['max_abs_rel_error']:.3%}")
-    for w in fit.get("warnings", []):
-        console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 def _print_params(console, fit, boot):

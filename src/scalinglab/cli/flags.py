@@ -16,6 +16,8 @@ from functools import lru_cache
 PARAM_FLAGS: dict[str, str] = {
     # ---- laws / fit
     "skip_bad_budgets=True": "--skip-bad-budgets",
+    "keep_extrapolated=True": "--keep-extrapolated",
+    "keep_duplicates=True": "--keep-duplicates",
     # ---- plan
 
     # ---- train / parallel

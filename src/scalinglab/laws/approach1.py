@@ -98,6 +98,7 @@ def fit_approach1(runs: RunsTable, *, n_grid: int = 250, min_runs_covering: int 
     min_runs_covering : int
         Only grid points spanned by at least this many runs enter the fit.
     """
+    runs.require_nd("Approach 1")
     curves, notes = _curves(runs)
     if len(curves) < 2:
         raise DataError(

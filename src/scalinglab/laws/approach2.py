@@ -95,6 +95,7 @@ class Approach2Result:
     d_law: PowerLaw
     notes: tuple[str, ...] = ()
     skipped_budgets: tuple[float, ...] = ()
+    warnings: tuple[str, ...] = ()  # what could mislead: extrapolated vertices excluded or kept
     approach: int = field(default=2, init=False)
 
     @property
@@ -132,6 +133,7 @@ class Approach2Result:
             "vertices": [v.to_dict() for v in self.vertices],
             "notes": list(self.notes),
             "skipped_budgets": list(self.skipped_budgets),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -147,6 +149,7 @@ class Approach2Result:
                 d_law=PowerLaw(**_nan(d["d_law"])),
                 notes=tuple(d.get("notes", ())),
                 skipped_budgets=tuple(d.get("skipped_budgets", ())),
+                warnings=tuple(d.get("warnings", ())),
             )
         except (KeyError, TypeError) as err:
             raise DataError(
@@ -170,7 +173,8 @@ class Approach2Result:
                 f"  C={v.budget:.3g}: N*={v.n_opt:.4g} D*={v.d_opt:.4g} L*={v.loss_opt:.4f} "
                 f"se(lnN*)={v.log_n_se:.3g} points={v.n_points}{flag}"
             )
-        return "\n".join(lines + [f"  note: {n}" for n in self.notes])
+        return "\n".join(lines + [f"  note: {n}" for n in self.notes]
+                         + [f"  warning: {w}" for w in self.warnings])
 
 
 def _nan(d: Mapping) -> dict:
@@ -283,7 +287,8 @@ def _vertex_se(xc: np.ndarray, y: np.ndarray, c2: float, c1: float) -> float:
 
 
 def fit_approach2(
-    runs: RunsTable, *, tol_dex: float = 0.1, skip_bad_budgets: bool = False, min_budgets: int = 2
+    runs: RunsTable, *, tol_dex: float = 0.1, skip_bad_budgets: bool = False, min_budgets: int = 2,
+    keep_extrapolated: bool = False,
 ) -> Approach2Result:
     """Fit Approach 2 to IsoFLOP runs.
 
@@ -295,31 +300,42 @@ def fit_approach2(
         Skip budgets with < 3 sizes or a non-convex curve (listed in ``skipped_budgets``) instead of raising.
     min_budgets : int
         Fewer usable budgets than this is an error (two define a line; three give its uncertainty).
+    keep_extrapolated : bool
+        Keep budgets whose vertex lies outside the sizes trained at that budget. By default they are
+        excluded (listed in ``skipped_budgets``, with a warning each): such a vertex is the parabola's
+        extrapolation, not a measured optimum, and on Porian et al.'s Kaplan-style runs the three smallest
+        budgets' extrapolated vertices turn a = 0.865 into 1.209. Kept vertices are still warned about.
 
     Returns
     -------
     Approach2Result
     """
+    runs.require_nd("Approach 2")
     vertices, skipped, notes = [], [], []
     for budget, idx in budget_groups(runs, tol_dex=tol_dex):
         problem = _check_budget(budget, runs.n_params[idx])
         try:
             if problem:
-                raise DataError(problem + "; drop it (--where/--drop) or pass --skip-bad-budgets")
+                raise DataError(problem + "; drop it (--where/--drop) or pass skip_bad_budgets=True")
             vertices.append(fit_vertex(budget, runs.n_params[idx], runs.n_tokens[idx], runs.loss[idx]))
         except (DataError, FitError) as err:
             if not skip_bad_budgets:
                 raise
             skipped.append(budget)
             notes.append(f"skipped budget {budget:.3g}: {str(err).split(';')[0]}")
+    vertices, excluded, warnings = _screen_extrapolated(vertices, keep_extrapolated)
     if len(vertices) < min_budgets:
+        extra = (f"; {len(excluded)} more have their vertex outside the trained sizes "
+                 "(keep_extrapolated=True keeps them)") if excluded else ""
         raise DataError(
             f"Approach 2 needs >= {min_budgets} IsoFLOP budgets with >= 3 sizes each; found "
-            f"{len(vertices)} (is this IsoFLOP data? set --budget-col or use --approach 3)"
+            f"{len(vertices)} (is this IsoFLOP data? set --budget-col or use --approach 3){extra}"
         )
-    extrap = [v.budget for v in vertices if v.extrapolated]
+    extrap = excluded or [v.budget for v in vertices if v.extrapolated]
     if extrap:
-        notes.append("vertex outside the trained sizes at budget(s) " + ", ".join(f"{b:.3g}" for b in extrap))
+        what = "excluded" if excluded else "kept"
+        notes.append(f"vertex outside the trained sizes at budget(s) {', '.join(f'{b:.3g}' for b in extrap)} "
+                     f"({what})")
     log_c = np.log10([v.budget for v in vertices])
     a, ia, sa = (float(z[0]) for z in fit_power_law_log(log_c, np.log10([v.n_opt for v in vertices])))
     b, ib, sb = (float(z[0]) for z in fit_power_law_log(log_c, np.log10([v.d_opt for v in vertices])))
@@ -329,5 +345,30 @@ def fit_approach2(
         n_law=PowerLaw(a, 10**ia, sa),
         d_law=PowerLaw(b, 10**ib, sb),
         notes=tuple(runs.notes) + tuple(notes),
-        skipped_budgets=tuple(skipped),
+        skipped_budgets=tuple(sorted(skipped + excluded)),
+        warnings=tuple(warnings),
     )
+
+
+def _screen_extrapolated(vertices: list[Vertex], keep: bool) -> tuple[list[Vertex], list[float], list[str]]:
+    """Split off budgets whose vertex lies outside the sizes trained there; (kept, excluded budgets, warnings).
+
+    A parabola's vertex outside [N_min, N_max] is where the fitted curve *would* bottom out, not a point the
+    runs bracket; the parabola's shape far from its data decides it, so it is excluded unless ``keep``.
+    """
+    kept, excluded, warnings = [], [], []
+    for v in vertices:
+        if not v.extrapolated:
+            kept.append(v)
+            continue
+        why = (f"budget {v.budget:.3g}: its parabola's vertex N* = {v.n_opt:.3g} lies outside the sizes trained "
+               f"at that budget ({v.n_min:.3g} to {v.n_max:.3g}), so N* there is an extrapolation")
+        if keep:
+            kept.append(v)
+            warnings.append(f"{why}; kept because keep_extrapolated=True")
+        else:
+            excluded.append(v.budget)
+            warnings.append(f"excluded {why}; keep_extrapolated=True keeps it")
+    for w in warnings:
+        log.info("approach 2: %s", w)
+    return kept, excluded, warnings

@@ -198,6 +198,7 @@ def _backtest3(train: RunsTable, test: RunsTable, split: str, form, fit_kwargs) 
 
 
 def _backtest2(train: RunsTable, test: RunsTable, split: str, tol_dex: float, fit_kwargs) -> BacktestResult:
+    train.require_nd("Approach 2")
     labels = train.budget_labels(tol_dex)
     usable = [
         b for b in np.unique(labels) if len(np.unique(train.n_params[labels == b])) >= MIN_POINTS_PER_BUDGET

@@ -165,14 +165,17 @@ def bootstrap_approach2(
     max_redraws: int = 100,
     tol_dex: float = 0.1,
     skip_bad_budgets: bool = False,
+    keep_extrapolated: bool = False,
 ) -> BootstrapResult:
     """Bootstrap Approach 2 by resampling runs within each budget.
 
     Returns samples of ``a``, ``b``, ``log10_n_coef``, ``log10_d_coef`` and each budget's vertex
-    ``n_opt[<budget>]``; ``at_compute(C)`` gives N_opt/D_opt intervals at any C.
+    ``n_opt[<budget>]``; ``at_compute(C)`` gives N_opt/D_opt intervals at any C. Budgets the point fit
+    skipped or excluded (``skip_bad_budgets``, ``keep_extrapolated`` as in ``fit_approach2``) are left out.
     """
     _check_resamples(n_resamples)
-    point = fit_approach2(runs, tol_dex=tol_dex, skip_bad_budgets=skip_bad_budgets)
+    point = fit_approach2(runs, tol_dex=tol_dex, skip_bad_budgets=skip_bad_budgets,
+                          keep_extrapolated=keep_extrapolated)
     rng = np.random.default_rng(seed)
     used = [(b, idx) for b, idx in budget_groups(runs, tol_dex=tol_dex) if b not in point.skipped_budgets]
     log_n = np.full((n_resamples, len(used)), np.nan)

@@ -24,7 +24,7 @@ import numpy as np
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws._engine_batch import LOSSES, Problem, lm_descent, objective
 from scalinglab.laws._engine_polish import polish
-from scalinglab.laws._engine_stats import covariance, status_of
+from scalinglab.laws._engine_stats import COND_LIMIT, covariance, status_of
 from scalinglab.laws.forms import LawForm, get_form
 from scalinglab.laws.result import FitResult
 
@@ -182,6 +182,12 @@ def _build_result(problem: Problem, theta: np.ndarray, f: float, ok: bool, msg: 
                      covariance=cov, n_starts=n_starts, optimizer_converged=ok, message=msg)
 
 
+def information_condition(problem: Problem, params: Mapping[str, float]) -> float:
+    """Condition number of the scaled information matrix at natural ``params``: what a fit's status
+    ``ill_conditioned`` compares with ``COND_LIMIT``."""
+    return covariance(problem, problem.form.to_fit(params))[2]
+
+
 def refit_many(form: LawForm | str, variables: Mapping[str, object], loss_values, weight_matrix, init, *,
                loss: str = "huber", delta: float = 1e-3, n_iter: int = 60,
                newton_after: int | None = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -204,4 +210,4 @@ def refit_many(form: LawForm | str, variables: Mapping[str, object], loss_values
     return problem.form.from_fit(theta), f
 
 
-__all__ = ["fit_law", "make_problem", "objective", "refit_many"]
+__all__ = ["COND_LIMIT", "fit_law", "information_condition", "make_problem", "objective", "refit_many"]

@@ -1,8 +1,9 @@
 """A strict CSV loader with column mapping for the runs table (:class:`RunsTable`, defined in
 :mod:`scalinglab.laws.runs_table` and re-exported here) that every approach fits from.
 
-Columns are found by name (``ALIASES``) or by flag; two of N, D, C are enough (the third from C = 6ND); rows
-can be filtered (``--where``), excluded by a flag column, dropped by a rule, or dropped as the k highest losses.
+Columns are found by name (``ALIASES``) or by flag; two of N, D, C are enough (the third from C = 6ND), and C
+alone serves compute-only forms; rows can be filtered (``--where``), excluded by a flag column, dropped by a
+rule, or dropped as the k highest losses. Exact duplicate rows are dropped with a note (``keep_duplicates``).
 
 Bad input never produces a traceback of another type: every problem is one :class:`DataError` line that says
 what was wrong and how to fix it.
@@ -53,7 +54,7 @@ def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | No
                   run_id_col: str | Sequence[str] | None = None, exclude_col: str | None = None,
                   where: Mapping[str, str] | None = None, drop_top_loss: int | None = None,
                   drop_where: str | Sequence[str] | None = None, min_points: int = 1,
-                  unique_col: str | None = None) -> RunsTable:
+                  unique_col: str | None = None, keep_duplicates: bool = False) -> RunsTable:
     """Read a runs table from a CSV file.
 
     Parameters
@@ -63,7 +64,8 @@ def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | No
     n_col, d_col, c_col, loss_col, budget_col : str, optional
         Column names for N, D, C, loss and the IsoFLOP budget. Unset columns are found by common names
         (``n_params``, ``N``, ``Model Size``, ``tokens``, ``Training FLOP``, ``flops``, ``loss``, ...). Two of
-        N, D, C are needed; the third follows from C = 6ND and a note says so.
+        N, D, C are needed; the third follows from C = 6ND and a note says so. C alone (with the loss) is
+        accepted for compute-only forms such as ``saturating_c``; N and D are then None.
     run_id_col : str or sequence of str, optional
         Column(s) identifying a training run (several are joined), for Approach 1.
     exclude_col : str, optional
@@ -79,6 +81,9 @@ def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | No
     unique_col : str, optional
         Column of unique tokens U (found as ``unique_tokens`` or ``U_unique_tokens`` when unset), for the
         data-constrained form.
+    keep_duplicates : bool
+        Keep rows that repeat an earlier row cell for cell. By default they are dropped with a note: a
+        copied row counts twice in a fit and shrinks its bootstrap intervals without adding information.
 
     Returns
     -------
@@ -91,7 +96,7 @@ def load_runs_csv(path: str | Path, *, n_col: str | None = None, d_col: str | No
     """
     try:
         return _load(Path(path), n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_col,
-                     where, drop_top_loss, drop_where, min_points, unique_col)
+                     where, drop_top_loss, drop_where, min_points, unique_col, keep_duplicates)
     except ScalingLabError:
         raise
     except (csv.Error, UnicodeError, ValueError, OverflowError, MemoryError) as err:
@@ -141,16 +146,17 @@ def _find(header: list[str], explicit: str | None, key: str) -> str | None:
 
 
 def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_col, where, drop_top_loss,
-          drop_where, min_points, unique_col=None) -> RunsTable:
+          drop_where, min_points, unique_col=None, keep_duplicates=False) -> RunsTable:
     header, rows = _read_rows(path)
     cols = {k: _find(header, v, k) for k, v in
             (("n", n_col), ("d", d_col), ("c", c_col), ("loss", loss_col), ("budget", budget_col),
              ("unique", unique_col))}
     if cols["loss"] is None:
         raise DataError(f"{path}: no loss column; columns present: {', '.join(header)} (use --loss-col)")
-    if sum(cols[k] is not None for k in "ndc") < 2:
-        raise DataError(f"{path}: need two of N (params), D (tokens), C (FLOPs) columns; columns present: "
-                        f"{', '.join(header)} (use --n-col/--d-col/--c-col)")
+    present = [k for k in "ndc" if cols[k] is not None]
+    if len(present) < 2 and present != ["c"]:  # C alone serves compute-only forms (saturating_c)
+        raise DataError(f"{path}: need two of N (params), D (tokens), C (FLOPs) columns (or C alone for a "
+                        f"compute-only form); columns present: {', '.join(header)} (use --n-col/--d-col/--c-col)")
     index = {h: i for i, h in enumerate(header)}
     lines = list(range(2, len(rows) + 2))
     for i, r in enumerate(rows):
@@ -161,6 +167,7 @@ def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_c
     rows, lines = _apply_where(rows, lines, index, where, header, notes)
     rows, lines = _apply_status(rows, lines, index, header, notes)
     rows, lines = _apply_exclude(rows, lines, index, exclude_col, header, path, notes)
+    rows, lines = _apply_duplicates(rows, lines, keep_duplicates, notes)
     if not rows:
         raise DataError(f"{path}: no rows left after filtering; check --where/--exclude-col")
     if cols["budget"] is not None and budget_col is None and all(not r[index[cols["budget"]]].strip()
@@ -231,6 +238,26 @@ def _apply_exclude(rows, lines, index, exclude_col, header, path, notes):
             keep.append(i)
     notes.append(f"dropped {len(rows) - len(keep)} rows flagged in {exclude_col}")
     return [rows[i] for i in keep], [lines[i] for i in keep]
+
+
+def _apply_duplicates(rows, lines, keep: bool, notes):
+    """Drop (or, with ``keep``, just report) rows equal cell for cell to an earlier row."""
+    seen: set[tuple[str, ...]] = set()
+    first, repeats = [], []
+    for i, r in enumerate(rows):
+        key = tuple(c.strip() for c in r)
+        (repeats if key in seen else first).append(i)
+        seen.add(key)
+    if not repeats:
+        return rows, lines
+    shown = ", ".join(str(lines[i]) for i in repeats[:10]) + (" ..." if len(repeats) > 10 else "")
+    if keep:
+        notes.append(f"kept {len(repeats)} exact duplicate row(s) (line(s) {shown}) because keep_duplicates=True; "
+                     "each copy counts again in the fit and narrows bootstrap intervals")
+        return rows, lines
+    notes.append(f"dropped {len(repeats)} exact duplicate row(s) (line(s) {shown}); keep_duplicates=True "
+                 "keeps them")
+    return [rows[i] for i in first], [lines[i] for i in first]
 
 
 def _parse_number(cell: str) -> float:
@@ -315,6 +342,8 @@ def _rule_mask(rule: str, rows, index, header, table: RunsTable) -> np.ndarray:
     lowered = col.lower()
     if lowered in ("n_params", "n_tokens", "compute_flops", "loss") or lowered in _CANONICAL:
         values = getattr(table, _CANONICAL.get(lowered, lowered))
+        if values is None:
+            raise DataError(f"drop rule {rule!r}: this table has no {col} (only compute and loss)")
     elif col in index:
         try:
             values = np.array([_parse_number(r[index[col]].strip()) for r in rows])

@@ -22,7 +22,8 @@ class RunsTable:
     Attributes
     ----------
     n_params, n_tokens, compute_flops, loss : np.ndarray
-        N, D, C (FLOPs) and the final loss, all finite and > 0.
+        N, D, C (FLOPs) and the final loss, all finite and > 0. N and D are None in a table of C and loss
+        alone, which only compute-only forms (``saturating_c``) can fit; see :meth:`require_nd`.
     budget : np.ndarray or None
         IsoFLOP budget label per row (FLOPs) when the data came with one.
     run_id : np.ndarray or None
@@ -35,8 +36,8 @@ class RunsTable:
         CSV line of each row, for error messages.
     """
 
-    n_params: np.ndarray
-    n_tokens: np.ndarray
+    n_params: np.ndarray | None
+    n_tokens: np.ndarray | None
     compute_flops: np.ndarray
     loss: np.ndarray
     budget: np.ndarray | None = None
@@ -82,6 +83,18 @@ class RunsTable:
         return cls(n_params=n, n_tokens=d, compute_flops=c, loss=np.asarray(loss, dtype=float),
                    budget=budget, run_id=run_id, unique_tokens=unique_tokens, notes=tuple(notes) + derived)
 
+    @property
+    def has_nd(self) -> bool:
+        """False for a table of compute and loss alone (N and D unknown)."""
+        return self.n_params is not None and self.n_tokens is not None
+
+    def require_nd(self, what: str) -> None:
+        """Raise a one-line DataError when ``what`` needs N and D but the table has only C and loss."""
+        if not self.has_nd:
+            src = f"{self.source} has" if self.source else "the runs table has"
+            raise DataError(f"{what} needs N (parameters) and D (tokens) per run; {src} only compute and loss. "
+                            "Give two of N, D, C, or fit a compute-only form such as saturating_c")
+
     def subset(self, mask_or_index: np.ndarray, note: str | None = None) -> RunsTable:
         """Rows selected by a boolean mask or an index array (repeats allowed, for the bootstrap)."""
         idx = np.asarray(mask_or_index)
@@ -90,7 +103,7 @@ class RunsTable:
             return None if a is None else a[idx]
 
         notes = self.notes + ((note,) if note else ())
-        return replace(self, n_params=self.n_params[idx], n_tokens=self.n_tokens[idx],
+        return replace(self, n_params=pick(self.n_params), n_tokens=pick(self.n_tokens),
                        compute_flops=self.compute_flops[idx], loss=self.loss[idx], budget=pick(self.budget),
                        run_id=pick(self.run_id), unique_tokens=pick(self.unique_tokens),
                        line_numbers=pick(self.line_numbers), notes=notes)
@@ -121,7 +134,8 @@ class RunsTable:
 
     def to_dict(self) -> dict:
         """Columns as lists (JSON-ready)."""
-        out = {"n_params": self.n_params.tolist(), "n_tokens": self.n_tokens.tolist(),
+        out = {"n_params": None if self.n_params is None else self.n_params.tolist(),
+               "n_tokens": None if self.n_tokens is None else self.n_tokens.tolist(),
                "compute_flops": self.compute_flops.tolist(), "loss": self.loss.tolist(),
                "notes": list(self.notes), "source": self.source, "n_points": len(self)}
         if self.budget is not None:
@@ -131,6 +145,9 @@ class RunsTable:
         if self.unique_tokens is not None:
             out["unique_tokens"] = self.unique_tokens.tolist()
         return out
+
+
+C_ONLY_NOTE = "only compute and loss given: N and D unknown, so only compute-only forms (saturating_c) can fit"
 
 
 def group_by_log_gap(values: np.ndarray, tol_dex: float = 0.1) -> np.ndarray:
@@ -148,10 +165,13 @@ def group_by_log_gap(values: np.ndarray, tol_dex: float = 0.1) -> np.ndarray:
 
 
 def _complete_ndc(n, d, c):
-    """Fill the missing one of N, D, C from C = 6ND; return (n, d, c, notes)."""
+    """Fill the missing one of N, D, C from C = 6ND; return (n, d, c, notes). C alone leaves N, D as None."""
     present = [k for k, v in (("N", n), ("D", d), ("C", c)) if v is not None]
+    if present == ["C"]:
+        return None, None, c, (C_ONLY_NOTE,)
     if len(present) < 2:
-        raise DataError(f"need two of N (params), D (tokens), C (FLOPs); got only {present or 'none'}")
+        raise DataError(f"need two of N (params), D (tokens), C (FLOPs), or C alone for a compute-only form "
+                        f"such as saturating_c; got only {present or 'none'}")
     if c is None:
         return n, d, 6.0 * n * d, ("C derived as 6*N*D",)
     if d is None:

@@ -232,8 +232,8 @@ def resume_cmd(
     bootstrap: int = BOOT_OPT, json_out: bool = JSON_OPTION,
 ) -> None:
     """Re-queue runs whose worker died, continue unfinished runs from their checkpoints, then fit and report."""
-    from scalinglab.sweep.executors import ExecutorConfig
     from scalinglab.study import load_spec
+    from scalinglab.sweep.executors import ExecutorConfig
 
     load_spec(out)
     _execute(out, None, ExecutorConfig(kind=executor, workers=workers, ray_address=ray_address), bootstrap,

@@ -23,7 +23,13 @@ _EXPORTS = {
     "SweepOutcome": "run", "finish": "run", "load_spec": "run", "register_sweep": "run", "run_study": "run",
     "sweep_id_for": "run",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AllocationCurve", "Approach2Summary", "Approach3Summary", "Backtest", "BacktestRow", "ExcludedRun",
+    "FIT_JSON", "NextBudgetPlan", "REPORT_HTML", "RUNS_CSV", "ReferenceCurve", "RunRow", "StudyAnalysis",
+    "SweepOutcome", "Vertex", "analyze", "demo_spec", "design_sweep", "finish", "load_analysis", "load_spec",
+    "prior_for", "prior_n_opt", "read_curve", "register_sweep", "run_demo", "run_study", "setup_demo",
+    "sweep_id_for",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,8 +20,19 @@ import numpy as np
 
 from scalinglab.errors import PlanError
 from scalinglab.fileio import atomic_write_text, jsonable
-from scalinglab.study.record import (FAILED_STATUSES, AllocationCurve, Approach2Summary, Approach3Summary, Backtest,
-                                     BacktestRow, NextBudgetPlan, ReferenceCurve, RunRow, StudyAnalysis, Vertex)
+from scalinglab.study.record import (
+    FAILED_STATUSES,
+    AllocationCurve,
+    Approach2Summary,
+    Approach3Summary,
+    Backtest,
+    BacktestRow,
+    NextBudgetPlan,
+    ReferenceCurve,
+    RunRow,
+    StudyAnalysis,
+    Vertex,
+)
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,11 @@ _EXPORTS = {
     "ExecutorConfig": "executors", "ProgressFn": "executors", "execute": "executors",
     "REGISTRY_FILENAME": "registry", "Registry": "registry", "RunRecord": "registry", "config_hash": "registry",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ExecutorConfig", "FamilySpec", "PlannedRun", "PriorNOpt", "ProgressFn", "REGISTRY_FILENAME", "Registry",
+    "RunRecord", "SweepSpec", "config_hash", "design_budget", "design_sweep", "design_wsd", "execute",
+    "lr_for_width", "steps_and_batch",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -185,11 +185,12 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 # Entry points that must not import torch (STYLE.md: only data loaders, model, train and parallel do). Each runs
 # in a fresh interpreter; the CLI cases run a real command, so a lazy import on the command's path counts too.
 _CLI = "import sys, typer; from typer.testing import CliRunner; "
-LIGHT_MODULES = ("units", "errors", "fileio", "laws", "plan", "report", "arch", "cli.app", "study")
+LIGHT_MODULES = ("units", "errors", "fileio", "laws", "plan", "report", "arch", "cli.app")
 NO_TORCH = {
     **{m: f"import scalinglab.{m}" for m in LIGHT_MODULES},
     "report-page": "import scalinglab.report.page",
-    "study": "import scalinglab.study, scalinglab.study.analysis, scalinglab.study.record, scalinglab.study.run",
+    "study": "import scalinglab.study.analysis, scalinglab.study.demo, scalinglab.study.prior, "
+             "scalinglab.study.record, scalinglab.study.run",
     "sweep-registry": "import scalinglab.sweep.registry",
     "sweep-design": "import scalinglab.sweep.design, scalinglab.sweep.grid",
     "plan-make-plan": "import scalinglab.plan, scalinglab.plan.planner, scalinglab.laws.data_constrained, "

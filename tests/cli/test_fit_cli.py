@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -218,22 +217,6 @@ def test_predict_bad_input_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     _main_fails(["predict", "--law", str(bad), "--compute", "1e24"], capsys, "JSON")
-
-
-def test_fit_does_not_import_torch(tmp_path):
-    import subprocess
-
-    path = isoflop_csv(tmp_path)
-    code = (
-        "import sys; from scalinglab.cli.app import main\n"
-        f"try:\n    main(['fit', {str(path)!r}, '--approach', '2', '--json'])\n"
-        "except SystemExit as e:\n    assert not e.code\n"
-        "assert 'torch' not in sys.modules, 'torch imported'\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_at_needs_an_allocation_law(tmp_path, capsys):

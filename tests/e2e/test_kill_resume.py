@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 DRIVER = """
 import os, signal, sys
 from scalinglab.sweep.executors import ExecutorConfig, execute
-from scalinglab.sweep.study import register_sweep
+from scalinglab.study import register_sweep
 from tests.sweep.conftest import tiny_spec
 out, data = sys.argv[1], sys.argv[2]
 register_sweep(out, tiny_spec(data, budgets=(3e9,), target_steps=400, min_batch=2))

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from scalinglab.sweep.analysis import analyze
+from scalinglab.study import analyze, finish
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
-from scalinglab.sweep.study import finish
 
 E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
 A_TRUE = BETA / (ALPHA + BETA)
@@ -40,19 +39,19 @@ def synthetic_sweep(tmp_path):
 
 def test_analysis_recovers_the_exponent_and_writes_fit_json(synthetic_sweep):
     data = analyze(synthetic_sweep, n_boot=100)
-    a2, a3 = data.analysis["approach2"], data.analysis["approach3"]
-    assert a2["a"] == pytest.approx(A_TRUE, abs=0.03)
-    assert a2["a_ci"][0] < a2["a"] < a2["a_ci"][1]
-    assert len(a2["vertices"]) == 4 and a2["curve"]["n_lo"] is not None
-    assert a3["n_points"] == 20  # the diverged run is excluded
-    assert a3["a"] == pytest.approx(A_TRUE, abs=0.05)
-    assert a3["params"]["alpha"] == pytest.approx(ALPHA, abs=0.05)
-    assert data.analysis["backtest"]["rows"][0]["rel_error"] == pytest.approx(0, abs=0.15)
-    assert data.analysis["plan"]["rows"][0] == ("compute (FLOPs)", "1e+22")
-    assert set(data.analysis["references"]) == {"Chinchilla (Hoffmann et al. 2022)", "Epoch (Besiroglu et al. 2024)"}
-    assert any("blew-up (diverged)" in n for n in data.analysis["notes"])
+    a2, a3 = data.approach2, data.approach3
+    assert a2.a == pytest.approx(A_TRUE, abs=0.03)
+    assert a2.a_ci[0] < a2.a < a2.a_ci[1]
+    assert len(a2.vertices) == 4 and a2.curve.n_lo is not None
+    assert a3.n_points == 20  # the diverged run is excluded
+    assert a3.a == pytest.approx(A_TRUE, abs=0.05)
+    assert a3.params["alpha"] == pytest.approx(ALPHA, abs=0.05)
+    assert data.backtest.rows[0].rel_error == pytest.approx(0, abs=0.15)
+    assert data.plan.rows[0] == ("compute (FLOPs)", "1e+22")
+    assert set(data.references) == {"Chinchilla (Hoffmann et al. 2022)", "Epoch (Besiroglu et al. 2024)"}
+    assert any("blew-up (diverged)" in n for n in data.notes)
     saved = json.loads((synthetic_sweep / "fit.json").read_text())
-    assert saved["analysis"]["approach2"]["a"] == pytest.approx(a2["a"])
+    assert saved["analysis"]["approach2"]["a"] == pytest.approx(a2.a)
     assert (synthetic_sweep / "runs.csv").read_text().count("\n") == 22
 
 
@@ -71,4 +70,4 @@ def test_a_step_that_cannot_run_is_recorded_not_raised(tmp_path):
             reg.claim(f"r{i}")
             reg.finish(f"r{i}", "done", summary={}, loss=3.0 - i * 0.1 + i * i * 0.06)
     data = analyze(tmp_path, n_boot=0)
-    assert "Approach 2" in data.analysis["errors"] and "backtest" in data.analysis["errors"]
+    assert "Approach 2" in data.errors and "backtest" in data.errors

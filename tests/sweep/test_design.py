@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 
 from scalinglab.arch import count_params, training_flops
 from scalinglab.errors import ConfigError
-from scalinglab.sweep import design
-from scalinglab.sweep.design import FamilySpec, SweepSpec, design_budget, design_sweep, lr_for_width
+from scalinglab.study import design_sweep, prior_n_opt
+from scalinglab.sweep import grid
+from scalinglab.sweep.design import FamilySpec, SweepSpec, design_budget, lr_for_width
 from scalinglab.sweep.registry import config_hash
 
 BUDGETS = (1e11, 3e11, 1e12, 3e12)
@@ -42,9 +41,19 @@ def test_counted_flops_match_the_budget(plan):
 def test_sizes_spread_in_log_n_around_the_prior_optimum(plan):
     for b in BUDGETS:
         n = sorted(r.n_params for r in plan if r.budget == b)
-        n_opt = design.prior_n_opt("chinchilla", b)
+        n_opt = prior_n_opt("chinchilla", b)
         assert n[0] < n_opt < n[-1]
         assert math.log(n[-1] / n[0]) > math.log(4)  # at least a factor 4 between smallest and largest
+
+
+def test_a_named_prior_law_reaches_the_designer_as_a_callable():
+    """sweep reads no law file: without the callable a named prior is refused; with one, it centres the sizes."""
+    spec = SweepSpec(budgets=(1e12,))
+    with pytest.raises(ConfigError, match=r"prior_law='chinchilla' names a law; pass prior_n_opt="):
+        grid.design_sweep(spec)
+    n = sorted(r.n_params for r in grid.design_sweep(spec, prior_n_opt=lambda c: 3e4))
+    assert n[0] < 3e4 < n[-1]
+    assert grid.design_sweep(spec, prior_n_opt=lambda c: prior_n_opt("chinchilla", c)) == design_sweep(spec)
 
 
 def test_tokens_per_param_decrease_with_size(plan):
@@ -55,7 +64,7 @@ def test_tokens_per_param_decrease_with_size(plan):
 
 def test_tokens_per_param_prior_centres_the_sizes():
     spec = SweepSpec(budgets=(1e12,), prior_tokens_per_param=40.0)
-    n = sorted(r.n_params for r in design_sweep(spec))
+    n = sorted(r.n_params for r in grid.design_sweep(spec))
     centre = math.sqrt(1e12 / (6 * 40))
     assert n[0] < centre < n[-1]
 
@@ -136,8 +145,3 @@ def test_family_spec_validates():
 def test_spec_round_trips_through_dict():
     spec = SweepSpec(budgets=(1e11, 1e12), family=FamilySpec(aspect_ratios=(16, 32)))
     assert SweepSpec.from_dict(spec.to_dict()) == spec
-
-
-def test_design_does_not_import_torch():
-    code = "import sys, scalinglab.sweep.design; sys.exit(1 if 'torch' in sys.modules else 0)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -7,7 +7,7 @@ import pytest
 from scalinglab.errors import ConfigError
 from scalinglab.sweep.executors import ExecutorConfig, execute
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
-from scalinglab.sweep.study import register_sweep
+from scalinglab.study import register_sweep
 from tests.sweep.conftest import tiny_spec
 
 
@@ -66,7 +66,7 @@ def test_executor_config_validates():
 def test_ray_executor_runs_a_two_run_sweep_recorded_like_any_other(tmp_path, tiny_corpus):
     pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'scalinglab[dist]')")
     spec = tiny_spec(tiny_corpus)
-    from scalinglab.sweep.design import design_sweep
+    from scalinglab.sweep.grid import design_sweep
 
     two = design_sweep(spec)[:2]
     register_sweep(tmp_path, spec, two)

@@ -26,7 +26,7 @@ def demo_cmd(
 ) -> None:
     """Prepare the stdlib corpus, sweep >= 4 budgets x 5 sizes, fit Approaches 2 and 3, backtest, plan, report."""
     from scalinglab.cli.sweep import make_progress, print_summary, summarize
-    from scalinglab.sweep.demo import run_demo, setup_demo
+    from scalinglab.study.demo import run_demo, setup_demo
     from scalinglab.sweep.executors import ExecutorConfig
 
     exec_cfg = ExecutorConfig(kind=executor, workers=1 if executor == "local" else workers, ray_address=ray_address)

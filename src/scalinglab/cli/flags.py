@@ -23,6 +23,10 @@ PARAM_FLAGS: dict[str, str] = {
     # ---- train / parallel
 
     # ---- sweep / study / report
+    "SweepSpec.budgets": "--budgets",
+    "SweepSpec.n_sizes": "--sizes",
+    "SweepSpec.schedule": "--schedule",
+    "SweepSpec.prior_law": "--prior-law",
 
     # ---- arch / model / data
     # GPTConfig fields whose flag a user cannot guess from the Python name (model count also takes --kv-heads).

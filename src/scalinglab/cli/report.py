@@ -20,10 +20,11 @@ def report_cmd(
 ) -> None:
     """Write a self-contained HTML page (inline SVG figures, no scripts, no network). Prints its path."""
     from scalinglab.errors import ReportError
-    from scalinglab.report.page import load_report_data, write_report
+    from scalinglab.report import write_report
+    from scalinglab.study.record import load_analysis
 
     if source.is_dir():
-        from scalinglab.sweep.analysis import FIT_JSON, REPORT_HTML, analyze
+        from scalinglab.study.analysis import FIT_JSON, REPORT_HTML, analyze
         from scalinglab.sweep.registry import REGISTRY_FILENAME
 
         if not (source / REGISTRY_FILENAME).is_file() and not (source / FIT_JSON).is_file():
@@ -31,10 +32,10 @@ def report_cmd(
         if (source / REGISTRY_FILENAME).is_file() and (refit or not (source / FIT_JSON).is_file()):
             data = analyze(source, n_boot=bootstrap)
         else:
-            data = load_report_data(source / FIT_JSON)
+            data = load_analysis(source / FIT_JSON)
         target = out or source / REPORT_HTML
     elif source.is_file():
-        data = load_report_data(source)
+        data = load_analysis(source)
         target = out or source.with_name("report.html")
     else:
         raise ReportError(f"no such file or folder {source}; pass a sweep folder or its fit.json")

@@ -132,7 +132,7 @@ def run_cmd(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Design an IsoFLOP sweep, run it, fit Approaches 2 and 3, backtest, plan 10× and write the report."""
-    from scalinglab.sweep.design import design_sweep
+    from scalinglab.study import design_sweep
     from scalinglab.sweep.executors import ExecutorConfig
 
     spec = _spec(budgets, sizes, out, schedule, data, prior_law)
@@ -142,7 +142,7 @@ def run_cmd(
         rows = plan_table(plan, spec)
         print_json({"plan": rows}) if json_out else _print_plan(rows)
         return
-    from scalinglab.sweep.study import register_sweep
+    from scalinglab.study import register_sweep
 
     # Register first: a folder holding another sweep, or an unreadable registry, is refused before the corpus
     # is prepared (nothing written, nothing lost).
@@ -152,7 +152,7 @@ def run_cmd(
 
 
 def _execute(out: Path, spec, exec_cfg, bootstrap: int, json_out: bool) -> None:
-    from scalinglab.sweep.study import register_sweep, run_study
+    from scalinglab.study import register_sweep, run_study
 
     if spec is not None:
         register_sweep(out, spec)
@@ -183,15 +183,22 @@ def _print_outcome(outcome, json_out: bool) -> None:
 
 
 def summarize(data) -> dict:
-    """The headline numbers of a sweep's analysis: a, b with CIs, Approach 3's a, statuses, errors."""
-    a2 = data.analysis.get("approach2") or {}
-    a3 = data.analysis.get("approach3") or {}
-    statuses: dict[str, int] = {}
-    for r in data.runs:
-        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    return {"statuses": statuses, "approach2": {k: a2.get(k) for k in ("a", "a_ci", "b", "b_ci")},
-            "approach3": {k: a3.get(k) for k in ("a", "a_ci", "params")}, "errors": data.analysis.get("errors"),
-            "vertices": a2.get("vertices", [])}
+    """The headline numbers of a :class:`~scalinglab.study.StudyAnalysis`: a, b with CIs, Approach 3's a,
+    statuses, errors (JSON-ready)."""
+    a2, a3 = data.approach2, data.approach3
+    return {"statuses": data.statuses,
+            "approach2": {k: _plain(getattr(a2, k)) if a2 else None for k in ("a", "a_ci", "b", "b_ci")},
+            "approach3": {k: _plain(getattr(a3, k)) if a3 else None for k in ("a", "a_ci", "params")},
+            "errors": dict(data.errors), "vertices": [v.to_dict() for v in a2.vertices] if a2 else []}
+
+
+def _plain(value):
+    """Tuples as lists and mappings as dicts, as the JSON summary always printed them."""
+    from collections.abc import Mapping
+
+    if isinstance(value, tuple):
+        return list(value)
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def print_summary(summary: dict) -> None:
@@ -225,8 +232,8 @@ def resume_cmd(
     bootstrap: int = BOOT_OPT, json_out: bool = JSON_OPTION,
 ) -> None:
     """Re-queue runs whose worker died, continue unfinished runs from their checkpoints, then fit and report."""
+    from scalinglab.study import load_spec
     from scalinglab.sweep.executors import ExecutorConfig
-    from scalinglab.sweep.study import load_spec
 
     load_spec(out)
     _execute(out, None, ExecutorConfig(kind=executor, workers=workers, ray_address=ray_address), bootstrap,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +84,7 @@ class SweepSpec:
     budgets: tuple[float, ...]
     n_sizes: int = 5
     spread: float = 4.0  # sizes span N_opt/spread .. N_opt*spread (log-uniform)
-    prior_law: str = "chinchilla"
+    prior_law: str = "chinchilla"  # a preset or saved-fit name; resolved by scalinglab.study (see _prior)
     prior_tokens_per_param: float | None = None  # instead of prior_law: N_opt = sqrt(C / (6 r))
     prior_n_law: tuple[float, float] | None = None  # instead of prior_law: (k, a), N_opt = k·C^a (an earlier fit)
     family: FamilySpec = field(default_factory=FamilySpec)
@@ -211,34 +211,25 @@ class PlannedRun:
                 "n_steps": self.n_steps, "schedule": self.schedule, "parent_run_id": self.parent_run_id}
 
 
-def prior_n_opt(law: str, compute_flops: float) -> float:
-    """N_opt at ``compute_flops`` from a preset law or a saved fit (``laws.presets.load_law``).
-
-    Falls back to the rounded Chinchilla law (Hoffmann et al. 2022, Approach 3: E 1.69, A 406.4, B 410.7,
-    α .34, β .28; eq. 4) when the presets module is unavailable.
-    """
-    try:
-        from scalinglab.laws.presets import load_law
-    except ImportError:
-        load_law = None
-    if load_law is not None:
-        return float(load_law(law).optimal_allocation(compute_flops).n_params)
-    alpha, beta, A, B = 0.34, 0.28, 406.4, 410.7
-    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-    return G * (compute_flops / 6) ** (beta / (alpha + beta))
+PriorNOpt = Callable[[float], float]  # N_opt(C): a prior law resolved by the caller (scalinglab.study)
 
 
-def _prior(spec: SweepSpec, budget: float) -> float:
+def _prior(spec: SweepSpec, budget: float, prior_n_opt: PriorNOpt | None) -> float:
     if spec.prior_n_law is not None:
         k, a = spec.prior_n_law
         return k * budget**a
     if spec.prior_tokens_per_param is not None:
         # D = r N and C = 6 N D give N = sqrt(C / 6r) (Hoffmann et al. 2022 found r ≈ 20 at their scale).
         return math.sqrt(budget / (6 * spec.prior_tokens_per_param))
-    return prior_n_opt(spec.prior_law, budget)
+    if prior_n_opt is None:
+        # The designer reads no law files: sweep sits below laws (see STYLE.md); study/ and the CLI resolve them.
+        raise ConfigError(f"SweepSpec.prior_law={spec.prior_law!r} names a law; pass prior_n_opt=<N_opt(C) "
+                          "callable> (scalinglab.study.design_sweep resolves the name), or give prior_n_law or "
+                          "prior_tokens_per_param")
+    return float(prior_n_opt(budget))
 
 
-def _steps_and_batch(spec: SweepSpec, n_tokens: float) -> tuple[int, int]:
+def steps_and_batch(spec: SweepSpec, n_tokens: float) -> tuple[int, int]:
     """Sequences per step — ``n_tokens / (target_steps · seq_len)`` rounded, clipped to [min_batch,
     batch_tokens/seq_len] — and the number of steps (nearest whole step, so the counted C stays within half a
     step of the budget). Every run thus takes about ``target_steps`` steps unless clipped: at a few hundred steps
@@ -271,8 +262,10 @@ def _run_id(budget: float, cfg: GPTConfig, suffix: str = "") -> str:
     return f"C{budget:.2g}-L{cfg.n_layer}d{cfg.d_model}{suffix}".replace("+", "")
 
 
-def design_budget(spec: SweepSpec, budget: float, shapes: Sequence[GPTConfig] | None = None) -> list[PlannedRun]:
-    """The cosine-schedule runs of one budget (see the module docstring)."""
+def design_budget(spec: SweepSpec, budget: float, shapes: Sequence[GPTConfig] | None = None, *,
+                  prior_n_opt: PriorNOpt | None = None) -> list[PlannedRun]:
+    """The cosine-schedule runs of one budget (see the module docstring), centred on the spec's prior (numbers
+    in the spec, else ``prior_n_opt(budget)``)."""
     shapes = list(shapes) if shapes is not None else spec.family.shapes()
     seq = spec.family.seq_len
     fits = [c for c in shapes if budget / flops_per_token(c).counted >= spec.min_steps * spec.min_batch * seq]
@@ -284,32 +277,17 @@ def design_budget(spec: SweepSpec, budget: float, shapes: Sequence[GPTConfig] | 
             f"steps of {seq} tokens (the {spec.n_sizes}th smallest, d_model={smallest.d_model} "
             f"n_layer={smallest.n_layer} N={count_params(smallest).total}, needs {need:.3g} FLOPs); "
             f"use budgets ≥ {need:.2g}")
-    n_opt = _prior(spec, budget)
+    n_opt = _prior(spec, budget, prior_n_opt)
     runs = []
     for cfg in _pick_shapes(fits, n_opt, spec):
         f = flops_per_token(cfg)
-        batch, steps = _steps_and_batch(spec, budget / f.counted)
+        batch, steps = steps_and_batch(spec, budget / f.counted)
         d = steps * batch * seq
         runs.append(PlannedRun(run_id=_run_id(budget, cfg), budget=budget, model=cfg, n_params=count_params(cfg).total,
                                n_tokens=d, compute_flops=f.counted * d, six_nd=f.six_n * d,
                                lr=lr_for_width(spec, cfg.d_model), batch_size=batch, n_steps=steps,
                                schedule="cosine"))
     return runs
-
-
-def design_sweep(spec: SweepSpec) -> list[PlannedRun]:
-    """All runs of the sweep, budget by budget (``schedule="wsd"``: see :func:`design_wsd`)."""
-    if spec.schedule == "wsd":
-        from scalinglab.sweep.wsd import design_wsd
-
-        return design_wsd(spec)
-    shapes = spec.family.shapes()
-    return [run for b in spec.budgets for run in design_budget(spec, b, shapes)]
-
-
-def estimate_seconds(run: PlannedRun, flops_per_s: float) -> float:
-    """Wall time of a run at a measured (or assumed) training throughput in counted FLOP/s."""
-    return run.compute_flops / flops_per_s
 
 
 def _positive_int(name: str, value: Any) -> None:

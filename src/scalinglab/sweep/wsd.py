@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from scalinglab.arch import flops_per_token
-from scalinglab.sweep.design import PlannedRun, SweepSpec, _steps_and_batch, design_budget
+from scalinglab.sweep.design import PlannedRun, PriorNOpt, SweepSpec, design_budget, steps_and_batch
 
 STRIDES = 50  # checkpoints kept along each main run (branch points snap to them)
 WARMUP_FRAC = 0.05
@@ -31,18 +31,19 @@ def _point(spec: SweepSpec, base: PlannedRun, steps: int, batch: int, **extra) -
                       n_steps=steps, schedule="wsd", **extra)
 
 
-def design_wsd(spec: SweepSpec) -> list[PlannedRun]:
-    """Main WSD runs (one per distinct shape) followed by their cooldown branches."""
+def design_wsd(spec: SweepSpec, *, prior_n_opt: PriorNOpt | None = None) -> list[PlannedRun]:
+    """Main WSD runs (one per distinct shape) followed by their cooldown branches (``prior_n_opt``: as for
+    :func:`~scalinglab.sweep.design.design_budget`)."""
     shapes = spec.family.shapes()
     groups: dict[tuple, list[PlannedRun]] = defaultdict(list)
     for b in spec.budgets:
-        for run in design_budget(spec, b, shapes):
+        for run in design_budget(spec, b, shapes, prior_n_opt=prior_n_opt):
             groups[(run.model.d_model, run.model.n_layer)].append(run)
     mains, branches = [], []
     for runs in groups.values():
         runs.sort(key=lambda r: r.n_tokens)
         seq = spec.family.seq_len
-        batch, _ = _steps_and_batch(spec, runs[0].n_tokens)  # the shortest point decides the shared batch
+        batch, _ = steps_and_batch(spec, runs[0].n_tokens)  # the shortest point decides the shared batch
         steps_max = max(1, round(runs[-1].n_tokens / (batch * seq)))
         stride = max(1, steps_max // STRIDES)
         warmup = max(1, round(WARMUP_FRAC * steps_max))

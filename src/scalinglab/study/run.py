@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.errors import RegistryError, ScalingLabError
-from scalinglab.report.page import ReportData, write_report
-from scalinglab.sweep.design import PlannedRun, SweepSpec, design_sweep
+from scalinglab.report.page import write_report
+from scalinglab.study.analysis import REPORT_HTML, analyze
+from scalinglab.study.prior import design_sweep
+from scalinglab.study.record import StudyAnalysis
+from scalinglab.sweep.design import PlannedRun, SweepSpec
 from scalinglab.sweep.executors import ExecutorConfig, ProgressFn, execute
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, config_hash
 
@@ -26,7 +29,7 @@ class SweepOutcome:
     sweep_dir: Path
     statuses: dict[str, int]
     report_path: Path | None
-    data: ReportData | None
+    data: StudyAnalysis | None
 
     def to_dict(self) -> dict:
         return {"sweep_dir": str(self.sweep_dir), "statuses": self.statuses,
@@ -38,7 +41,8 @@ def sweep_id_for(spec: SweepSpec) -> str:
 
 
 def register_sweep(sweep_dir: str | Path, spec: SweepSpec, plan: list[PlannedRun] | None = None) -> list[PlannedRun]:
-    """Record the sweep and queue its runs (idempotent: runs already present, by config hash, are kept)."""
+    """Record the sweep and queue its runs (idempotent: runs already present, by config hash, are kept); the
+    plan is designed here, with the spec's prior law resolved, unless given."""
     sweep_dir = Path(sweep_dir)
     plan = design_sweep(spec) if plan is None else plan
     sid = sweep_id_for(spec)
@@ -69,10 +73,9 @@ def load_spec(sweep_dir: str | Path) -> SweepSpec:
                             "version that wrote it") from err
 
 
-def finish(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: str | None = None) -> tuple[ReportData, Path]:
-    """Fit, backtest, plan and write ``report.html``; returns the report data and the page's path."""
-    from scalinglab.sweep.analysis import REPORT_HTML, analyze
-
+def finish(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0,
+           title: str | None = None) -> tuple[StudyAnalysis, Path]:
+    """Fit, backtest, plan and write ``report.html``; returns the analysis and the page's path."""
     data = analyze(sweep_dir, n_boot=n_boot, seed=seed, title=title)
     return data, write_report(data, Path(sweep_dir) / REPORT_HTML)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from scalinglab.study.run import SweepOutcome, register_sweep, run_study
 from scalinglab.sweep.design import FamilySpec, SweepSpec
 from scalinglab.sweep.executors import ExecutorConfig, ProgressFn
-from scalinglab.sweep.study import SweepOutcome, run_study
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,6 @@ def prepare_corpus(data_dir: str | Path, max_bytes: int) -> None:
 def setup_demo(out_dir: str | Path = DEFAULT_OUT, *, quick: bool = False) -> SweepSpec:
     """Register the demo sweep (refusing a folder that holds another sweep, before any work) and prepare the
     corpus; returns the spec."""
-    from scalinglab.sweep.study import register_sweep
-
     out_dir = Path(out_dir)
     spec = demo_spec(out_dir / "data", quick=quick)
     register_sweep(out_dir, spec)

@@ -102,7 +102,7 @@ def split_runs(
         raise ConfigError(f"holdout_top={holdout_top!r}; give an integer >= 1 (budgets to hold out)")
     if k >= len(budgets):
         raise DataError(
-            f"cannot hold out the top {k} budget(s): the data have only {len(budgets)}; lower --holdout-top"
+            f"cannot hold out the top {k} budget(s): the data have only {len(budgets)}; lower holdout_top="
         )
     held = budgets[-k:]
     return np.isin(labels, held), "held out the top {} budget(s): {}".format(

@@ -124,7 +124,7 @@ def compute_for_target(law: Any, target_loss: float, unique_tokens: float | None
     if dc.optimal_allocation(math.exp(hi), unique_tokens).loss > target_loss:
         raise PlanError(
             f"target loss {target_loss} is out of reach with {unique_tokens:.3g} unique tokens "
-            f"(repeated data saturate, Muennighoff et al. 2023); raise --unique-tokens or the target"
+            f"(repeated data saturate, Muennighoff et al. 2023); raise unique_tokens= or the target"
         )
     for _ in range(80):
         mid = 0.5 * (lo + hi)

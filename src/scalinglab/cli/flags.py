@@ -28,11 +28,15 @@ PARAM_FLAGS: dict[str, str] = {
     "where=": "--where",
     "exclude_col=": "--exclude-col",
     "drop_where=": "--drop",
-    "holdout_top=": "--holdout-top",
+    "holdout_top=": "--holdout-top ",
     "LawFit.save(path)": "`scalinglab fit ... --out FILE`",
     "Approach2Result.save(path)": "`scalinglab fit --approach 2 --out FIT.json`",
     "unique_tokens=": "--unique-tokens",
     "max_params=": "--max-params",
+    "at=": "--at",
+    "n_resamples=": "--bootstrap ",
+    "level=": "--level ",
+    "approach=1": "--approach 1",
     # ---- plan
 
     # ---- train / parallel

@@ -173,9 +173,10 @@ class PowerLawFit:
             raise FitError(f"{where}power laws N = {kn:.4g} C^{a:.4g}, D = {kd:.4g} C^{b:.4g} are not "
                            "usable (need positive finite coefficients); refit and save with LawFit.save(path)")
         _check_six_nd(kn, a, kd, b, _budgets(doc), where)
-        stem = Path(path).stem if path is not None else "saved-fit"
+        stem = Path(path).stem if path is not None else str(doc.get("name", "saved-fit"))
+        default_source = doc.get("source") or f"Approach {approach} fit {path if path is not None else ''}".rstrip()
         return cls(name=name or stem, approach=approach, coef=kn, exponent=a, d_coef=kd, d_exponent=b,
-                   source=source or f"Approach {approach} fit {path if path is not None else ''}".rstrip(),
+                   source=source or str(default_source),
                    description=f"Approach {approach} fit: N_opt = {kn:.4g} C^{a:.4f}, D_opt = {kd:.4g} C^{b:.4f}",
                    bootstrap=_samples(doc.get("bootstrap")))
 

@@ -18,8 +18,7 @@ Variables are named ``n_params``, ``n_tokens``, ``compute_flops``, ``attempts`` 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 

@@ -6,7 +6,6 @@ token on each paper's own data and tokenizer, so they are comparable within a pr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

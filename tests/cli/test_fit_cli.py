@@ -380,3 +380,47 @@ def test_saturating_c_fits_from_compute_and_loss_alone(tmp_path, capsys):
     assert d["fit"]["params"]["alpha"] == pytest.approx(0.08, rel=1e-6)
     _main_fails(["fit", str(path)], capsys, "needs N (parameters) and D (tokens)")
     _main_fails(["fit", str(path), "--approach", "2"], capsys, "Approach 2 needs N")
+
+
+def test_predict_kaplan_single_variable_loss_from_params_alone():
+    d = json.loads(run_ok(["predict", "--law", "kaplan2020", "--params", "1e9", "--json"]).stdout)
+    # Kaplan et al. 2020 eq. 1.1: L(N) = (8.8e13 / N)^0.076
+    assert d["loss"]["loss"] == pytest.approx((8.8e13 / 1e9) ** 0.076, rel=1e-12)
+    assert d["loss"]["n_tokens"] is None and d["loss"]["compute_flops"] is None
+    assert "= 2.3756" in run_ok(["predict", "--law", "kaplan2020", "--params", "1e9"]).stdout
+
+
+def test_predict_one_variable_on_a_joint_law_is_one_line(capsys):
+    _main_fails(["predict", "--law", "epoch2024", "--params", "7B"], capsys, "n_params and n_tokens")
+
+
+def test_laws_labels_the_default_and_the_rounded_chinchilla():
+    d = {x["name"]: x for x in json.loads(run_ok(["laws", "--json"]).stdout)}
+    assert d["epoch2024"]["default"] and not d["chinchilla"]["default"]
+    assert d["chinchilla"]["description"] == "Hoffmann et al. eq. 10, rounded as printed"
+    text = " ".join(run_ok(["laws"]).stdout.split())
+    assert "epoch2024 (default)" in text and "rounded as printed" in text
+
+
+def test_fit_warnings_in_json_also_print_in_text_mode_on_stderr(tmp_path):
+    path = isoflop_csv(tmp_path)
+    rows = path.read_text().splitlines()
+    rows += [f"x{i},{n},{1e22 / (6 * n)!r},1e22,{3.0 - 0.01 * i},1e22,done" for i, n in enumerate((1e9, 2e9))]
+    path.write_text("\n".join(rows) + "\n")  # a budget with 2 sizes: skipped, with a warning
+    args = ["fit", str(path), "--approach", "2", "--skip-bad-budgets"]
+    d = json.loads(run_ok([*args, "--json"]).stdout)
+    warnings = [n for n in d["fit"]["notes"] if n not in d["notes"]]
+    assert any("skipped budget 1e+22" in w for w in warnings)
+    res = runner.invoke(app, args)  # click >= 8.2 keeps stderr apart from stdout
+    assert res.exit_code == 0, res.output
+    for w in warnings:
+        assert w in " ".join(res.stderr.split()), (w, res.stderr)
+        assert w not in res.stdout
+
+
+def test_hand_written_allocation_json_that_misspends_compute_is_refused(tmp_path, capsys):
+    path = tmp_path / "hand.json"
+    path.write_text(json.dumps({"approach": 2, "n_law": {"coef": 0.5, "exponent": 0.46},
+                                "d_law": {"coef": 0.3, "exponent": 0.54}}))  # 6ND = 0.9 C
+    _main_fails(["predict", "--law", str(path), "--compute", "1e22"], capsys, "6ND = 0.9 C")
+    _main_fails(["plan", "--law", str(path), "--compute", "1e22"], capsys, "6ND = 0.9 C")

@@ -58,13 +58,15 @@ def fit_command(
     keep_extrapolated: bool = typer.Option(False, "--keep-extrapolated", help="Approach 2: keep budgets whose "
                                            "vertex lies outside their trained sizes (excluded by default)."),
     keep_duplicates: bool = typer.Option(False, "--keep-duplicates", help="Keep exact duplicate rows "
-                                         "(dropped by default)."),
+                                         "(dropped by default, with a note)."),
     at: list[str] = typer.Option([], "--at", help="Report N_opt/D_opt at these budgets."),
     out: Path | None = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
+    from scalinglab.laws.lawfit import fit_runs
     from scalinglab.laws.runs import load_runs_csv
+    from scalinglab.units import parse_flops
 
     _check_options(approach, bootstrap, level, holdout_top)
     computes = [_positive_flops(c) for c in at]
@@ -72,21 +74,17 @@ def fit_command(
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
                          where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None,
                          unique_col=unique_col, keep_duplicates=keep_duplicates)
-    a2 = {"skip_bad_budgets": skip_bad_budgets, "keep_extrapolated": keep_extrapolated}  # Approach 2 options
-    if computes and approach == 3:
-        _check_allocating_form(form)
-    fit_kwargs = {"loss": loss, "delta": delta} if approach == 3 else {}
-    payload, result = _run_fit(runs, approach, form, fit_kwargs, a2)
-    if holdout_top is not None or holdout_above is not None:  # before any log line: its refusals are bad input
-        payload["backtest"] = _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, a2)
-    _print_notes(runs.notes, payload["fit"])  # after the fit, so that a bad-input error stays a single line
-    if bootstrap:
-        info(f"bootstrap: {bootstrap} resamples (seed {seed}) ...")
-        payload["bootstrap"], result = _run_bootstrap(runs, approach, form, result, bootstrap, seed, level,
-                                                      computes, fit_kwargs, a2)
-    payload["allocation"] = [_allocation(result, c) for c in computes]
+    # notes and the bootstrap line arrive after the fit (and backtest) succeeded, so a bad-input error stays alone
+    result = fit_runs(runs, approach=approach, form=form, n_resamples=bootstrap, seed=seed, level=level,
+                      holdout_top=holdout_top,
+                      compute_threshold=None if holdout_above is None else parse_flops(holdout_above),
+                      skip_bad_budgets=skip_bad_budgets, keep_extrapolated=keep_extrapolated, at=computes,
+                      progress=_progress,
+                      loss=loss, delta=delta)
+    payload = result.to_dict()
+    _print_warnings(result.warnings)  # on stderr in text and --json mode alike
     if out is not None:
-        _save(result, out)
+        result.save(out)
         info(f"wrote {out}")
     if as_json:
         print_json(payload)
@@ -108,14 +106,6 @@ def _check_options(approach: int, bootstrap: int, level: float, holdout_top: int
         raise ConfigError(f"--level {level}; give a confidence level between 0 and 1, e.g. 0.95")
     if holdout_top is not None and holdout_top < 1:
         raise ConfigError(f"--holdout-top {holdout_top}; give the number of top budgets to hold out (>= 1)")
-
-
-def _check_allocating_form(form: str) -> None:
-    from scalinglab.errors import ConfigError
-    from scalinglab.laws.approach3 import resolve_form
-
-    if not {"E", "A", "B", "alpha", "beta"} <= set(resolve_form(form).param_names):
-        raise ConfigError(f"--at needs a law with an N/D allocation (chinchilla); form {form!r} has none")
 
 
 def _positive_flops(text: str) -> float:
@@ -140,76 +130,19 @@ def _parse_where(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _print_notes(notes, fit: dict) -> None:
-    """The loader's and the fit's notes, then the fit's warnings, on stderr in text and --json mode alike."""
+def _progress(msg: str) -> None:
+    """Data notes (dim) and the bootstrap line from ``fit_runs``, on stderr, with flags for parameter names."""
     from scalinglab.cli.flags import to_cli
 
-    for note in [*notes, *(n for n in fit.get("notes", []) if n not in notes)]:
-        info(f"[dim]{to_cli(note)}[/dim]")
-    for w in fit.get("warnings", []):
+    info(msg if msg.startswith("bootstrap:") else f"[dim]{to_cli(msg)}[/dim]")
+
+
+def _print_warnings(warnings) -> None:
+    """Every warning the JSON carries, on stderr in either mode (data stay alone on stdout)."""
+    from scalinglab.cli.flags import to_cli
+
+    for w in warnings:
         info(f"[yellow]warning:[/yellow] {to_cli(w)}")
-
-
-def _run_fit(runs, approach, form, fit_kwargs, a2):
-    from scalinglab.laws.approach1 import fit_approach1
-    from scalinglab.laws.approach2 import fit_approach2
-    from scalinglab.laws.approach3 import fit_approach3
-
-    base = {"approach": approach, "n_points": len(runs), "notes": list(runs.notes), "source": runs.source}
-    if approach == 1:
-        result = fit_approach1(runs)
-    elif approach == 2:
-        result = fit_approach2(runs, **a2)
-    else:
-        result = fit_approach3(runs, form=form, **fit_kwargs)
-    base["fit"] = result.to_dict()
-    return base, result
-
-
-def _run_bootstrap(runs, approach, form, result, n, seed, level, computes, fit_kwargs, a2):
-    from scalinglab.laws.bootstrap import bootstrap_approach2, bootstrap_approach3
-
-    if approach == 2:
-        boot = bootstrap_approach2(runs, n_resamples=n, seed=seed, **a2)
-    else:
-        boot = bootstrap_approach3(runs, n_resamples=n, seed=seed, form=form, point=result, **fit_kwargs)
-        result = boot.fit  # the fit with its bootstrap samples attached
-    d = boot.to_dict(level)
-    d["at_compute"] = [{"compute_flops": c, **boot.at_compute(c, level)} for c in computes]
-    return d, result
-
-
-def _allocation(result, compute_flops: float) -> dict:
-    if hasattr(result, "optimal_allocation"):
-        return result.optimal_allocation(compute_flops).to_dict()
-    n, d = float(result.n_law(compute_flops)), float(result.d_law(compute_flops))
-    return {"compute_flops": compute_flops, "n_params": n, "n_tokens": d, "tokens_per_param": d / n,
-            "loss": None}
-
-
-def _run_backtest(runs, approach, form, holdout_top, holdout_above, fit_kwargs, a2):
-    from scalinglab.errors import ConfigError
-    from scalinglab.laws.backtest import backtest
-    from scalinglab.units import parse_flops
-
-    if approach == 1:
-        raise ConfigError("--holdout-top/--holdout-above backtests approaches 2 and 3; not --approach 1")
-    threshold = None if holdout_above is None else parse_flops(holdout_above)
-    kwargs = dict(fit_kwargs) if approach == 3 else dict(a2)
-    res = backtest(runs, approach=approach, holdout_top=holdout_top, compute_threshold=threshold,
-                   **({"form": form} if approach == 3 else {}), **kwargs)
-    out = res.to_dict()
-    out.pop("fit", None)
-    return out
-
-
-def _save(result, path: Path) -> None:
-    from scalinglab.fileio import atomic_write_json
-
-    if hasattr(result, "save"):
-        result.save(path)
-    else:  # Approach 1: the power laws in the same layout as Approach 2's JSON
-        atomic_write_json(path, result.to_dict())
 
 
 # ------------------------------------------------------------------------------------------------ printing
@@ -240,28 +173,31 @@ _ALLOC_COLUMNS = ["C (FLOPs)", "N_opt (params)", "D_opt (tokens)", "D/N", "loss"
 def _print_fit(payload: dict) -> None:
     console = stdout_console()
     fit, boot = payload["fit"], payload.get("bootstrap")
-    approach = payload["approach"]
-    console.print(f"Approach {approach} on {payload['n_points']} points from {payload['source']}")
-    if approach == 3:
+    console.print(f"Approach {payload['approach']} on {payload['n_points']} points from {payload['source']}")
+    if "params" in fit:  # a parametric law (Approach 3)
         _print_params(console, fit, boot)
-    else:
+    if "n_law" in fit:  # power laws for N_opt, D_opt (Approaches 1 and 2)
         _print_power_laws(console, fit, boot)
-    if approach == 2:
-        t = _table("Vertices per IsoFLOP budget",
-                   ["budget C (FLOPs)", "N* (params)", "N* 95% (delta)", "D* (tokens)", "L*", "points"])
-        for v in fit["vertices"]:
-            lo, hi = v["n_opt_lo95"], v["n_opt_hi95"]
-            finite = all(isinstance(x, float) and math.isfinite(x) for x in (lo, hi))  # nan with 3 points
-            ci = f"{_count(lo)} – {_count(hi)}" if finite else "-"
-            t.add_row(_g(v["budget"], 3), _count(v["n_opt"]), ci,
-                      _count(v["d_opt"]), _g(v["loss_opt"], 4), str(v["n_points"]))
-        console.print(t)
+    if "vertices" in fit:  # IsoFLOP parabolas (Approach 2)
+        _print_vertices(console, fit["vertices"])
     _print_allocation(console, payload)
     if "backtest" in payload:
         bt = payload["backtest"]
         m = bt["metrics"]
         console.print(f"Backtest: {bt['split']}; {bt['n_train']} fitted, {bt['n_test']} held out; "
                       f"mean |rel err| {m['mean_abs_rel_error']:.3%}, max {m['max_abs_rel_error']:.3%}")
+
+
+def _print_vertices(console, vertices) -> None:
+    t = _table("Vertices per IsoFLOP budget",
+               ["budget C (FLOPs)", "N* (params)", "N* 95% (delta)", "D* (tokens)", "L*", "points"])
+    for v in vertices:
+        lo, hi = v["n_opt_lo95"], v["n_opt_hi95"]
+        finite = all(isinstance(x, float) and math.isfinite(x) for x in (lo, hi))  # nan with 3 points
+        ci = f"{_count(lo)} – {_count(hi)}" if finite else "-"
+        t.add_row(_g(v["budget"], 3), _count(v["n_opt"]), ci,
+                  _count(v["d_opt"]), _g(v["loss_opt"], 4), str(v["n_points"]))
+    console.print(t)
 
 
 def _print_params(console, fit, boot):
@@ -326,17 +262,18 @@ def predict_command(
 
     if not compute and params is None and tokens is None:
         raise ConfigError("give --compute C, or --params N --tokens D (or both)")
-    if (params is None) != (tokens is None):
-        raise ConfigError("--params and --tokens go together: the loss needs both N and D")
+    sizes = {key: parse_count(text) for key, text in (("n_params", params), ("n_tokens", tokens)) if text is not None}
+    if not all(math.isfinite(x) and x > 0 for x in sizes.values()):
+        shown = " ".join(f"{flag} {text!r}" for flag, text in (("--params", params), ("--tokens", tokens)) if text)
+        raise ConfigError(f"{shown}: sizes must be positive counts, e.g. 7B, 2T")
     model = load_law(law)
     out: dict = {"law": model.name, "source": model.source}
     out["allocation"] = [model.optimal_allocation(parse_flops(c)).to_dict() for c in compute]
-    if params is not None:
-        n, d = parse_count(params), parse_count(tokens)
-        if not all(math.isfinite(x) and x > 0 for x in (n, d)):
-            raise ConfigError(f"--params {params!r} --tokens {tokens!r}: both must be positive counts, e.g. 7B, 2T")
-        loss_nd = float(model.predict_loss(n, d))
-        out["loss"] = {"n_params": n, "n_tokens": d, "compute_flops": 6 * n * d, "loss": loss_nd}
+    if sizes:  # a law with single-variable components (Kaplan's L(N)) answers from N or D alone
+        n, d = sizes.get("n_params"), sizes.get("n_tokens")
+        loss_nd = float(model.predict_loss(n_params=n, n_tokens=d))
+        out["loss"] = {"n_params": n, "n_tokens": d, "compute_flops": None if n is None or d is None else 6 * n * d,
+                       "loss": loss_nd}
     if as_json:
         print_json(out)
         return
@@ -350,20 +287,22 @@ def predict_command(
         console.print(t)
     if "loss" in out:
         p = out["loss"]
-        console.print(f"L(N = {_count(p['n_params'])} params, D = {_count(p['n_tokens'])} tokens) = "
-                      f"{p['loss']:.5g}  (C = 6ND = {p['compute_flops']:.3g} FLOPs)")
+        given = [f"{sym} = {_count(p[key])} {unit}" for sym, key, unit in
+                 (("N", "n_params", "params"), ("D", "n_tokens", "tokens")) if p[key] is not None]
+        flops = "" if p["compute_flops"] is None else f"  (C = 6ND = {p['compute_flops']:.3g} FLOPs)"
+        console.print(f"L({', '.join(given)}) = {p['loss']:.5g}{flops}")
 
 
 # ------------------------------------------------------------------------------------------------------ laws
 def laws_command(as_json: bool = JSON_OPTION) -> None:
-    """List the preset scaling laws with their sources."""
-    from scalinglab.laws.presets import list_laws
+    """List the preset scaling laws with their sources; the default law is marked."""
+    from scalinglab.laws.presets import DEFAULT_LAW, list_laws
 
     rows = list_laws()
     if as_json:
-        print_json([{"name": n, "description": d, "source": s} for n, d, s in rows])
+        print_json([{"name": n, "description": d, "source": s, "default": n == DEFAULT_LAW} for n, d, s in rows])
         return
     t = _table("Preset scaling laws", ["name", "description", "source"])
     for n, d, s in rows:
-        t.add_row(n, d, s)
+        t.add_row(f"{n} (default)" if n == DEFAULT_LAW else n, d, s)
     stdout_console().print(t)

@@ -14,10 +14,31 @@ import re
 from functools import lru_cache
 
 PARAM_FLAGS: dict[str, str] = {
-    # ---- laws / fit
+    # ---- laws / fit (and plan/allocation.py, plan/inference.py)
     "skip_bad_budgets=True": "--skip-bad-budgets",
     "keep_extrapolated=True": "--keep-extrapolated",
     "keep_duplicates=True": "--keep-duplicates",
+    "approach=2": "--approach 2",
+    "approach=3": "--approach 3",
+    "run_id_col=": "--run-id-col",
+    "unique_col=": "--unique-col",
+    "budget_col=": "--budget-col",
+    "loss_col=": "--loss-col",
+    "n_col=": "--n-col",
+    "d_col=": "--d-col",
+    "c_col=": "--c-col",
+    "where=": "--where",
+    "exclude_col=": "--exclude-col",
+    "drop_where=": "--drop",
+    "holdout_top=": "--holdout-top ",
+    "LawFit.save(path)": "`scalinglab fit ... --out FILE`",
+    "Approach2Result.save(path)": "`scalinglab fit --approach 2 --out FIT.json`",
+    "unique_tokens=": "--unique-tokens",
+    "max_params=": "--max-params",
+    "at=": "--at",
+    "n_resamples=": "--bootstrap ",
+    "level=": "--level ",
+    "approach=1": "--approach 1",
     # ---- plan
 
     # ---- train / parallel

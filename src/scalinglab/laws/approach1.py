@@ -10,12 +10,15 @@ are left out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from scalinglab.errors import DataError
-from scalinglab.laws.approach2 import PowerLaw, fit_power_law_log
+from scalinglab.errors import DataError, PlanError
+from scalinglab.laws.allocation import Allocation, check_compute
+from scalinglab.laws.approach2 import PowerLaw, _nan, fit_power_law_log
 from scalinglab.laws.runs_table import RunsTable
 
 log = logging.getLogger(__name__)
@@ -23,16 +26,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, eq=False)
 class Approach1Result:
-    """The loss envelope over training curves and the power laws fitted to it."""
+    """The loss envelope over training curves and the power laws fitted to it (an allocation-only
+    :class:`~scalinglab.laws.Law`).
+
+    ``envelope_n``, ``envelope_d`` and ``loss`` are the envelope's N, D and loss at the grid ``compute_flops``;
+    ``n_opt(C)`` and ``d_opt(C)`` are the fitted power laws, as on :class:`Approach2Result`.
+    """
 
     compute_flops: np.ndarray  # grid points on the envelope
-    n_opt: np.ndarray
-    d_opt: np.ndarray
+    envelope_n: np.ndarray
+    envelope_d: np.ndarray
     loss: np.ndarray
     n_law: PowerLaw
     d_law: PowerLaw
     n_runs: int
     notes: tuple[str, ...] = ()
+
+    name: ClassVar[str] = "approach1"
+    variables: ClassVar[tuple[str, ...]] = ()
 
     @property
     def a(self) -> float:
@@ -41,6 +52,36 @@ class Approach1Result:
     @property
     def b(self) -> float:
         return self.d_law.exponent
+
+    @property
+    def source(self) -> str:
+        return (f"Approach 1 fit (training-curve envelope, Hoffmann et al. 2022 §3.1) over {self.n_runs} runs at "
+                f"{len(self.compute_flops)} compute values")
+
+    def n_opt(self, compute_flops):
+        return self.n_law(compute_flops)
+
+    def d_opt(self, compute_flops):
+        return self.d_law(compute_flops)
+
+    def predict_loss(self, n_params=None, n_tokens=None, *, compute_flops=None, unique_tokens=None):
+        """Approach 1 models N_opt(C) and D_opt(C), not the loss surface."""
+        raise PlanError("an Approach 1 fit (power laws for N_opt and D_opt) predicts no loss; use an Approach 3 "
+                        "fit, a preset such as epoch2024, or CombinedLaw(allocation_law=..., loss_law=...)")
+
+    def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
+        """N_opt, D_opt at C from the fitted power laws (no loss)."""
+        if unique_tokens is not None:
+            raise PlanError("an Approach 1 fit models no data repetition; unique_tokens needs a law with a loss")
+        c = check_compute(compute_flops)
+        n, d = float(self.n_opt(c)), float(self.d_opt(c))
+        return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None)
+
+    def chinchilla_params(self) -> None:
+        return None
+
+    def bootstrap_samples(self) -> None:
+        return None
 
     def to_dict(self) -> dict:
         return {
@@ -52,12 +93,25 @@ class Approach1Result:
             "n_runs": self.n_runs,
             "envelope": {
                 "compute_flops": self.compute_flops.tolist(),
-                "n_opt": self.n_opt.tolist(),
-                "d_opt": self.d_opt.tolist(),
+                "n_opt": self.envelope_n.tolist(),
+                "d_opt": self.envelope_d.tolist(),
                 "loss": self.loss.tolist(),
             },
             "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Approach1Result:
+        """Rebuild from :meth:`to_dict` output."""
+        try:
+            env = d["envelope"]
+            return cls(compute_flops=np.array(env["compute_flops"], dtype=float),
+                       envelope_n=np.array(env["n_opt"], dtype=float), envelope_d=np.array(env["d_opt"], dtype=float),
+                       loss=np.array(env["loss"], dtype=float), n_law=PowerLaw(**_nan(d["n_law"])),
+                       d_law=PowerLaw(**_nan(d["d_law"])), n_runs=int(d["n_runs"]), notes=tuple(d.get("notes", ())))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"not an Approach 1 result JSON (missing {err}); write one with LawFit.save(path)") \
+                from None
 
     def report(self) -> str:
         return "\n".join(
@@ -103,7 +157,7 @@ def fit_approach1(runs: RunsTable, *, n_grid: int = 250, min_runs_covering: int 
     if len(curves) < 2:
         raise DataError(
             f"Approach 1 needs training curves (>= 2 checkpoints per run) from >= 2 runs; found "
-            f"{len(curves)} (give --run-id-col, or use --approach 2/3 for final-loss tables)"
+            f"{len(curves)} (give run_id_col=, or fit final-loss tables with approach=2 or approach=3)"
         )
     log_c = np.log10(runs.compute_flops)
     grid = np.linspace(log_c.min(), log_c.max(), n_grid)
@@ -133,8 +187,8 @@ def fit_approach1(runs: RunsTable, *, n_grid: int = 250, min_runs_covering: int 
     log.info("approach 1: %d curves, a=%.4f b=%.4f", len(curves), a, b)
     return Approach1Result(
         compute_flops=c,
-        n_opt=n_opt,
-        d_opt=d_opt,
+        envelope_n=n_opt,
+        envelope_d=d_opt,
         loss=loss[best, cols],
         n_law=PowerLaw(a, 10**ia, sa),
         d_law=PowerLaw(b, 10**ib, sb),

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import DataError, FitError, PlanError
 from scalinglab.fileio import atomic_write_json
 from scalinglab.laws.runs_table import RunsTable
 
@@ -97,6 +98,8 @@ class Approach2Result:
     skipped_budgets: tuple[float, ...] = ()
     warnings: tuple[str, ...] = ()  # what could mislead: extrapolated vertices excluded or kept
     approach: int = field(default=2, init=False)
+    # Samples of a, b, log10_n_coef, log10_d_coef (attached by bootstrap_approach2), for allocation intervals.
+    bootstrap: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     @property
     def a(self) -> float:
@@ -114,14 +117,40 @@ class Approach2Result:
     def d_opt(self, compute_flops):
         return self.d_law(compute_flops)
 
-    def optimal_allocation(self, compute_flops: float):
-        """N*, D* at C from the fitted power laws (loss is not modelled by Approach 2)."""
-        from scalinglab.laws.allocation import Allocation
+    # ------------------------------------------------------------- the Law protocol (allocation only)
+    name: ClassVar[str] = "approach2"
+    variables: ClassVar[tuple[str, ...]] = ()
 
-        n, d = float(self.n_opt(compute_flops)), float(self.d_opt(compute_flops))
-        return Allocation(
-            compute_flops=float(compute_flops), n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None
-        )
+    @property
+    def source(self) -> str:
+        return f"Approach 2 fit (IsoFLOP parabolas, Hoffmann et al. 2022 §3.2) on {len(self.vertices)} budgets"
+
+    def predict_loss(self, n_params=None, n_tokens=None, *, compute_flops=None, unique_tokens=None):
+        """Approach 2 models N*(C) and D*(C), not the loss."""
+        raise PlanError("an Approach 2 fit (power laws for N_opt and D_opt) predicts no loss; use an Approach 3 "
+                        "fit, a preset such as epoch2024, or CombinedLaw(allocation_law=..., loss_law=...)")
+
+    def chinchilla_params(self) -> None:
+        return None
+
+    def bootstrap_samples(self) -> Mapping[str, np.ndarray] | None:
+        return self.bootstrap
+
+    def with_bootstrap(self, samples: Mapping[str, np.ndarray]) -> Approach2Result:
+        """A copy with bootstrap samples (a, b, log10_n_coef, log10_d_coef) attached."""
+        return replace(self, bootstrap={k: np.asarray(v, dtype=float) for k, v in samples.items()})
+
+    def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None):
+        """N*, D* at C from the fitted power laws (loss is not modelled by Approach 2), with bootstrap intervals
+        when samples are attached."""
+        from scalinglab.laws.allocation import Allocation, check_compute, power_law_intervals
+
+        if unique_tokens is not None:
+            raise PlanError("an Approach 2 fit models no data repetition; unique_tokens needs a law with a loss")
+        c = check_compute(compute_flops)
+        n, d = float(self.n_opt(c)), float(self.d_opt(c))
+        return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None,
+                          **power_law_intervals(self.bootstrap, c))
 
     def to_dict(self) -> dict:
         return {
@@ -134,7 +163,7 @@ class Approach2Result:
             "notes": list(self.notes),
             "skipped_budgets": list(self.skipped_budgets),
             "warnings": list(self.warnings),
-        }
+        } | ({} if self.bootstrap is None else {"bootstrap": {k: v.tolist() for k, v in self.bootstrap.items()}})
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Approach2Result:
@@ -150,11 +179,12 @@ class Approach2Result:
                 notes=tuple(d.get("notes", ())),
                 skipped_budgets=tuple(d.get("skipped_budgets", ())),
                 warnings=tuple(d.get("warnings", ())),
+                bootstrap=None if d.get("bootstrap") is None else {k: np.array(v, dtype=float)
+                                                                   for k, v in d["bootstrap"].items()},
             )
         except (KeyError, TypeError) as err:
             raise DataError(
-                f"not an Approach 2 result JSON (missing {err}); write one with `scalinglab fit "
-                "--approach 2 --out FIT.json`"
+                f"not an Approach 2 result JSON (missing {err}); write one with Approach2Result.save(path)"
             ) from None
 
     def save(self, path: str | Path) -> None:
@@ -316,7 +346,7 @@ def fit_approach2(
         problem = _check_budget(budget, runs.n_params[idx])
         try:
             if problem:
-                raise DataError(problem + "; drop it (--where/--drop) or pass skip_bad_budgets=True")
+                raise DataError(problem + "; drop it (where=/drop_where=) or pass skip_bad_budgets=True")
             vertices.append(fit_vertex(budget, runs.n_params[idx], runs.n_tokens[idx], runs.loss[idx]))
         except (DataError, FitError) as err:
             if not skip_bad_budgets:
@@ -329,7 +359,7 @@ def fit_approach2(
                  "(keep_extrapolated=True keeps them)") if excluded else ""
         raise DataError(
             f"Approach 2 needs >= {min_budgets} IsoFLOP budgets with >= 3 sizes each; found "
-            f"{len(vertices)} (is this IsoFLOP data? set --budget-col or use --approach 3){extra}"
+            f"{len(vertices)} (is this IsoFLOP data? set budget_col= or use approach=3){extra}"
         )
     extrap = excluded or [v.budget for v in vertices if v.extrapolated]
     if extrap:

@@ -50,7 +50,7 @@ def variables_for(form, runs: RunsTable) -> dict[str, np.ndarray]:
     if "unique_tokens" in form.variables and runs.unique_tokens is None:
         raise DataError(
             f"form {form.name!r} needs unique tokens per run; give a column of them "
-            "(--unique-col, or name it unique_tokens)"
+            "(unique_col=, or name it unique_tokens)"
         )
     return {v: getattr(runs, _COLUMN[v]) for v in form.variables}
 

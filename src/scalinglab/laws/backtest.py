@@ -42,7 +42,7 @@ class BacktestResult:
         or budget (Approach 2: ``budget, n_opt, n_opt_pred, n_rel_error, d_opt, d_opt_pred, d_rel_error``).
     metrics : dict
         Mean and max absolute relative error.
-    fit : object
+    fit : Law
         The fit on the training part (FitResult or Approach2Result).
     """
 
@@ -55,7 +55,7 @@ class BacktestResult:
     fit: object
 
     def to_dict(self) -> dict:
-        fit = self.fit.to_dict() if hasattr(self.fit, "to_dict") else None
+        fit = None if self.fit is None else self.fit.to_dict()
         return {
             "approach": self.approach,
             "split": self.split,
@@ -102,7 +102,7 @@ def split_runs(
         raise ConfigError(f"holdout_top={holdout_top!r}; give an integer >= 1 (budgets to hold out)")
     if k >= len(budgets):
         raise DataError(
-            f"cannot hold out the top {k} budget(s): the data have only {len(budgets)}; lower --holdout-top"
+            f"cannot hold out the top {k} budget(s): the data have only {len(budgets)}; lower holdout_top="
         )
     held = budgets[-k:]
     return np.isin(labels, held), "held out the top {} budget(s): {}".format(

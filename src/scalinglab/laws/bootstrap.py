@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scalinglab.errors import ConfigError, FitError, ScalingLabError
+from scalinglab.laws.allocation import chinchilla_optimum_samples
 from scalinglab.laws.approach2 import (
     Approach2Result,
     budget_groups,
@@ -66,10 +67,6 @@ class BootstrapResult:
     n_budget_drops: int = 0
     notes: tuple[str, ...] = ()
     fit: object = field(default=None, repr=False)  # the point fit (Approach2Result or FitResult)
-
-    @property
-    def n_ok(self) -> int:
-        return self.n_resamples - self.n_failed
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
         """Percentile interval of ``name`` at ``level`` (e.g. 0.95)."""
@@ -124,15 +121,7 @@ def _optimum_at(approach: int, values: Mapping[str, np.ndarray], c: float) -> di
         return {"n_opt": n, "d_opt": d}
     if not all(p in values for p in CHINCHILLA_PARAMS):
         raise FitError("optimal allocation needs a Chinchilla-type law (E, A, B, alpha, beta)")
-    E, A, B, al, be = (np.asarray(values[p], dtype=float) for p in CHINCHILLA_PARAMS)
-    # Hoffmann et al. 2022, eq. 4: N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b,
-    # G = (alpha A / (beta B))^(1/(alpha+beta))
-    with np.errstate(all="ignore"):
-        g = (al * A / (be * B)) ** (1 / (al + be))
-        n = g * (c / 6) ** (be / (al + be))
-        d = (c / 6) ** (al / (al + be)) / g
-        loss = E + A / n**al + B / d**be
-    return {"n_opt": n, "d_opt": d, "loss": loss}
+    return chinchilla_optimum_samples(values, c)  # Hoffmann et al. 2022, eq. 4
 
 
 # ----------------------------------------------------------------------------------------------- Approach 2
@@ -212,7 +201,7 @@ def bootstrap_approach2(
         n_redraws=redraws,
         n_budget_drops=drops,
         notes=notes,
-        fit=point,
+        fit=point.with_bootstrap({k: samples[k] for k in ("a", "b", "log10_n_coef", "log10_d_coef")}),
     )
 
 

@@ -22,12 +22,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from scalinglab.errors import ConfigError, FitError, PlanError
-from scalinglab.laws.forms import LawForm
+from scalinglab.laws.allocation import Allocation, ChinchillaParams, chinchilla_allocation
+from scalinglab.laws.dc_form import (  # re-exported: the form and the loss are this law's
+    DC_PARAMS,
+    _arr,
+    _saturating_repeats,
+    data_constrained_form,
+    data_constrained_loss,
+)
+from scalinglab.laws.engine import fit_law
 
 # Muennighoff et al. 2023, §3 / Appendix: exp of the fitted log-parameters a, b, e.
 MUENNIGHOFF_BASE = {
@@ -39,40 +47,19 @@ MUENNIGHOFF_BASE = {
 }
 MUENNIGHOFF_RD_STAR = 15.387756
 MUENNIGHOFF_RN_STAR = 5.309743
-DC_PARAMS = ("E", "A", "B", "alpha", "beta", "rd_star", "rn_star")
 SOURCE = (
     "Muennighoff et al. 2023, Scaling Data-Constrained Language Models (NeurIPS), eq. 5; datablations code"
 )
 
 
-def _arr(x: Any) -> np.ndarray:
-    return np.asarray(x, dtype=float)
-
-
-def _saturating_repeats(unique: np.ndarray, repeats: np.ndarray, r_star: Any) -> np.ndarray:
-    """``U + U·R*·(1 − e^(−R/R*))``, with expm1 for small R/R*."""
-    return unique + unique * r_star * (-np.expm1(-repeats / r_star))
-
-
-def data_constrained_loss(p: Mapping[str, Any], n_params: Any, n_tokens: Any, unique_tokens: Any) -> np.ndarray:
-    """Muennighoff et al. 2023 eq. 5 for parameters ``p`` (E, A, B, alpha, beta, rd_star, rn_star).
-
-    The one implementation behind both :class:`DataConstrainedLaw` (what the planner calls) and the engine form
-    :func:`data_constrained_form`; parameters may be arrays of shape ``(S, 1)`` (the engine's batch of starts).
-    """
-    E, A, B, alpha, beta = (p[k] for k in ("E", "A", "B", "alpha", "beta"))
-    n, d, u = _arr(n_params), _arr(n_tokens), _arr(unique_tokens)
-    g = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))  # Hoffmann et al. 2022 eq. 4 constant G
-    u_n = np.minimum(n, (u * g) ** (beta / alpha) * g)  # min(N, N_opt(U)), datablations' D_to_N
-    u_d = np.minimum(d, u)
-    n_eff = _saturating_repeats(u_n, n / u_n - 1.0, p["rn_star"])
-    d_eff = _saturating_repeats(u_d, d / u_d - 1.0, p["rd_star"])
-    return E + A / n_eff**alpha + B / d_eff**beta
-
-
 @dataclass(frozen=True, kw_only=True)
 class DataConstrainedLaw:
-    """Chinchilla-form base law plus Muennighoff's decay constants for repeated data and excess parameters."""
+    """Chinchilla-form base law plus Muennighoff's decay constants for repeated data and excess parameters.
+
+    A :class:`~scalinglab.laws.law.Law`: ``predict_loss`` reads N, D and optionally U (also as the third
+    positional argument, as before); ``optimal_allocation(C, unique_tokens=U)`` minimises the loss on the budget
+    (without U, every token is fresh and the base law's closed form applies).
+    """
 
     E: float
     A: float
@@ -83,10 +70,11 @@ class DataConstrainedLaw:
     rn_star: float = MUENNIGHOFF_RN_STAR
     name: str = "data-constrained"
     source: str = SOURCE
+    variables: ClassVar[tuple[str, ...]] = ("n_params", "n_tokens", "unique_tokens")
 
     def __post_init__(self) -> None:
-        for field in ("A", "B", "alpha", "beta", "rd_star", "rn_star"):
-            value = getattr(self, field)
+        for field, value in (("A", self.A), ("B", self.B), ("alpha", self.alpha), ("beta", self.beta),
+                             ("rd_star", self.rd_star), ("rn_star", self.rn_star)):
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{field} = {value!r} must be a positive finite number")
         if not math.isfinite(self.E) or self.E < 0:
@@ -114,8 +102,12 @@ class DataConstrainedLaw:
         u_n = np.minimum(n, self.n_opt_for_unique(unique_tokens))
         return _saturating_repeats(u_n, n / u_n - 1.0, self.rn_star)
 
-    def predict_loss(self, n_params: Any, n_tokens: Any, unique_tokens: Any | None = None) -> np.ndarray:
+    def predict_loss(self, n_params: Any = None, n_tokens: Any = None, unique_tokens: Any | None = None, *,
+                     compute_flops: Any = None) -> np.ndarray:
         """Loss with repeated data; ``unique_tokens=None`` means every token is fresh (the base law)."""
+        if n_params is None or n_tokens is None or compute_flops is not None:
+            raise PlanError(f"law {self.name!r} predicts the loss from n_params and n_tokens (and unique_tokens), "
+                            "not from compute_flops alone; give n_params= and n_tokens=")
         if unique_tokens is None:
             n_eff, d_eff = _arr(n_params), _arr(n_tokens)
             return self.E + self.A / n_eff**self.alpha + self.B / d_eff**self.beta
@@ -124,10 +116,26 @@ class DataConstrainedLaw:
     @property
     def params(self) -> dict[str, float]:
         """The seven parameters by the names of :func:`data_constrained_form`."""
-        return {k: getattr(self, k) for k in DC_PARAMS}
+        return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta,
+                "rd_star": self.rd_star, "rn_star": self.rn_star}
 
-    def optimal_allocation(self, compute_flops: float, unique_tokens: float) -> DataConstrainedAllocation:
-        """Minimise the data-constrained loss over N with D = C/(6N) (Muennighoff et al. 2023 §3.2)."""
+    def chinchilla_params(self) -> ChinchillaParams:
+        """The base law's E, A, B, alpha, beta with this law's R_D*, R_N*."""
+        return ChinchillaParams(E=self.E, A=self.A, B=self.B, alpha=self.alpha, beta=self.beta,
+                                rd_star=self.rd_star, rn_star=self.rn_star)
+
+    def bootstrap_samples(self) -> None:
+        """No samples: the law's constants are published or fitted point values."""
+        return None
+
+    def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
+        """Minimise the data-constrained loss over N with D = C/(6N) (Muennighoff et al. 2023 §3.2); without
+        ``unique_tokens`` the base law's closed-form optimum (Hoffmann et al. 2022 eq. 4)."""
+        if unique_tokens is None:
+            return chinchilla_allocation(self.E, self.A, self.B, self.alpha, self.beta, compute_flops)
+        return self._constrained_optimum(compute_flops, unique_tokens)
+
+    def _constrained_optimum(self, compute_flops: float, unique_tokens: float) -> DataConstrainedAllocation:
         from scipy.optimize import minimize_scalar
 
         c, u = float(compute_flops), float(unique_tokens)
@@ -152,6 +160,7 @@ class DataConstrainedLaw:
             unique_tokens=u,
             n_params=n,
             n_tokens=d,
+            tokens_per_param=d / n,
             epochs=d / u,
             loss=float(res.fun),
             unconstrained_loss=base,
@@ -163,24 +172,33 @@ class DataConstrainedLaw:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataConstrainedLaw:
+        """Rebuild from :meth:`to_dict` output."""
+        try:
+            values = {k: float(d[k]) for k in DC_PARAMS}
+        except (KeyError, TypeError, ValueError) as err:
+            raise FitError(f"not a data-constrained law (E, A, B, alpha, beta, rd_star, rn_star): {err!r}") from None
+        return cls(**values, **{k: str(d[k]) for k in ("name", "source") if k in d})
+
 
 @dataclass(frozen=True, kw_only=True)
-class DataConstrainedAllocation:
-    """The loss-minimising N, D at compute C when only U unique tokens exist."""
+class DataConstrainedAllocation(Allocation):
+    """The loss-minimising N, D at compute C when only U unique tokens exist (an :class:`Allocation` with the
+    repetition it implies)."""
 
-    compute_flops: float
     unique_tokens: float
-    n_params: float
-    n_tokens: float
     epochs: float
-    loss: float
     unconstrained_loss: float
     loss_penalty: float
     effective_tokens: float
     effective_params: float
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {"compute_flops": self.compute_flops, "unique_tokens": self.unique_tokens,
+                "n_params": self.n_params, "n_tokens": self.n_tokens, "epochs": self.epochs, "loss": self.loss,
+                "unconstrained_loss": self.unconstrained_loss, "loss_penalty": self.loss_penalty,
+                "effective_tokens": self.effective_tokens, "effective_params": self.effective_params}
 
 
 def muennighoff2023() -> DataConstrainedLaw:
@@ -222,44 +240,6 @@ def huber_log_objective(
     return float(np.sum(np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))))
 
 
-# Muennighoff et al. fit log R* from a 4 x 4 grid, log R_D*, log R_N* in {0, 1, 2, 3} (datablations code).
-_R_BOUNDS = (math.exp(-5.0), math.exp(8.0))
-_R_GRID = (0.0, 1.0, 2.0, 3.0)
-
-
-def data_constrained_form(base: Mapping[str, float] | None = None) -> LawForm:
-    """The data-constrained law as an engine form in ``n_params``, ``n_tokens`` and ``unique_tokens``.
-
-    With ``base`` (E, A, B, alpha, beta) the base law is frozen and only ``rd_star`` and ``rn_star`` are free,
-    as in Muennighoff et al.'s second stage; without it all seven parameters are fitted (from a small grid:
-    a full Hoffmann grid times the R* grid would be 72,000 starts).
-    """
-    if base is not None:
-        missing = [k for k in DC_PARAMS[:5] if k not in base]
-        if missing:
-            raise ConfigError(f"data_constrained_form: base law lacks {missing}; give E, A, B, alpha, beta")
-        fixed = {k: float(base[k]) for k in DC_PARAMS[:5]}
-        return LawForm(
-            name="data_constrained_rstar", param_names=("rd_star", "rn_star"),
-            variables=("n_params", "n_tokens", "unique_tokens"),
-            bounds={"rd_star": _R_BOUNDS, "rn_star": _R_BOUNDS},
-            func=lambda p, X: data_constrained_loss({**fixed, **p}, X["n_params"], X["n_tokens"], X["unique_tokens"]),
-            log_params=frozenset({"rd_star", "rn_star"}), start_grid={"rd_star": _R_GRID, "rn_star": _R_GRID},
-            formula="L = E + A/N'^alpha + B/D'^beta (base law fixed)",
-        )
-    scale, expo = (1e-6, 1e15), (1e-3, 5.0)
-    return LawForm(
-        name="data_constrained", param_names=DC_PARAMS, variables=("n_params", "n_tokens", "unique_tokens"),
-        bounds={"E": (1e-4, 1e3), "A": scale, "B": scale, "alpha": expo, "beta": expo,
-                "rd_star": _R_BOUNDS, "rn_star": _R_BOUNDS},
-        func=lambda p, X: data_constrained_loss(p, X["n_params"], X["n_tokens"], X["unique_tokens"]),
-        log_params=frozenset({"E", "A", "B", "rd_star", "rn_star"}),
-        start_grid={"E": (0.0, 0.5), "A": (5.0, 7.0), "B": (6.0, 8.0), "alpha": (0.3, 0.4), "beta": (0.3, 0.4),
-                    "rd_star": (1.0, 3.0), "rn_star": (1.0, 3.0)},
-        formula="L = E + A/N'^alpha + B/D'^beta",
-    )
-
-
 def fit_r_star(
     base: DataConstrainedLaw,
     n_params: Any,
@@ -271,8 +251,6 @@ def fit_r_star(
 ) -> DataConstrainedLaw:
     """Fit R_D* and R_N* with the base law frozen, through the law engine (Huber on log loss, summed, from
     Muennighoff's 4×4 start grid)."""
-    from scalinglab.laws.engine import fit_law
-
     n, d, u, y = (_arr(v).ravel() for v in (n_params, n_tokens, unique_tokens, loss))
     if not (len(n) == len(d) == len(u) == len(y)) or len(y) < 3:
         raise FitError(

@@ -6,21 +6,32 @@ token on each paper's own data and tokenizer, so they are comparable within a pr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from scalinglab.errors import ConfigError, PlanError
+from scalinglab.errors import ConfigError, FitError, PlanError
 from scalinglab.laws.allocation import (
     Allocation,
+    ChinchillaParams,
     allocation_from_params,
     allocation_from_tokens,
+    check_compute,
     chinchilla_allocation,
 )
-from scalinglab.laws.forms import LawForm, chinchilla_form, kaplan_joint_form, kaplan_single_form
+from scalinglab.laws.data_constrained import DataConstrainedLaw
+from scalinglab.laws.forms import LawForm, chinchilla_form, get_form, kaplan_joint_form, kaplan_single_form
+from scalinglab.laws.law import CombinedLaw, Law
+from scalinglab.laws.saved import FittedLaw, PowerLawFit, read_fit_json, saved_law_from_dict
+
+__all__ = ["DEFAULT_LAW", "FittedLaw", "PowerLawFit", "PresetLaw", "get_law", "law_from_dict", "list_laws",
+           "load_law"]
+
+# The law a plan uses when none is named: Besiroglu et al. (2024)'s refit of Chinchilla's own data, whose N_opt
+# is within a few % of Hoffmann et al.'s Approach 3 table (the rounded eq. 10 is 20-28 % below it).
+DEFAULT_LAW = "epoch2024"
 
 PF_DAY_FLOPS = 8.64e19  # 1 PF-day = 1e15 FLOP/s * 86,400 s (Kaplan et al. 2020, §1.3)
 _CHIN = ("E", "A", "B", "alpha", "beta")
@@ -28,10 +39,12 @@ _CHIN = ("E", "A", "B", "alpha", "beta")
 
 @dataclass(frozen=True, eq=False)
 class PresetLaw:
-    """A named law: a loss form with fixed parameters and/or an allocation rule.
+    """A named law: a loss form with fixed parameters and/or an allocation rule (a :class:`~scalinglab.laws.Law`).
 
     ``allocation`` is one of ``"chinchilla"`` (closed form from E, A, B, alpha, beta), ``"n_power"``
     (``N_opt = coef * (C / c_unit)^exp``, ``D = C/(6N)``) or ``"d_power"`` (``D_opt = coef * C^exp``, ``N = C/(6D)``).
+    ``components`` are single-variable laws (Kaplan et al. 2020's L(N), L(D), L(C_min)): ``predict_loss`` answers
+    from one variable alone through the component in exactly that variable.
     """
 
     name: str
@@ -45,13 +58,32 @@ class PresetLaw:
     c_unit: float = 1.0
     components: Mapping[str, tuple[LawForm, Mapping[str, float]]] = field(default_factory=dict)
 
-    def predict_loss(self, n_params, n_tokens) -> np.ndarray:
-        """Loss predicted at ``(N, D)``; raises ``PlanError`` for allocation-only presets."""
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The joint form's variables (empty for an allocation rule)."""
+        return () if self.form is None else tuple(self.form.variables)
+
+    def predict_loss(self, n_params=None, n_tokens=None, *, compute_flops=None, unique_tokens=None) -> np.ndarray:
+        """Loss predicted at ``(N, D)``, or from one variable through a single-variable component; raises
+        ``PlanError`` for allocation-only presets."""
         if self.form is None:
             raise PlanError(f"law {self.name!r} is an allocation rule only and predicts no loss; "
                             f"use chinchilla, epoch2024 or a saved fit for losses")
-        _check_sizes(n_params, n_tokens)
-        return self.form.predict(self.params, n_params=n_params, n_tokens=n_tokens)
+        if unique_tokens is not None:
+            raise PlanError(f"law {self.name!r} does not model repeated data; unique_tokens needs a data-constrained "
+                            "law (DataConstrainedLaw, or plan_allocation(..., unique_tokens=U))")
+        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens), ("compute_flops", compute_flops))
+                 if v is not None}
+        _check_sizes(given)
+        if set(given) == set(self.form.variables):
+            return self.form.predict(self.params, **given)
+        for form, params in self.components.values():
+            if set(given) == set(form.variables):
+                return form.predict(params, **given)
+        one_var = [f"{form.variables[0]} ({label})" for label, (form, _) in self.components.items()]
+        raise PlanError(f"law {self.name!r} predicts the loss from {' and '.join(self.form.variables)}"
+                        + (f", or from one of {', '.join(one_var)}" if one_var else "")
+                        + f"; got {', '.join(given) or 'nothing'}")
 
     def predict_component(self, component: str, **variables) -> np.ndarray:
         """Prediction of a named single-variable component, e.g. Kaplan's ``"L(N)"``."""
@@ -60,14 +92,22 @@ class PresetLaw:
         form, params = self.components[component]
         return form.predict(params, **variables)
 
-    def optimal_allocation(self, compute_flops: float) -> Allocation:
+    def chinchilla_params(self) -> ChinchillaParams | None:
+        """E, A, B, alpha, beta for a Chinchilla-form preset, else None."""
+        return None if self.form is None else ChinchillaParams.from_mapping(self.params)
+
+    def bootstrap_samples(self) -> None:
+        """Presets are published point values: no samples."""
+        return None
+
+    def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
         """Compute-optimal parameters and tokens at ``compute_flops`` (with ``C = 6 N D``)."""
+        _refuse_unique(self.name, unique_tokens)
         c = float(compute_flops)
         if self.allocation == "chinchilla":
             p = self.params
             return chinchilla_allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], c)
-        if not (math.isfinite(c) and c > 0):
-            raise PlanError(f"compute_flops must be a positive finite number of FLOPs, got {compute_flops!r}")
+        c = check_compute(compute_flops)
         if self.allocation == "n_power":
             n = self.coef * (c / self.c_unit) ** self.exponent
             loss = None if self.form is None else float(self.predict_loss(n, c / (6 * n)))
@@ -77,14 +117,38 @@ class PresetLaw:
 
     def to_dict(self) -> dict:
         """JSON-ready description."""
-        return {"name": self.name, "description": self.description, "source": self.source,
-                "form": None if self.form is None else self.form.name, "params": dict(self.params),
-                "allocation": self.allocation, "coef": self.coef, "exponent": self.exponent, "c_unit": self.c_unit}
+        out = {"name": self.name, "description": self.description, "source": self.source,
+               "form": None if self.form is None else self.form.name, "params": dict(self.params),
+               "allocation": self.allocation, "coef": self.coef, "exponent": self.exponent, "c_unit": self.c_unit}
+        if self.components:
+            out["components"] = {label: {"form": form.name, "params": dict(params)}
+                                 for label, (form, params) in self.components.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> PresetLaw:
+        """Rebuild from :meth:`to_dict` output (forms by their built-in names)."""
+        try:
+            form = None if d.get("form") is None else get_form(str(d["form"]))
+            comps = {label: (get_form(str(c["form"])), dict(c["params"]))
+                     for label, c in (d.get("components") or {}).items()}
+            return cls(name=str(d["name"]), description=str(d.get("description", "")), source=str(d["source"]),
+                       form=form, params=dict(d.get("params") or {}), allocation=str(d["allocation"]),
+                       coef=d.get("coef"), exponent=d.get("exponent"), c_unit=float(d.get("c_unit", 1.0)),
+                       components=comps)
+        except (KeyError, TypeError, ValueError) as err:
+            raise FitError(f"not a preset law description (PresetLaw.to_dict() content): {err!r}") from None
 
 
-def _check_sizes(n_params, n_tokens) -> None:
+def _refuse_unique(name: str, unique_tokens) -> None:
+    if unique_tokens is not None:
+        raise PlanError(f"law {name!r} models no data repetition, so it cannot allocate under unique_tokens; use "
+                        "a data-constrained law or plan_allocation(..., unique_tokens=U)")
+
+
+def _check_sizes(values: Mapping[str, object]) -> None:
     # A power of a negative size is NaN; refuse it instead of returning a NaN loss.
-    for name, x in (("n_params", n_params), ("n_tokens", n_tokens)):
+    for name, x in values.items():
         try:
             arr = np.asarray(x, dtype=float)
         except (TypeError, ValueError):
@@ -122,7 +186,7 @@ def _build() -> dict[str, PresetLaw]:
     laws = [
         # Hoffmann et al. (2022) "Training Compute-Optimal Large Language Models", arXiv:2203.15556, eq. 10
         # (Approach 3, rounded as printed).
-        _chinchilla_like("chinchilla", "Hoffmann et al. Approach 3, rounded as printed (eq. 10)",
+        _chinchilla_like("chinchilla", "Hoffmann et al. eq. 10, rounded as printed",
                          "Hoffmann et al. 2022, arXiv:2203.15556, eq. 10", (1.69, 406.4, 410.7, 0.34, 0.28)),
         # Unrounded E and exponents of the same fit as quoted by Besiroglu et al. (2024) "Chinchilla Scaling: A
         # replication attempt", arXiv:2404.10102 (see also ../shared/data/epoch_chinchilla_extracted.md):
@@ -174,110 +238,35 @@ def get_law(name: str) -> PresetLaw:
         raise ConfigError(f"unknown law {name!r}; choose one of {list(_PRESETS)} or a saved fit JSON{extra}") from None
 
 
-def load_law(name_or_path: str) -> PresetLaw:
-    """A preset name, or a JSON file written by ``scalinglab fit --out``.
+def law_from_dict(doc: Mapping, *, name: str | None = None, path: Path | str | None = None) -> Law:
+    """Any law's ``to_dict()`` (or a ``scalinglab fit --out`` JSON) back as a :class:`~scalinglab.laws.Law`.
 
-    An Approach 3 fit (``FitResult.save``) becomes a :class:`FittedLaw` (loss and, for Chinchilla-form fits,
-    the closed-form allocation). An Approach 1 or 2 fit becomes a :class:`PowerLawFit`: allocation from its
-    fitted ``N_opt = k_N C^a`` and ``D_opt = k_D C^b``, no loss.
+    Recognised by content: ``"law": "combined"`` (:class:`CombinedLaw`), ``"allocation"`` with ``"description"``
+    (a :class:`PresetLaw`), Muennighoff's seven constants without a ``form`` (:class:`DataConstrainedLaw`),
+    else a saved fit (Approach 1/2 power laws or an Approach 3 :class:`~scalinglab.laws.result.FitResult`).
+    """
+    if not isinstance(doc, Mapping):
+        raise FitError("not a saved law (top level is not an object)")
+    if doc.get("law") == "combined":
+        return CombinedLaw.from_dict(doc, decode=law_from_dict)
+    if "allocation" in doc and "description" in doc and "params" in doc:
+        return PresetLaw.from_dict(doc)
+    if "form" not in doc and "rd_star" in doc and "rn_star" in doc:
+        return DataConstrainedLaw.from_dict(doc)
+    return saved_law_from_dict(doc, name=name, path=path)
+
+
+def load_law(name_or_path: str) -> Law:
+    """A preset name, or a JSON file written by ``scalinglab fit --out`` (or by any law's ``to_dict``).
+
+    An Approach 3 fit (``FitResult.save``) becomes a :class:`~scalinglab.laws.saved.FittedLaw` (loss and, for
+    Chinchilla-form fits, the closed-form allocation). An Approach 1 or 2 fit becomes a
+    :class:`~scalinglab.laws.saved.PowerLawFit`: allocation from its fitted ``N_opt = k_N C^a`` and
+    ``D_opt = k_D C^b``, no loss; it is refused when those give ``6 N D`` off ``C`` by more than 1 %.
     """
     if name_or_path in _PRESETS:
         return _PRESETS[name_or_path]
     path = Path(name_or_path)
     if path.suffix.lower() == ".json" or path.is_file():
-        from scalinglab.laws.result import FitResult
-
-        doc = _read_fit_json(path)
-        if doc.get("approach") in (1, 2):
-            return PowerLawFit.from_dict(doc, path)
-        fit = FitResult.from_dict(doc)
-        chin = all(p in fit.params for p in _CHIN)
-        law = FittedLaw(name=path.stem, description=f"fit of {fit.form.name} on {fit.n_points} points",
-                        source=f"saved fit {path}", form=fit.form, params=dict(fit.params),
-                        allocation="chinchilla" if chin else "none")
-        object.__setattr__(law, "fit", fit)
-        return law
+        return law_from_dict(read_fit_json(path), name=path.stem, path=path)
     return get_law(name_or_path)
-
-
-def _read_fit_json(path: Path) -> dict:
-    import json
-
-    from scalinglab.errors import FitError
-
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FitError(f"saved fit {str(path)!r} not found; write one with `scalinglab fit ... --out FILE`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
-        raise FitError(f"{str(path)!r} is not a JSON fit file ({exc}); write one with `scalinglab fit --out`") \
-            from None
-    if not isinstance(doc, dict):
-        raise FitError(f"{str(path)!r} is not a saved fit (top level is not an object)")
-    return doc
-
-
-@dataclass(frozen=True, eq=False)
-class FittedLaw(PresetLaw):
-    """A law loaded from a saved fit; ``fit`` is the :class:`FitResult`."""
-
-    fit: object = None
-
-    def optimal_allocation(self, compute_flops: float) -> Allocation:
-        if self.allocation == "none":
-            raise PlanError(f"saved fit {self.name!r} (form {self.form.name}) has no N/D allocation; "
-                            f"fit the chinchilla form to plan allocations")
-        return super().optimal_allocation(compute_flops)
-
-    def predict_loss(self, n_params, n_tokens) -> np.ndarray:
-        _check_sizes(n_params, n_tokens)
-        # A data-constrained fit with unlimited unique data (U = inf: no repetition) is its base law.
-        vars_ = {"n_params": n_params, "n_tokens": n_tokens, "unique_tokens": np.inf}
-        return self.form.predict(self.params, **{v: vars_[v] for v in self.form.variables if v in vars_})
-
-
-@dataclass(frozen=True, eq=False)
-class PowerLawFit(PresetLaw):
-    """A saved Approach 1 or 2 fit: ``N_opt = coef C^exponent`` and ``D_opt = d_coef C^d_exponent``.
-
-    Both power laws are used as fitted (Hoffmann et al. 2022, §3.1-3.2), so ``6 N D`` equals C only as far as
-    the runs' own FLOP counting does (exactly, for runs with ``C = 6ND``). It predicts no loss.
-    """
-
-    d_coef: float = math.nan
-    d_exponent: float = math.nan
-    approach: int = 2
-
-    @classmethod
-    def from_dict(cls, doc: Mapping, path: Path) -> PowerLawFit:
-        """Build from the JSON of ``scalinglab fit --approach 1|2 --out``."""
-        from scalinglab.errors import FitError
-
-        try:
-            kn, a = float(doc["n_law"]["coef"]), float(doc["n_law"]["exponent"])
-            kd, b = float(doc["d_law"]["coef"]), float(doc["d_law"]["exponent"])
-        except (KeyError, TypeError, ValueError):
-            raise FitError(f"{str(path)!r}: Approach {doc.get('approach')} JSON lacks n_law/d_law coef and "
-                           "exponent; rewrite it with `scalinglab fit --out`") from None
-        if not all(math.isfinite(x) for x in (kn, a, kd, b)) or kn <= 0 or kd <= 0:
-            raise FitError(f"{str(path)!r}: power laws N = {kn:.4g} C^{a:.4g}, D = {kd:.4g} C^{b:.4g} are not "
-                           "usable (need positive finite coefficients); refit with `scalinglab fit --out`")
-        approach = int(doc["approach"])
-        return cls(name=path.stem, approach=approach, allocation="nd_power", coef=kn, exponent=a,
-                   d_coef=kd, d_exponent=b, source=f"Approach {approach} fit {path}",
-                   description=f"Approach {approach} fit: N_opt = {kn:.4g} C^{a:.4f}, D_opt = {kd:.4g} C^{b:.4f}")
-
-    def predict_loss(self, n_params, n_tokens) -> np.ndarray:
-        raise PlanError(f"{self.name!r} is an Approach {self.approach} fit (power laws for N_opt and D_opt) and "
-                        "predicts no loss; use an Approach 3 fit or a preset such as epoch2024")
-
-    def optimal_allocation(self, compute_flops: float) -> Allocation:
-        c = float(compute_flops)
-        if not (math.isfinite(c) and c > 0):
-            raise PlanError(f"compute_flops must be a positive finite number of FLOPs, got {compute_flops!r}")
-        n, d = self.coef * c**self.exponent, self.d_coef * c**self.d_exponent
-        return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None)
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "d_coef": self.d_coef, "d_exponent": self.d_exponent,
-                "approach": self.approach}

@@ -15,11 +15,10 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.fileio import atomic_write_text
-from scalinglab.laws.allocation import Allocation, chinchilla_allocation
+from scalinglab.laws.allocation import Allocation, ChinchillaParams, with_chinchilla_ci
 from scalinglab.laws.forms import LawForm, get_form
 
 STATUSES = ("converged", "at_bound", "ill_conditioned")
-_CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
 
 
 class FrozenDict(dict):
@@ -111,13 +110,47 @@ class FitResult:
         est, se = self.params[name], self.stderr.get(name, math.nan)
         return est - z * se, est + z * se
 
-    def optimal_allocation(self, compute_flops: float) -> Allocation:
-        """Compute-optimal N and D at ``compute_flops`` (Chinchilla-type laws only; Hoffmann et al. eq. 4)."""
-        if not all(p in self.params for p in _CHINCHILLA_PARAMS):
+    # ----------------------------------------------------------------- the Law protocol
+    @property
+    def name(self) -> str:
+        return f"{self.form.name} fit"
+
+    @property
+    def source(self) -> str:
+        return f"Approach 3 fit of {self.form.name} ({self.loss} objective) on {self.n_points} points"
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(self.form.variables)
+
+    def predict_loss(self, n_params: Any = None, n_tokens: Any = None, *, compute_flops: Any = None,
+                     unique_tokens: Any = None) -> np.ndarray:
+        """The fitted law at the given variables (those of its form; see :meth:`predict`)."""
+        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens), ("compute_flops", compute_flops),
+                                   ("unique_tokens", unique_tokens)) if v is not None}
+        extra = [v for v in given if v not in self.form.variables]
+        if extra:
+            raise FitError(f"form {self.form.name!r} predicts from {list(self.form.variables)}; {extra} given")
+        return self.predict(**given)
+
+    def chinchilla_params(self) -> ChinchillaParams | None:
+        """E, A, B, alpha, beta (and R_D*, R_N* of a data-constrained form) when the form has them."""
+        return ChinchillaParams.from_mapping(self.params)
+
+    def bootstrap_samples(self) -> Mapping[str, np.ndarray] | None:
+        return self.bootstrap
+
+    def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
+        """Compute-optimal N and D at ``compute_flops`` (Chinchilla-type laws only; Hoffmann et al. eq. 4), with
+        bootstrap percentile intervals when samples are attached."""
+        p = self.chinchilla_params()
+        if p is None:
             raise FitError(f"optimal_allocation needs a Chinchilla-type law (E, A, B, alpha, beta); "
                            f"form {self.form.name!r} has {list(self.params)}")
-        p = self.params
-        return chinchilla_allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], compute_flops)
+        if unique_tokens is not None:
+            raise FitError(f"FitResult.optimal_allocation has no unique_tokens; load the saved fit with "
+                           f"load_law, or use DataConstrainedLaw(**fit.params) for form {self.form.name!r}")
+        return with_chinchilla_ci(p.allocation(compute_flops), self.bootstrap)
 
     def with_bootstrap(self, samples: Mapping[str, np.ndarray]) -> FitResult:
         """A copy of this result with bootstrap samples attached."""
@@ -192,7 +225,7 @@ class FitResult:
         try:
             d = json.loads(path.read_text())
         except FileNotFoundError:
-            raise FitError(f"saved fit {str(path)!r} not found; write one with `scalinglab fit ... --out FILE`") from None
+            raise FitError(f"saved fit {str(path)!r} not found; write one with LawFit.save(path)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FitError(f"{str(path)!r} is not a JSON fit file ({exc})") from None
         if not isinstance(d, dict):

@@ -152,11 +152,11 @@ def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_c
             (("n", n_col), ("d", d_col), ("c", c_col), ("loss", loss_col), ("budget", budget_col),
              ("unique", unique_col))}
     if cols["loss"] is None:
-        raise DataError(f"{path}: no loss column; columns present: {', '.join(header)} (use --loss-col)")
+        raise DataError(f"{path}: no loss column; columns present: {', '.join(header)} (use loss_col=)")
     present = [k for k in "ndc" if cols[k] is not None]
     if len(present) < 2 and present != ["c"]:  # C alone serves compute-only forms (saturating_c)
         raise DataError(f"{path}: need two of N (params), D (tokens), C (FLOPs) columns (or C alone for a "
-                        f"compute-only form); columns present: {', '.join(header)} (use --n-col/--d-col/--c-col)")
+                        f"compute-only form); columns present: {', '.join(header)} (use n_col=/d_col=/c_col=)")
     index = {h: i for i, h in enumerate(header)}
     lines = list(range(2, len(rows) + 2))
     for i, r in enumerate(rows):
@@ -169,7 +169,7 @@ def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_c
     rows, lines = _apply_exclude(rows, lines, index, exclude_col, header, path, notes)
     rows, lines = _apply_duplicates(rows, lines, keep_duplicates, notes)
     if not rows:
-        raise DataError(f"{path}: no rows left after filtering; check --where/--exclude-col")
+        raise DataError(f"{path}: no rows left after filtering; check where=/exclude_col=")
     if cols["budget"] is not None and budget_col is None and all(not r[index[cols["budget"]]].strip()
                                                                 for r in rows):
         cols["budget"] = None  # an all-empty budget column (a sweep that is not an IsoFLOP grid)
@@ -194,7 +194,7 @@ def _apply_where(rows, lines, index, where, header, notes):
         return rows, lines
     for col, value in where.items():
         if col not in index:
-            raise DataError(f"--where column {col!r} not found; columns present: {', '.join(header)}")
+            raise DataError(f"where= column {col!r} not found; columns present: {', '.join(header)}")
         keep = [i for i, r in enumerate(rows) if _equal(r[index[col]], str(value))]
         if not keep:
             seen = sorted({r[index[col]] for r in rows})[:6]
@@ -293,7 +293,7 @@ def _check_positive(nums: dict[str, np.ndarray], cols: dict[str, str | None], li
         rows = [lines[i] for i in np.flatnonzero(bad)]
         shown = ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
         raise DataError(f"{path}: column(s) {', '.join(map(repr, which))} have NaN, inf or <= 0 values on "
-                        f"line(s) {shown}; remove those rows or exclude them (--exclude-col/--drop)")
+                        f"line(s) {shown}; remove those rows or exclude them (exclude_col=/drop_where=)")
 
 
 def _run_ids(rows, index, header, run_id_col):

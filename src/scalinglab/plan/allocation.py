@@ -11,50 +11,45 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import ConfigError, PlanError
+from scalinglab.laws.law import Law
 
 _CHIN = ("E", "A", "B", "alpha", "beta")
 
 
-def resolve_law(law: Any) -> Any:
-    """A law object from a preset name, a saved-fit JSON path, or an object with ``optimal_allocation``."""
+def resolve_law(law: Law | str) -> Law:
+    """A :class:`~scalinglab.laws.Law` from a preset name, a saved-fit JSON path, or a ``Law`` itself."""
     if isinstance(law, str):
-        from scalinglab.errors import ConfigError
         from scalinglab.laws.presets import load_law
 
         try:
             return load_law(law)
         except ConfigError as err:
             raise PlanError(str(err)) from None
-    if not hasattr(law, "optimal_allocation"):
-        raise PlanError(f"law {law!r} has no optimal_allocation(); give a preset name or a saved fit")
+    if not isinstance(law, Law):
+        raise PlanError(f"law {law!r} is not a scaling law; give a preset name (see list_laws()), a saved fit "
+                        "JSON path, or a Law (a preset, a fit result, CombinedLaw, DataConstrainedLaw)")
     return law
 
 
-def chinchilla_params(law: Any) -> dict[str, float] | None:
+def chinchilla_params(law: Law) -> dict[str, float] | None:
     """E, A, B, alpha, beta of a Chinchilla-form law, or None for allocation-only laws."""
-    params = getattr(law, "params", None)
-    if (
-        isinstance(params, Mapping)
-        and all(k in params for k in _CHIN)
-        and getattr(law, "form", True) is not None
-    ):
-        return {k: float(params[k]) for k in _CHIN}
-    return None
+    p = law.chinchilla_params()
+    return None if p is None else p.as_dict()
 
 
-def _bootstrap(law: Any) -> dict[str, np.ndarray] | None:
-    boot = getattr(getattr(law, "fit", None), "bootstrap", None)
+def _bootstrap(law: Law) -> dict[str, np.ndarray] | None:
+    boot = law.bootstrap_samples()
     if boot is not None and all(k in boot for k in _CHIN):
         return {k: np.asarray(boot[k], dtype=float) for k in _CHIN}
     return None
 
 
-def _need_params(law: Any, what: str) -> dict[str, float]:
+def _need_params(law: Law, what: str) -> dict[str, float]:
     p = chinchilla_params(law)
     if p is None:
         raise PlanError(
             f"{what} needs a law that predicts loss from N and D (chinchilla, chinchilla-precise, "
-            f"epoch2024, muennighoff2023 or a saved chinchilla fit); {getattr(law, 'name', law)!r} "
+            f"epoch2024, muennighoff2023 or a saved chinchilla fit); {law.name!r} "
             f"gives allocations only"
         )
     return p
@@ -111,7 +106,7 @@ def _pair(x: tuple[float, float] | None) -> list[float] | None:
     return None if x is None else [float(x[0]), float(x[1])]
 
 
-def compute_for_target(law: Any, target_loss: float, unique_tokens: float | None = None) -> float:
+def compute_for_target(law: Law, target_loss: float, unique_tokens: float | None = None) -> float:
     """Cheapest training compute whose best allocation reaches ``target_loss``."""
     from scalinglab.plan.inference import compute_for_loss
 
@@ -124,7 +119,7 @@ def compute_for_target(law: Any, target_loss: float, unique_tokens: float | None
     if dc.optimal_allocation(math.exp(hi), unique_tokens).loss > target_loss:
         raise PlanError(
             f"target loss {target_loss} is out of reach with {unique_tokens:.3g} unique tokens "
-            f"(repeated data saturate, Muennighoff et al. 2023); raise --unique-tokens or the target"
+            f"(repeated data saturate, Muennighoff et al. 2023); raise unique_tokens= or the target"
         )
     for _ in range(80):
         mid = 0.5 * (lo + hi)
@@ -134,20 +129,20 @@ def compute_for_target(law: Any, target_loss: float, unique_tokens: float | None
     return math.exp(hi)
 
 
-def _dc_law(law: Any, params: Mapping[str, float]):
+def _dc_law(law: Law, params: Mapping[str, float]):
     """The data-constrained law on ``params``: a saved data_constrained fit brings its own R_D*, R_N*; any
     other Chinchilla-form law borrows Muennighoff et al.'s published ones."""
     from scalinglab.laws.data_constrained import from_base_law
 
-    own = getattr(law, "params", None) or {}
-    if "rd_star" in own and "rn_star" in own:
-        r = {"rd_star": float(own["rd_star"]), "rn_star": float(own["rn_star"])}
-        return from_base_law(dict(params), **r, name=f"{getattr(law, 'name', 'law')} (fitted R*)")
-    return from_base_law(dict(params), name=f"{getattr(law, 'name', 'law')}+muennighoff2023")
+    own = law.chinchilla_params()
+    if own is not None and own.rd_star is not None and own.rn_star is not None:
+        r = {"rd_star": own.rd_star, "rn_star": own.rn_star}
+        return from_base_law(dict(params), **r, name=f"{law.name} (fitted R*)")
+    return from_base_law(dict(params), name=f"{law.name}+muennighoff2023")
 
 
 def _intervals(
-    law: Any, n: float, d: float, unique: float | None, compute: float | None, level: float = 0.95
+    law: Law, n: float, d: float, unique: float | None, compute: float | None, level: float = 0.95
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals from a saved fit's bootstrap samples (loss at N, D; N_opt, D_opt at C)."""
     boot = _bootstrap(law)
@@ -177,7 +172,7 @@ def _intervals(
 
 
 def plan_allocation(
-    law: Any,
+    law: Law | str,
     compute_flops: float | None = None,
     *,
     unique_tokens: float | None = None,
@@ -198,7 +193,7 @@ def plan_allocation(
         raise PlanError("give exactly one of a compute budget or a target loss")
     c = compute_flops if compute_flops is not None else compute_for_target(law, target_loss, unique_tokens)
     base = law.optimal_allocation(c)
-    name, source = getattr(law, "name", str(law)), getattr(law, "source", "")
+    name, source = law.name, law.source
     common = {"compute_optimal": base.to_dict(), "law": name, "law_source": source}
     if inference_tokens is not None:
         return _inference(law, base, inference_tokens, target_loss, max_params, common, unique_tokens)
@@ -264,7 +259,7 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common, uni
         if not math.isfinite(d):
             raise PlanError(
                 f"a model of at most {max_params:.3g} parameters never reaches loss {target:.4g} "
-                f"under {getattr(law, 'name', 'this law')}; raise --max-params"
+                f"under {law.name}; raise max_params="
             )
         notes.append(f"N capped at {max_params:.3g} (inference-aware optimum {inf.n_params:.3g})")
     if unique is not None and d > unique:  # on the final D: a cap trains longer, possibly past the unique data
@@ -292,7 +287,7 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common, uni
 
 
 def _data_constrained(law, c, unique_tokens, max_params, common) -> PlanAllocation:
-    params = _need_params(law, "data-constrained planning (--unique-tokens)")
+    params = _need_params(law, "data-constrained planning (unique_tokens=)")
     dc = _dc_law(law, params)
     alloc = dc.optimal_allocation(c, unique_tokens)
     n, d, mode = alloc.n_params, alloc.n_tokens, "data-constrained"

@@ -170,7 +170,7 @@ def _cheapest_n(dc, target_loss: float, unique_tokens: float, inference_tokens: 
     if not np.isfinite(values).any():
         raise PlanError(
             f"target loss {target_loss:.4g} is out of reach with {unique_tokens:.3g} unique tokens at any model "
-            f"size (repeated data saturate, Muennighoff et al. 2023); raise --unique-tokens or the target"
+            f"size (repeated data saturate, Muennighoff et al. 2023); raise unique_tokens= or the target"
         )
     i = int(np.clip(np.argmin(values), 1, len(grid) - 2))
     # With heavy inference the optimum hugs the smallest N that still reaches the target, so the left bracket end

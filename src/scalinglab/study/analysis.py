@@ -8,7 +8,6 @@ others. Torch-free.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
@@ -18,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.errors import PlanError
 from scalinglab.fileio import atomic_write_text, jsonable
 from scalinglab.study.record import (
     FAILED_STATUSES,
@@ -141,43 +139,22 @@ def _backtest(runs, approach2: Approach2Summary | None) -> Backtest:
                                 f"{len(held)} runs of the top budget.", rows=tuple(rows))
 
 
-@dataclasses.dataclass(frozen=True)
-class _SweepLaw:
-    """This sweep's law (a ``laws.law.Law``): allocation from its Approach 2 fit, loss from its Approach 3 fit.
-
-    Delegates to both results, so no formula is copied here; ``laws.law.CombinedLaw`` replaces it at merge.
-    """
-
-    allocation: Any  # laws.approach2.Approach2Result
-    loss: Any = None  # laws.result.FitResult of the Chinchilla form, or None (allocation only)
-    name: str = "this sweep (Approach 2 allocation)"
-    # The planner prints "name (source)"; without a source the page showed empty parentheses.
-    source: str = "N_opt, D_opt power laws fitted to this sweep's IsoFLOP minima; loss from its Approach 3 fit"
-
-    @property
-    def variables(self) -> tuple[str, ...]:
-        return ("n_params", "n_tokens") if self.loss is not None else ()
-
-    @property
-    def params(self) -> dict | None:  # read by plan.allocation.chinchilla_params, as a FitResult's are
-        return dict(self.loss.params) if self.loss is not None else None
-
-    def predict_loss(self, n_params=None, n_tokens=None, compute_flops=None, unique_tokens=None):
-        if self.loss is None:
-            raise PlanError(f"{self.name} predicts no loss: its Approach 3 fit failed (allocation only)")
-        return self.loss.predict(n_params=n_params, n_tokens=n_tokens)
-
-    def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None):
-        alloc = self.allocation.optimal_allocation(compute_flops)
-        loss = float(self.predict_loss(alloc.n_params, alloc.n_tokens)) if self.loss is not None else None
-        return dataclasses.replace(alloc, loss=loss)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "source": self.source, "allocation": self.allocation.to_dict(),
-                "loss": self.loss.to_dict() if self.loss is not None else None}
+_SWEEP_LAW_NAME = "this sweep (Approach 2 allocation)"
+# The planner prints "name (source)"; without a source the page showed empty parentheses.
+_SWEEP_LAW_SOURCE = "N_opt, D_opt power laws fitted to this sweep's IsoFLOP minima; loss from its Approach 3 fit"
 
 
-def _plan_next(law: _SweepLaw, top_budget: float, seq_len: int | None = None) -> NextBudgetPlan:
+def _sweep_law(a2_fit, a3_fit):
+    """This sweep's law: allocation from its Approach 2 fit, loss from its Approach 3 fit when that succeeded
+    (Hoffmann et al. 2022, §3.2 and §3.3); the Approach 2 fit alone (allocation only) otherwise."""
+    from scalinglab.laws.law import CombinedLaw
+
+    if a3_fit is None:
+        return a2_fit
+    return CombinedLaw(allocation_law=a2_fit, loss_law=a3_fit, name=_SWEEP_LAW_NAME, source=_SWEEP_LAW_SOURCE)
+
+
+def _plan_next(law, top_budget: float, seq_len: int | None = None) -> NextBudgetPlan:
     """What 10× the top budget buys under the fitted law (and the planner's section when it can plan it)."""
     c = 10 * top_budget
     alloc = law.optimal_allocation(c)
@@ -265,7 +242,7 @@ def _fit_all(csv_path: Path, rows: tuple[RunRow, ...], seq_len: int | None, n_bo
     a3 = out["approach3"] = _step(errors, "Approach 3", _approach3, runs, n_boot, seed)
     out["backtest"] = _step(errors, "backtest", _backtest, runs, a2)
     if a2:
-        law = out["law"] = _SweepLaw(a2.fit, a3.fit if a3 else None)
+        law = out["law"] = _sweep_law(a2.fit, a3.fit if a3 else None)
         top = max(r.budget for r in rows if r.budget)
         out["plan"] = _step(errors, "plan", _plan_next, law, top, seq_len)
         out["references"] = _step(errors, "reference laws", _references, a2.curve) or {}

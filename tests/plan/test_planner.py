@@ -38,7 +38,7 @@ def test_serving_memory_kv_cache(plan_1e23):
     from scalinglab.arch import GPTConfig
     from scalinglab.plan.memory import kv_cache_bytes
 
-    cfg = GPTConfig.from_dict(plan_1e23.shape)
+    cfg = plan_1e23.shape  # Plan.shape is the GPTConfig (issue 10)
     sv = plan_1e23.serving
     assert sv["weights_bf16_bytes"] == 2 * plan_1e23.shape_n_params
     assert sv["kv_cache_bytes_per_sequence"] == kv_cache_bytes(

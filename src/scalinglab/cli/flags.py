@@ -17,6 +17,9 @@ PARAM_FLAGS: dict[str, str] = {
     # ---- laws / fit
     "skip_bad_budgets=True": "--skip-bad-budgets",
     # ---- plan
+    "price_per_gpu_hour": "--price-per-gpu-hour",
+    "n_gpus=N": "--gpus N",
+    "lower vocab_size": "lower --vocab-size",
 
     # ---- train / parallel
 

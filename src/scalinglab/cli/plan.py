@@ -228,25 +228,33 @@ def compare_cmd(
 
 
 def _print_comparison(rows: list[dict], title: str, gpu: str, *, lifetime: bool = False) -> None:
+    """One column per variant, one row per quantity (fits 80 columns for any number of rows)."""
     from rich.table import Table
 
     from scalinglab.units import format_count, format_usd
 
+    fields = [
+        ("N", lambda r: format_count(r["n_params"])),
+        ("D", lambda r: format_count(r["n_tokens"])),
+        ("D/N", lambda r: f"{r['tokens_per_param']:.0f}"),
+        ("train FLOPs", lambda r: f"{r['train_flops']:.3g}"),
+        ("GPUs", lambda r: str(r["n_gpus"])),
+        ("estimated MFU", lambda r: f"{r['effective_mfu']:.1%}"),
+        (f"{gpu} GPU-hours", lambda r: format_count(r["gpu_hours"])),
+        ("cost", lambda r: format_usd(r["usd"])),
+        ("loss", lambda r: f"{r['loss']:.4f}"),
+        ("FLOPs/inference token", lambda r: format_count(r["inference_flops_per_token"])),
+        ("break-even inference tokens",
+         lambda r: "-" if r["breakeven_inference_tokens"] is None else format_count(r["breakeven_inference_tokens"])),
+    ]
+    if lifetime:
+        fields.append(("lifetime FLOPs", lambda r: f"{r['lifetime_flops']:.3g}"))
     table = Table(title=title)
-    cols = ["variant", "N", "D", "D/N", "train FLOPs", "GPUs", "MFU", f"{gpu} GPU-h", "cost", "loss",
-            "FLOPs/inference token", "break-even tokens"] + (["lifetime FLOPs"] if lifetime else [])
-    for col in cols:
-        table.add_column(col)
+    table.add_column("")
     for r in rows:
-        be = r["breakeven_inference_tokens"]
-        cells = [r["label"], format_count(r["n_params"]), format_count(r["n_tokens"]),
-                 f"{r['tokens_per_param']:.0f}", f"{r['train_flops']:.3g}", str(r["n_gpus"]),
-                 f"{r['effective_mfu']:.1%}", format_count(r["gpu_hours"]), format_usd(r["usd"]),
-                 f"{r['loss']:.4f}", format_count(r["inference_flops_per_token"]),
-                 "-" if be is None else format_count(be)]
-        if lifetime:
-            cells.append(f"{r['lifetime_flops']:.3g}")
-        table.add_row(*cells)
+        table.add_column(r["label"])
+    for label, cell in fields:
+        table.add_row(label, *(cell(r) for r in rows))
     stdout_console().print(table)
 
 

@@ -35,7 +35,6 @@ def test_plan_is_consistent(plan_1e23):
 
 
 def test_serving_memory_kv_cache(plan_1e23):
-    from scalinglab.arch import GPTConfig
     from scalinglab.plan.memory import kv_cache_bytes
 
     cfg = plan_1e23.shape  # Plan.shape is the GPTConfig (issue 10)

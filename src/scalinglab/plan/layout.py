@@ -19,10 +19,10 @@ divided by ``mfu``, stretched by what it does worse than that reference:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable
-import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 

@@ -174,9 +174,11 @@ def _shape_notes(alloc: PlanAllocation, run: Run) -> tuple[list[str], list[str]]
     n_shape = run.shape.n_params
     cfg = run.shape.config
     notes = [
-        f"shape has {n_shape:.4g} parameters ({n_shape / alloc.n_params - 1:+.1%} from the planned N): "
-        f"{cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads of {cfg.head_dim}, "
-        f"tensor parallel up to {run.shape.tp_degree}"
+        (
+            f"shape has {n_shape:.4g} parameters ({n_shape / alloc.n_params - 1:+.1%} from the planned N): "
+            f"{cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads of {cfg.head_dim}, "
+            f"tensor parallel up to {run.shape.tp_degree}"
+        )
     ]
     warnings = []
     if abs(math.log(n_shape / alloc.n_params)) > math.log(1.25):

@@ -123,7 +123,7 @@ def _mfu_text(m: Mapping[str, Any], lay: Mapping[str, Any]) -> str:
     text = f"asked {m['asked']:.1%} ({m['asked_source']}); estimated {m['estimated']:.1%}"
     losses = sorted((m.get("losses") or {}).items(), key=lambda kv: -kv[1])
     if losses:
-        text += ", below the asked by " + ", ".join(f"{k} {v:.1%}" for k, v in losses)
+        text += "; lost to " + ", ".join(f"{k} {100 * v:.1f} points" for k, v in losses)
     else:
         text += " (this layout matches the reference one)"
     return text

@@ -137,7 +137,8 @@ def run_warnings(run: Run, opts: RunOptions, n_tokens: float) -> list[str]:
     out = []
     lay, hp = run.layout, run.hyperparams
     if lay.effective_mfu < opts.mfu * (1 - MFU_TOLERANCE):
-        causes = ", ".join(f"{k} -{v:.1%}" for k, v in sorted(lay.mfu_losses.items(), key=lambda kv: -kv[1]))
+        causes = ", ".join(f"{k} -{100 * v:.1f} points" for k, v in sorted(lay.mfu_losses.items(),
+                                                                          key=lambda kv: -kv[1]))
         out.append(f"estimated MFU {lay.effective_mfu:.1%} is below the asked {opts.mfu:.1%}: {causes}")
     planned = hp.planned_batch_sequences
     if planned is not None and abs(hp.batch_sequences / planned - 1) > BATCH_TOLERANCE:

@@ -103,7 +103,7 @@ class Layout:
 
     @property
     def batch_sequences(self) -> int:
-        """Global batch this layout runs (the planned batch rounded down to a multiple of dp·micro-batch)."""
+        """Global batch this layout runs (the planned batch rounded to a multiple of dp·micro-batch)."""
         return self.dp * self.micro_batch * self.n_micro
 
     @property
@@ -298,7 +298,9 @@ def enumerate_layouts(
     """Every candidate layout (fitting or not) with its memory and step time."""
     out = []
     for dp, tp, pp, ep in _candidates(req):
-        per_rank = req.batch_sequences // dp
+        # Sequences per rank rounded to the nearest whole number (not down): the global batch then stays within
+        # dp/2 sequences of the planned one; none when the batch has fewer sequences than ranks.
+        per_rank = round(req.batch_sequences / dp) if req.batch_sequences >= dp else 0
         for mb, zero, rc in itertools.product(_powers_of_two(min(per_rank, 64)), zero_stages, recompute):
             if per_rank < 1 or (zero > 0 and dp == 1):
                 continue

@@ -66,7 +66,7 @@ def _allocation_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _batch_text(hp: Mapping[str, Any], lay: Mapping[str, Any]) -> str:
     text = f"{hp['batch_sequences']} x {hp['seq_len']} = {format_count(hp['batch_tokens'])} tokens"
     runs = lay.get("batch_sequences")
-    if runs is not None and runs != hp["batch_sequences"]:  # rounded down to a multiple of dp x micro-batch
+    if runs is not None and runs != hp["batch_sequences"]:  # rounded to a multiple of dp x micro-batch
         text += f" (the layout runs {runs} sequences)"
     planned = hp.get("planned_batch_sequences")
     if planned is not None and planned != hp["batch_sequences"]:

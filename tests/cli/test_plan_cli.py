@@ -127,3 +127,56 @@ def test_garbage_compute_never_tracebacks(text):
         main(["plan", "--compute", text, "--gpus", "8", "--json"])
     except SystemExit as exc:
         assert exc.code in (0, 2)
+
+
+def test_plan_text_lists_assumptions_and_warnings_on_stderr():
+    result = runner.invoke(app, ["plan", "--compute", "1e22", "--gpus", "4096", "--law", "epoch2024"])
+    assert result.exit_code == 0, result.output
+    for label in ("MFU", "asked", "PUE", "grid intensity", "$/GPU-hour", "power draw", "of TDP", "epoch2024"):
+        assert label in result.stdout
+    assert "warning: the layout runs" in result.stderr  # 4096 ranks cannot split DeepSeek's batch evenly
+    d = _json(["plan", "--compute", "1e22", "--gpus", "4096", "--law", "epoch2024"])
+    assert d["warnings"] and d["mfu"]["asked"] == 0.4 and d["inputs"]["law"] == "epoch2024"
+
+
+def test_default_law_is_epoch2024():
+    assert _json(["plan", "--compute", "1e21", "--gpus", "8"])["allocation"]["law"] == "epoch2024"
+
+
+@pytest.mark.parametrize("zero,gb", [(0, 120.0), (1, 31.41), (2, 16.64), (3, 1.875)])
+def test_plan_memory_zero_stages(zero, gb):
+    d = _json(["plan", "memory", "--params", "7.5B", "--zero", str(zero), "--dp", "64"])
+    assert d["total"] / 1e9 == pytest.approx(gb, rel=0.005) and d["activations_included"] is False
+
+
+def test_plan_memory_text_and_shape():
+    result = runner.invoke(app, ["plan", "memory", "--params", "7.5B", "--zero", "3", "--dp", "64"])
+    assert result.exit_code == 0 and "model states only" in result.stdout and "--n-layer" in result.stdout
+    d = _json(["plan", "memory", "--n-layer", "126", "--d-model", "16384", "--n-head", "128", "--n-kv-head", "8",
+               "--seq-len", "8192", "--tp", "8", "--pp", "16", "--dp", "128", "--zero", "1", "--vocab-size", "128256"])
+    assert d["kv_cache_per_sequence"] / 1e9 == pytest.approx(4.23, rel=0.005) and d["activations"] > 0
+
+
+def test_compare_shows_lifetime_flops_and_the_layout():
+    args = ["plan", "compare", "--compute", "1e22", "--law", "epoch2024", "--gpus", "256"]
+    result = runner.invoke(app, args + ["--inference-tokens", "1e12"])
+    assert result.exit_code == 0 and "lifetime FLOPs" in result.stdout and "MFU" in result.stdout
+    d = _json(args)
+    assert d["law_source"] and all(r["n_gpus"] == 256 and r["effective_mfu"] > 0 for r in d["variants"])
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["plan", "memory", "--params", "7.5B", "--zero", "5"], "zero"),
+        (["plan", "memory", "--n-layer", "4"], "--d-model"),
+        (["plan", "memory", "--params", "7.5B", "--dp", "0"], "dp"),
+        (["plan", "memory", "--params", "lots"], "--params"),
+    ],
+)
+def test_plan_memory_bad_input_exit_2(args, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err

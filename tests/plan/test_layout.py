@@ -82,3 +82,28 @@ def test_expert_parallel_shards_experts():
     assert no_ep.memory.weights == pytest.approx(2 * dims.n_params)
     assert ep8.memory.weights == pytest.approx(2 * (dense + dims.n_expert_params / 8))
     assert ep8.comm_bytes_per_step["expert"] > 0 == no_ep.comm_bytes_per_step["expert"]
+
+
+def test_mfu_losses_add_up_to_the_shortfall(dims70b):
+    """Each cause's MFU points are its share of the step time × the asked MFU, so they sum to asked − estimated."""
+    layouts = enumerate_layouts(_req(dims70b, 64))
+    for lay in layouts:
+        assert sum(lay.mfu_losses.values()) == pytest.approx(0.4 - lay.effective_mfu, abs=1e-12)
+    full = next(lay for lay in layouts if lay.recompute == "full" and lay.pp == 1 and lay.dp == 8)
+    assert full.mfu_losses["recompute"] == pytest.approx(0.4 * (1 / 3) / (4 / 3))  # +1/3 of a 4/3 step
+
+
+def test_partial_recompute_fits_between_selective_and_full(dims70b):
+    """Block recompute of k layers fits where selective does not, costs k/L of full recompute's +1/3."""
+    req = _req(dims70b, 64, workspace_bytes=1e9, fragmentation=0.1)
+    layouts = enumerate_layouts(req)
+    partial = [lay for lay in layouts if lay.recompute == "partial"]
+    assert partial
+    by = {(lay.dp, lay.tp, lay.pp, lay.zero, lay.recompute, lay.micro_batch): lay for lay in layouts}
+    for lay in partial:
+        key = (lay.dp, lay.tp, lay.pp, lay.zero)
+        sel, full = by[(*key, "selective", lay.micro_batch)], by[(*key, "full", lay.micro_batch)]
+        assert full.memory.total <= lay.memory.total <= 80e9 < sel.memory.total
+        assert full.step_time_s > lay.step_time_s > sel.step_time_s
+        assert 0 < lay.recompute_layers < dims70b.n_layer / lay.pp + 1
+        assert f"full on {lay.recompute_layers} layers" in lay.name

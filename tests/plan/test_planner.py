@@ -33,10 +33,9 @@ def test_plan_is_consistent(plan_1e23):
 
 
 def test_serving_memory_kv_cache(plan_1e23):
-    from scalinglab.arch import GPTConfig
     from scalinglab.plan.memory import kv_cache_bytes
 
-    cfg = GPTConfig.from_dict(plan_1e23.shape)
+    cfg = plan_1e23.shape  # Plan.shape is the GPTConfig (issue 10)
     sv = plan_1e23.serving
     assert sv["weights_bf16_bytes"] == 2 * plan_1e23.shape_n_params
     assert sv["kv_cache_bytes_per_sequence"] == kv_cache_bytes(
@@ -230,3 +229,21 @@ def test_rows_say_when_the_layout_rounds_the_batch(plan_1e23):
     hp = {"batch_sequences": 100, "seq_len": 2048, "batch_tokens": 204800}
     assert "layout runs 96" in _batch_text(hp, {"batch_sequences": 96})
     assert "layout" not in _batch_text(hp, {"batch_sequences": 100})
+
+
+def test_plan_says_why_mfu_falls_short():
+    """32 A100-40GB at 16k tokens: only (partial) recompute fits, and the plan says so and by how much."""
+    p = make_plan(1e23, gpu="a100-40gb", n_gpus=32, seq_len=16384, law="epoch2024")
+    assert p.mfu["estimated"] < p.mfu["asked"] == 0.4
+    assert sum(p.mfu["losses"].values()) == pytest.approx(p.mfu["asked"] - p.mfu["estimated"])
+    assert any("below the asked" in w and "recompute" in w for w in p.warnings)
+    assert p.shape is p.shape_choice.config and p.to_dict()["shape"] == p.shape.to_dict()
+
+
+def test_shape_dims_count_matches_arch():
+    from scalinglab.arch import GPTConfig, count_params
+    from scalinglab.plan.memory_layout import ShapeDims
+
+    cfg = GPTConfig(vocab_size=32000, seq_len=4096, d_model=8192, n_layer=80, n_head=64, n_kv_head=8)
+    dims = ShapeDims(n_layer=80, d_model=8192, n_head=64, n_kv_head=8, vocab_size=32000)
+    assert dims.n_params == count_params(cfg).total

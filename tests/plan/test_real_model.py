@@ -29,7 +29,7 @@ def _gpt_class():
 def test_planned_shape_matches_meta_model(flops):
     GPT = _gpt_class()
     plan = make_plan(flops, gpu="h100", law="chinchilla-approach1", n_gpus=8)
-    cfg = GPTConfig.from_dict(plan.shape)
+    cfg = plan.shape  # Plan.shape is the GPTConfig (issue 10)
     with torch.device("meta"):
         model = GPT(cfg)
     assert sum(p.numel() for p in model.parameters()) == plan.shape_n_params

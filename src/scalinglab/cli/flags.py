@@ -40,6 +40,9 @@ PARAM_FLAGS: dict[str, str] = {
     "level=": "--level ",
     "approach=1": "--approach 1",
     # ---- plan
+    "price_per_gpu_hour": "--price-per-gpu-hour",
+    "n_gpus=N": "--gpus N",
+    "lower vocab_size": "lower --vocab-size",
 
     # ---- train / parallel
 

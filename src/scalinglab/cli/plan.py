@@ -7,6 +7,7 @@ Examples::
     scalinglab plan --hours 720 --gpus 256 --unique-tokens 5e11
     scalinglab plan --compute 1e23 --inference-tokens 2e13 --json
     scalinglab plan compare --compute 1e23 --law epoch2024 --factor 10
+    scalinglab plan memory --params 7.5B --zero 3 --dp 64
     scalinglab plan gpus
 """
 
@@ -23,7 +24,9 @@ plan_app = typer.Typer(
 )
 
 _COMPUTE = typer.Option(None, "--compute", help="Training compute in FLOPs, e.g. 1e23 or '1e23 flops'.")
-_LAW = typer.Option("chinchilla", "--law", help="Preset law (scalinglab laws) or a saved fit JSON.")
+_LAW = typer.Option(
+    "epoch2024", "--law", help="Preset law (scalinglab laws) or a saved fit JSON; default epoch2024 (Besiroglu 2024)."
+)
 _GPU = typer.Option("h100", "--gpu", help="Hardware key (scalinglab plan gpus).")
 _HW = typer.Option(None, "--hardware", help="TOML file adding/replacing hardware entries.")
 
@@ -130,6 +133,15 @@ def plan(
     _print_plan(p)
 
 
+def _warn(lines) -> None:
+    """Warnings the JSON carries, on stderr in text mode (library parameter names shown as flags)."""
+    from scalinglab.cli.common import stderr_console
+    from scalinglab.cli.flags import to_cli
+
+    for line in lines:
+        stderr_console().print(f"warning: {to_cli(line)}", soft_wrap=True, markup=False)
+
+
 def _print_plan(p) -> None:
     from rich.table import Table
 
@@ -141,6 +153,7 @@ def _print_plan(p) -> None:
     for k, v in plan_rows(p):
         table.add_row(k, v)
     stdout_console().print(table)
+    _warn(p.warnings)
 
 
 @plan_app.command("gpus")
@@ -179,16 +192,20 @@ def compare_cmd(
     law: str = _LAW,
     factor: list[float] = typer.Option([10.0], "--factor", help="Over-training factor(s)."),
     gpu: str = _GPU,
-    mfu: float | None = typer.Option(None, "--mfu", help="MFU for the GPU-hours and cost columns."),
+    gpus: int | None = typer.Option(None, "--gpus", help="Number of GPUs (default: chosen, as in plan)."),
+    mfu: float | None = typer.Option(None, "--mfu", help="MFU of a well-tuned layout (default 0.40)."),
     price: float | None = typer.Option(None, "--price-per-gpu-hour", help="US$ per GPU-hour."),
+    seq_len: int = typer.Option(2048, "--seq-len", help="Sequence length."),
+    vocab_size: int = typer.Option(50304, "--vocab-size", help="Vocabulary size of the shape."),
     inference_tokens: str | None = typer.Option(
         None, "--inference-tokens", help="Lifetime inference tokens."
     ),
     hardware: str | None = _HW,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Compute-optimal vs over-trained models at the same predicted loss."""
+    """Compute-optimal vs over-trained models at the same predicted loss, costed as `plan` costs them."""
     from scalinglab.errors import PlanError, UnitError
+    from scalinglab.plan.allocation import resolve_law
     from scalinglab.plan.compare import costed_comparison
     from scalinglab.units import parse_flops
 
@@ -196,33 +213,125 @@ def compare_cmd(
         c = parse_flops(compute)
     except UnitError as err:
         raise PlanError(str(err)) from None
-    rows = costed_comparison(law, c, factors=tuple(factor), gpu=gpu, mfu=mfu, price_per_gpu_hour=price,
-                             inference_tokens=_count(inference_tokens, "--inference-tokens"),
+    inference = _count(inference_tokens, "--inference-tokens")
+    rows = costed_comparison(law, c, factors=tuple(factor), inference_tokens=inference, gpu=gpu, n_gpus=gpus,
+                             mfu=mfu, price_per_gpu_hour=price, seq_len=seq_len, vocab_size=vocab_size,
                              hardware_file=hardware)
+    resolved = resolve_law(law)
+    law_text = f"{resolved.name} ({getattr(resolved, 'source', '')})"
     if as_json:
-        print_json({"law": law, "compute_flops": c, "variants": rows})
+        print_json({"law": law, "law_source": getattr(resolved, "source", ""), "compute_flops": c,
+                    "variants": rows})
         return
-    _print_comparison(rows, f"Same loss, different splits ({law}, C = {c:.3g} FLOPs)", gpu)
+    _print_comparison(rows, f"Same loss, different splits ({law_text}, C = {c:.3g} FLOPs)", gpu,
+                      lifetime=inference is not None)
 
 
-def _print_comparison(rows: list[dict], title: str, gpu: str) -> None:
+def _print_comparison(rows: list[dict], title: str, gpu: str, *, lifetime: bool = False) -> None:
+    """One column per variant, one row per quantity (fits 80 columns for any number of rows)."""
     from rich.table import Table
 
     from scalinglab.units import format_count, format_usd
 
+    fields = [
+        ("N", lambda r: format_count(r["n_params"])),
+        ("D", lambda r: format_count(r["n_tokens"])),
+        ("D/N", lambda r: f"{r['tokens_per_param']:.0f}"),
+        ("train FLOPs", lambda r: f"{r['train_flops']:.3g}"),
+        ("GPUs", lambda r: str(r["n_gpus"])),
+        ("estimated MFU", lambda r: f"{r['effective_mfu']:.1%}"),
+        (f"{gpu} GPU-hours", lambda r: format_count(r["gpu_hours"])),
+        ("cost", lambda r: format_usd(r["usd"])),
+        ("loss", lambda r: f"{r['loss']:.4f}"),
+        ("FLOPs/inference token", lambda r: format_count(r["inference_flops_per_token"])),
+        ("break-even inference tokens",
+         lambda r: "-" if r["breakeven_inference_tokens"] is None else format_count(r["breakeven_inference_tokens"])),
+    ]
+    if lifetime:
+        fields.append(("lifetime FLOPs", lambda r: f"{r['lifetime_flops']:.3g}"))
     table = Table(title=title)
-    for col in ("variant", "N", "D", "D/N", "train FLOPs", f"{gpu} GPU-h", "cost", "loss", "FLOPs/inference token",
-                "break-even tokens"):
-        table.add_column(col)
+    table.add_column("")
     for r in rows:
-        be = r["breakeven_inference_tokens"]
-        table.add_row(r["label"], format_count(r["n_params"]), format_count(r["n_tokens"]),
-                      f"{r['tokens_per_param']:.0f}", f"{r['train_flops']:.3g}", format_count(r["gpu_hours"]),
-                      format_usd(r["usd"]), f"{r['loss']:.4f}", format_count(r["inference_flops_per_token"]),
-                      "-" if be is None else format_count(be))
+        table.add_column(r["label"])
+    for label, cell in fields:
+        table.add_row(label, *(cell(r) for r in rows))
     stdout_console().print(table)
 
 
+@plan_app.command("memory")
+def memory_cmd(
+    params: str | None = typer.Option(None, "--params", help="Parameters, e.g. 7.5B (default: the shape's)."),
+    zero: int = typer.Option(0, "--zero", help="ZeRO stage 0, 1, 2 or 3 (3 = FSDP full shard)."),
+    dp: int = typer.Option(1, "--dp", help="Data-parallel degree."),
+    tp: int = typer.Option(1, "--tp", help="Tensor-parallel degree."),
+    pp: int = typer.Option(1, "--pp", help="Pipeline-parallel degree."),
+    recompute: str = typer.Option("none", "--recompute", help="none, selective or full."),
+    precision: str = typer.Option("mixed", "--precision", help="mixed (2+2+12 B/param), amp, fp32 or bf16."),
+    n_layer: int | None = typer.Option(None, "--n-layer", help="Layers (with --d-model, --n-head)."),
+    d_model: int | None = typer.Option(None, "--d-model", help="Width."),
+    n_head: int | None = typer.Option(None, "--n-head", help="Query heads."),
+    n_kv_head: int | None = typer.Option(None, "--n-kv-head", help="KV heads (grouped-query attention)."),
+    vocab_size: int = typer.Option(50304, "--vocab-size", help="Vocabulary size."),
+    seq_len: int = typer.Option(2048, "--seq-len", help="Sequence length."),
+    micro_batch: int = typer.Option(1, "--micro-batch", help="Sequences per micro-batch."),
+    n_micro: int = typer.Option(1, "--n-micro", help="Micro-batches per step (pipeline in-flight)."),
+    gpu: str | None = typer.Option(None, "--gpu", help="Compare with this device's memory."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Memory per GPU of a layout you choose: `scalinglab plan memory --params 7.5B --zero 3 --dp 64`."""
+    from scalinglab.plan.memory_layout import layout_memory
+
+    shape = _shape_from_flags(n_layer, d_model, n_head, n_kv_head, vocab_size)
+    m = layout_memory(_count(params, "--params"), shape=shape, zero=zero, dp=dp, tp=tp, pp=pp,
+                      precision=precision, recompute=recompute, seq_len=seq_len, micro_batch=micro_batch,
+                      n_micro=n_micro)
+    if as_json:
+        print_json(m.to_dict())
+        return
+    _print_memory(m, gpu)
+
+
+def _shape_from_flags(n_layer, d_model, n_head, n_kv_head, vocab_size):
+    from scalinglab.errors import PlanError
+    from scalinglab.plan.memory_layout import ShapeDims
+
+    given = {"--n-layer": n_layer, "--d-model": d_model, "--n-head": n_head}
+    if all(v is None for v in given.values()):
+        if n_kv_head is not None:
+            raise PlanError("--n-kv-head needs a shape: give --n-layer, --d-model and --n-head too")
+        return None
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise PlanError(f"a shape needs --n-layer, --d-model and --n-head; missing {', '.join(missing)}")
+    return ShapeDims(n_layer=n_layer, d_model=d_model, n_head=n_head, n_kv_head=n_kv_head, vocab_size=vocab_size)
+
+
+def _print_memory(m, gpu: str | None) -> None:
+    from rich.table import Table
+
+    from scalinglab.plan.hardware import get_gpu
+
+    zero = {0: "DDP", 1: "ZeRO-1", 2: "ZeRO-2", 3: "ZeRO-3/FSDP"}[m.zero]
+    title = (f"Memory per GPU: {m.n_params / 1e9:.4g}B params, {zero}, DP {m.dp}, TP {m.tp}, PP {m.pp}, "
+             f"{m.precision} precision")
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("GB (1e9 bytes)")
+    rows = [("weights", m.weights), ("gradients", m.grads), ("optimizer state", m.optimizer),
+            ("model states", m.model_states)]
+    if m.activations_included:
+        rows += [(f"activations (recompute {m.recompute})", m.activations), ("total", m.total),
+                 ("KV cache per sequence (bf16, inference)", m.kv_cache_per_sequence)]
+    for label, value in rows:
+        table.add_row(label, f"{value / 1e9:.4g}")
+    if gpu is not None:
+        spec = get_gpu(gpu)
+        table.add_row(f"{spec.key} memory", f"{spec.memory_bytes / 1e9:.4g} ({m.total / spec.memory_bytes:.0%} used)")
+    stdout_console().print(table)
+    hint = "" if m.activations_included else " (give --n-layer, --d-model and --n-head)"
+    stdout_console().print(m.note + hint, soft_wrap=True, markup=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Attach ``scalinglab plan`` (with ``compare`` and ``gpus``) to the app."""
+    """Attach ``scalinglab plan`` (with ``compare``, ``memory`` and ``gpus``) to the app."""
     app.add_typer(plan_app, name="plan")

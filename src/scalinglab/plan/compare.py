@@ -98,23 +98,40 @@ def breakeven_inference_tokens(optimal: Variant, other: Variant) -> float | None
     return max(0.0, (other.train_flops - optimal.train_flops) / dn)
 
 
-def costed_comparison(law: str, compute_flops: float, *, factors: tuple[float, ...] = (10.0,), gpu: str = "h100",
-                      mfu: float | None = None, price_per_gpu_hour: float | None = None,
-                      inference_tokens: float | None = None, hardware_file: str | None = None) -> list[dict]:
-    """The compute-optimal variant and each over-trained one, with GPU-hours, dollars and the break-even
-    inference tokens (where the over-trained model's cheaper inference has paid for its longer training)."""
-    from scalinglab.plan.cost import compute_from_gpu_hours, constant, price_per_hour
+def costed_comparison(
+    law: Any,
+    compute_flops: float,
+    *,
+    factors: tuple[float, ...] = (10.0,),
+    inference_tokens: float | None = None,
+    **plan_options: Any,
+) -> list[dict]:
+    """The compute-optimal variant and each over-trained one, each costed by the planner's own run model
+    (shape, batch, layout search, estimated MFU: :func:`scalinglab.plan.run.size_run`), so the compute-optimal
+    row costs what ``make_plan`` costs for the same budget and hardware. Adds the break-even inference tokens
+    (where the over-trained model's cheaper inference has paid for its longer training) and, with
+    ``inference_tokens``, lifetime FLOPs.
+
+    ``plan_options`` are :class:`~scalinglab.plan.request.PlanRequest` fields (``gpu``, ``n_gpus``, ``mfu``,
+    ``seq_len``, ``vocab_size``, ``price_per_gpu_hour``, ``hardware_file``, ...).
+    """
     from scalinglab.plan.hardware import get_gpu
+    from scalinglab.plan.request import Budget, PlanRequest
+    from scalinglab.plan.run import RunOptions, run_costs, size_run
 
     if not compute_flops > 0:
-        raise PlanError(f"--compute must be positive, got {compute_flops:g}")
+        raise PlanError(f"compute_flops must be positive, got {compute_flops:g}")
+    req = PlanRequest(budget=Budget(compute_flops=compute_flops), law=law, **plan_options)
+    spec = get_gpu(req.gpu, req.hardware_file)
+    opts = RunOptions.from_request(req, spec)
     variants = compare_overtraining(law, compute_flops, factors=(1.0, *factors), inference_tokens=inference_tokens)
-    spec = get_gpu(gpu, hardware_file)
-    rate, _ = price_per_hour(spec, price_per_gpu_hour)
-    flops_per_gpu_hour = compute_from_gpu_hours(1.0, spec, mfu=mfu if mfu is not None else constant("mfu"))
     rows = []
     for v in variants:
-        hours = v.train_flops / flops_per_gpu_hour
+        run = size_run(v.n_params, v.n_tokens, v.train_flops, opts, loss=v.loss)
+        c = run_costs(run, v.train_flops, opts, price=req.price_per_gpu_hour, pue=req.pue,
+                      grid_intensity=req.grid_intensity, power_utilisation=req.power_utilisation)
         rows.append({**v.to_dict(), "breakeven_inference_tokens": breakeven_inference_tokens(variants[0], v),
-                     "gpu_hours": hours, "usd": hours * rate})
+                     "gpu_hours": c.gpu_hours, "usd": c.usd, "n_gpus": run.n_gpus,
+                     "wall_clock_days": c.wall_clock_days, "effective_mfu": run.layout.effective_mfu,
+                     "layout": run.layout.name, "shape_n_params": run.shape.n_params, "co2_kg": c.co2_kg})
     return rows

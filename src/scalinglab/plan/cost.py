@@ -47,7 +47,7 @@ def price_per_hour(gpu: GPUSpec, override: float | None = None) -> tuple[float, 
         return _positive("price per GPU-hour", override), "user override"
     entry = load_constants()["price_per_hour"].get(gpu.key) or gpu.extra.get("price_per_hour")
     if entry is None:
-        raise PlanError(f"no price known for {gpu.key}; pass --price-per-gpu-hour")
+        raise PlanError(f"no price known for {gpu.key}; pass price_per_gpu_hour")
     if isinstance(entry, dict):
         return float(entry["value"]), str(entry["source"])
     return float(entry), "hardware file"

@@ -9,6 +9,7 @@ proportionally fewer steps.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -57,9 +58,35 @@ class HyperParams:
     critical_batch_tokens: float | None
     seq_len: int
     source: str = "DeepSeek LLM 2024 eq. 1 (batch, LR); Kaplan et al. 2020 eq. 5.3 (critical batch)"
+    # DeepSeek's batch in sequences when the layout runs another one (None: it runs this one).
+    planned_batch_sequences: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _warmup(steps: int) -> int:
+    return max(1, min(WARMUP_STEPS, int(WARMUP_MAX_FRACTION * steps)))
+
+
+def run_hyperparams(hp: HyperParams, batch_sequences: int, n_tokens: float) -> HyperParams:
+    """``hp`` for the batch a layout actually runs: steps (and warmup) recomputed so that steps × batch covers
+    the planned ``n_tokens`` (overshooting by less than one step); the law's batch is kept as
+    ``planned_batch_sequences``. The learning rate stays the law's (DeepSeek eq. 1 ties it to C, not B)."""
+    if batch_sequences < 1:
+        raise PlanError(f"batch_sequences must be >= 1, got {batch_sequences}")
+    if batch_sequences == hp.batch_sequences:
+        return hp
+    batch_tokens = float(batch_sequences * hp.seq_len)
+    steps = max(1, math.ceil(_positive("n_tokens", n_tokens) / batch_tokens))
+    return dataclasses.replace(
+        hp,
+        batch_tokens=batch_tokens,
+        batch_sequences=int(batch_sequences),
+        steps=steps,
+        warmup_steps=_warmup(steps),
+        planned_batch_sequences=hp.planned_batch_sequences or hp.batch_sequences,
+    )
 
 
 def plan_hyperparams(
@@ -73,7 +100,7 @@ def plan_hyperparams(
     seqs = max(batch_multiple, round(raw / seq_len / batch_multiple) * batch_multiple)
     batch_tokens = float(seqs * seq_len)
     steps = max(1, math.ceil(n_tokens / batch_tokens))
-    warmup = max(1, min(WARMUP_STEPS, int(WARMUP_MAX_FRACTION * steps)))
+    warmup = _warmup(steps)
     crit = kaplan_critical_batch(loss) if loss is not None else None
     return HyperParams(
         batch_tokens=batch_tokens,

@@ -8,7 +8,8 @@ divided by ``mfu``, stretched by what it does worse than that reference:
 
 * pipeline bubble ``(pp − 1)/m`` for m micro-batches (Narayanan et al. 2021, §2.2.1, 1F1B);
 * recompute FLOPs: full recompute re-runs the forward (+1/3 of 6N), selective about +3 %
-  (Korthikanti et al. 2022, Table 4 measures 2.7-4 % for selective);
+  (Korthikanti et al. 2022, Table 4 measures 2.7-4 % for selective); ``partial`` recomputes just enough of each
+  stage's layers in full to fit (Megatron-LM's block recompute) and costs their share of +1/3;
 * tensor-parallel all-reduces that leave the node (4 per layer per micro-batch, ring volume ``2(t−1)/t``;
   Shoeybi et al. 2019 §3), fully exposed;
 * data-parallel gradient traffic beyond what overlaps the backward pass (ring all-reduce ``2(d−1)/d`` of the
@@ -18,6 +19,7 @@ divided by ``mfu``, stretched by what it does worse than that reference:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable
@@ -26,9 +28,10 @@ from typing import Any
 
 from scalinglab.errors import PlanError
 from scalinglab.plan.hardware import GPUSpec
-from scalinglab.plan.memory import PRECISIONS, ActivationSpec, MemoryBreakdown, training_memory
+from scalinglab.plan.memory import PRECISION_BYTES, ActivationSpec, MemoryBreakdown, training_memory
 
 RECOMPUTE_OVERHEAD = {"none": 0.0, "selective": 0.03, "full": 1.0 / 3.0}
+RECOMPUTE_CHOICES = ("none", "selective", "partial", "full")
 ZERO_NAMES = {0: "DDP", 1: "ZeRO-1", 2: "ZeRO-2", 3: "FSDP/ZeRO-3"}
 
 
@@ -49,6 +52,11 @@ class ModelDims:
     flops_per_token: float | None = None
     rope: bool = False
     rms_norm: bool = False
+    n_kv_head: int | None = None  # grouped-query attention (None: one KV head per query head)
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
 
     @classmethod
     def from_config(cls, cfg: Any) -> ModelDims:
@@ -69,6 +77,7 @@ class ModelDims:
             flops_per_token=float(flops_per_token(cfg).counted),
             rope=cfg.pos == "rope",
             rms_norm=cfg.norm == "rms",
+            n_kv_head=cfg.n_kv_head,
         )
 
 
@@ -88,10 +97,13 @@ class Layout:
     step_time_s: float
     effective_mfu: float
     comm_bytes_per_step: dict[str, float]
+    # MFU points lost to each cause against the asked (reference) MFU; they sum to asked - effective.
+    mfu_losses: dict[str, float] = dataclasses.field(default_factory=dict)
+    recompute_layers: int = 0  # with recompute "partial": layers per stage recomputed in full
 
     @property
     def batch_sequences(self) -> int:
-        """Global batch this layout runs (the planned batch rounded down to a multiple of dp·micro-batch)."""
+        """Global batch this layout runs (the planned batch rounded to a multiple of dp·micro-batch)."""
         return self.dp * self.micro_batch * self.n_micro
 
     @property
@@ -103,8 +115,11 @@ class Layout:
             parts.append(f"PP {self.pp}")
         if self.ep > 1:
             parts.append(f"EP {self.ep}")
+        rc = self.recompute
+        if rc == "partial":
+            rc = f"selective + full on {self.recompute_layers} layers per stage"
         parts.append(
-            f"recompute {self.recompute}, {self.n_micro} micro-batches of {self.micro_batch} per rank per step"
+            f"recompute {rc}, {self.n_micro} micro-batches of {self.micro_batch} per rank per step"
         )
         return ", ".join(parts)
 
@@ -156,7 +171,8 @@ def _candidates(req: LayoutRequest) -> Iterable[tuple[int, int, int, int]]:
 
 
 def _memory(
-    req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int, n_micro: int
+    req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int, n_micro: int,
+    rc_layers: int = 0,
 ) -> MemoryBreakdown:
     d = req.dims
     dense = d.n_params - d.n_expert_params
@@ -164,10 +180,11 @@ def _memory(
     spec = ActivationSpec(
         attention=req.attention,
         dropout=d.dropout,
-        recompute=recompute,
+        recompute="selective" if recompute == "partial" else recompute,
         tp=tp,
         sp=tp > 1,
-        act_bytes=PRECISIONS[req.precision][3],
+        act_bytes=PRECISION_BYTES[req.precision].activation,
+        kv_fraction=d.kv_heads / d.n_head,
         mlp_ratio=d.mlp_ratio,
         rope=d.rope,
         norm_keeps_normalized=d.rms_norm,
@@ -182,6 +199,7 @@ def _memory(
         n_head=d.n_head,
         vocab_size=d.vocab_size,
         spec=spec,
+        full_recompute_layers=rc_layers,
         precision=req.precision,
         zero=zero,
         dp=dp,
@@ -196,66 +214,101 @@ def _ring(degree: int) -> float:
     return 2.0 * (degree - 1) / degree if degree > 1 else 0.0
 
 
+def _recompute_overhead(req: LayoutRequest, recompute: str, pp: int, rc_layers: int) -> float:
+    """Extra compute as a fraction of the reference step: partial = selective on the kept layers, a full
+    forward (+1/3) on the recomputed ones."""
+    if recompute != "partial":
+        return RECOMPUTE_OVERHEAD[recompute]
+    share = rc_layers / math.ceil(req.dims.n_layer / pp)
+    return share * RECOMPUTE_OVERHEAD["full"] + (1 - share) * RECOMPUTE_OVERHEAD["selective"]
+
+
 def _timing(
-    req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int, n_micro: int
-) -> tuple[float, float, dict[str, float]]:
-    """Step time (s), effective MFU and per-device bytes moved per step by each kind of parallelism."""
+    req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, recompute: str, mb: int, n_micro: int,
+    rc_layers: int = 0,
+) -> tuple[float, float, dict[str, float], dict[str, float]]:
+    """Step time (s), effective MFU, per-device bytes moved per step by each kind of parallelism, and the MFU
+    points each cause costs against the asked MFU (its share of the step time × the asked MFU)."""
     d, g = req.dims, req.gpu
     tokens = n_micro * mb * dp * req.seq_len
     fpt = d.flops_per_token or 6.0 * (d.n_params - d.n_expert_params * (1 - d.top_k / (d.n_experts or 1)))
     ideal = fpt * tokens / (req.n_gpus * g.peak(req.dtype))
-    compute = ideal / req.mfu * (1 + RECOMPUTE_OVERHEAD[recompute]) * (1 + (pp - 1) / n_micro)
-    e = PRECISIONS[req.precision][3]
+    reference = ideal / req.mfu
+    recompute_s = reference * _recompute_overhead(req, recompute, pp, rc_layers)
+    bubble_s = (reference + recompute_s) * (pp - 1) / n_micro
+    compute = reference + recompute_s + bubble_s
+    comm = _comm_bytes(req, dp, tp, pp, ep, zero, mb, n_micro)
+    node = g.gpus_per_node
+    exposed = {
+        "recompute": recompute_s,
+        "pipeline bubble": bubble_s,
+        "tensor parallel across nodes": comm["tensor"] / g.inter_node_bw if tp > node else 0.0,
+        "data-parallel traffic not overlapped": max(
+            0.0, comm["data"] / (g.intra_node_bw if req.n_gpus <= node else g.inter_node_bw)
+            - req.dp_overlap * compute
+        ),
+        "expert all-to-all across nodes": comm["expert"] / g.inter_node_bw if ep * tp * pp > node else 0.0,
+    }
+    step = reference + sum(exposed.values())
+    losses = {k: req.mfu * v / step for k, v in exposed.items() if v > 0}
+    return step, ideal / step, comm, losses
+
+
+def _comm_bytes(req: LayoutRequest, dp: int, tp: int, pp: int, ep: int, zero: int, mb: int, n_micro: int):
+    """Per-device bytes per step: TP all-reduces, DP gradient reduction, PP activations, EP all-to-alls."""
+    d = req.dims
+    e = PRECISION_BYTES[req.precision].activation
     act_msg = req.seq_len * mb * d.d_model * e
     tp_bytes = math.ceil(d.n_layer / pp) * n_micro * 4 * _ring(tp) * act_msg
-    grad_bytes = (d.n_params / (tp * pp)) * PRECISIONS[req.precision][1]
+    grad_bytes = (d.n_params / (tp * pp)) * PRECISION_BYTES[req.precision].grads
     dp_bytes = _ring(dp) * grad_bytes * (1.5 if zero == 3 else 1.0)
     pp_bytes = 2 * n_micro * act_msg / (max(1, tp)) if pp > 1 else 0.0
     ep_bytes = (
         (4 * math.ceil(d.n_layer / pp) * n_micro * act_msg * d.top_k * (ep - 1) / ep) if ep > 1 else 0.0
     )
-    node = g.gpus_per_node
-    tp_time = tp_bytes / g.inter_node_bw if tp > node else 0.0
-    dp_bw = g.intra_node_bw if req.n_gpus <= node else g.inter_node_bw
-    dp_time = max(0.0, dp_bytes / dp_bw - req.dp_overlap * compute)
-    ep_time = ep_bytes / g.inter_node_bw if ep * tp * pp > node else 0.0
-    step = compute + tp_time + dp_time + ep_time
-    comm = {"tensor": tp_bytes, "data": dp_bytes, "pipeline": pp_bytes, "expert": ep_bytes}
-    return step, ideal / step, comm
+    return {"tensor": tp_bytes, "data": dp_bytes, "pipeline": pp_bytes, "expert": ep_bytes}
+
+
+def _layout(req: LayoutRequest, dp, tp, pp, ep, zero, rc, mb, n_micro, rc_layers: int = 0) -> Layout:
+    mem = _memory(req, dp, tp, pp, ep, zero, rc, mb, n_micro, rc_layers)
+    step, mfu, comm, losses = _timing(req, dp, tp, pp, ep, zero, rc, mb, n_micro, rc_layers)
+    return Layout(dp=dp, tp=tp, pp=pp, ep=ep, zero=zero, recompute=rc, micro_batch=mb, n_micro=n_micro,
+                  memory=mem, step_time_s=step, effective_mfu=mfu, comm_bytes_per_step=comm, mfu_losses=losses,
+                  recompute_layers=rc_layers)
+
+
+def _partial_layers(req: LayoutRequest, dp, tp, pp, ep, zero, mb, n_micro) -> int | None:
+    """Fewest layers per stage to recompute in full so the device fits (memory falls linearly with them);
+    None when selective alone fits or even full recompute does not."""
+    cap, layers = req.gpu.memory_bytes, math.ceil(req.dims.n_layer / pp)
+    sel = _memory(req, dp, tp, pp, ep, zero, "selective", mb, n_micro).total
+    full = _memory(req, dp, tp, pp, ep, zero, "full", mb, n_micro).total
+    if sel <= cap or full > cap or layers < 2:
+        return None
+    k = math.ceil((sel - cap) / ((sel - full) / layers) - 1e-9)
+    return k if 0 < k < layers else None
 
 
 def enumerate_layouts(
     req: LayoutRequest,
     *,
     zero_stages: tuple[int, ...] = (0, 1, 2, 3),
-    recompute: tuple[str, ...] = ("none", "selective", "full"),
+    recompute: tuple[str, ...] = RECOMPUTE_CHOICES,
 ) -> list[Layout]:
     """Every candidate layout (fitting or not) with its memory and step time."""
     out = []
     for dp, tp, pp, ep in _candidates(req):
-        per_rank = req.batch_sequences // dp
+        # Sequences per rank rounded to the nearest whole number (not down): the global batch then stays within
+        # dp/2 sequences of the planned one; none when the batch has fewer sequences than ranks.
+        per_rank = round(req.batch_sequences / dp) if req.batch_sequences >= dp else 0
         for mb, zero, rc in itertools.product(_powers_of_two(min(per_rank, 64)), zero_stages, recompute):
             if per_rank < 1 or (zero > 0 and dp == 1):
                 continue
             n_micro = per_rank // mb
-            mem = _memory(req, dp, tp, pp, ep, zero, rc, mb, n_micro)
-            step, mfu, comm = _timing(req, dp, tp, pp, ep, zero, rc, mb, n_micro)
-            out.append(
-                Layout(
-                    dp=dp,
-                    tp=tp,
-                    pp=pp,
-                    ep=ep,
-                    zero=zero,
-                    recompute=rc,
-                    micro_batch=mb,
-                    n_micro=n_micro,
-                    memory=mem,
-                    step_time_s=step,
-                    effective_mfu=mfu,
-                    comm_bytes_per_step=comm,
-                )
-            )
+            if rc != "partial":
+                out.append(_layout(req, dp, tp, pp, ep, zero, rc, mb, n_micro))
+            elif (k := _partial_layers(req, dp, tp, pp, ep, zero, mb, n_micro)) is not None:
+                out.append(_layout(req, dp, tp, pp, ep, zero, rc, mb, n_micro, k))
     return out
 
 
@@ -273,10 +326,12 @@ def search_layouts(req: LayoutRequest, *, top: int = 5) -> list[Layout]:
     if not fits:
         raise PlanError(_no_fit_message(req, min(layouts, key=lambda lay: lay.memory.total)))
     # Rank by throughput, not step time: layouts round the global batch differently (dp·micro-batch
-    # must divide it), so their steps carry different numbers of tokens. Ties: less traffic, less memory.
+    # must divide it), so their steps carry different numbers of tokens. Ties: the batch nearest the planned
+    # one (a tie must not quietly run fewer tokens per step), then less traffic, less memory.
     fits.sort(
         key=lambda lay: (
             -round(lay.effective_mfu, 9),
+            abs(lay.batch_sequences - req.batch_sequences),
             sum(lay.comm_bytes_per_step.values()),
             lay.memory.total,
         )

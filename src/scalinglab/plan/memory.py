@@ -13,17 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from scalinglab.errors import ConfigError
 
-# bytes per parameter: (weights, gradients, optimizer state) and bytes per activation element.
-PRECISIONS: dict[str, tuple[float, float, float, float]] = {
-    "mixed": (2.0, 2.0, 12.0, 2.0),  # ZeRO paper's mixed-precision Adam: bf16 w+g, fp32 master+m+v
-    "amp": (4.0, 4.0, 8.0, 2.0),  # torch.autocast: fp32 weights/grads/Adam, 16-bit activations
-    "fp32": (4.0, 4.0, 8.0, 4.0),  # everything fp32 (Adam m and v at 4 B each)
-    "bf16": (2.0, 2.0, 4.0, 2.0),  # pure bf16 incl. Adam state (no master copy)
+
+class PrecisionBytes(NamedTuple):
+    """Bytes per parameter of weights, gradients and optimizer state, and bytes per activation element."""
+
+    weights: float
+    grads: float
+    optimizer: float
+    activation: float
+
+
+# Named apart from train's PRECISIONS (the dtypes a run computes in): these are byte budgets for memory planning.
+PRECISION_BYTES: dict[str, PrecisionBytes] = {
+    "mixed": PrecisionBytes(2.0, 2.0, 12.0, 2.0),  # ZeRO paper's mixed-precision Adam: bf16 w+g, fp32 master+m+v
+    "amp": PrecisionBytes(4.0, 4.0, 8.0, 2.0),  # torch.autocast: fp32 weights/grads/Adam, 16-bit activations
+    "fp32": PrecisionBytes(4.0, 4.0, 8.0, 4.0),  # everything fp32 (Adam m and v at 4 B each)
+    "bf16": PrecisionBytes(2.0, 2.0, 4.0, 2.0),  # pure bf16 incl. Adam state (no master copy)
 }
+
 ATTENTION_KERNELS = ("materialized", "flash")
 RECOMPUTE = ("none", "selective", "full")
 
@@ -64,7 +75,7 @@ def model_state_bytes(
     n_params : float
         Parameters this device holds before ZeRO sharding (already divided by tensor/pipeline degrees).
     precision : {"mixed", "amp", "fp32", "bf16"}
-        Bytes per parameter, see ``PRECISIONS``.
+        Bytes per parameter, see ``PRECISION_BYTES``.
     zero : {0, 1, 2, 3}
         ZeRO stage; 3 is FSDP full sharding.
     dp : int
@@ -74,12 +85,12 @@ def model_state_bytes(
     --------
     7B parameters, mixed precision, 8-way ZeRO-1: 7e9·(2 + 2 + 12/8) = 38.5 GB.
     """
-    _check_choice("precision", precision, PRECISIONS)
+    _check_choice("precision", precision, PRECISION_BYTES)
     if zero not in (0, 1, 2, 3):
         raise ConfigError(f"zero = {zero!r} is not allowed; use 0, 1, 2 or 3")
     if dp < 1:
         raise ConfigError(f"dp = {dp!r} must be >= 1")
-    w, g, o, _ = PRECISIONS[precision]
+    w, g, o, _ = PRECISION_BYTES[precision]
     return ModelStates(
         weights=n_params * w / (dp if zero >= 3 else 1),
         grads=n_params * g / (dp if zero >= 2 else 1),
@@ -99,6 +110,8 @@ class ActivationSpec:
     act_bytes: float = 2.0
     mlp_ratio: float = 4.0
     gated_mlp: bool = False
+    # n_kv_head / n_head: grouped-query attention keeps K and V at the KV heads' width (Ainslie et al. 2023).
+    kv_fraction: float = 1.0
     # Implementation details beyond Korthikanti's GPT (all False reproduces the paper). scalinglab's own model
     # (RoPE, torch.nn.RMSNorm, fused QKV + SDPA) sets them: see ``for_model``.
     rope: bool = False  # rotated Q and K are new tensors kept beside the QKV output (+2 sbh)
@@ -118,6 +131,7 @@ class ActivationSpec:
             "rope": cfg.pos == "rope",
             "norm_keeps_normalized": cfg.norm == "rms",
             "attn_out_copy": cfg.pos == "rope",
+            "kv_fraction": cfg.kv_heads / cfg.n_head,
         }
         kw.update(overrides)
         return cls(**kw)
@@ -129,6 +143,8 @@ class ActivationSpec:
             raise ConfigError(f"tp = {self.tp!r} must be >= 1")
         if self.act_bytes <= 0 or self.mlp_ratio <= 0:
             raise ConfigError("act_bytes and mlp_ratio must be positive")
+        if not 0 < self.kv_fraction <= 1:
+            raise ConfigError(f"kv_fraction = {self.kv_fraction!r} must be in (0, 1] (n_kv_head / n_head)")
 
 
 def activation_bytes_per_layer(
@@ -140,7 +156,7 @@ def activation_bytes_per_layer(
     layer norms 2e·sbh; attention input e·sbh, Q and K 2e·sbh, V e·sbh, output-projection input e·sbh,
     softmax output e·as²b, its dropout mask as²b and dropout output e·as²b, attention dropout mask sbh;
     MLP input e·sbh, hidden activations 2·r·e·sbh (GeLU input and output; 3·r·e for a gated MLP),
-    dropout mask sbh.
+    dropout mask sbh. With grouped-query attention K and V (and the rotated K) shrink by ``kv_fraction``.
     With e = 2, r = 4 and dropout this is ``sbh·(34 + 5as/h)``. Flash/SDPA kernels keep no s×s matrix, only a
     fp32 log-sum-exp per row (4·a·s·b). Tensor parallel splits the parts inside the TP region by t; sequence
     parallel also splits the rest (Table 2). Selective recompute drops the s² terms; full recompute keeps only
@@ -155,8 +171,9 @@ def activation_bytes_per_layer(
     norms = (2 if spec.norm_keeps_normalized else 1) * 2 * e * sbh
     replicated = norms + (e + e) * sbh + masks  # two norms' inputs, attention input, MLP input
     hidden = (3.0 if spec.gated_mlp else 2.0) * spec.mlp_ratio * e * sbh
-    extra = (2 * e * sbh if spec.rope else 0.0) + (e * sbh if spec.attn_out_copy else 0.0)
-    sharded = (2 * e + e + e) * sbh + hidden + extra  # Q, K, V, projection input, MLP hidden
+    f = spec.kv_fraction
+    extra = ((1 + f) * e * sbh if spec.rope else 0.0) + (e * sbh if spec.attn_out_copy else 0.0)
+    sharded = (e + 2 * f * e + e) * sbh + hidden + extra  # Q, K and V (KV width), projection input, MLP hidden
     if spec.attention == "flash":
         core = 4.0 * a * s * b  # fp32 log-sum-exp per head and row
     else:
@@ -241,8 +258,12 @@ def training_memory(
     n_micro: int = 1,
     workspace: float = 0.0,
     fragmentation: float = 0.0,
+    full_recompute_layers: int = 0,
 ) -> MemoryBreakdown:
     """Peak training memory of the busiest device (the first pipeline stage under 1F1B).
+
+    ``full_recompute_layers`` of the device's layers keep only their input (Megatron-LM's block recompute,
+    ``--recompute-method block``); the others store what ``spec`` says.
 
     Under 1F1B the first stage holds activations of ``min(pp, n_micro)`` micro-batches (Narayanan et al. 2021,
     §2.2.1; Korthikanti et al. 2022 §4.2.3), so with pipeline parallelism the per-device activation
@@ -257,7 +278,12 @@ def training_memory(
     head = head_activation_bytes(
         seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, vocab_size=vocab_size, spec=spec
     )
-    acts = n_layer_device * per_layer * in_flight + head
+    full = n_layer_device if spec.recompute == "full" else min(full_recompute_layers, n_layer_device)
+    per_full = activation_bytes_per_layer(
+        seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, n_head=n_head,
+        spec=dataclasses.replace(spec, recompute="full"),
+    )
+    acts = ((n_layer_device - full) * per_layer + full * per_full) * in_flight + head
     transient = backward_transient_bytes(
         seq_len=seq_len, micro_batch=micro_batch, d_model=d_model, vocab_size=vocab_size, spec=spec
     )

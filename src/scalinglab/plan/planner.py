@@ -7,35 +7,43 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalinglab.errors import ConfigError, PlanError
+from scalinglab.arch import GPTConfig
+from scalinglab.errors import PlanError
 from scalinglab.plan.allocation import PlanAllocation, plan_allocation, resolve_law
-from scalinglab.plan.cost import Costs, compute_from_gpu_hours, constant, estimate_costs, price_per_hour
+from scalinglab.plan.cost import Costs, compute_from_gpu_hours, price_per_hour
 from scalinglab.plan.hardware import GPUSpec, get_gpu
-from scalinglab.plan.hyperparams import HyperParams, plan_hyperparams
-from scalinglab.plan.layout import Layout, LayoutRequest, ModelDims, search_layouts
+from scalinglab.plan.hyperparams import HyperParams
+from scalinglab.plan.layout import Layout
 from scalinglab.plan.memory import kv_cache_bytes
 from scalinglab.plan.request import Budget, PlanRequest
+from scalinglab.plan.run import Run, RunOptions, mfu_summary, run_costs, run_warnings, size_run
+from scalinglab.plan.shapes import ShapeChoice
 
 __all__ = ["Budget", "Plan", "PlanRequest", "make_plan", "plan_from_request"]
 
-MAX_DEPTH = 512  # lets the trainer's depth family reach ~10T parameters
-
-
 @dataclass(frozen=True, kw_only=True)
 class Plan:
-    """A complete, costed training plan (see ``to_dict`` for the JSON layout)."""
+    """A complete, costed training plan (see ``to_dict`` for the JSON layout).
+
+    ``shape`` is the :class:`~scalinglab.arch.GPTConfig` the plan trains; ``shape_choice`` says how it was
+    chosen (rules, relaxations). ``hyperparams`` is the batch the layout runs, with steps covering D.
+    ``warnings`` are the notes a user acting on the plan must see (the CLI prints them on stderr too).
+    """
 
     inputs: dict[str, Any]
     gpu: GPUSpec
     n_gpus: int
     allocation: PlanAllocation
-    shape: dict[str, Any]
+    shape: GPTConfig
     shape_n_params: int
     hyperparams: HyperParams
     layouts: tuple[Layout, ...]
     costs: Costs
+    shape_choice: ShapeChoice | None = None
+    mfu: dict[str, Any] = field(default_factory=dict)
     serving: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def layout(self) -> Layout:
@@ -50,79 +58,22 @@ class Plan:
                 "name": self.gpu.name,
                 "source": self.gpu.source,
                 "memory_bytes": self.gpu.memory_bytes,
+                "tdp_w": self.gpu.tdp_w,
             },
             "n_gpus": self.n_gpus,
             "allocation": self.allocation.to_dict(),
-            "shape": dict(self.shape),
+            "shape": self.shape.to_dict(),
             "shape_n_params": self.shape_n_params,
+            "shape_choice": None if self.shape_choice is None else self.shape_choice.to_dict(),
             "hyperparams": self.hyperparams.to_dict(),
             "layout": self.layout.to_dict(),
             "alternatives": [lay.to_dict() for lay in self.layouts[1:]],
+            "mfu": dict(self.mfu),
             "costs": self.costs.to_dict(),
             "serving": dict(self.serving),
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
-
-
-def _shape(n_params: float, *, vocab_size: int, seq_len: int, aspect_ratio: int):
-    """The trainer-family shape for N; among depths within 5 % of N, prefer one whose head count splits over
-    tensor-parallel degrees 2, 4, 8 (the family has n_head = depth at head_dim 64)."""
-    from scalinglab.arch import count_params, shape_for_params
-
-    try:
-        nearest = shape_for_params(
-            n_params,
-            vocab_size=vocab_size,
-            seq_len=seq_len,
-            aspect_ratio=aspect_ratio,
-            depths=range(1, MAX_DEPTH + 1),
-        )
-    except ConfigError as err:
-        raise PlanError(f"no GPT shape for N = {n_params:.3g}: {err}") from None
-    best, best_key = nearest, None
-    for depth in range(max(1, nearest.n_layer - 8), min(MAX_DEPTH, nearest.n_layer + 8) + 1):
-        cfg = nearest.from_depth(depth, aspect_ratio=aspect_ratio, vocab_size=vocab_size, seq_len=seq_len)
-        err = abs(math.log(count_params(cfg).total / n_params))
-        if err <= math.log(1.05) or cfg == nearest:
-            key = (-math.gcd(cfg.n_head, 8), err)
-            if best_key is None or key < best_key:
-                best, best_key = cfg, key
-    return best
-
-
-def _layouts_for(cfg, gpu: GPUSpec, n_gpus: int, hp: HyperParams, opts: dict[str, Any]) -> list[Layout]:
-    req = LayoutRequest(
-        dims=ModelDims.from_config(cfg),
-        gpu=gpu,
-        n_gpus=n_gpus,
-        batch_sequences=hp.batch_sequences,
-        seq_len=hp.seq_len,
-        mfu=opts["mfu"],
-        precision=opts["precision"],
-        dtype=opts["dtype"],
-        workspace_bytes=opts["workspace"],
-        fragmentation=opts["fragmentation"],
-        dp_overlap=opts["dp_overlap"],
-    )
-    return search_layouts(req)
-
-
-def _auto_gpus(cfg, gpu, hp, flops, opts) -> tuple[int, list[Layout]]:
-    """Smallest power-of-two GPU count whose best layout fits and finishes within ``max_days``."""
-    last_error = None
-    for k in range(21):
-        try:
-            layouts = _layouts_for(cfg, gpu, 2**k, hp, opts)
-        except PlanError as err:
-            last_error = err
-            continue
-        hours = flops / (2**k * gpu.peak(opts["dtype"]) * layouts[0].effective_mfu) / 3600
-        if hours <= opts["max_days"] * 24:
-            return 2**k, layouts
-    raise PlanError(
-        f"no GPU count up to {2**20} trains this within {opts['max_days']} days"
-        + (f"; last: {last_error}" if last_error else "")
-    )
 
 
 def make_plan(budget: Budget | float | str | None = None, **options: Any) -> Plan:
@@ -168,18 +119,10 @@ def plan_from_request(req: PlanRequest) -> Plan:
     """Solve a validated request (see :func:`make_plan`)."""
     spec = get_gpu(req.gpu, req.hardware_file)
     spec.peak(req.dtype)
-    opts = {
-        "mfu": req.mfu if req.mfu is not None else constant("mfu"),
-        "precision": req.precision,
-        "dtype": req.dtype,
-        "workspace": constant("workspace_bytes"),
-        "fragmentation": constant("fragmentation"),
-        "dp_overlap": constant("dp_overlap"),
-        "max_days": req.max_days,
-    }
+    opts = RunOptions.from_request(req, spec)
     law = resolve_law(req.law)
     gpu_hours = _gpu_hours_budget(req, spec)
-    mfu_eff = opts["mfu"]
+    mfu_eff = opts.mfu
     for _ in range(4):  # fixed point: budgets in hours depend on the chosen layout's efficiency
         compute = (
             req.budget.compute_flops
@@ -194,18 +137,11 @@ def plan_from_request(req: PlanRequest) -> Plan:
             max_params=req.max_params,
             target_loss=req.target_loss,
         )
-        cfg = _shape(
-            alloc.n_params, vocab_size=req.vocab_size, seq_len=req.seq_len, aspect_ratio=req.aspect_ratio
-        )
-        hp = plan_hyperparams(alloc.compute_flops, alloc.n_tokens, seq_len=req.seq_len, loss=alloc.loss)
-        if req.n_gpus is None:
-            n_gpus, layouts = _auto_gpus(cfg, spec, hp, alloc.compute_flops, opts)
-        else:
-            n_gpus, layouts = int(req.n_gpus), _layouts_for(cfg, spec, int(req.n_gpus), hp, opts)
-        if gpu_hours is None or abs(layouts[0].effective_mfu / mfu_eff - 1) < 1e-3:
+        run = size_run(alloc.n_params, alloc.n_tokens, alloc.compute_flops, opts, loss=alloc.loss)
+        if gpu_hours is None or abs(run.layout.effective_mfu / mfu_eff - 1) < 1e-3:
             break
-        mfu_eff = layouts[0].effective_mfu
-    return _assemble(req, spec, n_gpus, alloc, cfg, hp, layouts, law_name=getattr(law, "name", str(req.law)))
+        mfu_eff = run.layout.effective_mfu
+    return _assemble(req, opts, alloc, run, law_name=getattr(law, "name", str(req.law)))
 
 
 def _gpu_hours_budget(req: PlanRequest, spec: GPUSpec) -> float | None:
@@ -234,45 +170,44 @@ def _serving_memory(cfg) -> dict[str, float]:
     return {"weights_bf16_bytes": 2.0 * count_params(cfg).total, "kv_cache_bytes_per_sequence": kv}
 
 
-def _assemble(req: PlanRequest, spec, n_gpus, alloc, cfg, hp, layouts, *, law_name: str) -> Plan:
-    from scalinglab.arch import count_params
-
-    costs = estimate_costs(
-        alloc.compute_flops,
-        gpu=spec,
-        n_gpus=n_gpus,
-        mfu=layouts[0].effective_mfu,
-        dtype=req.dtype,
-        price=req.price_per_gpu_hour,
-        pue=req.pue,
-        grid_intensity=req.grid_intensity,
-        power_utilisation=req.power_utilisation,
-    )
-    n_shape = count_params(cfg).total
-    notes = list(alloc.notes)
-    notes.append(
-        f"shape has {n_shape:.4g} parameters ({n_shape / alloc.n_params - 1:+.1%} from the planned N)"
-    )
+def _shape_notes(alloc: PlanAllocation, run: Run) -> tuple[list[str], list[str]]:
+    n_shape = run.shape.n_params
+    cfg = run.shape.config
+    notes = [
+        (
+            f"shape has {n_shape:.4g} parameters ({n_shape / alloc.n_params - 1:+.1%} from the planned N): "
+            f"{cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads of {cfg.head_dim}, "
+            f"tensor parallel up to {run.shape.tp_degree}"
+        )
+    ]
+    warnings = []
     if abs(math.log(n_shape / alloc.n_params)) > math.log(1.25):
-        notes.append("the nearest shape of the family is far from N: for tiny models lower --vocab-size")
+        warnings.append("the nearest shape of the family is far from N: for tiny models lower vocab_size")
+    return notes, warnings
+
+
+def _assemble(req: PlanRequest, opts: RunOptions, alloc: PlanAllocation, run: Run, *, law_name: str) -> Plan:
+    costs = run_costs(run, alloc.compute_flops, opts, price=req.price_per_gpu_hour, pue=req.pue,
+                      grid_intensity=req.grid_intensity, power_utilisation=req.power_utilisation)
+    notes, warnings = _shape_notes(alloc, run)
+    warnings += run_warnings(run, opts, alloc.n_tokens)
     deadline = req.budget.deadline_hours
     if deadline is not None and costs.wall_clock_hours > deadline * 1.001:
-        notes.append(f"estimated {costs.wall_clock_hours:.0f} h exceeds the {deadline:.0f} h deadline")
-    inputs = {
-        **req.inputs(law_name),
-        "n_gpus": n_gpus,
-        "mfu": constant("mfu") if req.mfu is None else req.mfu,
-    }
+        warnings.append(f"estimated {costs.wall_clock_hours:.0f} h exceeds the {deadline:.0f} h deadline")
+    inputs = {**req.inputs(law_name), "n_gpus": run.n_gpus, "mfu": opts.mfu}
     return Plan(
         inputs=inputs,
-        gpu=spec,
-        n_gpus=n_gpus,
+        gpu=opts.gpu,
+        n_gpus=run.n_gpus,
         allocation=alloc,
-        shape=cfg.to_dict(),
-        shape_n_params=int(n_shape),
-        hyperparams=hp,
-        layouts=tuple(layouts),
+        shape=run.shape.config,
+        shape_n_params=run.shape.n_params,
+        shape_choice=run.shape,
+        hyperparams=run.hyperparams,
+        layouts=run.layouts,
         costs=costs,
-        serving=_serving_memory(cfg),
-        notes=tuple(notes),
+        mfu=mfu_summary(run, opts),
+        serving=_serving_memory(run.shape.config),
+        notes=(*alloc.notes, *notes, *warnings),
+        warnings=tuple(warnings),
     )

@@ -66,8 +66,11 @@ def _allocation_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _batch_text(hp: Mapping[str, Any], lay: Mapping[str, Any]) -> str:
     text = f"{hp['batch_sequences']} x {hp['seq_len']} = {format_count(hp['batch_tokens'])} tokens"
     runs = lay.get("batch_sequences")
-    if runs is not None and runs != hp["batch_sequences"]:  # rounded down to a multiple of dp x micro-batch
+    if runs is not None and runs != hp["batch_sequences"]:  # rounded to a multiple of dp x micro-batch
         text += f" (the layout runs {runs} sequences)"
+    planned = hp.get("planned_batch_sequences")
+    if planned is not None and planned != hp["batch_sequences"]:
+        text += f" (DeepSeek's optimum {planned} sequences; steps recomputed to cover D)"
     return text
 
 
@@ -77,7 +80,9 @@ def _run_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
         (
             "shape",
             (
-                f"{s['n_layer']} layers, d_model {s['d_model']}, {s['n_head']} heads, "
+                f"{s['n_layer']} layers, d_model {s['d_model']}, {s['n_head']} heads"
+                + (f" ({s['n_kv_head']} KV heads)" if s.get("n_kv_head") else "")
+                + ", "
                 f"MLP {round(s['mlp_ratio'] * s['d_model'])} ({format_count(d['shape_n_params'])} params)"
             ),
         ),
@@ -112,6 +117,32 @@ def _run_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _mfu_text(m: Mapping[str, Any], lay: Mapping[str, Any]) -> str:
+    if not m:
+        return f"{lay['effective_mfu']:.1%} estimated"
+    text = f"asked {m['asked']:.1%} ({m['asked_source']}); estimated {m['estimated']:.1%}"
+    losses = sorted((m.get("losses") or {}).items(), key=lambda kv: -kv[1])
+    if losses:
+        text += "; lost to " + ", ".join(f"{k} {100 * v:.1f} points" for k, v in losses)
+    else:
+        text += " (this layout matches the reference one)"
+    return text
+
+
+def _assumption_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every constant the cost rests on, with its source (overrides say so)."""
+    c, src, g = d["costs"], d["costs"].get("sources", {}), d["gpu"]
+    tdp = g.get("tdp_w")
+    draw = f"{c['power_utilisation']:.0%} of TDP" + ("" if tdp is None else f" ({tdp:.0f} W per device)")
+    return [
+        ("MFU", _mfu_text(d.get("mfu") or {}, d["layout"])),
+        ("$/GPU-hour", f"{format_usd(c['price_per_gpu_hour'])} ({src.get('price', '')})"),
+        ("PUE", f"{c['pue']:.2f} ({src.get('pue', '')})"),
+        ("grid intensity", f"{c['grid_intensity_kg_per_kwh']:.3g} kg CO2/kWh ({src.get('grid_intensity', '')})"),
+        ("power draw", f"{draw} ({src.get('power_utilisation', '')}; TDP: {src.get('tdp', '')})"),
+    ]
+
+
 def _cost_rows(c: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         ("wall-clock", f"{c['wall_clock_hours']:.1f} h ({c['wall_clock_hours'] / 24:.1f} days)"),
@@ -125,7 +156,7 @@ def _cost_rows(c: Mapping[str, Any]) -> list[tuple[str, str]]:
 def plan_rows(plan: Any) -> list[tuple[str, str]]:
     """The plan (a Plan or its dict) as (label, value) text pairs; shared by the HTML and the CLI table."""
     d = _as_dict(plan)
-    rows = _allocation_rows(d["allocation"]) + _run_rows(d) + _cost_rows(d["costs"])
+    rows = _allocation_rows(d["allocation"]) + _run_rows(d) + _cost_rows(d["costs"]) + _assumption_rows(d)
     return rows + [("note", n) for n in d.get("notes", ())]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from scalinglab.errors import PlanError, UnitError
 from scalinglab.plan.hardware import DTYPES
-from scalinglab.plan.memory import PRECISIONS
+from scalinglab.plan.memory import PRECISION_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +33,7 @@ class Budget:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise PlanError(f"budget {k} must be a positive number, got {v!r}")
         if self.deadline_hours is not None and self.n_gpus is None:
-            raise PlanError("a deadline needs a GPU count (--gpus N)")
+            raise PlanError("a deadline needs a GPU count (n_gpus=N)")
         if self.n_gpus is not None and int(self.n_gpus) != self.n_gpus:
             raise PlanError(f"n_gpus must be a whole number, got {self.n_gpus!r}")
 
@@ -71,7 +71,7 @@ class PlanRequest:
 
     budget: Budget
     gpu: str = "h100"
-    law: Any = "chinchilla"
+    law: Any = "epoch2024"  # Besiroglu et al. 2024: Chinchilla's data refitted
     n_gpus: int | None = None
     unique_tokens: float | None = None
     inference_tokens: float | None = None
@@ -86,7 +86,7 @@ class PlanRequest:
     grid_intensity: float | None = None
     power_utilisation: float | None = None
     vocab_size: int = 50304
-    aspect_ratio: int = 64
+    aspect_ratio: float | None = None  # d_model / n_layer; None: plan/shapes.py's rule (128)
     max_days: float = 90.0
     hardware_file: str | None = None
 
@@ -114,8 +114,8 @@ class PlanRequest:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not math.isfinite(v) or v <= 0):
                 raise PlanError(f"{name} must be a positive number, got {v!r}")
-        if self.precision not in PRECISIONS:
-            raise PlanError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.precision not in PRECISION_BYTES:
+            raise PlanError(f"precision {self.precision!r} is not one of {', '.join(PRECISION_BYTES)}")
         if self.dtype not in DTYPES:
             raise PlanError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.mfu is not None and self.mfu > 1:

@@ -141,7 +141,7 @@ def plan_from_request(req: PlanRequest) -> Plan:
         if gpu_hours is None or abs(run.layout.effective_mfu / mfu_eff - 1) < 1e-3:
             break
         mfu_eff = run.layout.effective_mfu
-    return _assemble(req, opts, alloc, run, law_name=getattr(law, "name", str(req.law)))
+    return _assemble(req, opts, alloc, run, law_name=alloc.law)  # the resolved Law's name
 
 
 def _gpu_hours_budget(req: PlanRequest, spec: GPUSpec) -> float | None:

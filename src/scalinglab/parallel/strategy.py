@@ -103,7 +103,7 @@ class Strategy:
             total += loss.detach() / n
         return self.reduce_loss(total)
 
-    def micro_step(self, last: bool) -> contextlib.AbstractContextManager:
+    def micro_step(self, last: bool) -> contextlib.AbstractContextManager:  # noqa: ARG002 -- DDP uses it
         """Context for one micro-step's forward+backward (``last``: the step's final one)."""
         return contextlib.nullcontext()
 

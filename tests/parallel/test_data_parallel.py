@@ -23,6 +23,7 @@ from scalinglab.train import checkpoint as ckpt
 from scalinglab.train import run
 from scalinglab.train.loop import local_batch
 from scalinglab.train.rundir import read_metrics, saved_config
+from tests.tolerances import fp32_reduction_rtol, loss_steps
 from tests.train.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,10 +88,13 @@ def test_two_gloo_ranks_match_one_process(strategy, micro, corpus, oracles, tmp_
     assert saved_config(out).fingerprint() == saved_config(oracle).fingerprint()  # same run, only parallel
     ours, ref = read_metrics(out), read_metrics(oracle)
     assert [r["step"] for r in ours] == [r["step"] for r in ref]  # one metrics line per step: rank 0 writes
+    # Rounding only: the batch's 8 x 64 token losses (1024 for validation) summed in another order, once per step
+    # on the way to the logged number (tests/tolerances.py derives the bound).
     for a, b in zip(ours, ref):
-        for key in ("loss", "val_loss"):
+        for key, n_terms, after_update in (("loss", 8 * 64, False), ("val_loss", 1024, True)):
             if key in b:
-                assert a[key] == pytest.approx(b[key], abs=2e-6), (a["step"], key)
+                rtol = fp32_reduction_rtol(n_terms, loss_steps(b["step"], after_update=after_update))
+                assert a[key] == pytest.approx(b[key], rel=rtol, abs=0), (a["step"], key)
     assert [p.name for p in ckpt.list_checkpoints(out)] == [p.name for p in ckpt.list_checkpoints(oracle)]
     got, want = _state(out, STEPS), _state(oracle, STEPS)
     assert got.keys() == want.keys()  # full single-process format, optimizer state included

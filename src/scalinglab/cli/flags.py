@@ -45,6 +45,11 @@ PARAM_FLAGS: dict[str, str] = {
     "lower vocab_size": "lower --vocab-size",
 
     # ---- train / parallel
+    "resume=True": "--resume",
+    "another run_dir": "another --out",
+    "branch_from=CHECKPOINT": "--branch-from CHECKPOINT",
+    "device='cpu'": "--device cpu",
+    "device='auto'": "--device auto",
 
     # ---- sweep / study / report
     "SweepSpec.budgets": "--budgets",

@@ -14,8 +14,12 @@ Examples::
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +27,95 @@ import typer
 
 from scalinglab.cli.common import JSON_OPTION, info, print_json, stdout_console
 
-# CLI flag -> config key (dotted for the [model] table).
-_KEYS = {"depth": "model.depth", "d_model": "model.d_model", "n_layer": "model.n_layer", "n_head": "model.n_head",
-         "seq_len": "model.seq_len", "experts": "model.n_experts", "top_k": "model.top_k",
-         "tokens": "n_tokens", "batch_size": "batch_size", "micro_batch_size": "micro_batch_size", "lr": "lr",
-         "schedule": "schedule", "warmup_steps": "warmup_steps", "cooldown_frac": "cooldown_frac",
-         "precision": "precision", "compile": "compile", "device": "device", "seed": "seed", "data": "data_dir",
-         "eval_every": "eval_every", "checkpoint_every": "checkpoint_every", "keep_last": "keep_last",
-         "parallel": "parallel"}
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """One ``scalinglab train`` option: the config key it sets and how it is spelled.
+
+    ``field`` is the dataclass field it fills (dotted ``model.`` for :class:`GPTConfig`, ``attention.`` for
+    :class:`AttentionSpec`); its type comes from that field's annotation unless ``type`` is given. ``name`` is the
+    flag's name when it differs from the field's (``--tokens`` sets ``n_tokens``).
+    """
+
+    field: str
+    name: str | None = None
+    help: str | None = None
+    type: type | None = None
+
+    @property
+    def param(self) -> str:
+        """The Python name of the option (``--n-kv-head`` -> ``n_kv_head``)."""
+        return self.name or self.field.rsplit(".", 1)[-1]
+
+    @property
+    def key(self) -> str:
+        """The config key it overrides (``model.n_experts``), as ``TrainConfig.from_dict`` reads it."""
+        return self.field.removeprefix("attention.")
+
+
+# The flags, in --help order. A new GPTConfig/TrainConfig field gets a flag by adding one entry here; an entry whose
+# field the config does not have (yet) is left out, so the table may name fields before they land.
+MODEL_FLAGS = (
+    Flag("model.depth", help="Depth knob: width = depth x 64 (nanochat family).", type=int),
+    Flag("model.d_model"), Flag("model.n_layer"), Flag("model.n_head"),
+    Flag("model.n_kv_head", help="Key/value heads (grouped-query attention); default n_head."),
+    Flag("model.seq_len"),
+    Flag("model.mlp", help="MLP kind: gelu or swiglu."),
+    Flag("model.rope_theta", help="RoPE base (10000; Llama 3 uses 500000)."),
+    Flag("attention.kind", "attention", help="dense, local, global, random or bigbird."),
+    Flag("attention.window"), Flag("attention.n_global"), Flag("attention.n_random_blocks"),
+    Flag("attention.block_size"),
+    Flag("model.n_experts", "experts", help="MoE experts per layer."),
+    Flag("model.top_k"),
+)
+TRAIN_FLAGS = (
+    Flag("n_tokens", "tokens", help="Training tokens D, e.g. 20M.", type=str),
+    Flag("batch_size", help="Sequences per optimizer step."),
+    Flag("micro_batch_size", help="Sequences per forward (accumulation)."),
+    Flag("lr"), Flag("schedule"), Flag("warmup_steps"), Flag("cooldown_frac"),
+    Flag("precision", help="fp32, bf16 or fp16."),
+    Flag("compile"),
+    Flag("device", help="auto, cpu or cuda."),
+    Flag("seed"),
+    Flag("data_dir", "data", help="Prepared corpus."),
+    Flag("eval_every"), Flag("checkpoint_every"), Flag("keep_last"),
+    Flag("parallel", help="Under torchrun: ddp or fsdp (data parallel)."),
+)
+
+
+def _field_types(cls) -> dict[str, Any]:
+    """Field name -> annotation (resolved), with ``X | None`` reduced to ``X``."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        out[f.name] = hint
+    return out
+
+
+def flag_specs(train_cls=None, model_cls=None, attention_cls=None) -> list[tuple[Flag, type]]:
+    """``(flag, option type)`` for every table entry whose field exists on the given config classes."""
+    from scalinglab.arch import AttentionSpec, GPTConfig
+    from scalinglab.train.config import TrainConfig
+
+    fields = {"": _field_types(train_cls or TrainConfig), "model": _field_types(model_cls or GPTConfig),
+              "attention": _field_types(attention_cls or AttentionSpec)}
+    out = []
+    for flag in (*MODEL_FLAGS, *TRAIN_FLAGS):
+        table, _, name = flag.field.rpartition(".")
+        kind = flag.type or fields[table].get(name)
+        if kind in (int, float, str, bool):
+            out.append((flag, kind))
+    return out
+
+
+def _option(flag: Flag, kind: type) -> inspect.Parameter:
+    dashed = flag.param.replace("_", "-")
+    decl = f"--{dashed}/--no-{dashed}" if kind is bool else f"--{dashed}"
+    return inspect.Parameter(flag.param, inspect.Parameter.KEYWORD_ONLY, annotation=kind | None,
+                             default=typer.Option(None, decl, help=flag.help))
 
 
 def _parse_value(text: str) -> Any:
@@ -40,12 +125,15 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _overrides(flags: dict[str, Any], attention: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+def _overrides(values: dict[str, Any], specs: list[tuple[Flag, type]], sets: list[str]) -> dict[str, Any]:
+    """Dotted config overrides from the flags given (attention fields only with ``--attention``), then ``--set``."""
     from scalinglab.errors import ConfigError
 
-    out = {_KEYS[k]: v for k, v in flags.items() if v is not None}
-    if attention.get("kind") is not None:
-        out["model.attention"] = {k: v for k, v in attention.items() if v is not None}
+    given = [(flag, values[flag.param]) for flag, _ in specs if values.get(flag.param) is not None]
+    out = {flag.key: v for flag, v in given if not flag.field.startswith("attention.")}
+    attention = {flag.key: v for flag, v in given if flag.field.startswith("attention.")}
+    if "kind" in attention:
+        out["model.attention"] = attention
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -115,9 +203,10 @@ class _Progress:
         self.bar.update(self.task, completed=rec["step"], loss=rec["loss"], tps=rec["tokens_per_s"])
 
 
-def _show(final: dict, as_json: bool) -> None:
+def _show(summary, as_json: bool) -> None:
+    """The run's summary (a :class:`~scalinglab.train.RunSummary`) as JSON or a table on stdout."""
     if as_json:
-        print_json(final)
+        print_json(summary.to_dict())
         return
     from rich.table import Table
 
@@ -125,13 +214,13 @@ def _show(final: dict, as_json: bool) -> None:
 
     fmt = {"n_params": format_count, "n_params_non_embedding": format_count, "n_tokens": format_count,
            "compute_flops": format_flops, "compute_flops_6nd": format_flops}
-    table = Table(title=f"run {final.get('status')}")
+    table = Table(title=f"run {summary.status}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("status", "step", "train_loss", "val_loss", "n_params", "n_params_non_embedding", "n_tokens",
                 "compute_flops", "compute_flops_6nd", "wall_time_s", "tokens_per_s", "mfu", "skipped_steps",
                 "diverged_step"):
-        value = final.get(key)
+        value = getattr(summary, key)
         if value is None:
             continue
         text = fmt[key](value) if key in fmt else (f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -139,61 +228,44 @@ def _show(final: dict, as_json: bool) -> None:
     stdout_console().print(table)
 
 
-def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the app."""
+def _train_command(specs: list[tuple[Flag, type]]):
+    """The ``train`` command: fixed options around the generated config flags (typer reads ``__signature__``)."""
 
-    @app.command("train")
-    def train(
-        out: Path | None = typer.Option(None, "--out", help="New run folder."),
-        config: Path | None = typer.Option(None, "--config", help="run.toml; other flags override it."),
-        resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
-        branch_from: Path | None = typer.Option(None, "--branch-from", help="Start from this checkpoint."),
-        depth: int | None = typer.Option(None, help="Depth knob: width = depth x 64 (nanochat family)."),
-        d_model: int | None = typer.Option(None), n_layer: int | None = typer.Option(None),
-        n_head: int | None = typer.Option(None), seq_len: int | None = typer.Option(None),
-        attention: str | None = typer.Option(None, help="dense, local, global, random or bigbird."),
-        window: int | None = typer.Option(None), n_global: int | None = typer.Option(None),
-        n_random_blocks: int | None = typer.Option(None), block_size: int | None = typer.Option(None),
-        experts: int | None = typer.Option(None, help="MoE experts per layer."),
-        top_k: int | None = typer.Option(None),
-        tokens: str | None = typer.Option(None, help="Training tokens D, e.g. 20M."),
-        batch_size: int | None = typer.Option(None, help="Sequences per optimizer step."),
-        micro_batch_size: int | None = typer.Option(None, help="Sequences per forward (accumulation)."),
-        lr: float | None = typer.Option(None), schedule: str | None = typer.Option(None),
-        warmup_steps: int | None = typer.Option(None), cooldown_frac: float | None = typer.Option(None),
-        precision: str | None = typer.Option(None, help="fp32, bf16 or fp16."),
-        compile: bool | None = typer.Option(None, "--compile/--no-compile"),
-        device: str | None = typer.Option(None, help="auto, cpu or cuda."),
-        seed: int | None = typer.Option(None), data: str | None = typer.Option(None, help="Prepared corpus."),
-        eval_every: int | None = typer.Option(None), checkpoint_every: int | None = typer.Option(None),
-        keep_last: int | None = typer.Option(None),
-        parallel: str | None = typer.Option(None, help="Under torchrun: ddp or fsdp (data parallel)."),
-        set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set model.norm=layer."),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
-        json_: bool = JSON_OPTION,
-    ) -> None:
+    def train(*, out: Path | None, config: Path | None, resume: Path | None, branch_from: Path | None,
+              set_: list[str], progress: bool, json_: bool, **values: Any) -> None:
         """Train one GPT and write config.json, metrics.jsonl, checkpoints/ and final.json to the run folder."""
         from scalinglab.errors import ConfigError
         from scalinglab.train import run
 
-        flags = {"depth": depth, "d_model": d_model, "n_layer": n_layer, "n_head": n_head, "seq_len": seq_len,
-                 "experts": experts, "top_k": top_k, "tokens": tokens, "batch_size": batch_size,
-                 "micro_batch_size": micro_batch_size, "lr": lr, "schedule": schedule, "warmup_steps": warmup_steps,
-                 "cooldown_frac": cooldown_frac, "precision": precision, "compile": compile, "device": device,
-                 "seed": seed, "data": data, "eval_every": eval_every, "checkpoint_every": checkpoint_every,
-                 "keep_last": keep_last, "parallel": parallel}
-        attn = {"kind": attention, "window": window, "n_global": n_global, "n_random_blocks": n_random_blocks,
-                "block_size": block_size}
         if (resume is None) == (out is None):
             raise ConfigError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR")
-        cfg = _build(config, resume, branch_from, _overrides(flags, attn, set_))
+        cfg = _build(config, resume, branch_from, _overrides(values, specs, set_))
         with _Progress(progress) as bar:
             result = run(cfg, resume or out, resume=resume is not None, progress=bar, branch_from=branch_from)
         if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (every rank exits alike)
             raise SystemExit(0 if result.status == "done" else 1)
-        _show(result.final, json_)
-        if result.status != "done":
-            info(f"[red]diverged[/red] at step {result.diverged_step}: {result.final.get('diverged_reason')}; "
+        summary = result.summary
+        _show(summary, json_)
+        if summary.status != "done":
+            info(f"[red]diverged[/red] at step {summary.diverged_step}: {summary.diverged_reason}; "
                  f"earlier checkpoints in {resume or out}/checkpoints are intact")
             # SystemExit, not typer.Exit: click in non-standalone mode (app.main) turns Exit into a return value.
             raise SystemExit(1)
+
+    def opt(name: str, kind: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+
+    head = [opt("out", Path | None, typer.Option(None, "--out", help="New run folder.")),
+            opt("config", Path | None, typer.Option(None, "--config", help="run.toml; other flags override it.")),
+            opt("resume", Path | None, typer.Option(None, "--resume", help="Continue the run in this folder.")),
+            opt("branch_from", Path | None, typer.Option(None, "--branch-from", help="Start from this checkpoint."))]
+    tail = [opt("set_", list[str], typer.Option([], "--set", help="Any config key, e.g. --set model.norm=layer.")),
+            opt("progress", bool, typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")),
+            opt("json_", bool, JSON_OPTION)]
+    train.__signature__ = inspect.Signature([*head, *(_option(f, k) for f, k in specs), *tail])
+    return train
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the app."""
+    app.command("train")(_train_command(flag_specs()))

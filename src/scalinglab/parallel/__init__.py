@@ -1,46 +1,32 @@
-"""Data parallelism for the trainer, one small module per strategy (torchtitan's separation).
+"""Parallelism for the trainer: one :class:`Strategy` object per parallelism, one small module each (torchtitan's
+separation).
 
-Each strategy takes a model and a device mesh and returns the model parallelized; the model file knows nothing of
-parallelism, and the loop only calls :func:`parallelize` and the helpers here. The single-process trainer is the
-oracle: a test checks that two gloo ranks match one process after a few AdamW steps.
+The loop asks :func:`make_strategy` for the strategy of its process group and calls only the strategy's methods
+(wrap, make_optimizer, forward_backward, clip_grad_norm, full_state_dict, load_full_state_dict, local_rows); the
+model file knows nothing of parallelism. The single-process strategy is the oracle: a test checks that two gloo
+ranks under DDP and FSDP match one process after a few AdamW steps.
 
     torchrun --nproc-per-node 2 -m scalinglab.cli.app train --parallel fsdp --depth 2 --tokens 1M --out runs/p
 """
 
 from __future__ import annotations
 
-import contextlib
+import torch
 
-from torch import nn
-
+from scalinglab.parallel.ddp import DDP, grad_sync
+from scalinglab.parallel.fsdp import FSDP
 from scalinglab.parallel.mesh import STRATEGIES, DistContext, init_from_env
+from scalinglab.parallel.single import SingleProcess
+from scalinglab.parallel.strategy import Strategy
 
-__all__ = ["STRATEGIES", "DistContext", "grad_sync", "init_from_env", "parallelize"]
+__all__ = ["DDP", "FSDP", "STRATEGIES", "DistContext", "SingleProcess", "Strategy", "grad_sync", "init_from_env",
+           "make_strategy"]
+
+_BY_NAME = {"ddp": DDP, "fsdp": FSDP}  # the multi-process entries of STRATEGIES ("none" under torchrun is DDP)
 
 
-def parallelize(model: nn.Module, dist: DistContext | None) -> nn.Module:
-    """``model`` under ``dist``'s strategy: unchanged in one process, DDP-wrapped, or FSDP-sharded in place."""
+def make_strategy(dist: DistContext | None, device: torch.device) -> Strategy:
+    """The strategy for ``dist`` (None: one process) on this rank's ``device``."""
     if dist is None:
-        return model
-    if dist.strategy == "fsdp":
-        from scalinglab.parallel.fsdp import apply_fsdp
-
-        return apply_fsdp(model, dist.mesh)
-    from scalinglab.parallel.ddp import apply_ddp
-
-    return apply_ddp(model, dist.mesh)
-
-
-def grad_sync(wrapped: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
-    """Context for one micro-step's forward+backward: under DDP, skip the gradient all-reduce unless ``sync``.
-
-    With gradient accumulation only the last micro-step needs the all-reduce (DDP's ``no_sync`` keeps the local sums
-    and the final backward reduces them all), which divides the communication by ``accum_steps`` at no memory cost.
-    FSDP keeps reduce-scattering every micro-step: skipping it would hold unsharded gradients, the memory FSDP is
-    there to save.
-    """
-    from torch.nn.parallel import DistributedDataParallel
-
-    if not sync and isinstance(wrapped, DistributedDataParallel):
-        return wrapped.no_sync()
-    return contextlib.nullcontext()
+        return SingleProcess(device)
+    return _BY_NAME[dist.strategy](device, dist)

@@ -9,10 +9,14 @@ trained under FSDP resumes in one process and back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
+
+from scalinglab.errors import ConfigError
+from scalinglab.parallel.strategy import DataParallelStrategy
 
 
 def apply_fsdp(model: nn.Module, mesh, *, reshard_after_forward: bool = True) -> nn.Module:
@@ -56,7 +60,7 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_sd
                    options=StateDictOptions(full_state_dict=True))
 
 
-def clip_grad_norm(parameters, max_norm: float) -> float:
+def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float:
     """Clip by the global gradient norm; the norm of sharded (DTensor) gradients is reduced over the mesh first."""
     from torch.distributed.tensor import DTensor
 
@@ -66,3 +70,27 @@ def clip_grad_norm(parameters, max_norm: float) -> float:
         total = total.full_tensor()
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
     return float(total)
+
+
+class FSDP(DataParallelStrategy):
+    """FSDP2 over ``dist``'s mesh: sharded parameters, gradients and optimizer state; full-state checkpoints."""
+
+    fused_optimizer = False  # the fused AdamW kernel does not take sharded DTensor parameters
+
+    def validate(self, cfg: Any) -> None:
+        if cfg.precision == "fp16":
+            raise ConfigError("precision='fp16' is not supported with parallel='fsdp' (no sharded GradScaler "
+                              "here); use bf16")
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return apply_fsdp(model, self.dist.mesh)  # sharded in place
+
+    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
+        return clip_grad_norm(parameters, max_norm)  # norm reduced over the shards
+
+    def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+        return full_state(model, optimizer)  # collective: every rank gathers
+
+    def load_full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer, model_sd: dict[str, Any],
+                             optim_sd: dict[str, Any]) -> None:
+        load_full_state(model, optimizer, model_sd, optim_sd)

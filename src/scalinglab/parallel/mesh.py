@@ -24,7 +24,10 @@ STRATEGIES = ("none", "ddp", "fsdp")
 
 @dataclass
 class DistContext:
-    """Rank, world size, the data-parallel mesh and the strategy of a multi-process run."""
+    """Rank, world size, the data-parallel mesh and the strategy of a multi-process run.
+
+    ``mesh=None`` stands for a 1-D data-parallel mesh over all ranks (a context built by hand, as in tests).
+    """
 
     rank: int
     world_size: int
@@ -36,6 +39,16 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def dp_rank(self) -> int:
+        """This rank's index along the mesh's data-parallel dimension (on a 1-D mesh: the global rank)."""
+        return self.rank if self.mesh is None else self.mesh.get_local_rank("dp")
+
+    @property
+    def dp_size(self) -> int:
+        """Ranks along the data-parallel dimension (on a 1-D mesh: the world size)."""
+        return self.world_size if self.mesh is None else self.mesh.size(self.mesh.mesh_dim_names.index("dp"))
 
     def barrier(self) -> None:
         dist.barrier()

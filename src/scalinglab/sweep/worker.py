@@ -13,9 +13,13 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scalinglab.errors import DivergedError, ScalingLabError
+from scalinglab.errors import ScalingLabError
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+
+if TYPE_CHECKING:
+    from scalinglab.train.result import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +67,21 @@ def execute_run(sweep_dir: str | Path, run_id: str, *, progress: ProgressFn | No
         reg.set_artefact(run_id, "run_dir", run_dir)
     _emit(progress, {"event": "start", "run_id": run_id, "attempt": rec.attempts})
     with _Heartbeat(registry_path, run_id):
-        status, error, final = _train(sweep_dir, rec, run_dir, progress)
+        status, error, summary = _train(sweep_dir, rec, run_dir, progress)
     with Registry.open(registry_path, create=False) as reg:
-        loss = _final_loss(final) if status == "done" else None
-        if final and all(final.get(k) for k in ("n_params", "n_tokens", "compute_flops")):
-            reg.update_counts(run_id, n_params=float(final["n_params"]), n_tokens=float(final["n_tokens"]),
-                              compute_flops=float(final["compute_flops"]))
-        reg.finish(run_id, status, error=error, summary=final, loss=loss)
+        loss = summary.loss if status == "done" and summary is not None else None
+        if summary is not None and summary.n_params and summary.n_tokens and summary.compute_flops:
+            reg.update_counts(run_id, n_params=float(summary.n_params), n_tokens=float(summary.n_tokens),
+                              compute_flops=float(summary.compute_flops))
+        reg.finish(run_id, status, error=error, summary=summary.to_dict() if summary is not None else None,
+                   loss=float(loss) if loss is not None else None)
     _emit(progress, {"event": "finish", "run_id": run_id, "status": status, "loss": loss, "error": error})
     return status
 
 
-def _train(sweep_dir: Path, rec, run_dir: Path, progress: ProgressFn | None) -> tuple[str, str | None, dict | None]:
-    """Call the trainer; map its outcome to (status, error, final summary)."""
+def _train(sweep_dir: Path, rec, run_dir: Path,
+           progress: ProgressFn | None) -> tuple[str, str | None, RunSummary | None]:
+    """Call the trainer; map its outcome to (status, error, the run's summary if it wrote one)."""
     from scalinglab import train
 
     try:
@@ -96,19 +102,16 @@ def _train(sweep_dir: Path, rec, run_dir: Path, progress: ProgressFn | None) -> 
             _emit(progress, {"event": "step", "run_id": rec.run_id, **info})
 
         result = train.run(cfg, run_dir, resume=resume, progress=on_step, branch_from=branch_from)
-    except DivergedError as err:
-        return "diverged", _diverged_reason(err), _read_final(run_dir)
     except ScalingLabError as err:
         return "failed", f"{type(err).__name__}: {err}", _read_final(run_dir)
     except Exception as err:  # a bug or an OOM: record it, keep the sweep going
         log.debug("run %s failed:\n%s", rec.run_id, traceback.format_exc())
         return "failed", f"{type(err).__name__}: {err}", _read_final(run_dir)
-    final = dict(result.final or _read_final(run_dir) or {})
-    if result.status == "diverged":
-        step = final.get("diverged_step")
-        reason = final.get("diverged_reason") or "diverged"
-        return "diverged", (f"diverged at step {step}: {reason}" if step is not None else str(reason)), final
-    return "done", None, final
+    summary = result.summary
+    if summary.status == "diverged":
+        step, reason = summary.diverged_step, summary.diverged_reason or "diverged"
+        return "diverged", (f"diverged at step {step}: {reason}" if step is not None else str(reason)), summary
+    return "done", None, summary
 
 
 def _branch_source(sweep_dir: Path, rec) -> Path:
@@ -120,27 +123,16 @@ def _branch_source(sweep_dir: Path, rec) -> Path:
     return parent_dir / "checkpoints" / f"step_{int(step):07d}"
 
 
-def _diverged_reason(err: DivergedError) -> str:
-    return f"diverged at step {err.step}: {err}" if err.step is not None else f"diverged: {err}"
-
-
-def _read_final(run_dir: Path) -> dict | None:
+def _read_final(run_dir: Path) -> RunSummary | None:
+    """The summary a failed run may still have written (None if it wrote none, or an unreadable one)."""
     import json
 
-    path = run_dir / "final.json"
+    from scalinglab.train.result import RunSummary
+
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return RunSummary.from_dict(json.loads((run_dir / "final.json").read_text()))
+    except (OSError, ValueError, TypeError):  # DataError is a ValueError
         return None
-
-
-def _final_loss(final: dict | None) -> float | None:
-    if not final:
-        return None
-    for key in ("val_loss", "train_loss"):
-        if final.get(key) is not None:
-            return float(final[key])
-    return None
 
 
 def _emit(progress: ProgressFn | None, event: dict) -> None:

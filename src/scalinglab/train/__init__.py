@@ -1,6 +1,6 @@
 """Training: config, loop, schedules, precision, checkpoints, divergence guard.
 
-Public API: :class:`TrainConfig`, :func:`run`, :class:`TrainResult`.
+Public API: :class:`TrainConfig`, :func:`run`, :class:`TrainResult` (its :class:`RunSummary` is ``final.json``).
 
 Tiny CPU example::
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 from scalinglab.errors import CheckpointError
 from scalinglab.train.config import TrainConfig
-from scalinglab.train.result import TrainResult
+from scalinglab.train.result import RunSummary, TrainResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "TrainResult", "run"]
+__all__ = ["RunSummary", "TrainConfig", "TrainResult", "run"]
 
 
 def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
@@ -55,7 +55,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     if resume and (run_dir / "final.json").is_file():
         final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
         if final.get("fingerprint") == cfg.fingerprint():
-            return TrainResult(final["status"], str(run_dir), final)
+            return TrainResult(str(run_dir), RunSummary.from_dict(final))
     dist = init_from_env(cfg.parallel, resolve_device(cfg.device).type)  # None in one process
     try:
         return _run(cfg, run_dir, resume, progress, branch_from, dist)
@@ -92,9 +92,9 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
         trainer.load(source)
     metrics = rundir.MetricsLog(run_dir, cfg.tensorboard) if main else rundir.NullLog()
     try:
-        final = trainer.train(metrics, progress if main else None)
+        summary = trainer.train(metrics, progress if main else None)
     finally:
         metrics.close()
     if main:
-        rundir.write_final(run_dir, final)
-    return TrainResult(final["status"], str(run_dir), final)
+        rundir.write_final(run_dir, summary.to_dict())
+    return TrainResult(str(run_dir), summary)

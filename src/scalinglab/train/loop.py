@@ -4,6 +4,9 @@ One optimizer step = ``accum_steps`` micro-batches whose losses are divided by `
 summed gradient equals the gradient of the mean loss over the whole batch. Checkpoints are captured at the end of
 a step but written only after the *next* step's loss passes the divergence guard: a checkpoint on disk is always
 one whose parameters produced a sane loss, and a diverged run leaves the earlier checkpoints untouched.
+
+Parallelism is a :class:`scalinglab.parallel.Strategy` the loop calls without asking which one it is: the strategy
+wraps the model, makes the optimizer, runs the micro-steps, clips, and gathers/scatters checkpoint state.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import torch
 from scalinglab.arch import count_params, flops_per_token, training_flops
 from scalinglab.data.default import default_corpus
 from scalinglab.data.loader import BatchLoader, val_windows
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, DivergedError
 from scalinglab.model import GPT
-from scalinglab.parallel import DistContext, grad_sync, parallelize
+from scalinglab.parallel import DistContext, make_strategy
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.guard import DivergenceGuard
 from scalinglab.train.precision import autocast, make_scaler, peak_dtype
+from scalinglab.train.result import RunSummary
 from scalinglab.train.rundir import MetricsLog
 from scalinglab.train.schedules import lr_multiplier
 
@@ -41,7 +45,7 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' but no CUDA device is available; use --device cpu or auto")
+        raise ConfigError("device='cuda' but no CUDA device is available; use device='cpu' or device='auto'")
     return torch.device(name, local_rank) if name == "cuda" and local_rank is not None else torch.device(name)
 
 
@@ -49,16 +53,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device, *, fused: bool = True) -> torch.optim.AdamW:
-    """AdamW with decay/no-decay groups (Loshchilov & Hutter 2019); fused kernel where the device has one."""
-    groups = model.configure_optimizer_groups(cfg.weight_decay)
-    kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps}
-    try:
-        return torch.optim.AdamW(groups, fused=fused and device.type in ("cuda", "cpu"), **kwargs)
-    except (RuntimeError, ValueError):  # fused not supported here
-        return torch.optim.AdamW(groups, **kwargs)
 
 
 def device_peak_flops(device: torch.device, precision: str) -> float | None:
@@ -76,10 +70,15 @@ def device_peak_flops(device: torch.device, precision: str) -> float | None:
 
 
 def local_batch(cfg: TrainConfig, dist: DistContext | None) -> tuple[int, int]:
-    """(micro-batch rows per rank, micro-steps per optimizer step) so that ranks x micro x steps = batch_size."""
-    if dist is None:
+    """(micro-batch rows per rank, micro-steps per optimizer step) under ``dist`` (None: one process)."""
+    return split_batch(cfg, 1 if dist is None else dist.dp_size)
+
+
+def split_batch(cfg: TrainConfig, world: int) -> tuple[int, int]:
+    """(micro-batch rows per rank, micro-steps per optimizer step) so that ``world`` data-parallel ranks x micro x
+    steps = batch_size."""
+    if world == 1:
         return cfg.micro, cfg.accum_steps
-    world = dist.world_size
     if cfg.batch_size % world:
         raise ConfigError(f"TrainConfig.batch_size={cfg.batch_size} is not divisible by the {world} data-parallel "
                           "ranks; use a multiple of the world size")
@@ -90,23 +89,15 @@ def local_batch(cfg: TrainConfig, dist: DistContext | None) -> tuple[int, int]:
     return micro, cfg.batch_size // (world * micro)
 
 
-class Diverged(Exception):
-    def __init__(self, step: int, reason: str) -> None:
-        super().__init__(reason)
-        self.step, self.reason = step, reason
-
-
 class Trainer:
     """Holds the model, optimizer, data and counters of one run; :meth:`train` runs it to the end."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistContext | None = None) -> None:
-        self.cfg, self.run_dir, self.dist = cfg, run_dir, dist
-        self.device = resolve_device(cfg.device, dist.local_rank if dist else None)
-        self.fsdp = dist is not None and dist.strategy == "fsdp"
-        if self.fsdp and cfg.precision == "fp16":
-            raise ConfigError("precision='fp16' is not supported with parallel='fsdp' (no sharded GradScaler "
-                              "here); use bf16")
-        self.micro, self.accum = local_batch(cfg, dist)
+        self.cfg, self.run_dir = cfg, run_dir
+        self.device = resolve_device(cfg.device, dist.local_rank if dist is not None else None)
+        self.strategy = make_strategy(dist, self.device)
+        self.strategy.validate(cfg)
+        self.micro, self.accum = split_batch(cfg, self.strategy.dp_size)
         seed_everything(cfg.seed)
         data_dirs = cfg.data_dirs or (str(default_corpus()),)
         self.loader = BatchLoader(data_dirs, cfg.model.seq_len, cfg.seed, cfg.data_weights)
@@ -115,10 +106,12 @@ class Trainer:
                               f"({self.loader.vocab_size}); raise it or leave it unset")
         val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.eval_tokens)
         self.val = val.to(self.device) if val is not None else None
-        self.model = GPT(cfg.model).to(self.device)  # FSDP shards it in place; DDP wraps it
-        self.wrapped = parallelize(self.model, dist)
-        self.forward = torch.compile(self.wrapped) if cfg.compile else self.wrapped
-        self.optimizer = make_optimizer(self.model, cfg, self.device, fused=not self.fsdp)
+        self.model = GPT(cfg.model).to(self.device)  # a strategy may shard it in place (FSDP) or wrap it (DDP)
+        wrapped = self.strategy.wrap(self.model)
+        self.forward = torch.compile(wrapped) if cfg.compile else wrapped
+        # AdamW with decay/no-decay groups (Loshchilov & Hutter 2019), built after sharding (FSDP's DTensors)
+        self.optimizer = self.strategy.make_optimizer(self.model.configure_optimizer_groups(cfg.weight_decay),
+                                                      lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
         self.scaler = make_scaler(cfg.precision, self.device.type)
         self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window, reference=math.log(cfg.model.vocab_size),
                                      drift_factor=cfg.drift_factor)
@@ -130,13 +123,9 @@ class Trainer:
 
     # State ------------------------------------------------------------------------------------------------------
     def snapshot(self) -> ckpt.Snapshot | None:
-        """The run's state for a checkpoint (None on ranks other than 0, which never write)."""
-        model, optimizer = self.model, self.optimizer
-        if self.fsdp:
-            from scalinglab.parallel.fsdp import full_state
-
-            model, optimizer = full_state(self.model, self.optimizer)  # collective: every rank gathers
-        if self.dist is not None and not self.dist.is_main:
+        """The run's state for a checkpoint (None on ranks other than the main one, which never write)."""
+        model, optimizer = self.strategy.full_state_dict(self.model, self.optimizer)  # collective if sharded
+        if not self.strategy.is_main:
             return None
         meta = {"fingerprint": self.cfg.fingerprint(), "model": self.cfg.model.to_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -146,12 +135,9 @@ class Trainer:
         return ckpt.capture(self.step, model, optimizer, meta)
 
     def load(self, snap: ckpt.Snapshot) -> None:
-        load = None
-        if self.fsdp:
-            from scalinglab.parallel.fsdp import load_full_state
+        def load(model_sd, optim_sd):
+            self.strategy.load_full_state_dict(self.model, self.optimizer, model_sd, optim_sd)
 
-            def load(model_sd, optim_sd):
-                load_full_state(self.model, self.optimizer, model_sd, optim_sd)
         ckpt.restore(snap, self.model, self.optimizer, load)
         meta = snap.meta
         if meta.get("scaler") and self.scaler.is_enabled():
@@ -170,26 +156,24 @@ class Trainer:
 
     # One step ---------------------------------------------------------------------------------------------------
     def accumulate(self) -> torch.Tensor:
-        """Forward/backward ``accum_steps`` micro-batches; returns the batch's mean CE loss (detached)."""
-        cfg, total = self.cfg, torch.zeros((), device=self.device)
-        for i in range(self.accum):
-            x, y = self.next_micro_batch()
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with grad_sync(self.wrapped, sync=i == self.accum - 1):  # DDP all-reduces on the last micro-step
-                with autocast(cfg.precision, self.device.type):
-                    out = self.forward(x, y)
-                loss = (out.loss + out.aux_loss) / self.accum  # mean over the batch (equal micro-batches)
-                self.scaler.scale(loss).backward()  # DDP/FSDP average the gradients over ranks
-            total += out.loss.detach() / self.accum
-        return total if self.dist is None else self.dist.mean(total)  # every rank sees the global loss
+        """Forward/backward ``accum_steps`` micro-batches; returns the global batch's mean CE loss (detached)."""
+        batches = [self.next_micro_batch() for _ in range(self.accum)]
+        return self.strategy.forward_backward(batches, self.micro_loss, self.backward)
+
+    def micro_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective: CE + MoE load-balancing loss, CE) of one micro-batch, forward under autocast."""
+        with autocast(self.cfg.precision, self.device.type):
+            out = self.forward(x, y)
+        return out.loss + out.aux_loss, out.loss
+
+    def backward(self, objective: torch.Tensor) -> None:
+        self.scaler.scale(objective).backward()  # a disabled scaler (fp32, bf16) passes it through
 
     def next_micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.dist is None:
-            return self.loader.next_batch(self.micro)
-        # Rank r reads rows [r*m, (r+1)*m) of each global micro-batch of world*m: the union over ranks and
-        # micro-steps is the single-process batch, and every rank's loader keeps the same position.
-        start = self.dist.rank * self.micro
-        return self.loader.next_batch(self.micro * self.dist.world_size, range(start, start + self.micro))
+        """This rank's rows of the next global micro-batch (``micro`` rows per data-parallel rank), on device."""
+        rows = self.strategy.local_rows(self.micro)
+        x, y = self.loader.next_batch(self.micro * self.strategy.dp_size, rows)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def train_step(self) -> dict[str, Any]:
         cfg, t0 = self.cfg, time.perf_counter()
@@ -202,16 +186,11 @@ class Trainer:
         loss = self.accumulate().item()
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-        if self.fsdp:
-            from scalinglab.parallel.fsdp import clip_grad_norm
-
-            grad_norm = clip_grad_norm(self.model.parameters(), clip)  # norm reduced over the shards
-        else:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        grad_norm = self.strategy.clip_grad_norm(self.model.parameters(), clip)
         # fp16 overflows are the scaler's business (skip + back off), not divergence.
         reason = self.guard.check(loss, None if self.scaler.is_enabled() else grad_norm)
         if reason is not None:
-            raise Diverged(self.step + 1, reason)
+            raise DivergedError(reason, step=self.step + 1)
         self.flush_pending()  # the previous checkpoint's parameters just produced a sane loss
         scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
@@ -259,8 +238,8 @@ class Trainer:
         return total / n
 
     # The run ----------------------------------------------------------------------------------------------------
-    def train(self, metrics: MetricsLog, progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
-        """Run to ``n_steps``; returns the ``final.json`` dict (status ``done`` or ``diverged``)."""
+    def train(self, metrics: MetricsLog, progress: Callable[[dict], None] | None = None) -> RunSummary:
+        """Run to ``n_steps``; returns the run's summary (status ``done`` or ``diverged``; ``final.json``)."""
         cfg, val_loss = self.cfg, None
         try:
             while self.step < cfg.n_steps:
@@ -273,13 +252,13 @@ class Trainer:
                     progress(dict(rec, n_steps=cfg.n_steps))
                 if self.checkpoint_due():
                     self.pending = self.snapshot()
-        except Diverged as d:
-            log.warning("diverged at step %d: %s", d.step, d.reason)
+        except DivergedError as d:  # a status, not a failure: the run's record says where and why
+            log.warning("diverged at step %d: %s", d.step, d)
             return self.final("diverged", None, d)
         final_eval = self.eval_record()
         val_loss = final_eval.get("val_loss")
         if val_loss is not None and not math.isfinite(val_loss):
-            return self.final("diverged", val_loss, Diverged(self.step, f"final val loss is {val_loss}"))
+            return self.final("diverged", val_loss, DivergedError(f"final val loss is {val_loss}", step=self.step))
         self.flush_pending()
         self.pending = self.snapshot()
         self.flush_pending()
@@ -300,23 +279,22 @@ class Trainer:
             rec["train_val_gap"] = val - train  # > 0 and growing: overfitting (repeated data)
         return rec
 
-    def final(self, status: str, val_loss: float | None, diverged: Diverged | None) -> dict[str, Any]:
+    def final(self, status: str, val_loss: float | None, diverged: DivergedError | None) -> RunSummary:
         cfg, n_tokens = self.cfg, self.step * self.cfg.tokens_per_step
         recent = list(self.guard.history)[-10:]
         compute = training_flops(cfg.model, n_tokens) if n_tokens else {"counted": 0.0, "six_nd": 0.0}
-        out = {"status": status, "step": self.step, "n_steps": cfg.n_steps,
-               "train_loss": sum(recent) / len(recent) if recent else None, "val_loss": val_loss,
-               "n_params": self.params.total, "n_params_non_embedding": self.params.non_embedding,
-               "n_params_active": self.params.active, "n_tokens": n_tokens, "n_tokens_planned": cfg.n_tokens,
-               "flops_per_token": self.flops.counted, "compute_flops": compute["counted"],
-               "compute_flops_6nd": compute["six_nd"], "wall_time_s": self.train_time_s,
-               "tokens_per_s": n_tokens / self.train_time_s if self.train_time_s > 0 else None,
-               "epochs": self.loader.epochs, "skipped_steps": self.skipped, "device": str(self.device),
-               "precision": cfg.precision, "fingerprint": cfg.fingerprint(),
-               "conventions": {"n_params": "all parameters (Chinchilla); non_embedding is Kaplan's N",
-                               "compute_flops": self.flops.convention}}
-        if self.peak and self.train_time_s > 0:
-            out["mfu"] = out["compute_flops"] / self.train_time_s / self.peak
-        if diverged is not None:
-            out.update(diverged_step=diverged.step, diverged_reason=diverged.reason)
-        return out
+        tps = n_tokens / self.train_time_s if self.train_time_s > 0 else None
+        mfu = compute["counted"] / self.train_time_s / self.peak if self.peak and self.train_time_s > 0 else None
+        return RunSummary(
+            status=status, step=self.step, n_steps=cfg.n_steps,
+            train_loss=sum(recent) / len(recent) if recent else None, val_loss=val_loss,
+            n_params=self.params.total, n_params_non_embedding=self.params.non_embedding,
+            n_params_active=self.params.active, n_tokens=n_tokens, n_tokens_planned=cfg.n_tokens,
+            flops_per_token=self.flops.counted, compute_flops=compute["counted"],
+            compute_flops_6nd=compute["six_nd"], wall_time_s=self.train_time_s, tokens_per_s=tps,
+            epochs=self.loader.epochs, skipped_steps=self.skipped, device=str(self.device),
+            precision=cfg.precision, fingerprint=cfg.fingerprint(),
+            conventions={"n_params": "all parameters (Chinchilla); non_embedding is Kaplan's N",
+                         "compute_flops": self.flops.convention},
+            mfu=mfu, diverged_step=diverged.step if diverged is not None else None,
+            diverged_reason=str(diverged) if diverged is not None else None)

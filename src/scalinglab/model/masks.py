@@ -9,7 +9,7 @@ and the FLOP counter in ``scalinglab.arch`` see the same pattern (a test checks 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

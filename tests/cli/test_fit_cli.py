@@ -29,7 +29,7 @@ def isoflop_csv(tmp_path, noise=0.003):
     rows = ["run_id,n_params,n_tokens,compute_flops,loss,budget,status"]
     rows += [
         f"r{i},{float(n)!r},{float(d)!r},{float(c)!r},{float(y)!r},{float(b)!r},done"
-        for i, (n, d, c, y, b) in enumerate(zip(t.n_params, t.n_tokens, t.compute_flops, t.loss, t.budget))
+        for i, (n, d, c, y, b) in enumerate(zip(t.n_params, t.n_tokens, t.compute_flops, t.loss, t.budget, strict=True))
     ]
     p.write_text("\n".join(rows) + "\n")
     return p
@@ -343,7 +343,7 @@ def _preset_csv(tmp_path, ratios, name):
     from tests.laws.test_approach3 import preset_table
 
     t = preset_table(ratios)
-    rows = ["N,D,loss"] + [f"{float(n)!r},{float(d)!r},{float(y)!r}" for n, d, y in zip(t.n_params, t.n_tokens, t.loss)]
+    rows = ["N,D,loss"] + [f"{float(n)!r},{float(d)!r},{float(y)!r}" for n, d, y in zip(t.n_params, t.n_tokens, t.loss, strict=True)]
     path = tmp_path / name
     path.write_text("\n".join(rows) + "\n")
     return path

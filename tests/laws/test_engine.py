@@ -100,7 +100,7 @@ def test_vectorised_objective_matches_plain_formula(data300):
     problem = make_problem("chinchilla", variables, loss)
     theta = chinchilla_form().starts()[[0, 777, 4499]]
     got = objective(problem, theta)
-    for t, g in zip(theta, got):
+    for t, g in zip(theta, got, strict=True):
         e, a, b, al, be = t
         pred = np.log(np.exp(e) + np.exp(a - al * np.log(variables["n_params"]))
                       + np.exp(b - be * np.log(variables["n_tokens"])))

@@ -33,7 +33,7 @@ def reference(layer: MoE, x: torch.Tensor) -> torch.Tensor:
     for t in range(xf.size(0)):
         gate, experts = probs[t].topk(layer.top_k)
         gate = gate / gate.sum() if layer.top_k > 1 else gate
-        for g, e in zip(gate, experts):
+        for g, e in zip(gate, experts, strict=True):
             h = xf[t] @ layer.w_fc[e] + (0 if layer.b_fc is None else layer.b_fc[e, 0])
             out[t] += g * (F.gelu(h) @ layer.w_proj[e] + (0 if layer.b_proj is None else layer.b_proj[e, 0]))
     return out.view_as(x)

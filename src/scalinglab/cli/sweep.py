@@ -93,7 +93,7 @@ def plan_table(plan, spec, measure: bool = True) -> list[dict]:
         from scalinglab.sweep.throughput import throughput_model
 
         at = throughput_model([r.model for r in plan], batch_size=max(r.batch_size for r in plan))
-        for row, run in zip(rows, plan):
+        for row, run in zip(rows, plan, strict=True):
             row["est_seconds"] = run.compute_flops / at(run.model)
     return rows
 

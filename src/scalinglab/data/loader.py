@@ -125,7 +125,7 @@ class BatchLoader:
 
     def _pick(self) -> int:
         # Deterministic weighted round-robin: the most "owed" source next (ties -> lowest index).
-        return int(np.argmin([(c + 1) / w for c, w in zip(self.counts, self.weights)]))
+        return int(np.argmin([(c + 1) / w for c, w in zip(self.counts, self.weights, strict=True)]))
 
     def next_batch(self, batch_size: int, rows: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``batch_size`` windows as ``(x, y)`` int64 tensors of shape (B, T), ``y`` shifted by one.

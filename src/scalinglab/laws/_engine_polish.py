@@ -39,7 +39,7 @@ def polish(problem: Problem, theta0: np.ndarray, *, gtol: float = 1e-12,
         f, g = value_and_grad(problem, t)
         return f / scale, g / scale
 
-    bounds = list(zip(problem.lo, problem.hi))
+    bounds = list(zip(problem.lo, problem.hi, strict=True))
     res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"ftol": 1e-15, "gtol": gtol, "maxiter": maxiter, "maxcor": 20, "maxls": 50})
     theta = np.clip(res.x, problem.lo, problem.hi)

@@ -143,7 +143,10 @@ class DataConstrainedLaw:
             raise PlanError(
                 f"compute ({compute_flops!r}) and unique tokens ({unique_tokens!r}) must be positive"
             )
-        loss_at = lambda log_n: float(self.predict_loss(math.exp(log_n), c / (6 * math.exp(log_n)), u))
+
+        def loss_at(log_n: float) -> float:
+            return float(self.predict_loss(math.exp(log_n), c / (6 * math.exp(log_n)), u))
+
         n0 = self.G * (c / 6) ** (self.beta / (self.alpha + self.beta))
         grid = np.linspace(math.log(n0) - 7.0, math.log(n0) + 7.0, 561)
         losses = np.array([loss_at(x) for x in grid])

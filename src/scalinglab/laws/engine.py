@@ -101,7 +101,7 @@ def _multistart(problem: Problem, starts: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _distinct(theta: np.ndarray, f: np.ndarray, k: int) -> list[np.ndarray]:
     picked: list[np.ndarray] = []
-    for t, v in zip(theta, f):
+    for t, v in zip(theta, f, strict=True):
         if not np.isfinite(v):
             break
         if all(np.max(np.abs(t - q)) > 1e-4 for q in picked):
@@ -176,7 +176,7 @@ def _build_result(problem: Problem, theta: np.ndarray, f: float, ok: bool, msg: 
     nat = form.from_fit(theta)
     se = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.nan))
     names = form.param_names
-    return FitResult(form=form, params=dict(zip(names, nat)), stderr=dict(zip(names, se)), objective=float(f),
+    return FitResult(form=form, params=dict(zip(names, nat, strict=True)), stderr=dict(zip(names, se, strict=True)), objective=float(f),
                      n_points=int(problem.y.size), status=status, warnings=tuple(warns), loss=problem.loss,
                      delta=problem.delta, reduction=problem.reduction,
                      covariance=cov, n_starts=n_starts, optimizer_converged=ok, message=msg)

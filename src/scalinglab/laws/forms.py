@@ -35,7 +35,7 @@ def _lse_terms_model(constant: str | None, terms: Sequence[tuple[str, str, str]]
         if constant is not None:
             comps.append(np.broadcast_to(theta[:, idx[constant], None], (S, _n_points(X))))
         logx = [np.log(X[var]) for _, _, var in terms]
-        for (coef, expo, _), lx in zip(terms, logx):
+        for (coef, expo, _), lx in zip(terms, logx, strict=True):
             comps.append(theta[:, idx[coef], None] - theta[:, idx[expo], None] * lx[None, :])
         stack = np.stack(comps)  # (K, S, n)
         m = stack.max(axis=0)
@@ -48,7 +48,7 @@ def _lse_terms_model(constant: str | None, terms: Sequence[tuple[str, str, str]]
         if constant is not None:
             J[:, :, idx[constant]] = w[0]
             k = 1
-        for (coef, expo, _), lx, wk in zip(terms, logx, w[k:]):
+        for (coef, expo, _), lx, wk in zip(terms, logx, w[k:], strict=True):
             J[:, :, idx[coef]] = wk
             J[:, :, idx[expo]] = -wk * lx[None, :]
         return logpred, J

@@ -141,7 +141,7 @@ class LawForm:
         """Predicted value at the given variables, e.g. ``form.predict(p, n_params=7e9, n_tokens=2e12)``."""
         x = self._as_array(params)
         X = self.check_variables(variables)
-        return np.asarray(self.func(dict(zip(self.param_names, x)), X), dtype=float)
+        return np.asarray(self.func(dict(zip(self.param_names, x, strict=True)), X), dtype=float)
 
     def log_model(self, theta: np.ndarray, X: Mapping[str, np.ndarray],
                   central: bool = False) -> tuple[np.ndarray, np.ndarray]:

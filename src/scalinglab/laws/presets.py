@@ -159,7 +159,7 @@ def _check_sizes(values: Mapping[str, object]) -> None:
 
 def _chinchilla_like(name: str, description: str, source: str, values: tuple[float, ...]) -> PresetLaw:
     return PresetLaw(name=name, description=description, source=source, form=chinchilla_form(),
-                     params=dict(zip(_CHIN, values)))
+                     params=dict(zip(_CHIN, values, strict=True)))
 
 
 def _kaplan2020() -> PresetLaw:

@@ -168,7 +168,8 @@ def loss_curves_figure(curves: Sequence[Mapping]) -> str:
     nrow = (len(budgets) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False)
     cmap = plt.get_cmap("plasma")
-    for ax, b in zip(axes.flat, budgets):
+    # the grid can hold more axes than budgets (the last row is padded), so zip stops at the budgets
+    for ax, b in zip(axes.flat, budgets, strict=False):
         sel = sorted((c for c in curves if float(c.get("budget") or 0.0) == b), key=lambda c: c["n_params"])
         for i, c in enumerate(sel):
             if not c.get("tokens"):

@@ -217,7 +217,7 @@ class Registry:
         params: tuple = ()
         if status is not None:
             wanted = (status,) if isinstance(status, str) else tuple(status)
-            sql += " WHERE r.status IN (%s)" % ",".join("?" * len(wanted))
+            sql += f" WHERE r.status IN ({','.join('?' * len(wanted))})"
             params = wanted
         sql += " ORDER BY r.position, r.created_at, r.run_id"
         return [_record(row) for row in self._conn.execute(sql, params).fetchall()]

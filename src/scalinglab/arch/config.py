@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalinglab.errors import ConfigError
+from scalinglab.validate import integer, is_real, positive_int, require_bool
 
 MAX_MLP_RATIO = 64.0
 ATTENTION_KINDS = ("dense", "local", "global", "random", "bigbird")
@@ -27,11 +28,6 @@ _OMIT_AT_DEFAULT = ("mlp", "mlp_hidden", "ffn_dim_multiplier", "multiple_of", "r
 # "bigbird" is all three (Zaheer et al. 2020, Fig. 1).
 _USES_GLOBAL = ("global", "bigbird")
 _USES_RANDOM = ("random", "bigbird")
-
-
-def _positive_int(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{owner}.{name}={value!r} is not allowed; give a positive integer")
 
 
 def _choice(owner: str, name: str, value: Any, allowed: Iterable[str]) -> None:
@@ -93,16 +89,15 @@ class AttentionSpec:
 
     def __post_init__(self) -> None:
         _choice("attention", "kind", self.kind, ATTENTION_KINDS)
-        _positive_int("attention", "block_size", self.block_size)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"attention.seed={self.seed!r} is not allowed; give an integer")
+        positive_int("attention.block_size", self.block_size)
+        integer("attention.seed", self.seed)
         if self.kind == "dense":
             if self.window is not None:
                 raise ConfigError(f"attention.window={self.window} needs a sparse kind (e.g. kind='local')")
         elif self.window is None:
             raise ConfigError(f"attention.window is required for kind={self.kind!r}; give e.g. window=64")
         else:
-            _positive_int("attention", "window", self.window)
+            positive_int("attention.window", self.window)
         self._resolve("n_global", _USES_GLOBAL)
         self._resolve("n_random_blocks", _USES_RANDOM)
 
@@ -111,7 +106,7 @@ class AttentionSpec:
         if value is None:
             object.__setattr__(self, name, 1 if self.kind in kinds else 0)
         elif self.kind in kinds:
-            _positive_int("attention", name, value)
+            positive_int(f"attention.{name}", value)
         elif value != 0:
             raise ConfigError(f"attention.{name}={value} only applies to kind in {kinds}, not {self.kind!r}")
 
@@ -169,10 +164,9 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "d_model", "n_layer", "n_head", "top_k"):
-            _positive_int("GPTConfig", name, getattr(self, name))
+            positive_int(f"GPTConfig.{name}", getattr(self, name))
         for name in ("tied_embeddings", "bias"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"GPTConfig.{name}={getattr(self, name)!r} is not allowed; give true or false")
+            require_bool(f"GPTConfig.{name}", getattr(self, name))
         _choice("GPTConfig", "norm", self.norm, NORMS)
         _choice("GPTConfig", "pos", self.pos, POSITIONS)
         self._check_heads()
@@ -186,7 +180,7 @@ class GPTConfig:
             raise ConfigError(f"GPTConfig.n_head={self.n_head} does not divide d_model={self.d_model}; "
                               "pick n_head so that d_model/n_head is an integer")
         if self.n_kv_head is not None:
-            _positive_int("GPTConfig", "n_kv_head", self.n_kv_head)
+            positive_int("GPTConfig.n_kv_head", self.n_kv_head)
             if self.n_head % self.n_kv_head:
                 raise ConfigError(f"GPTConfig.n_kv_head={self.n_kv_head} does not divide n_head={self.n_head}")
         if self.pos == "rope" and self.head_dim % 2:
@@ -195,7 +189,7 @@ class GPTConfig:
     def _check_mlp(self) -> None:
         _choice("GPTConfig", "mlp", self.mlp, MLPS)
         if self.mlp_hidden is not None:
-            _positive_int("GPTConfig", "mlp_hidden", self.mlp_hidden)
+            positive_int("GPTConfig.mlp_hidden", self.mlp_hidden)
         for name in ("ffn_dim_multiplier", "multiple_of"):
             value = getattr(self, name)
             if value is None:
@@ -204,12 +198,12 @@ class GPTConfig:
                 raise ConfigError(f"GPTConfig.{name}={value!r} only applies to mlp='swiglu' without mlp_hidden; "
                                   f"leave {name} unset")
             if name == "multiple_of":
-                _positive_int("GPTConfig", name, value)
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_MLP_RATIO:
+                positive_int(f"GPTConfig.{name}", value)
+            elif not is_real(value) or not 0 < value <= MAX_MLP_RATIO:
                 raise ConfigError(f"GPTConfig.{name}={value!r} is not allowed; give a positive number "
                                   f"<= {MAX_MLP_RATIO}")
         theta = self.rope_theta
-        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 1.0 < theta < math.inf:
+        if not is_real(theta) or not 1.0 < theta < math.inf:
             raise ConfigError(f"GPTConfig.rope_theta={theta!r} is not allowed; give a finite number > 1")
         if self.pos != "rope" and theta != DEFAULT_ROPE_THETA:
             raise ConfigError(f"GPTConfig.rope_theta={theta!r} only applies to pos='rope', not {self.pos!r}")
@@ -233,7 +227,7 @@ class GPTConfig:
     def _check_experts(self) -> None:
         if self.n_experts is None:
             return
-        _positive_int("GPTConfig", "n_experts", self.n_experts)
+        positive_int("GPTConfig.n_experts", self.n_experts)
         if self.top_k > self.n_experts:
             raise ConfigError(f"GPTConfig.top_k={self.top_k} exceeds n_experts={self.n_experts}; "
                               "use top_k <= n_experts")
@@ -294,9 +288,9 @@ class GPTConfig:
                    seq_len: int = 1024, **overrides: Any) -> GPTConfig:
         """nanochat-style family: ``n_layer = depth``, ``d_model = depth * aspect_ratio`` rounded to a multiple of
         ``head_dim`` (at least one head), ``n_head = d_model / head_dim``. Depth 12 is GPT-2 small's shape."""
-        _positive_int("GPTConfig", "depth", depth)
-        _positive_int("GPTConfig", "aspect_ratio", aspect_ratio)
-        _positive_int("GPTConfig", "head_dim", head_dim)
+        positive_int("GPTConfig.depth", depth)
+        positive_int("GPTConfig.aspect_ratio", aspect_ratio)
+        positive_int("GPTConfig.head_dim", head_dim)
         d_model = max(1, round(depth * aspect_ratio / head_dim)) * head_dim
         shape = dict(vocab_size=vocab_size, seq_len=seq_len, d_model=d_model, n_layer=depth,
                      n_head=d_model // head_dim)

@@ -36,6 +36,7 @@ from typing import Any
 
 from scalinglab.arch import GPTConfig, count_params, flops_per_token
 from scalinglab.errors import ConfigError
+from scalinglab.validate import is_positive_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,10 @@ class FamilySpec:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "head_dim"):
-            _positive_int(f"FamilySpec.{name}", getattr(self, name))
+            positive_int(f"FamilySpec.{name}", getattr(self, name))
         for name in ("aspect_ratios", "depths"):
             values = tuple(getattr(self, name))
-            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
+            if not values or not all(is_positive_int(v) for v in values):
                 raise ConfigError(f"FamilySpec.{name}={values!r} must be a non-empty list of positive integers")
             object.__setattr__(self, name, values)
 
@@ -112,7 +113,7 @@ class SweepSpec:
         if len(set(budgets)) != len(budgets):
             raise ConfigError(f"SweepSpec.budgets={list(budgets)} has duplicates; give each budget once")
         object.__setattr__(self, "budgets", tuple(sorted(budgets)))
-        _positive_int("SweepSpec.n_sizes", self.n_sizes)
+        positive_int("SweepSpec.n_sizes", self.n_sizes)
         if self.n_sizes < 3:
             raise ConfigError(f"SweepSpec.n_sizes={self.n_sizes} is too few: a parabola needs ≥ 3 sizes (5 advised)")
         if self.prior_tokens_per_param is not None and not self.prior_tokens_per_param > 0:
@@ -123,7 +124,7 @@ class SweepSpec:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"SweepSpec.schedule={self.schedule!r} is not allowed; use one of {SCHEDULES}")
         for name in ("batch_tokens", "target_steps", "min_batch", "min_steps", "base_width", "wsd_points", "eval_tokens"):
-            _positive_int(f"SweepSpec.{name}", getattr(self, name))
+            positive_int(f"SweepSpec.{name}", getattr(self, name))
         if not 0 < self.cooldown_frac < 1:
             raise ConfigError(f"SweepSpec.cooldown_frac={self.cooldown_frac} must be in (0, 1)")
 
@@ -288,8 +289,3 @@ def design_budget(spec: SweepSpec, budget: float, shapes: Sequence[GPTConfig] | 
                                lr=lr_for_width(spec, cfg.d_model), batch_size=batch, n_steps=steps,
                                schedule="cosine"))
     return runs
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name}={value!r} must be a positive integer")

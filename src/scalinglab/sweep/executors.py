@@ -24,6 +24,7 @@ from pathlib import Path
 from scalinglab.errors import ConfigError
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, pid_alive
 from scalinglab.sweep.worker import drain, execute_run, run_dir_of
+from scalinglab.validate import positive_int
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ class ExecutorConfig:
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
             raise ConfigError(f"executor {self.kind!r} is not known; use one of {', '.join(EXECUTORS)}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ConfigError(f"workers={self.workers!r} must be a positive integer")
+        positive_int("workers", self.workers)
         if self.ray_address is not None and self.kind != "ray":
             raise ConfigError("--ray-address needs --executor ray")
 

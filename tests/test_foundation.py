@@ -6,6 +6,7 @@ import pytest
 
 from scalinglab import errors, units
 from scalinglab.cli import app as cli_app
+from tests.conftest import exit2
 
 
 @pytest.mark.parametrize("text,value", [
@@ -90,8 +91,4 @@ def test_typer_exit_code_survives_main(monkeypatch):
 @pytest.mark.parametrize("argv", [["plan", "--gpus", "abc"], ["predict", "--bogus"], ["no-such-command"],
                                   ["plan", "--compute", "1e21", "parsecs"]])
 def test_usage_errors_are_one_line_exit_2(argv, capsys):
-    with pytest.raises(SystemExit) as ex:
-        cli_app.main(argv)
-    err = capsys.readouterr().err
-    assert ex.value.code == 2, err
-    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    exit2(argv, capsys)

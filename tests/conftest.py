@@ -17,7 +17,8 @@ def shared_csv(name: str) -> Path:
     """Path of a CSV in ../shared/data, or skip the test with a clear message when it is absent."""
     path = SHARED_DATA / name
     if not path.is_file():
-        pytest.skip(f"{name} not found in {SHARED_DATA} (set SCALINGLAB_SHARED_DATA to the shared/data folder)")
+        pytest.skip(f"{name} not found in {SHARED_DATA} (set SCALINGLAB_SHARED_DATA to the shared/data "
+                    "folder)")
     return path
 
 
@@ -29,8 +30,9 @@ def shared_data() -> Path:
 
 
 def exit2(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run ``scalinglab argv`` in-process and hold the CLI's bad-input contract: it exits with code 2 and prints
-    exactly one line on stderr, ``error: ...``, with no traceback. Returns that line for the caller's own checks.
+    """Run ``scalinglab argv`` in-process and hold the CLI's bad-input contract: it exits with code 2 and
+    prints exactly one line on stderr, ``error: ...``, with no traceback. Returns that line for the caller's
+    own checks.
     """
     from scalinglab.cli.app import main
 

@@ -24,7 +24,8 @@ def test_parse_flops_accepts_flops_word_and_refuses_parsecs():
         units.parse_flops("1e21 parsecs")
 
 
-@pytest.mark.parametrize("text,value", [("80GiB", 80 * 2**30), ("80GB", 80e9), ("80G", 80e9), ("1024", 1024.0),
+@pytest.mark.parametrize("text,value",
+                         [("80GiB", 80 * 2**30), ("80GB", 80e9), ("80G", 80e9), ("1024", 1024.0),
                                         ("1.5MiB", 1.5 * 2**20)])
 def test_parse_bytes(text, value):
     assert units.parse_bytes(text) == pytest.approx(value)
@@ -36,7 +37,8 @@ def test_parse_count_rejects_garbage_with_value_error(bad):
         units.parse_count(bad)
 
 
-@pytest.mark.parametrize("value,text", [(7e9, "7B"), (1.4e12, "1.4T"), (512, "512"), (2e7, "20M"), (1.24e8, "124M")])
+@pytest.mark.parametrize("value,text",
+                         [(7e9, "7B"), (1.4e12, "1.4T"), (512, "512"), (2e7, "20M"), (1.24e8, "124M")])
 def test_format_count_round_trips(value, text):
     assert units.format_count(value) == text
     assert units.parse_count(units.format_count(value)) == pytest.approx(value)

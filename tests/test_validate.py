@@ -25,7 +25,8 @@ def test_is_int_refuses_bool_and_float(value, expected):
     assert is_int(value) is expected
 
 
-@pytest.mark.parametrize("value, expected", [(1, True), (1.5, True), (math.inf, True), (True, False), ("1", False)])
+@pytest.mark.parametrize("value, expected",
+                         [(1, True), (1.5, True), (math.inf, True), (True, False), ("1", False)])
 def test_is_real_refuses_bool_and_text(value, expected):
     assert is_real(value) is expected
 
@@ -42,7 +43,8 @@ def test_positive_int_returns_the_value():
     assert positive_int("workers", 4) == 4
 
 
-@pytest.mark.parametrize("bad, minimum, wording", [(1.5, None, "an integer"), (-1, 0, "a non-negative integer"),
+@pytest.mark.parametrize("bad, minimum, wording",
+                         [(1.5, None, "an integer"), (-1, 0, "a non-negative integer"),
                                                    (9, 10, "an integer >= 10")])
 def test_integer_wording_follows_the_minimum(bad, minimum, wording):
     assert integer("seed", 12, minimum=minimum) == 12

@@ -1,13 +1,13 @@
 """Shared argument checks: what "a positive integer", "a positive finite number" and "true or false" mean.
 
-Every config's ``__post_init__`` used to carry its own copy of these. One definition keeps them alike in two ways
-that matter: ``bool`` is never accepted as a number (``True`` is an ``int`` in Python, so ``n_layer=True`` would
-otherwise pass as 1), and the error names the field as the caller wrote it (``GPTConfig.n_layer=0``) and says what
-is allowed, in one line.
+Every config's ``__post_init__`` used to carry its own copy of these. One definition keeps them alike in two
+ways that matter: ``bool`` is never accepted as a number (``True`` is an ``int`` in Python, so
+``n_layer=True`` would otherwise pass as 1), and the error names the field as the caller wrote it
+(``GPTConfig.n_layer=0``) and says what is allowed, in one line.
 
-The ``is_*`` predicates only answer; the other functions raise ``error`` (``ConfigError`` unless the caller's step
-has its own class, e.g. ``PlanError``) and return the value so a caller can check and convert in one expression.
-This module imports only ``scalinglab.errors``: every package may use it.
+The ``is_*`` predicates only answer; the other functions raise ``error`` (``ConfigError`` unless the caller's
+step has its own class, e.g. ``PlanError``) and return the value so a caller can check and convert in one
+expression. This module imports only ``scalinglab.errors``: every package may use it.
 """
 
 from __future__ import annotations

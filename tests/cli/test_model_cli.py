@@ -28,7 +28,8 @@ def test_count_json_matches_arch():
 
 def test_count_moe_sparse_with_tokens():
     result = runner.invoke(app, ["model", "count", "--depth", "4", "--experts", "8", "--top-k", "2",
-                                 "--attention", "bigbird", "--window", "64", "--tokens", "1B", "--untied", "--json"])
+                                 "--attention", "bigbird", "--window", "64", "--tokens", "1B", "--untied",
+                                 "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["config"]["attention"]["kind"] == "bigbird" and data["config"]["n_experts"] == 8

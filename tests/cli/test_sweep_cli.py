@@ -102,7 +102,8 @@ def test_console_script_refuses_a_newer_registry_in_one_line(tmp_path):
         pytest.skip("the scalinglab console script is not installed in this environment")
     path = tmp_path / REGISTRY_FILENAME
     before = newer_registry(path, ahead=1)
-    r = subprocess.run([str(exe), "sweep", "resume", str(tmp_path)], capture_output=True, text=True, check=False)
+    r = subprocess.run([str(exe), "sweep", "resume", str(tmp_path)], capture_output=True, text=True,
+                       check=False)
     assert r.returncode == 2 and r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "newer" in r.stderr
     assert path.read_bytes() == before

@@ -42,7 +42,8 @@ def test_saturating_form_in_attempts():
     form = saturating_form("attempts")
     assert form.variables == ("attempts",)
     k = np.array([1.0, 10.0, 100.0])
-    np.testing.assert_allclose(form.predict({"E": 0.1, "A": 2.0, "alpha": 0.5}, attempts=k), 0.1 + 2 * k**-0.5)
+    np.testing.assert_allclose(form.predict({"E": 0.1, "A": 2.0, "alpha": 0.5}, attempts=k),
+                               0.1 + 2 * k**-0.5)
 
 
 @pytest.mark.parametrize("form,theta", [

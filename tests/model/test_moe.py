@@ -1,4 +1,5 @@
-"""Mixture of experts: Switch aux loss, capacity dropping, dispatch equals a per-token reference, gradients."""
+"""Mixture of experts: Switch aux loss, capacity dropping, dispatch equals a per-token reference,
+gradients."""
 
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def test_first_choices_are_served_before_second_choices():
     probs = torch.tensor([[0.6, 0.4], [0.4, 0.6], [0.6, 0.4]])
     r = route(probs, top_k=2, capacity_factor=1.0)  # capacity ceil(3*2/2) = 3 each, exactly enough
     assert r.kept.all()
-    # capacity 2: first choices (t0->e0, t1->e1, t2->e0) all fit; then only t0's second choice (e1) still fits.
+    # capacity 2: first choices (t0->e0, t1->e1, t2->e0) all fit; then only t0's second choice (e1) still
+    # fits.
     r = route(probs, top_k=2, capacity_factor=0.5)
     assert r.capacity == 2
     assert r.kept[:3].tolist() == [True, True, True] and r.kept[3:].tolist() == [True, False, False]

@@ -1,8 +1,8 @@
 """Figures of the sweep report, drawn with matplotlib's Agg/SVG backend and returned as SVG strings to inline.
 
 Each function takes plain numbers (no torch, no laws objects) so the report can be rebuilt from a JSON file.
-Text stays text in the SVG (``svg.fonttype = "none"``); matplotlib escapes it. No run names are drawn (legends show
-budgets and law names), so user strings never reach a figure.
+Text stays text in the SVG (``svg.fonttype = "none"``); matplotlib escapes it. No run names are drawn (legends
+show budgets and law names), so user strings never reach a figure.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def allocation_figure(vertices: Sequence[Mapping], fit: Mapping | None = None,
     Parameters
     ----------
     vertices : mappings with ``budget``, ``n_opt``, ``d_opt`` and optional ``n_opt_ci`` ([lo, hi]).
-    fit : mapping with ``compute`` (grid), ``n_fit``, ``d_fit`` and optional ``n_lo``, ``n_hi``, ``d_lo``, ``d_hi``.
+    fit : mapping with ``compute`` (grid), ``n_fit``, ``d_fit`` and optional ``n_lo``, ``n_hi``, ``d_lo``,
+    ``d_hi``.
     references : ``{law name: {"compute": [...], "n_opt": [...], "d_opt": [...]}}`` (e.g. Chinchilla, Epoch).
     """
     plt = _plt()

@@ -1,12 +1,13 @@
 """Executors: run every queued run of a sweep folder, in-process, in a pool of subprocesses, or on Ray.
 
-All three call :func:`scalinglab.sweep.worker.execute_run`, which claims a run in the registry before training it,
-so a run is never trained twice at once and a finished run is never repeated (idempotent by config hash). Before
-executing, runs marked ``running`` whose process is gone (pid dead on this host, or stale heartbeat) are re-queued;
-their trainer resumes from the last checkpoint.
+All three call :func:`scalinglab.sweep.worker.execute_run`, which claims a run in the registry before training
+it, so a run is never trained twice at once and a finished run is never repeated (idempotent by config hash).
+Before executing, runs marked ``running`` whose process is gone (pid dead on this host, or stale heartbeat)
+are re-queued; their trainer resumes from the last checkpoint.
 
 Ray is optional (``pip install scalinglab[dist]``) and imported only when asked for. Local Ray by default
-(``num_cpus=workers``); ``ray_address`` joins a cluster, whose workers must see the sweep folder (shared file system).
+(``num_cpus=workers``); ``ray_address`` joins a cluster, whose workers must see the sweep folder (shared file
+system).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def pending_runs(sweep_dir: Path, stale_after_s: float = 120.0, *, retry_failed:
 
 def execute(sweep_dir: str | Path, config: ExecutorConfig | None = None, *,
             progress: ProgressFn | None = None, retry_failed: bool = True) -> dict[str, str]:
-    """Execute every pending run of ``sweep_dir``; returns ``{run_id: final status}`` for the runs attempted."""
+    """Execute every pending run of ``sweep_dir``; returns ``{run_id: final status}`` for the runs
+    attempted."""
     sweep_dir = Path(sweep_dir)
     config = config or ExecutorConfig()
     todo = pending_runs(sweep_dir, config.stale_after_s, retry_failed=retry_failed)

@@ -1,7 +1,7 @@
 """Measured training throughput (counted FLOP/s) of a few shapes, for the ``--dry-run`` time estimates.
 
-A handful of forward+backward+AdamW steps on random tokens per shape (after one warm-up step); throughput between
-measured shapes is interpolated in log N. Imports torch (only when called).
+A handful of forward+backward+AdamW steps on random tokens per shape (after one warm-up step); throughput
+between measured shapes is interpolated in log N. Imports torch (only when called).
 """
 
 from __future__ import annotations

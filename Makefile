@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/scalinglab demo
 
+# ruff is pinned in the dev extra and configured in pyproject.toml, so `make test` lints the same everywhere.
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

@@ -1,14 +1,16 @@
-"""Speed of the 4,500-start Approach-3 fit on Epoch AI's Chinchilla data: ours vs a plain per-start SciPy loop.
+"""Speed of the 4,500-start Approach-3 fit on Epoch AI's Chinchilla data: ours vs a plain per-start SciPy
+loop.
 
 Run::
 
-    .venv/bin/python benchmarks/fit_speed.py              # reference timed on 150 random grid starts, extrapolated
-    .venv/bin/python benchmarks/fit_speed.py --ref-starts 4500   # the whole reference loop (~2 minutes)
+    .venv/bin/python benchmarks/fit_speed.py                    # reference: 150 random starts, extrapolated
+    .venv/bin/python benchmarks/fit_speed.py --ref-starts 4500  # the whole reference loop (~2 minutes)
 
 Data: ../shared/data/epoch_chinchilla_extracted.csv, D = C/(6N), the 5 highest-loss runs dropped (240 points).
-Reference: for each start of Hoffmann et al.'s grid, ``scipy.optimize.minimize(method="L-BFGS-B")`` with default
-options and no analytic gradient on the summed Huber (delta = 1e-3) loss of log residuals in the log-sum-exp
-parametrisation -- the loop Epoch AI used to "replicate exactly". Our fit: ``scalinglab.laws.fit_law``.
+Reference: for each start of Hoffmann et al.'s grid, ``scipy.optimize.minimize(method="L-BFGS-B")`` with
+default options and no analytic gradient on the summed Huber (delta = 1e-3) loss of log residuals in the
+log-sum-exp parametrisation -- the loop Epoch AI used to "replicate exactly". Our fit:
+``scalinglab.laws.fit_law``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def load_epoch(drop_top: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     path = DATA / "epoch_chinchilla_extracted.csv"
     if not path.is_file():
         sys.exit(f"{path} not found; set SCALINGLAB_SHARED_DATA to the shared/data folder")
-    runs = load_runs_csv(path, n_col="Model Size", c_col="Training FLOP", loss_col="loss", drop_top_loss=drop_top)
+    runs = load_runs_csv(path, n_col="Model Size", c_col="Training FLOP", loss_col="loss",
+                         drop_top_loss=drop_top)
     return runs.n_params, runs.n_tokens, runs.loss
 
 
@@ -76,7 +79,8 @@ def time_ours(n, d, loss, repeats: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref-starts", type=int, default=150, help="grid starts the reference loop runs (max 4500)")
+    ap.add_argument("--ref-starts", type=int, default=150,
+                    help="grid starts the reference loop runs (max 4500)")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats of our fit (median reported)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -89,7 +93,8 @@ def main() -> None:
     print(f"ours      : {ours:8.3f} s  (median of {args.repeats}; first call {first:.3f} s)  "
           f"objective {fit.objective:.12e}  status {fit.status}")
     p = fit.params
-    print(f"            E {p['E']:.5f}  A {p['A']:.1f}  B {p['B']:.1f}  alpha {p['alpha']:.5f}  beta {p['beta']:.5f}")
+    print(f"            E {p['E']:.5f}  A {p['A']:.1f}  B {p['B']:.1f}  alpha {p['alpha']:.5f}  beta "
+          f"{p['beta']:.5f}")
 
     k = min(args.ref_starts, n_grid)
     per_start, ref_best, ref_x = run_reference(n, d, loss, k, args.seed)
@@ -100,11 +105,13 @@ def main() -> None:
         print(f"ours (re-timed after the reference): {ours_after:.3f} s")
         ours = ours_after
     ref_total = per_start * n_grid
-    how = "measured on all starts" if k == n_grid else f"{k} random starts timed, extrapolated x{n_grid / k:.1f}"
+    how = ("measured on all starts" if k == n_grid
+           else f"{k} random starts timed, extrapolated x{n_grid / k:.1f}")
     print(f"reference : {ref_total:8.1f} s  ({per_start * 1e3:.1f} ms per start; {how})  "
           f"best objective {ref_best:.12e}")
     e, a, b, alpha, beta = ref_x
-    print(f"            E {np.exp(e):.5f}  A {np.exp(a):.1f}  B {np.exp(b):.1f}  alpha {alpha:.5f}  beta {beta:.5f}")
+    print(f"            E {np.exp(e):.5f}  A {np.exp(a):.1f}  B {np.exp(b):.1f}  alpha {alpha:.5f}  beta "
+          f"{beta:.5f}")
     ratio = ref_total / ours
     verdict = "no worse" if fit.objective <= ref_best * (1 + 1e-12) else "WORSE"
     print(f"speed-up  : {ratio:8.1f}x  (target >= 100x); our objective is {verdict} "

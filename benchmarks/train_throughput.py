@@ -1,13 +1,13 @@
 """Training-loop throughput: scalinglab's loop vs a minimal hand-written PyTorch loop, same model and batch.
 
 Prints tokens/s of each and the ratio ours/reference (target >= 0.95). Both loops do the same work per step
-(forward, backward, clip, fused AdamW step, ``loss.item()``); ours adds the schedule, the divergence guard, the
-metrics line, the progress callback and the resumable data loader.
+(forward, backward, clip, fused AdamW step, ``loss.item()``); ours adds the schedule, the divergence guard,
+the metrics line, the progress callback and the resumable data loader.
 
-The two loops run *interleaved in one process*: our ``run()`` calls its progress callback after every step, and the
-callback runs one step of the reference loop. Our step time is the wall time between callbacks minus the reference
-step inside; tokens/s uses the median step time of each (first step is warm-up). On a shared machine load from
-other processes then hits both loops alike.
+The two loops run *interleaved in one process*: our ``run()`` calls its progress callback after every step,
+and the callback runs one step of the reference loop. Our step time is the wall time between callbacks minus
+the reference step inside; tokens/s uses the median step time of each (first step is warm-up). On a shared
+machine load from other processes then hits both loops alike.
 
     OMP_NUM_THREADS=2 python benchmarks/train_throughput.py             # CPU, about a minute
     python benchmarks/train_throughput.py --device cuda --compile       # + MFU of a 124M model in bf16
@@ -84,13 +84,15 @@ def main() -> None:
     device = torch.device(args.device)
     data = str(default_corpus())
     with tempfile.TemporaryDirectory() as tmp:
-        for shape in ({"d_model": 64, "n_layer": 2, "n_head": 4}, {"d_model": 128, "n_layer": 4, "n_head": 4}):
+        for shape in ({"d_model": 64, "n_layer": 2, "n_head": 4},
+                      {"d_model": 128, "n_layer": 4, "n_head": 4}):
             model = GPTConfig(vocab_size=257, seq_len=128, **shape)
             cfg = TrainConfig(model=model, data_dir=data, n_tokens=16 * 128 * args.steps, batch_size=16,
-                              device=args.device, eval_every=None, checkpoint_every=None, compile=args.compile)
+                              device=args.device, eval_every=None, checkpoint_every=None,
+                              compile=args.compile)
             ours, ref = interleaved(cfg, device, Path(tmp))
-            print(f"d_model={shape['d_model']} n_layer={shape['n_layer']} seq_len=128 batch=16 fp32 on {device}: "
-                  f"tokens/s ours {ours:,.0f} reference {ref:,.0f} ratio {ours / ref:.3f}")
+            print(f"d_model={shape['d_model']} n_layer={shape['n_layer']} seq_len=128 batch=16 fp32 on "
+                  f"{device}: tokens/s ours {ours:,.0f} reference {ref:,.0f} ratio {ours / ref:.3f}")
         if device.type == "cuda":
             mfu_124m(data, args, Path(tmp))
 
@@ -98,7 +100,8 @@ def main() -> None:
 def mfu_124m(data: str, args, workdir: Path) -> None:
     # GPT-2 small's shape; tied embeddings make it the 124M model (123.6M parameters; untied it is 162M).
     model = GPTConfig.from_depth(12, vocab_size=50304, seq_len=1024, tied_embeddings=True)
-    cfg = TrainConfig(model=model, data_dir=data, n_tokens=16 * 1024 * args.steps, batch_size=16, precision="bf16",
+    cfg = TrainConfig(model=model, data_dir=data, n_tokens=16 * 1024 * args.steps, batch_size=16,
+                      precision="bf16",
                       device="cuda", eval_every=None, checkpoint_every=None, compile=args.compile)
     device = torch.device("cuda")
     ours, ref = interleaved(cfg, device, workdir)

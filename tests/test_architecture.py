@@ -1,8 +1,8 @@
 """The shape of the system (../shared/STYLE.md), held by tests: which top-level package may import which, no
 import cycle between modules, and which entry points must not pay for torch.
 
-Imports are read with ``ast`` from every file under src/, including the ones inside functions (a lazy import is
-still a dependency), so nothing is imported to build the graph.
+Imports are read with ``ast`` from every file under src/, including the ones inside functions (a lazy import
+is still a dependency), so nothing is imported to build the graph.
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ def test_no_import_cycle_between_modules(graph):
 def test_the_graph_test_catches_a_report_import_in_sweep():
     """What a reviewer would miss: sweep reaching up into report, inside a function."""
     module = "scalinglab.sweep.registry"
-    source = MODULES[module].read_text(encoding="utf-8") + "\n\ndef _page():\n    from scalinglab.report import page\n"
+    added = "\n\ndef _page():\n    from scalinglab.report import page\n"
+    source = MODULES[module].read_text(encoding="utf-8") + added
     bad = forbidden_edges(module_graph({module: source}))
     assert bad == ["scalinglab.sweep.registry -> scalinglab.report.page (sweep may not import report)"]
 
@@ -180,8 +181,9 @@ def test_the_cycle_finder_finds_a_planted_cycle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-# Entry points that must not import torch (STYLE.md: only data loaders, model, train and parallel do). Each runs
-# in a fresh interpreter; the CLI cases run a real command, so a lazy import on the command's path counts too.
+# Entry points that must not import torch (STYLE.md: only data loaders, model, train and parallel do). Each
+# runs in a fresh interpreter; the CLI cases run a real command, so a lazy import on the command's path counts
+# too.
 _CLI = "import sys, typer; from typer.testing import CliRunner; "
 LIGHT_MODULES = ("units", "errors", "fileio", "laws", "plan", "report", "arch", "cli.app")
 NO_TORCH = {
@@ -193,8 +195,8 @@ NO_TORCH = {
     "sweep-design": "import scalinglab.sweep.design, scalinglab.sweep.grid",
     "plan-make-plan": "import scalinglab.plan, scalinglab.plan.planner, scalinglab.laws.data_constrained, "
                       "scalinglab.cli.plan; from scalinglab.plan import make_plan; make_plan(1e21, n_gpus=8)",
-    "train-config-and-data-prepare": "from scalinglab.train import TrainConfig; import scalinglab.data.prepare; "
-                                     "import scalinglab.cli.data; "
+    "train-config-and-data-prepare": "from scalinglab.train import TrainConfig; import "
+                                     "scalinglab.data.prepare; import scalinglab.cli.data; "
                                      "TrainConfig.from_dict({'model': {'depth': 1}, 'n_tokens': 10**6})",
     "cli-model-count": _CLI + "from scalinglab.cli import model; app = typer.Typer(); model.register(app); "
                        "app.command('noop')(lambda: None); "
@@ -204,7 +206,8 @@ NO_TORCH = {
 
 
 def _fit_cli_code(tmp_path: Path) -> str:
-    """``scalinglab fit`` (Approach 2) on a noise-free IsoFLOP grid of the Chinchilla law (Hoffmann et al. 2022)."""
+    """``scalinglab fit`` (Approach 2) on a noise-free IsoFLOP grid of the Chinchilla law (Hoffmann et al.
+    2022)."""
     rows = ["run_id,n_params,n_tokens,compute_flops,loss,budget,status"]
     for budget in (1e18, 1e19, 1e20):
         for i, n in enumerate(0.1 * budget**0.5 * f for f in (0.25, 0.5, 1.0, 2.0, 4.0)):
@@ -222,7 +225,8 @@ def _fit_cli_code(tmp_path: Path) -> str:
 def test_entry_point_does_not_import_torch(case, tmp_path):
     code = _fit_cli_code(tmp_path) if case == "cli-fit" else NO_TORCH[case]
     code = "import sys\n" + code + "\nassert 'torch' not in sys.modules, 'torch imported'\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 0, f"{case}: {proc.stderr[-2000:]}"
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from scalinglab import errors, units
 from scalinglab.cli import app as cli_app
+from tests.conftest import exit2
 
 
 @pytest.mark.parametrize("text,value", [
@@ -24,7 +24,8 @@ def test_parse_flops_accepts_flops_word_and_refuses_parsecs():
         units.parse_flops("1e21 parsecs")
 
 
-@pytest.mark.parametrize("text,value", [("80GiB", 80 * 2**30), ("80GB", 80e9), ("80G", 80e9), ("1024", 1024.0),
+@pytest.mark.parametrize("text,value",
+                         [("80GiB", 80 * 2**30), ("80GB", 80e9), ("80G", 80e9), ("1024", 1024.0),
                                         ("1.5MiB", 1.5 * 2**20)])
 def test_parse_bytes(text, value):
     assert units.parse_bytes(text) == pytest.approx(value)
@@ -36,7 +37,8 @@ def test_parse_count_rejects_garbage_with_value_error(bad):
         units.parse_count(bad)
 
 
-@pytest.mark.parametrize("value,text", [(7e9, "7B"), (1.4e12, "1.4T"), (512, "512"), (2e7, "20M"), (1.24e8, "124M")])
+@pytest.mark.parametrize("value,text",
+                         [(7e9, "7B"), (1.4e12, "1.4T"), (512, "512"), (2e7, "20M"), (1.24e8, "124M")])
 def test_format_count_round_trips(value, text):
     assert units.format_count(value) == text
     assert units.parse_count(units.format_count(value)) == pytest.approx(value)
@@ -91,8 +93,4 @@ def test_typer_exit_code_survives_main(monkeypatch):
 @pytest.mark.parametrize("argv", [["plan", "--gpus", "abc"], ["predict", "--bogus"], ["no-such-command"],
                                   ["plan", "--compute", "1e21", "parsecs"]])
 def test_usage_errors_are_one_line_exit_2(argv, capsys):
-    with pytest.raises(SystemExit) as ex:
-        cli_app.main(argv)
-    err = capsys.readouterr().err
-    assert ex.value.code == 2, err
-    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    exit2(argv, capsys)

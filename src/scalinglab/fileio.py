@@ -1,7 +1,7 @@
 """Small file helpers every step shares: atomic writes and JSON-safe conversion (torch-free).
 
-Every write of a fit, a registry export, a run summary or a report goes through a temp file in the same folder,
-fsync, then rename, so a crash leaves either the old file or the new one, never half of one.
+Every write of a fit, a registry export, a run summary or a report goes through a temp file in the same
+folder, fsync, then rename, so a crash leaves either the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename); return the path."""
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename); return the
+    path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -39,7 +40,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
 
 
 def jsonable(obj: Any) -> Any:
-    """NumPy scalars/arrays to plain Python, non-finite floats to ``None``, tuples to lists: valid strict JSON."""
+    """NumPy scalars/arrays to plain Python, non-finite floats to ``None``, tuples to lists: valid strict
+    JSON."""
     if isinstance(obj, np.ndarray):
         return [jsonable(v) for v in obj.tolist()]
     if isinstance(obj, np.generic):

@@ -1,8 +1,8 @@
 """Quantities in the field's notation: ``7B`` parameters, ``1.4T`` tokens, ``1e21`` FLOPs, ``80GiB``, ``$2M``.
 
-Parsing is strict: a number, an optional SI multiplier (K, M, B/G, T, P, E) and, optionally, a unit that matches
-the kind of quantity asked for (``1e21 flops`` is fine for compute, ``1e21 parsecs`` is not). Formatting gives the
-same notation back, so ``format_count(parse_count("7B")) == "7B"``.
+Parsing is strict: a number, an optional SI multiplier (K, M, B/G, T, P, E) and, optionally, a unit that
+matches the kind of quantity asked for (``1e21 flops`` is fine for compute, ``1e21 parsecs`` is not).
+Formatting gives the same notation back, so ``format_count(parse_count("7B")) == "7B"``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def parse_usd(text: str | float | int) -> float:
 
 
 def parse_bytes(text: str | float | int) -> float:
-    """Parse a memory size: ``"80GiB"`` (binary), ``"80GB"``/``"80G"`` (decimal, 1 GB = 1e9 bytes), ``"1024"``."""
+    """Parse a memory size: ``"80GiB"`` (binary), ``"80GB"``/``"80G"`` (decimal, 1 GB = 1e9 bytes),
+    ``"1024"``."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return _positive_finite(float(text), str(text), "bytes")
     s = _clean(text)

@@ -1,7 +1,7 @@
-"""arch.py: config validation, counts equal the real model's parameters, FLOPs conventions, torch-free import."""
+"""arch.py: config validation, counts equal the real model's parameters, FLOPs conventions, torch-free
+import."""
 
 from __future__ import annotations
-
 
 import pytest
 from hypothesis import given, settings
@@ -16,12 +16,14 @@ BASE = dict(vocab_size=97, seq_len=32, d_model=48, n_layer=2, n_head=3)
 # 24 shapes: MoE, tied/untied, learned/rotary, layer/rms norm, bias, GQA, MLP ratio, sparse layers.
 CONFIGS = [
     {}, {"tied_embeddings": True}, {"pos": "learned"}, {"norm": "layer"}, {"norm": "layer", "bias": True},
-    {"bias": True}, {"n_kv_head": 1}, {"n_kv_head": 3, "bias": True}, {"mlp_ratio": 2.5}, {"mlp_ratio": 8 / 3},
+    {"bias": True}, {"n_kv_head": 1}, {"n_kv_head": 3, "bias": True}, {"mlp_ratio": 2.5},
+    {"mlp_ratio": 8 / 3},
     {"n_experts": 4, "top_k": 1}, {"n_experts": 4, "top_k": 2, "bias": True},
     {"n_experts": 3, "top_k": 3, "tied_embeddings": True, "pos": "learned"},
     {"n_experts": 8, "top_k": 2, "norm": "layer", "bias": True, "n_kv_head": 1},
     {"pos": "learned", "tied_embeddings": True, "norm": "layer", "bias": True},
-    {"attention": AttentionSpec(kind="bigbird", window=8)}, {"attention": AttentionSpec(kind="local", window=4)},
+    {"attention": AttentionSpec(kind="bigbird", window=8)},
+    {"attention": AttentionSpec(kind="local", window=4)},
     {"layer_attention": (AttentionSpec(kind="random", window=4, block_size=4), AttentionSpec())},
     {"d_model": 64, "n_head": 4, "n_layer": 3}, {"d_model": 64, "n_head": 8, "n_layer": 1, "vocab_size": 256},
     {"d_model": 16, "n_head": 1, "n_layer": 4, "tied_embeddings": True},
@@ -76,7 +78,8 @@ def test_bad_config_one_clear_line(kwargs, fragment):
 
 
 @pytest.mark.parametrize("kwargs", [{"kind": "strided"}, {"kind": "local"}, {"kind": "local", "window": 0},
-                                    {"kind": "dense", "window": 4}, {"kind": "local", "window": 4, "n_global": 2}])
+                                    {"kind": "dense", "window": 4},
+                                    {"kind": "local", "window": 4, "n_global": 2}])
 def test_bad_attention_spec(kwargs):
     with pytest.raises(ConfigError):
         AttentionSpec(**kwargs)
@@ -95,7 +98,8 @@ def test_dense_flops_follow_kaplan():
     f = arch.flops_per_token(cfg)
     n = arch.count_params(cfg).total
     assert f.six_n == 6 * n
-    # Kaplan et al. 2020 Table 1: forward attention 2*n_layer*n_ctx*d_attn (causal keys ~ n_ctx/2), x3 for training.
+    # Kaplan et al. 2020 Table 1: forward attention 2*n_layer*n_ctx*d_attn (causal keys ~ n_ctx/2), x3 for
+    # training.
     assert f.attention == pytest.approx(6 * cfg.n_layer * (cfg.seq_len + 1) * cfg.d_model)
     t = arch.training_flops(cfg, 1e6)
     assert t["six_nd"] == 6 * n * 1e6 and t["counted"] > t["six_nd"]

@@ -1,4 +1,5 @@
-"""GPTConfig's MLP kind (gelu / swiglu), Llama's hidden-size rule, rope_theta, and saved-config compatibility."""
+"""GPTConfig's MLP kind (gelu / swiglu), Llama's hidden-size rule, rope_theta, and saved-config
+compatibility."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from scalinglab.arch import GPTConfig, swiglu_hidden
 from scalinglab.errors import ConfigError
 
 BASE = dict(vocab_size=97, seq_len=32, d_model=48, n_layer=2, n_head=3)
-# The keys GPTConfig.to_dict() wrote before mlp/rope_theta existed: a default config must still write exactly these,
-# or every saved TrainConfig fingerprint and sweep run id would change.
-LEGACY_KEYS = {"vocab_size", "seq_len", "d_model", "n_layer", "n_head", "n_kv_head", "mlp_ratio", "norm", "pos",
+# The keys GPTConfig.to_dict() wrote before mlp/rope_theta existed: a default config must still write exactly
+# these, or every saved TrainConfig fingerprint and sweep run id would change.
+LEGACY_KEYS = {"vocab_size", "seq_len", "d_model", "n_layer", "n_head", "n_kv_head", "mlp_ratio", "norm",
+               "pos",
                "tied_embeddings", "bias", "dropout", "n_experts", "top_k", "capacity_factor", "aux_loss_coef",
                "attention", "layer_attention"}
 
@@ -90,7 +92,8 @@ def test_new_fields_round_trip_and_old_dicts_load():
     ({"mlp": "swiglu", "mlp_hidden": 64, "multiple_of": 64}, "without mlp_hidden"),
     ({"mlp": "swiglu", "ffn_dim_multiplier": 0.0}, "ffn_dim_multiplier"),
     ({"mlp": "swiglu", "multiple_of": 0}, "multiple_of"),
-    ({"mlp": "swiglu", "multiple_of": 10**6}, "MLP hidden width"), ({"mlp_hidden": 10**6}, "MLP hidden width"),
+    ({"mlp": "swiglu", "multiple_of": 10**6}, "MLP hidden width"),
+    ({"mlp_hidden": 10**6}, "MLP hidden width"),
     ({"rope_theta": 0.5}, "rope_theta"), ({"rope_theta": math.inf}, "rope_theta"),
     ({"rope_theta": math.nan}, "rope_theta"), ({"rope_theta": True}, "rope_theta"),
     ({"pos": "learned", "rope_theta": 5e5}, "only applies to pos='rope'"),
@@ -107,7 +110,8 @@ _garbage = st.one_of(st.integers(-3, 5000), st.floats(allow_nan=True, allow_infi
 
 @settings(max_examples=300, deadline=None)
 @given(st.fixed_dictionaries({}, optional={k: _garbage for k in (
-    "mlp", "mlp_hidden", "ffn_dim_multiplier", "multiple_of", "rope_theta", "mlp_ratio", "pos", "n_experts")}))
+    "mlp", "mlp_hidden", "ffn_dim_multiplier", "multiple_of", "rope_theta", "mlp_ratio", "pos",
+    "n_experts")}))
 def test_garbage_mlp_fields_fail_cleanly(fields):
     """Any values either build a countable config or raise ConfigError, never another exception."""
     try:

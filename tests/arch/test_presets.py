@@ -52,7 +52,8 @@ def test_relative_position_projection_closes_the_gap(name, standard, published):
 
 
 @pytest.mark.parametrize("name,hidden", [("llama2-7b", 11008), ("llama2-70b", 28672), ("llama3-8b", 14336),
-                                         ("llama3-70b", 28672), ("llama3-405b", 53248), ("mixtral-8x7b", 14336)])
+                                         ("llama3-70b", 28672), ("llama3-405b", 53248),
+                                         ("mixtral-8x7b", 14336)])
 def test_swiglu_hidden_follows_llama(name, hidden):
     assert preset(name).config.d_mlp == hidden
 

@@ -1,5 +1,5 @@
-"""The example commands of the README and docs/: every subcommand and option name they use exists; the README's
-cheap ones run as written (which also checks their values)."""
+"""The example commands of the README and docs/: every subcommand and option name they use exists; the
+README's cheap ones run as written (which also checks their values)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ RUN_AS_WRITTEN = ("laws", "predict --law epoch2024", "model count", "plan ")
 def commands(path) -> list[str]:
     text = path.read_text(encoding="utf-8").replace("\\\n", " ")  # join continued lines
     found = (m.group(1).split("#")[0] for m in re.finditer(r"^scalinglab (.+)$", text, flags=re.M))
-    return [re.sub(r"\[[^\]]*\]", "", cmd).strip() for cmd in found]  # drop [optional] parts of docs' synopses
+    # drop [optional] parts of docs' synopses
+    return [re.sub(r"\[[^\]]*\]", "", cmd).strip() for cmd in found]
 
 
 def readme_commands() -> list[str]:
@@ -38,8 +39,8 @@ def test_the_readme_has_examples_for_every_step():
 
 @pytest.mark.parametrize("cmd", readme_commands() + docs_commands())
 def test_documented_command_parses(cmd):
-    # --help is eager: it succeeds only if every option and subcommand before it exists. It stops before values
-    # are converted and before positional arguments are counted, so only names are checked here.
+    # --help is eager: it succeeds only if every option and subcommand before it exists. It stops before
+    # values are converted and before positional arguments are counted, so only names are checked here.
     result = runner.invoke(app, [*shlex.split(cmd), "--help"])
     assert result.exit_code == 0, f"scalinglab {cmd}: {result.output[-500:]}"
 

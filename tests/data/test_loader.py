@@ -79,5 +79,6 @@ def test_a_rank_reads_only_its_rows_and_keeps_the_common_position(tiny_corpus):
     for _ in range(3):
         x, y = whole.next_batch(8)
         parts = [r.next_batch(8, range(4 * i, 4 * i + 4)) for i, r in enumerate(ranks)]
-        assert torch.equal(torch.cat([p[0] for p in parts]), x) and torch.equal(torch.cat([p[1] for p in parts]), y)
+        assert torch.equal(torch.cat([p[0] for p in parts]),
+                           x) and torch.equal(torch.cat([p[1] for p in parts]), y)
     assert ranks[0].state_dict() == ranks[1].state_dict() == whole.state_dict()

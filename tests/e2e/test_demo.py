@@ -1,5 +1,6 @@
 """End to end as a user: `scalinglab demo --quick` → registry, fit, report; a forced diverging run named
-<script>alert(1)</script> is recorded, excluded from the fit and shown (as text) in a page Chromium opens cleanly."""
+<script>alert(1)</script> is recorded, excluded from the fit and shown (as text) in a page Chromium opens
+cleanly."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def diverged(demo):
     with Registry.open(out / REGISTRY_FILENAME) as reg:
         template = reg.runs()[0]
         config = dict(template.config, lr=1e4)
-        assert reg.add_run(template.sweep_id, EVIL, config, budget=template.budget, n_params=template.n_params,
+        assert reg.add_run(template.sweep_id, EVIL, config, budget=template.budget,
+                           n_params=template.n_params,
                            n_tokens=template.n_tokens, compute_flops=template.compute_flops, position=999)
     result = CliRunner().invoke(app, ["sweep", "resume", str(out), "--executor", "local", "--bootstrap", "50",
                                       "--json"])

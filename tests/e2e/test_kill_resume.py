@@ -17,8 +17,8 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 # The sweep SIGKILLs itself from inside the training loop at a fixed step of the first run, after that step's
-# metrics line is written and before the run's end: the kill point does not depend on how fast this test reads a
-# pipe (under CPU load an outside kill landed anywhere up to the next run, a different test each time).
+# metrics line is written and before the run's end: the kill point does not depend on how fast this test reads
+# a pipe (under CPU load an outside kill landed anywhere up to the next run, a different test each time).
 DRIVER = """
 import os, signal, sys
 from scalinglab.sweep.executors import ExecutorConfig, execute

@@ -90,8 +90,8 @@ def test_no_worse_than_slow_per_start_scipy_reference(data240, fit240):
 
 
 def test_default_lbfgsb_tolerance_on_averaged_loss_stops_early(data240, fit240):
-    # docs/laws.md: the same start that reaches the optimum with the summed loss stops far away when the loss is
-    # averaged, because L-BFGS-B's tolerances are absolute once |f| < 1.
+    # docs/laws.md: the same start that reaches the optimum with the summed loss stops far away when the loss
+    # is averaged, because L-BFGS-B's tolerances are absolute once |f| < 1.
     n, d, loss = data240
     args = (np.log(n), np.log(d), np.log(loss))
     start = np.array([-0.5, 0.0, 20.0, 0.5, 0.0])

@@ -53,7 +53,7 @@ def test_porian_vertices_against_their_optima():
         budget_col="flops",
     )
     res = fit_approach2(runs)
-    theirs = dict(zip(pairs.budget, pairs.n_params))
+    theirs = dict(zip(pairs.budget, pairs.n_params, strict=True))
     print(f"\nPorian et al. 2024, {PORIAN_CONFIG}: ours a = {res.a:.4f}, published 0.497 (0.491-0.505)")
     print("| budget C | our N* | N* 95% (delta) | their N* | ratio | points |")
     print("|---|---|---|---|---|---|")
@@ -107,8 +107,8 @@ def test_openathena_each_experiment_a_between_040_and_060():
 
 
 # Porian et al.'s "reproducing Kaplan" setting (RefinedWeb, base hparams, long warmup, Kaplan decay and
-# non-embedding 6N counting, train loss): the three smallest budgets' parabolas bottom out below their smallest
-# model, and with those extrapolated vertices a = 1.209 (D* exponent negative).
+# non-embedding 6N counting, train loss): the three smallest budgets' parabolas bottom out below their
+# smallest model, and with those extrapolated vertices a = 1.209 (D* exponent negative).
 PORIAN_KAPLAN = {"source_file": "summary_df", "dataset": "rw", "hparams": "base", "warmup": "long",
                  "decay": "kaplan", "param_count": "kaplan", "loss_split": "train"}
 PORIAN_KAPLAN_EXTRAPOLATED = (1.25e16, 2.5e16, 5e16)
@@ -121,6 +121,7 @@ def test_porian_kaplan_setting_excludes_extrapolated_vertices():
     print(f"\nPorian et al. 2024, {PORIAN_KAPLAN}: a = {res.a:.4f} without the extrapolated vertices, "
           f"{kept.a:.4f} with them; published 0.835 (0.824-0.846)")
     assert res.skipped_budgets == PORIAN_KAPLAN_EXTRAPOLATED
-    assert all(f"excluded budget {b:.3g}" in w for b, w in zip(PORIAN_KAPLAN_EXTRAPOLATED, res.warnings))
+    assert all(f"excluded budget {b:.3g}" in w
+               for b, w in zip(PORIAN_KAPLAN_EXTRAPOLATED, res.warnings, strict=True))
     assert res.a == pytest.approx(0.865, abs=0.01) and res.b > 0
     assert kept.a == pytest.approx(1.209, abs=0.01) and kept.b < 0  # what keeping them gives

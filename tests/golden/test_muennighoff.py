@@ -81,7 +81,8 @@ def test_engine_form_is_the_planners_law(runs):
     fixed = data_constrained_form(law.params)
     full = get_form("data_constrained")
     ours = law.predict_loss(*runs[:3])
-    assert np.array_equal(fixed.predict({"rd_star": law.rd_star, "rn_star": law.rn_star}, **_variables(runs)), ours)
+    assert np.array_equal(fixed.predict({"rd_star": law.rd_star, "rn_star": law.rn_star}, **_variables(runs)),
+                          ours)
     assert np.array_equal(full.predict(law.params, **_variables(runs)), ours)
 
 

@@ -89,7 +89,8 @@ def test_refit_many_matches_single_polished_fits(data300, fit300):
     W = np.vstack([np.ones(loss.size), W]).astype(float)
     params, objs = refit_many("chinchilla", variables, loss, W, fit300.params)
     assert params.shape == (13, 5) and objs.shape == (13,)
-    np.testing.assert_allclose(params[0], [fit300.params[p] for p in chinchilla_form().param_names], rtol=1e-6)
+    np.testing.assert_allclose(params[0], [fit300.params[p] for p in chinchilla_form().param_names],
+                               rtol=1e-6)
     for k in range(1, 13):
         single = fit_law("chinchilla", variables, loss, weights=W[k], init=fit300.params)
         assert objs[k] == pytest.approx(single.objective, rel=1e-8)
@@ -100,7 +101,7 @@ def test_vectorised_objective_matches_plain_formula(data300):
     problem = make_problem("chinchilla", variables, loss)
     theta = chinchilla_form().starts()[[0, 777, 4499]]
     got = objective(problem, theta)
-    for t, g in zip(theta, got):
+    for t, g in zip(theta, got, strict=True):
         e, a, b, al, be = t
         pred = np.log(np.exp(e) + np.exp(a - al * np.log(variables["n_params"]))
                       + np.exp(b - be * np.log(variables["n_tokens"])))
@@ -152,7 +153,8 @@ def test_bad_input_raises_clear_errors(data300):
     with pytest.raises(FitError, match="cannot fit 5 parameters"):
         fit_law("chinchilla", {k: v[:5] for k, v in variables.items()}, loss[:5])
     with pytest.raises(FitError, match="shape"):
-        fit_law("chinchilla", {"n_params": variables["n_params"][:10], "n_tokens": variables["n_tokens"]}, loss)
+        fit_law("chinchilla", {"n_params": variables["n_params"][:10], "n_tokens": variables["n_tokens"]},
+                loss)
     with pytest.raises(FitError, match="n_tokens"):
         fit_law("chinchilla", {"n_params": variables["n_params"]}, loss)
     with pytest.raises(ConfigError, match="loss 'l1'"):
@@ -169,7 +171,8 @@ def test_bad_input_raises_clear_errors(data300):
 
 def test_redundant_parameters_are_reported_ill_conditioned():
     # c1 and c2 enter only as their product: the information matrix is singular.
-    form = user_form(lambda p, X: p["c1"] * p["c2"] * X["n_params"] ** -p["a"], ["c1", "c2", "a"], ["n_params"],
+    form = user_form(lambda p, X: p["c1"] * p["c2"] * X["n_params"] ** -p["a"], ["c1", "c2", "a"],
+                     ["n_params"],
                      {"c1": (1e-3, 1e6), "c2": (1e-3, 1e6), "a": (0.0, 3.0)}, log_params=["c1", "c2"])
     x = np.logspace(7, 11, 30)
     y = 5 * x**-0.1 * np.exp(np.random.default_rng(0).normal(0, 0.002, 30))

@@ -42,7 +42,8 @@ def test_saturating_form_in_attempts():
     form = saturating_form("attempts")
     assert form.variables == ("attempts",)
     k = np.array([1.0, 10.0, 100.0])
-    np.testing.assert_allclose(form.predict({"E": 0.1, "A": 2.0, "alpha": 0.5}, attempts=k), 0.1 + 2 * k**-0.5)
+    np.testing.assert_allclose(form.predict({"E": 0.1, "A": 2.0, "alpha": 0.5}, attempts=k),
+                               0.1 + 2 * k**-0.5)
 
 
 @pytest.mark.parametrize("form,theta", [
@@ -54,7 +55,7 @@ def test_analytic_jacobian_matches_finite_differences(form, theta):
     theta = np.array([theta])
     X = {v: (N if v == "n_params" else D) for v in form.variables}
     logpred, J = form.log_model(theta, X)
-    natural = form.predict(dict(zip(form.param_names, form.from_fit(theta)[0])), **X)
+    natural = form.predict(dict(zip(form.param_names, form.from_fit(theta)[0], strict=True)), **X)
     np.testing.assert_allclose(logpred[0], np.log(natural), rtol=1e-12)
     for j in range(theta.shape[1]):
         h = 1e-6
@@ -68,7 +69,7 @@ def test_analytic_jacobian_matches_finite_differences(form, theta):
 def test_fit_space_round_trip_and_log_params():
     form = chinchilla_form()
     nat = np.array([1.8, 480.0, 2100.0, 0.35, 0.37])
-    theta = form.to_fit(CHIN | dict(zip(form.param_names, nat)))
+    theta = form.to_fit(CHIN | dict(zip(form.param_names, nat, strict=True)))
     np.testing.assert_allclose(theta[:3], np.log(nat[:3]))
     np.testing.assert_allclose(form.from_fit(theta), nat)
 

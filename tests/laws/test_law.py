@@ -1,4 +1,5 @@
-"""The Law protocol: every preset and fit result is a Law, round-trips through to_dict, and speaks one language."""
+"""The Law protocol: every preset and fit result is a Law, round-trips through to_dict, and speaks one
+language."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from scalinglab.laws.approach3 import fit_approach3
 from scalinglab.laws.data_constrained import DataConstrainedAllocation, DataConstrainedLaw, muennighoff2023
 from scalinglab.laws.runs import RunsTable
 from scalinglab.laws.saved import FittedLaw, PowerLawFit
+from tests.conftest import exit2
 from tests.laws.test_approach1 import curves_table
 from tests.laws.test_approach2 import TRUE, chinchilla_loss, isoflop_table
 
@@ -81,7 +83,8 @@ def test_every_preset_is_a_law(name):
 def test_every_fit_result_type_is_a_law(tmp_path, a1, a2, a3, a3_boot):
     fitted = load_law(str(a3.save(tmp_path / "a3.json")))
     power = load_law(str(_saved(tmp_path, a2, "a2")))
-    laws = [a1, a2, a3, a3_boot.law, muennighoff2023(), fitted, power, CombinedLaw(allocation_law=a2, loss_law=a3)]
+    laws = [a1, a2, a3, a3_boot.law, muennighoff2023(), fitted, power,
+            CombinedLaw(allocation_law=a2, loss_law=a3)]
     assert isinstance(fitted, FittedLaw) and isinstance(power, PowerLawFit)
     for law in laws:
         assert isinstance(law, Law), type(law).__name__
@@ -183,7 +186,8 @@ def test_saved_allocation_law_must_spend_its_compute(tmp_path):
         load_law(_power_json(tmp_path, k_n, exact * 1.02))
     assert "\n" not in str(err.value)
     # a + b != 1: 6ND/C = C^0.001 drifts with C, so where it is checked matters: at the fit's own budgets
-    drift = {"approach": 2, "n_law": {"coef": k_n, "exponent": 0.5}, "d_law": {"coef": exact, "exponent": 0.501}}
+    drift = {"approach": 2, "n_law": {"coef": k_n, "exponent": 0.5},
+             "d_law": {"coef": exact, "exponent": 0.501}}
     path = tmp_path / "drift.json"
     path.write_text(json.dumps({**drift, "vertices": [{"budget": 1e2}, {"budget": 1e3}]}))
     load_law(str(path))  # 1e3^0.001 = 1.0069: within 1 % at its own budgets
@@ -231,8 +235,8 @@ def test_combined_law_takes_allocation_from_one_law_and_loss_from_another(a2, a3
     a = law.optimal_allocation(c)
     assert (a.n_params, a.n_tokens) == (float(a2.n_opt(c)), float(a2.d_opt(c)))
     p = a3.params  # what sweep/analysis._SweepLaw computed by hand
-    assert a.loss == pytest.approx(p["E"] + p["A"] / a.n_params ** p["alpha"] + p["B"] / a.n_tokens ** p["beta"],
-                                   rel=1e-12)
+    by_hand = p["E"] + p["A"] / a.n_params ** p["alpha"] + p["B"] / a.n_tokens ** p["beta"]
+    assert a.loss == pytest.approx(by_hand, rel=1e-12)
     assert law.chinchilla_params() == a3.chinchilla_params() and law.variables == ("n_params", "n_tokens")
     assert "Approach 2" in law.source and "Approach 3" in law.source
 
@@ -290,7 +294,8 @@ def test_resolve_law_is_a_lookup_with_one_clear_error():
 
 
 def test_no_attribute_probing_of_laws_in_the_library():
-    files = [*sorted((SRC / "laws").glob("*.py")), SRC / "plan" / "allocation.py", SRC / "plan" / "inference.py",
+    files = [*sorted((SRC / "laws").glob("*.py")), SRC / "plan" / "allocation.py",
+             SRC / "plan" / "inference.py",
              SRC / "cli" / "fit.py"]
     offenders = []
     for f in files:
@@ -310,7 +315,8 @@ def test_fit_runs_returns_a_frozen_record_with_provenance(a3_boot):
         a3_boot.approach = 2
     d = a3_boot.to_dict()
     assert list(d) == ["approach", "n_points", "notes", "source", "fit", "bootstrap", "allocation"]
-    assert d["fit"]["bootstrap"] is None and d["allocation"][0]["n_params_ci"]  # point fit shown, law has samples
+    # point fit shown, law has samples
+    assert d["fit"]["bootstrap"] is None and d["allocation"][0]["n_params_ci"]
 
 
 @pytest.mark.parametrize("kwargs,needle", [
@@ -328,7 +334,6 @@ def test_fit_runs_errors_name_python_parameters(kwargs, needle):
 
 
 def test_library_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys):
-    from scalinglab.cli.app import main
     from scalinglab.cli.flags import to_cli
 
     two = RunsTable.from_arrays(n_params=np.array([1e6, 2e6]), compute_flops=np.array([1e15, 1e15]),
@@ -339,13 +344,12 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys
     assert "--skip-bad-budgets" in to_cli(str(err.value)) and "--where/--drop" in to_cli(str(err.value))
     path = tmp_path / "two.csv"
     path.write_text("N,C,loss\n1e6,1e15,3\n2e6,1e15,2.9\n")
-    with pytest.raises(SystemExit) as ex:
-        main(["fit", str(path), "--approach", "2"])
-    assert ex.value.code == 2 and "--skip-bad-budgets" in capsys.readouterr().err
+    assert "--skip-bad-budgets" in exit2(["fit", str(path), "--approach", "2"], capsys)
 
 
 def test_no_flags_in_library_raise_messages():
-    files = [*sorted((SRC / "laws").glob("*.py")), SRC / "plan" / "allocation.py", SRC / "plan" / "inference.py"]
+    files = [*sorted((SRC / "laws").glob("*.py")), SRC / "plan" / "allocation.py",
+             SRC / "plan" / "inference.py"]
     for f in files:
         text = f.read_text()
         for m in re.finditer(r"raise \w+\(((?:[^()]|\([^()]*\))*)\)", text, flags=re.S):

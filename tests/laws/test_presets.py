@@ -50,7 +50,8 @@ def test_chinchilla_constants_and_prediction():
     assert dict(law.params) == {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
     precise = get_law("chinchilla-precise").params
     assert (precise["E"], precise["alpha"], precise["beta"]) == (1.6934, 0.33917, 0.28491)
-    assert float(law.predict_loss(70e9, 1.4e12)) == pytest.approx(1.69 + 406.4 / 70e9**0.34 + 410.7 / 1.4e12**0.28)
+    assert float(law.predict_loss(70e9,
+                                  1.4e12)) == pytest.approx(1.69 + 406.4 / 70e9**0.34 + 410.7 / 1.4e12**0.28)
     assert dict(get_law("muennighoff2023").params) == {"E": 1.869, "A": 520.8, "B": 1487.7, "alpha": 0.35266,
                                                        "beta": 0.35266}
 
@@ -62,7 +63,8 @@ def test_kaplan2020_constants():
     assert float(law.predict_component("L(D)", n_tokens=1e10)) == pytest.approx((5.4e13 / 1e10) ** 0.095)
     pf_day = 8.64e19
     c_min = 10 * pf_day
-    assert float(law.predict_component("L(C_min)", compute_flops=c_min)) == pytest.approx((3.1e8 / 10) ** 0.05)
+    assert float(law.predict_component("L(C_min)",
+                                       compute_flops=c_min)) == pytest.approx((3.1e8 / 10) ** 0.05)
     a = law.optimal_allocation(c_min)
     assert a.n_params == pytest.approx(1.3e9 * 10**0.73)
 
@@ -94,8 +96,9 @@ def test_unknown_law_and_bad_compute():
 
 @pytest.mark.parametrize("approach", [1, 2])
 def test_load_law_reads_power_law_fits(tmp_path, approach):
-    # 6 k_N k_D = 1 and a + b = 1, so that 6 N D = C: a saved allocation law that spends other compute is refused
-    # on load (see test_law.py); the coefficients here were 0.5 and 0.3 (6ND = 0.9 C) before that check.
+    # 6 k_N k_D = 1 and a + b = 1, so that 6 N D = C: a saved allocation law that spends other compute is
+    # refused on load (see test_law.py); the coefficients here were 0.5 and 0.3 (6ND = 0.9 C) before that
+    # check.
     path = tmp_path / f"a{approach}.json"
     k_d = 1 / (6 * 0.5)
     path.write_text(json.dumps({"approach": approach, "n_law": {"coef": 0.5, "exponent": 0.46},

@@ -73,7 +73,8 @@ def test_save_load_round_trip_is_atomic(tmp_path, real_fit):
     law = load_law(str(path))
     assert law.fit.params == real_fit.params
     assert law.optimal_allocation(1e22).n_params == pytest.approx(real_fit.optimal_allocation(1e22).n_params)
-    assert float(law.predict_loss(7e9, 1e12)) == pytest.approx(float(real_fit.predict(n_params=7e9, n_tokens=1e12)))
+    expected = float(real_fit.predict(n_params=7e9, n_tokens=1e12))
+    assert float(law.predict_loss(7e9, 1e12)) == pytest.approx(expected)
 
 
 def test_load_errors(tmp_path):

@@ -1,4 +1,5 @@
-"""Attention patterns: full window equals dense, nothing leaks the future, counts agree with arch, flex == SDPA."""
+"""Attention patterns: full window equals dense, nothing leaks the future, counts agree with arch, flex ==
+SDPA."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def cfg_with(spec: AttentionSpec, **kw) -> GPTConfig:
 def test_window_covering_sequence_equals_dense(kind, kv_heads):
     torch.manual_seed(0)
     dense = CausalSelfAttention(cfg_with(AttentionSpec(), n_kv_head=kv_heads), 0)
-    sparse = CausalSelfAttention(cfg_with(AttentionSpec(kind=kind, window=T, block_size=4), n_kv_head=kv_heads), 0)
+    sparse = CausalSelfAttention(cfg_with(AttentionSpec(kind=kind, window=T, block_size=4),
+                                          n_kv_head=kv_heads), 0)
     sparse.load_state_dict(dense.state_dict())
     x, rope = torch.randn(2, T, 32), rope_cache(T, 16)
     assert torch.allclose(sparse(x, rope), dense(x, rope), atol=1e-6)
@@ -101,11 +103,14 @@ def test_per_layer_patterns():
     assert model.blocks[0].attn.spec.kind == "local" and model.blocks[1].attn.spec.is_dense
 
 
+_BIGBIRD_32 = AttentionSpec(kind="bigbird", window=40, n_global=3, n_random_blocks=2, block_size=32)
+
+
 @pytest.mark.filterwarnings("ignore")  # eager FlexAttention warns that it is slow uncompiled
-@pytest.mark.parametrize("spec", [*PATTERNS, AttentionSpec(kind="bigbird", window=40, n_global=3, n_random_blocks=2,
-                                                           block_size=32)], ids=lambda s: f"{s.kind}{s.window}")
+@pytest.mark.parametrize("spec", [*PATTERNS, _BIGBIRD_32], ids=lambda s: f"{s.kind}{s.window}")
 def test_block_mask_lowering_matches_bool_mask_forward_on_cpu(spec):
-    """FlexAttention's forward runs on CPU (its backward does not), so the BlockMask lowering is checked here too."""
+    """FlexAttention's forward runs on CPU (its backward does not), so the BlockMask lowering is checked here
+    too."""
     from torch.nn.attention.flex_attention import flex_attention
 
     torch.manual_seed(0)

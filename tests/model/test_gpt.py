@@ -19,8 +19,10 @@ def tiny(**kw) -> GPTConfig:
     return GPTConfig.from_depth(2, aspect_ratio=16, head_dim=16, vocab_size=64, seq_len=16, **kw)
 
 
-@pytest.mark.parametrize("kw", [{}, {"pos": "learned", "norm": "layer", "bias": True, "tied_embeddings": True},
-                                {"n_experts": 4, "top_k": 2}, {"attention": AttentionSpec(kind="bigbird", window=4,
+@pytest.mark.parametrize("kw",
+                         [{}, {"pos": "learned", "norm": "layer", "bias": True, "tied_embeddings": True},
+                                {"n_experts": 4, "top_k": 2},
+                          {"attention": AttentionSpec(kind="bigbird", window=4,
                                                                                           block_size=4)},
                                 {"n_kv_head": 1, "n_layer": 2, "d_model": 32, "n_head": 2}])
 def test_forward_contract_and_initial_loss(kw):
@@ -122,9 +124,11 @@ def test_torch_compile_matches_eager_for_moe_and_sparse():
                                                       AttentionSpec()))
     model = GPT(cfg)
     idx = torch.randint(0, 64, (2, 16))
-    compiled = torch.compile(model, backend="aot_eager")  # tracing + autograd; inductor codegen is slow on CPU
+    # tracing + autograd; inductor codegen is slow on CPU
+    compiled = torch.compile(model, backend="aot_eager")
     out = compiled(idx, idx)
     (out.loss + out.aux_loss).backward()
     ref = model(idx, idx)
-    assert torch.allclose(out.loss, ref.loss, atol=1e-5) and torch.allclose(out.aux_loss, ref.aux_loss, atol=1e-6)
+    assert torch.allclose(out.loss, ref.loss, atol=1e-5)
+    assert torch.allclose(out.aux_loss, ref.aux_loss, atol=1e-6)
     assert model.blocks[0].mlp.w_fc.grad is not None

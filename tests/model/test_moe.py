@@ -1,4 +1,5 @@
-"""Mixture of experts: Switch aux loss, capacity dropping, dispatch equals a per-token reference, gradients."""
+"""Mixture of experts: Switch aux loss, capacity dropping, dispatch equals a per-token reference,
+gradients."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def reference(layer: MoE, x: torch.Tensor) -> torch.Tensor:
     for t in range(xf.size(0)):
         gate, experts = probs[t].topk(layer.top_k)
         gate = gate / gate.sum() if layer.top_k > 1 else gate
-        for g, e in zip(gate, experts):
+        for g, e in zip(gate, experts, strict=True):
             h = xf[t] @ layer.w_fc[e] + (0 if layer.b_fc is None else layer.b_fc[e, 0])
             out[t] += g * (F.gelu(h) @ layer.w_proj[e] + (0 if layer.b_proj is None else layer.b_proj[e, 0]))
     return out.view_as(x)
@@ -77,7 +78,8 @@ def test_first_choices_are_served_before_second_choices():
     probs = torch.tensor([[0.6, 0.4], [0.4, 0.6], [0.6, 0.4]])
     r = route(probs, top_k=2, capacity_factor=1.0)  # capacity ceil(3*2/2) = 3 each, exactly enough
     assert r.kept.all()
-    # capacity 2: first choices (t0->e0, t1->e1, t2->e0) all fit; then only t0's second choice (e1) still fits.
+    # capacity 2: first choices (t0->e0, t1->e1, t2->e0) all fit; then only t0's second choice (e1) still
+    # fits.
     r = route(probs, top_k=2, capacity_factor=0.5)
     assert r.capacity == 2
     assert r.kept[:3].tolist() == [True, True, True] and r.kept[3:].tolist() == [True, False, False]

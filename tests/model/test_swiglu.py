@@ -71,7 +71,7 @@ def test_swiglu_experts_match_per_token_reference(bias):
     b = (lambda t, e: 0) if not bias else (lambda t, e: t[e, 0])
     for t in range(xf.size(0)):
         gate, experts = probs[t].topk(2)
-        for g, e in zip(gate / gate.sum(), experts):
+        for g, e in zip(gate / gate.sum(), experts, strict=True):
             h = F.silu(xf[t] @ layer.w1[e] + b(layer.b1, e)) * (xf[t] @ layer.w3[e] + b(layer.b3, e))
             want[t] += g * (h @ layer.w2[e] + b(layer.b2, e))
     assert torch.allclose(y, want.view_as(x), atol=1e-5)

@@ -1,4 +1,5 @@
-"""Open a report in headless Chromium: screenshot, DOM dump and console messages (helper for report/e2e tests)."""
+"""Open a report in headless Chromium: screenshot, DOM dump and console messages (helper for report/e2e
+tests)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class BrowserView:
 def chromium_path() -> str:
     path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if not path:
-        pytest.skip("headless Chromium not installed (apt-get install -y chromium); the CI script installs it")
+        pytest.skip("headless Chromium not installed (apt-get install -y chromium); the CI script installs "
+                    "it")
     return path
 
 

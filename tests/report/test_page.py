@@ -25,16 +25,19 @@ def synthetic_data() -> StudyAnalysis:
             d = budget / (6 * n)
             loss = 1.8 + 400 / n ** 0.34 + 400 / d ** 0.28
             rid = EVIL if (budget, i) == (1e12, 4) else f"b{budget:.0e}-s{i}"
-            runs.append(dict(run_id=rid, n_params=n, n_tokens=d, compute_flops=budget, loss=loss, budget=budget,
+            runs.append(dict(run_id=rid, n_params=n, n_tokens=d, compute_flops=budget, loss=loss,
+                             budget=budget,
                              status="done", error=None, attempts=1))
             t = np.linspace(d / 20, d, 20)
             curves[rid] = {"tokens": t.tolist(), "loss": (loss + 3 * (t / d) ** -0.5 - 3).tolist()}
     runs.append(dict(run_id="div & <b>bold</b>", n_params=1e5, n_tokens=1e6, compute_flops=1e12, loss=None,
-                     budget=1e12, status="diverged", error="loss is NaN at step 12 <lr too high>", attempts=1))
+                     budget=1e12, status="diverged", error="loss is NaN at step 12 <lr too high>",
+                     attempts=1))
     grid = np.logspace(10, 13, 20)
     analysis = {
         "approach2": {"a": 0.5, "a_ci": [0.45, 0.55], "b": 0.5, "b_ci": [0.45, 0.55],
-                      "vertices": [{"budget": b, "n_opt": 0.1 * b ** 0.5, "n_opt_ci": [0.08 * b ** 0.5, 0.12 * b ** 0.5],
+                      "vertices": [{"budget": b, "n_opt": 0.1 * b ** 0.5,
+                                    "n_opt_ci": [0.08 * b ** 0.5, 0.12 * b ** 0.5],
                                     "d_opt": b / (0.6 * b ** 0.5), "loss": 3.0} for b in (1e10, 1e11, 1e12)],
                       "curve": {"compute": grid.tolist(), "n_fit": (0.1 * grid ** 0.5).tolist(),
                                 "n_lo": (0.08 * grid ** 0.5).tolist(), "n_hi": (0.12 * grid ** 0.5).tolist(),
@@ -50,7 +53,8 @@ def synthetic_data() -> StudyAnalysis:
         "errors": {"approach1": "needs curves <x>"},
         "notes": ["1 diverged run excluded from the fit"],
     }
-    return StudyAnalysis.from_dict(dict(title=f"test sweep {EVIL}", runs=runs, curves=curves, analysis=analysis,
+    return StudyAnalysis.from_dict(dict(title=f"test sweep {EVIL}", runs=runs, curves=curves,
+                                        analysis=analysis,
                                         created="2026-11-23T00:00:00+00:00"))
 
 

@@ -21,14 +21,15 @@ def tiny_corpus(tmp_path_factory):
 
 
 def tiny_spec(data_dir, budgets=(1e9,), n_sizes=3, **kw) -> SweepSpec:
-    args = dict(budgets=budgets, n_sizes=n_sizes, family=TINY_FAMILY, min_steps=10, min_batch=2, batch_tokens=256,
+    args = dict(budgets=budgets, n_sizes=n_sizes, family=TINY_FAMILY, min_steps=10, min_batch=2,
+                batch_tokens=256,
                 target_steps=60, eval_tokens=1024, prior_tokens_per_param=40.0, data_dir=str(data_dir))
     return SweepSpec(**{**args, **kw})
 
 
 def newer_registry(path, ahead: int = 1) -> bytes:
-    """Create a registry at ``path`` stamped ``ahead`` schema versions past this one (as a newer scalinglab would
-    leave it); returns its bytes, to check that a refusal left it untouched."""
+    """Create a registry at ``path`` stamped ``ahead`` schema versions past this one (as a newer scalinglab
+    would leave it); returns its bytes, to check that a refusal left it untouched."""
     import sqlite3
 
     Registry.open(path).close()

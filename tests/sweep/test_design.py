@@ -1,4 +1,5 @@
-"""Sweep design: ≥ 5 real shapes per budget around the prior optimum, counted FLOPs on budget, LR rule, refusals."""
+"""Sweep design: ≥ 5 real shapes per budget around the prior optimum, counted FLOPs on budget, LR rule,
+refusals."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def test_sizes_spread_in_log_n_around_the_prior_optimum(plan):
 
 
 def test_a_named_prior_law_reaches_the_designer_as_a_callable():
-    """sweep reads no law file: without the callable a named prior is refused; with one, it centres the sizes."""
+    """sweep reads no law file: without the callable a named prior is refused; with one, it centres the
+    sizes."""
     spec = SweepSpec(budgets=(1e12,))
     with pytest.raises(ConfigError, match=r"prior_law='chinchilla' names a law; pass prior_n_opt="):
         grid.design_sweep(spec)
@@ -109,7 +111,8 @@ def test_power_law_prior_centres_each_budget_on_k_c_to_the_a():
         n = sorted(math.log(r.n_params) for r in design_budget(spec, budget))
         centre = math.log(4.05 * budget**0.331)
         assert n[0] < centre < n[-1]
-        assert abs((n[0] + n[-1]) / 2 - centre) < math.log(2)  # centred within the family's coarse width steps
+        # centred within the family's coarse width steps
+        assert abs((n[0] + n[-1]) / 2 - centre) < math.log(2)
 
 
 def test_prior_n_law_round_trips_and_its_absence_keeps_old_spec_hashes():

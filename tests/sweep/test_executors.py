@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from scalinglab.errors import ConfigError
+from scalinglab.study import register_sweep
 from scalinglab.sweep.executors import ExecutorConfig, execute
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
-from scalinglab.study import register_sweep
 from tests.sweep.conftest import tiny_spec
 
 

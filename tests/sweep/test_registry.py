@@ -1,4 +1,5 @@
-"""The sweep registry: WAL, migrations, refusals that lose nothing, idempotent runs, export for `scalinglab fit`."""
+"""The sweep registry: WAL, migrations, refusals that lose nothing, idempotent runs, export for `scalinglab
+fit`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from tests.sweep.conftest import newer_registry
 def _fill(reg: Registry) -> None:
     reg.ensure_sweep("s1", {"budgets": [1e11]})
     for i in range(3):
-        reg.add_run("s1", f"r{i}", {"n": i}, budget=1e11, n_params=1e4 * (i + 1), n_tokens=1e6, compute_flops=1e11,
+        reg.add_run("s1", f"r{i}", {"n": i}, budget=1e11, n_params=1e4 * (i + 1), n_tokens=1e6,
+                    compute_flops=1e11,
                     position=i)
 
 
@@ -145,6 +147,7 @@ def test_export_csv_has_the_columns_fit_reads_and_is_atomic(tmp_path):
         out = reg.export_runs_csv(tmp_path / "runs.csv")
     rows = list(csv.DictReader(open(out)))
     assert tuple(rows[0].keys()) == regmod.EXPORT_COLUMNS
-    assert [(r["run_id"], r["status"]) for r in rows] == [("r0", "done"), ("r1", "diverged"), ("r2", "queued")]
+    statuses = [(r["run_id"], r["status"]) for r in rows]
+    assert statuses == [("r0", "done"), ("r1", "diverged"), ("r2", "queued")]
     assert float(rows[0]["loss"]) == 3.0 and rows[1]["loss"] == ""
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from scalinglab.sweep.grid import design_sweep
-from scalinglab.sweep.executors import ExecutorConfig, execute
-from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 from scalinglab.study import register_sweep
+from scalinglab.sweep.executors import ExecutorConfig, execute
+from scalinglab.sweep.grid import design_sweep
+from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 from tests.sweep.conftest import tiny_spec
 
 

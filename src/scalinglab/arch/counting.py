@@ -14,7 +14,8 @@ from scalinglab.errors import ConfigError
 @dataclass(frozen=True, kw_only=True)
 class ParamBreakdown:
     """Parameters by part. ``total`` is Chinchilla's N (all parameters), ``non_embedding`` is Kaplan's N
-    (without the token/position embeddings and the untied lm_head), ``active`` counts only ``top_k`` experts."""
+    (without the token/position embeddings and the untied lm_head), ``active`` counts only ``top_k``
+    experts."""
 
     embeddings: int
     position: int
@@ -25,12 +26,13 @@ class ParamBreakdown:
     experts_active: int
     router: int
     norms: int
-    convention: str = "total = all parameters (Chinchilla N); non_embedding = Kaplan N; active = per-token (MoE)"
+    convention: str = ("total = all parameters (Chinchilla N); non_embedding = Kaplan N; "
+                       "active = per-token (MoE)")
 
     @property
     def total(self) -> int:
-        return (self.embeddings + self.position + self.lm_head + self.attention + self.mlp + self.experts_total
-                + self.router + self.norms)
+        return (self.embeddings + self.position + self.lm_head + self.attention + self.mlp
+                + self.experts_total + self.router + self.norms)
 
     @property
     def non_embedding(self) -> int:
@@ -47,7 +49,8 @@ class ParamBreakdown:
 
 
 def _mlp_params(cfg: GPTConfig) -> int:
-    """One MLP (or expert): GELU has up (d->h) and down (h->d); SwiGLU adds the gate w3 (d->h) (Shazeer 2020)."""
+    """One MLP (or expert): GELU has up (d->h) and down (h->d); SwiGLU adds the gate w3 (d->h) (Shazeer
+    2020)."""
     h, d = cfg.d_mlp, cfg.d_model
     n_up = cfg.mlp_matrices - 1  # matrices d->h: GELU's fc; SwiGLU's w1 and w3
     return (n_up + 1) * d * h + ((n_up * h + d) if cfg.bias else 0)
@@ -73,10 +76,11 @@ def count_params(cfg: GPTConfig) -> ParamBreakdown:
     )
 
 
-# FLOP counting ---------------------------------------------------------------------------------------------------
+# FLOP counting ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class FlopsPerToken:
-    """Training (forward+backward) FLOPs per token. ``counted = six_n + attention``; ``six_n = 6 * N_active``."""
+    """Training (forward+backward) FLOPs per token. ``counted = six_n + attention``; ``six_n = 6 *
+    N_active``."""
 
     counted: float
     six_n: float
@@ -84,7 +88,8 @@ class FlopsPerToken:
     mean_keys_per_query: float
     n_params: int
     convention: str = ("counted = 6*N_active + 3 * sum_layers 4*n_head*head_dim*keys_attended "
-                       "(Kaplan et al. 2020 Table 1, causal/sparse keys actually attended); six_n = 6*N_active")
+                       "(Kaplan et al. 2020 Table 1, causal/sparse keys actually attended); six_n = "
+                       "6*N_active")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,8 +99,8 @@ def flops_per_token(cfg: GPTConfig) -> FlopsPerToken:
     """Forward+backward FLOPs per token (see the module docstring for the convention and citations).
 
     The attention term per layer is ``3 × 4 × n_head × head_dim × K`` where ``K`` is the mean number of keys a
-    query attends under that layer's causal mask: 2 FLOPs per multiply-add for ``QK^T`` and for ``AV``, and ×3 for
-    the backward pass (Kaplan et al. 2020, Table 1; Hoffmann et al. 2022, App. F).
+    query attends under that layer's causal mask: 2 FLOPs per multiply-add for ``QK^T`` and for ``AV``, and ×3
+    for the backward pass (Kaplan et al. 2020, Table 1; Hoffmann et al. 2022, App. F).
     """
     n_active = count_params(cfg).active
     keys = [mean_attended_keys(s, cfg.seq_len, i) for i, s in enumerate(cfg.layer_specs)]

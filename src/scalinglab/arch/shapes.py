@@ -1,4 +1,5 @@
-"""The depth family: every shape the planner and the sweep designer choose from, and the one nearest a given N."""
+"""The depth family: every shape the planner and the sweep designer choose from, and the one nearest a given
+N."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def shape_for_params(n_params_target: float, *, vocab_size: int = 50304, seq_len
         If the target lies more than 2x outside the family's range.
     """
     _choice("shape_for_params", "count", count, ("total", "non_embedding", "active"))
-    if not (isinstance(n_params_target, (int, float)) and math.isfinite(n_params_target) and n_params_target > 0):
+    if not (isinstance(n_params_target,
+                       (int, float)) and math.isfinite(n_params_target) and n_params_target > 0):
         raise ConfigError(f"n_params_target={n_params_target!r} must be a positive number")
     shapes = family_shapes(depths, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab_size,
                            seq_len=seq_len, **overrides)

@@ -1,7 +1,7 @@
 """Attention patterns: which keys each query attends under a causal, possibly sparse mask.
 
-The model's masks (``scalinglab.model.masks``) and the FLOP counter read the same tables, so the counted C matches
-what the kernels compute."""
+The model's masks (``scalinglab.model.masks``) and the FLOP counter read the same tables, so the counted C
+matches what the kernels compute."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ from scalinglab.arch.config import AttentionSpec
 
 
 def random_block_table(spec: AttentionSpec, seq_len: int, layer_idx: int = 0) -> tuple[tuple[int, ...], ...]:
-    """Random key blocks of each query block: ``table[qb]`` holds up to ``n_random_blocks`` distinct past blocks.
+    """Random key blocks of each query block: ``table[qb]`` holds up to ``n_random_blocks`` distinct past
+    blocks.
 
-    Drawn with Python's seeded ``random.Random`` (stable across platforms), from ``(spec.seed, layer_idx)``, so the
-    model (which lowers it to a mask) and the FLOP counter see the same pattern.
+    Drawn with Python's seeded ``random.Random`` (stable across platforms), from ``(spec.seed, layer_idx)``,
+    so the model (which lowers it to a mask) and the FLOP counter see the same pattern.
     """
     n_blocks = -(-seq_len // spec.block_size)
     if not spec.n_random_blocks:
         return ((),) * n_blocks
     rng = random.Random(spec.seed * 1_000_003 + layer_idx)
     # Only strictly-past blocks: the diagonal block is mostly inside the window and the mask is causal anyway.
-    return tuple(tuple(sorted(rng.sample(range(qb), min(spec.n_random_blocks, qb)))) for qb in range(n_blocks))
+    return tuple(tuple(sorted(rng.sample(range(qb),
+                                         min(spec.n_random_blocks, qb)))) for qb in range(n_blocks))
 
 
 def _key_intervals(spec: AttentionSpec, q: int, table: tuple[tuple[int, ...], ...]) -> list[tuple[int, int]]:

@@ -25,7 +25,8 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log library progress to stderr.")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                       help="Log library progress to stderr.")) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
 
@@ -47,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except typer.Exit as ex:  # raised by commands that choose their own exit code
         sys.exit(ex.exit_code)
-    except Exception as err:  # usage errors (bad option values, unknown flags) come here in non-standalone mode
-        # Duck-typed: recent typer vendors its own click, so `click.ClickException` is not the class it raises.
+    # usage errors (bad option values, unknown flags) come here in non-standalone mode
+    except Exception as err:
+        # Duck-typed: recent typer vendors its own click, so `click.ClickException` is not the class it
+        # raises.
         exit_code, message = getattr(err, "exit_code", None), getattr(err, "format_message", None)
         if isinstance(exit_code, int) and callable(message):
             _fail(message(), exit_code)

@@ -16,7 +16,8 @@ import typer
 
 from scalinglab.cli.common import JSON_OPTION, info, print_json, stdout_console
 
-data_app = typer.Typer(help="Prepare token shards from a corpus (stdlib source, text folders, cached HF sets).",
+data_app = typer.Typer(help="Prepare token shards from a corpus (stdlib source, text folders, cached HF "
+                            "sets).",
                        no_args_is_help=True)
 
 
@@ -63,7 +64,8 @@ def prepare_cmd(
     from scalinglab.units import parse_bytes, parse_count
 
     cap = int(parse_bytes(max_bytes)) if max_bytes is not None else None
-    manifest = prepare(source or ["stdlib"], out, tokenizer=tokenizer, max_bytes=cap, val_fraction=val_fraction,
+    manifest = prepare(source or ["stdlib"], out, tokenizer=tokenizer, max_bytes=cap,
+                       val_fraction=val_fraction,
                        seed=seed, shard_tokens=int(parse_count(shard_tokens)), bpe_vocab_size=bpe_vocab_size,
                        overwrite=overwrite)
     info(f"prepared {out}")

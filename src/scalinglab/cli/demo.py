@@ -1,4 +1,5 @@
-"""CLI: ``scalinglab demo`` — the whole IsoFLOP study on this machine's CPU in about 10 minutes (``--quick``: ~2)."""
+"""CLI: ``scalinglab demo`` — the whole IsoFLOP study on this machine's CPU in about 10 minutes (``--quick``:
+~2)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,24 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_cmd(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Sweep folder (re-running repeats nothing finished)."),
-    quick: bool = typer.Option(False, "--quick", help="3 budgets x 5 tiny sizes (about 2 minutes), for tests."),
+    out: Path = typer.Option(Path("runs/demo"), "--out",
+                             help="Sweep folder (re-running repeats nothing finished)."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="3 budgets x 5 tiny sizes (about 2 minutes), for tests."),
     executor: str = typer.Option("subprocess", "--executor", help="local, subprocess or ray."),
     workers: int = typer.Option(2, "--workers", help="Runs in parallel (subprocess/ray)."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Join a Ray cluster."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the CIs."),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Prepare the stdlib corpus, sweep >= 4 budgets x 5 sizes, fit Approaches 2 and 3, backtest, plan, report."""
+    """Prepare the stdlib corpus, sweep >= 4 budgets x 5 sizes, fit Approaches 2 and 3, backtest, plan,
+    report."""
     from scalinglab.cli.sweep import make_progress, print_summary, summarize
     from scalinglab.study.demo import run_demo, setup_demo
     from scalinglab.sweep.executors import ExecutorConfig
 
-    exec_cfg = ExecutorConfig(kind=executor, workers=1 if executor == "local" else workers, ray_address=ray_address)
+    exec_cfg = ExecutorConfig(kind=executor, workers=1 if executor == "local" else workers,
+                              ray_address=ray_address)
     t0 = time.perf_counter()
     setup_demo(out, quick=quick)
     info(f"demo: {'quick ' if quick else ''}IsoFLOP sweep in {out} (corpus: Python stdlib sources)")

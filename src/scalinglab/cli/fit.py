@@ -55,7 +55,8 @@ def fit_command(
     loss: str = typer.Option("huber", "--loss", help="Objective for Approach 3: huber, mse_log, mse."),
     delta: float = typer.Option(1e-3, "--delta", help="Huber delta (log residuals)."),
     skip_bad_budgets: bool = typer.Option(False, "--skip-bad-budgets", help="Approach 2: skip bad budgets."),
-    keep_extrapolated: bool = typer.Option(False, "--keep-extrapolated", help="Approach 2: keep budgets whose "
+    keep_extrapolated: bool = typer.Option(False, "--keep-extrapolated",
+                                           help="Approach 2: keep budgets whose "
                                            "vertex lies outside their trained sizes (excluded by default)."),
     keep_duplicates: bool = typer.Option(False, "--keep-duplicates", help="Keep exact duplicate rows "
                                          "(dropped by default, with a note)."),
@@ -74,7 +75,8 @@ def fit_command(
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
                          where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None,
                          unique_col=unique_col, keep_duplicates=keep_duplicates)
-    # notes and the bootstrap line arrive after the fit (and backtest) succeeded, so a bad-input error stays alone
+    # notes and the bootstrap line arrive after the fit (and backtest) succeeded, so a bad-input error stays
+    # alone
     result = fit_runs(runs, approach=approach, form=form, n_resamples=bootstrap, seed=seed, level=level,
                       holdout_top=holdout_top,
                       compute_threshold=None if holdout_above is None else parse_flops(holdout_above),
@@ -131,7 +133,8 @@ def _parse_where(items: list[str]) -> dict[str, str]:
 
 
 def _progress(msg: str) -> None:
-    """Data notes (dim) and the bootstrap line from ``fit_runs``, on stderr, with flags for parameter names."""
+    """Data notes (dim) and the bootstrap line from ``fit_runs``, on stderr, with flags for parameter
+    names."""
     from scalinglab.cli.flags import to_cli
 
     info(msg if msg.startswith("bootstrap:") else f"[dim]{to_cli(msg)}[/dim]")
@@ -262,9 +265,11 @@ def predict_command(
 
     if not compute and params is None and tokens is None:
         raise ConfigError("give --compute C, or --params N --tokens D (or both)")
-    sizes = {key: parse_count(text) for key, text in (("n_params", params), ("n_tokens", tokens)) if text is not None}
+    given = (("n_params", params), ("n_tokens", tokens))
+    sizes = {key: parse_count(text) for key, text in given if text is not None}
     if not all(math.isfinite(x) and x > 0 for x in sizes.values()):
-        shown = " ".join(f"{flag} {text!r}" for flag, text in (("--params", params), ("--tokens", tokens)) if text)
+        flags_given = (("--params", params), ("--tokens", tokens))
+        shown = " ".join(f"{flag} {text!r}" for flag, text in flags_given if text)
         raise ConfigError(f"{shown}: sizes must be positive counts, e.g. 7B, 2T")
     model = load_law(law)
     out: dict = {"law": model.name, "source": model.source}
@@ -272,7 +277,8 @@ def predict_command(
     if sizes:  # a law with single-variable components (Kaplan's L(N)) answers from N or D alone
         n, d = sizes.get("n_params"), sizes.get("n_tokens")
         loss_nd = float(model.predict_loss(n_params=n, n_tokens=d))
-        out["loss"] = {"n_params": n, "n_tokens": d, "compute_flops": None if n is None or d is None else 6 * n * d,
+        out["loss"] = {"n_params": n, "n_tokens": d,
+                       "compute_flops": None if n is None or d is None else 6 * n * d,
                        "loss": loss_nd}
     if as_json:
         print_json(out)
@@ -300,7 +306,8 @@ def laws_command(as_json: bool = JSON_OPTION) -> None:
 
     rows = list_laws()
     if as_json:
-        print_json([{"name": n, "description": d, "source": s, "default": n == DEFAULT_LAW} for n, d, s in rows])
+        print_json([{"name": n, "description": d, "source": s,
+                     "default": n == DEFAULT_LAW} for n, d, s in rows])
         return
     t = _table("Preset scaling laws", ["name", "description", "source"])
     for n, d, s in rows:

@@ -58,7 +58,8 @@ PARAM_FLAGS: dict[str, str] = {
     "SweepSpec.prior_law": "--prior-law",
 
     # ---- arch / model / data
-    # GPTConfig fields whose flag a user cannot guess from the Python name (model count also takes --kv-heads).
+    # GPTConfig fields whose flag a user cannot guess from the Python name (model count also takes
+    # --kv-heads).
     "GPTConfig.n_kv_head": "--n-kv-head",
     "GPTConfig.mlp": "--mlp",
 

@@ -12,7 +12,7 @@ Examples::
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -31,7 +31,8 @@ def _build_config(preset, depth, d_model, n_layer, n_head, head_dim, aspect_rati
     from scalinglab.arch.presets import preset as find_preset
     from scalinglab.errors import ConfigError
 
-    shape = {k: v for k, v in (("d_model", d_model), ("n_layer", n_layer), ("n_head", n_head)) if v is not None}
+    shape = {k: v for k, v in (("d_model", d_model), ("n_layer", n_layer),
+                               ("n_head", n_head)) if v is not None}
     if preset is not None:
         if depth is not None or head_dim is not None or aspect_ratio is not None:
             raise ConfigError("--preset fixes the shape family; drop --depth, --head-dim and --aspect-ratio")
@@ -50,7 +51,8 @@ def _build_config(preset, depth, d_model, n_layer, n_head, head_dim, aspect_rati
 
 
 def _attention(kind, window, n_global, random_blocks, block_size) -> dict[str, Any]:
-    """``{"attention": AttentionSpec}`` when any attention flag was given, else ``{}`` (keep the default/preset)."""
+    """``{"attention": AttentionSpec}`` when any attention flag was given, else ``{}`` (keep the
+    default/preset)."""
     from scalinglab.arch import AttentionSpec
 
     given = {k: v for k, v in (("window", window), ("n_global", n_global), ("n_random_blocks", random_blocks),
@@ -76,7 +78,8 @@ def _print_table(cfg, params, flops, training, preset=None) -> None:
     for key in ("embeddings", "position", "lm_head", "attention", "mlp", "experts_total", "experts_active",
                 "router", "norms", "non_embedding", "total", "active"):
         if d[key] or key in ("total", "non_embedding"):
-            label = {"total": "total (Chinchilla N)", "non_embedding": "non-embedding (Kaplan N)"}.get(key, key)
+            labels = {"total": "total (Chinchilla N)", "non_embedding": "non-embedding (Kaplan N)"}
+            label = labels.get(key, key)
             table.add_row(label, f"{d[key]:,}", format_count(d[key]))
     table.add_row("FLOPs/token counted (fwd+bwd)", f"{flops.counted:,.0f}", format_flops(flops.counted))
     table.add_row("FLOPs/token 6N", f"{flops.six_n:,.0f}", format_flops(flops.six_n))
@@ -107,40 +110,44 @@ def _print_preset(console, preset, params) -> None:
 
 @model_app.command("count")
 def count(
-    preset: Optional[str] = typer.Option(None, help="A published architecture (e.g. llama3-8b, gpt2-124m, "
+    preset: str | None = typer.Option(None, help="A published architecture (e.g. llama3-8b, gpt2-124m, "
                                          "mixtral-8x7b); other shape flags override its fields."),
-    depth: Optional[int] = typer.Option(None, help="Depth knob: n_layer=depth, d_model=depth*aspect_ratio."),
-    d_model: Optional[int] = typer.Option(None, help="Width (overrides the depth-derived one)."),
-    n_layer: Optional[int] = typer.Option(None, help="Layers (overrides depth)."),
-    n_head: Optional[int] = typer.Option(None, help="Attention heads (default d_model/head_dim)."),
-    kv_heads: Optional[int] = typer.Option(None, "--kv-heads", "--n-kv-head",
+    depth: int | None = typer.Option(None, help="Depth knob: n_layer=depth, d_model=depth*aspect_ratio."),
+    d_model: int | None = typer.Option(None, help="Width (overrides the depth-derived one)."),
+    n_layer: int | None = typer.Option(None, help="Layers (overrides depth)."),
+    n_head: int | None = typer.Option(None, help="Attention heads (default d_model/head_dim)."),
+    kv_heads: int | None = typer.Option(None, "--kv-heads", "--n-kv-head",
                                            help="Key/value heads (grouped-query attention)."),
-    head_dim: Optional[int] = typer.Option(None, help="Head dimension of the depth family [default: 64]."),
-    aspect_ratio: Optional[int] = typer.Option(None, help="d_model per layer in the depth family [default: 64]."),
-    vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size [default: 50304]."),
-    seq_len: Optional[int] = typer.Option(None, help="Context length [default: 1024]."),
-    mlp: Optional[str] = typer.Option(None, help="gelu or swiglu [default: gelu]."),
-    mlp_ratio: Optional[float] = typer.Option(None, help="MLP hidden width / d_model (SwiGLU: 2/3 of it, "
+    head_dim: int | None = typer.Option(None, help="Head dimension of the depth family [default: 64]."),
+    aspect_ratio: int | None = typer.Option(None,
+                                            help="d_model per layer in the depth family [default: 64]."),
+    vocab_size: int | None = typer.Option(None, help="Vocabulary size [default: 50304]."),
+    seq_len: int | None = typer.Option(None, help="Context length [default: 1024]."),
+    mlp: str | None = typer.Option(None, help="gelu or swiglu [default: gelu]."),
+    mlp_ratio: float | None = typer.Option(None, help="MLP hidden width / d_model (SwiGLU: 2/3 of it, "
                                               "Llama's rule) [default: 4]."),
-    mlp_hidden: Optional[int] = typer.Option(None, help="Explicit MLP hidden width (overrides mlp_ratio)."),
-    ffn_dim_multiplier: Optional[float] = typer.Option(None, help="SwiGLU: Llama's ffn_dim_multiplier."),
-    multiple_of: Optional[int] = typer.Option(None, help="SwiGLU: round the hidden width up to this "
+    mlp_hidden: int | None = typer.Option(None, help="Explicit MLP hidden width (overrides mlp_ratio)."),
+    ffn_dim_multiplier: float | None = typer.Option(None, help="SwiGLU: Llama's ffn_dim_multiplier."),
+    multiple_of: int | None = typer.Option(None, help="SwiGLU: round the hidden width up to this "
                                               "[default: 256]."),
-    rope_theta: Optional[float] = typer.Option(None, help="RoPE base [default: 10000]."),
-    norm: Optional[str] = typer.Option(None, help="rms or layer [default: rms]."),
-    pos: Optional[str] = typer.Option(None, help="rope or learned [default: rope]."),
-    tied: Optional[bool] = typer.Option(None, "--tied/--untied",
+    rope_theta: float | None = typer.Option(None, help="RoPE base [default: 10000]."),
+    norm: str | None = typer.Option(None, help="rms or layer [default: rms]."),
+    pos: str | None = typer.Option(None, help="rope or learned [default: rope]."),
+    tied: bool | None = typer.Option(None, "--tied/--untied",
                                         help="Tie the lm_head to the token embeddings [default: untied]."),
-    bias: Optional[bool] = typer.Option(None, "--bias/--no-bias",
+    bias: bool | None = typer.Option(None, "--bias/--no-bias",
                                         help="Biases in linear layers and LayerNorm [default: no-bias]."),
-    experts: Optional[int] = typer.Option(None, help="Mixture of experts: number of experts."),
-    top_k: Optional[int] = typer.Option(None, help="Experts per token [default: 1]."),
-    attention: Optional[str] = typer.Option(None, help="dense, local, global, random or bigbird [default: dense]."),
-    window: Optional[int] = typer.Option(None, help="Sliding-window size for sparse attention."),
-    n_global: Optional[int] = typer.Option(None, help="Global tokens (global/bigbird)."),
-    random_blocks: Optional[int] = typer.Option(None, help="Random key blocks per query block (random/bigbird)."),
-    block_size: Optional[int] = typer.Option(None, help="Block size of the random pattern [default: 16]."),
-    tokens: Optional[str] = typer.Option(None, help="Also print training FLOPs for this many tokens (e.g. 20B)."),
+    experts: int | None = typer.Option(None, help="Mixture of experts: number of experts."),
+    top_k: int | None = typer.Option(None, help="Experts per token [default: 1]."),
+    attention: str | None = typer.Option(None,
+                                         help="dense, local, global, random or bigbird [default: dense]."),
+    window: int | None = typer.Option(None, help="Sliding-window size for sparse attention."),
+    n_global: int | None = typer.Option(None, help="Global tokens (global/bigbird)."),
+    random_blocks: int | None = typer.Option(None,
+                                             help="Random key blocks per query block (random/bigbird)."),
+    block_size: int | None = typer.Option(None, help="Block size of the random pattern [default: 16]."),
+    tokens: str | None = typer.Option(None,
+                                      help="Also print training FLOPs for this many tokens (e.g. 20B)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print the parameter breakdown (Chinchilla total N, Kaplan non-embedding N) and FLOPs per token."""
@@ -150,7 +157,8 @@ def count(
 
     given = dict(vocab_size=vocab_size, seq_len=seq_len, n_kv_head=kv_heads, mlp=mlp, mlp_ratio=mlp_ratio,
                  mlp_hidden=mlp_hidden, ffn_dim_multiplier=ffn_dim_multiplier, multiple_of=multiple_of,
-                 rope_theta=rope_theta, norm=norm, pos=pos, tied_embeddings=tied, bias=bias, n_experts=experts,
+                 rope_theta=rope_theta, norm=norm, pos=pos, tied_embeddings=tied, bias=bias,
+                 n_experts=experts,
                  top_k=top_k)
     fields = {k: v for k, v in given.items() if v is not None}
     fields.update(_attention(attention, window, n_global, random_blocks, block_size))

@@ -13,8 +13,10 @@ def register(app: typer.Typer) -> None:
 
 
 def report_cmd(
-    source: Path = typer.Argument(..., help="A sweep folder (refits from its registry) or the fit.json it wrote."),
-    out: Path | None = typer.Option(None, "--out", help="Page to write (default: report.html beside the input)."),
+    source: Path = typer.Argument(...,
+                                  help="A sweep folder (refits from its registry) or the fit.json it wrote."),
+    out: Path | None = typer.Option(None, "--out",
+                                    help="Page to write (default: report.html beside the input)."),
     refit: bool = typer.Option(False, "--refit", help="Sweep folder: fit again even if fit.json exists."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples when fitting."),
 ) -> None:

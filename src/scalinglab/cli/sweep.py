@@ -12,7 +12,8 @@ import typer
 from scalinglab.cli.common import JSON_OPTION, info, print_json, stdout_console
 from scalinglab.errors import ConfigError
 
-sweep_app = typer.Typer(help="IsoFLOP sweeps: design, run (local, subprocess pool, Ray), resume, status, export.",
+sweep_app = typer.Typer(help="IsoFLOP sweeps: design, run (local, subprocess pool, Ray), resume, status, "
+                             "export.",
                         no_args_is_help=True)
 
 EXECUTOR_OPT = typer.Option("local", "--executor", help="local (in-process), subprocess (--workers) or ray.")
@@ -32,11 +33,13 @@ def make_progress():
 
     from scalinglab.cli.common import stderr_console
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(),
                         TextColumn("{task.fields[extra]}"), console=stderr_console(), transient=False)
     overall = progress.add_task("sweep", total=None, extra="")
     tasks: dict[str, int] = {}
-    plain = not progress.console.is_terminal  # a pipe or a CI log: one line per run start/finish instead of bars
+    # a pipe or a CI log: one line per run start/finish instead of bars
+    plain = not progress.console.is_terminal
 
     def on_event(event: dict) -> None:
         run_id = str(event.get("run_id"))
@@ -93,7 +96,7 @@ def plan_table(plan, spec, measure: bool = True) -> list[dict]:
         from scalinglab.sweep.throughput import throughput_model
 
         at = throughput_model([r.model for r in plan], batch_size=max(r.batch_size for r in plan))
-        for row, run in zip(rows, plan):
+        for row, run in zip(rows, plan, strict=True):
             row["est_seconds"] = run.compute_flops / at(run.model)
     return rows
 
@@ -102,7 +105,8 @@ def _print_plan(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="IsoFLOP sweep plan (N: all parameters; C: counted FLOPs)")
-    for col in ("budget", "run", "d_model", "layers", "N", "D", "tokens/param", "LR", "batch", "steps", "est. time"):
+    for col in ("budget", "run", "d_model", "layers", "N", "D", "tokens/param", "LR", "batch", "steps",
+                "est. time"):
         table.add_column(col, justify="right")
     total = 0.0
     for r in rows:
@@ -128,7 +132,8 @@ def run_cmd(
     data: Path | None = typer.Option(None, "--data", help="Prepared corpus (default: OUT/data, stdlib)."),
     prior_law: str = typer.Option("chinchilla", "--prior-law", help="Preset or fit JSON centring the sizes."),
     bootstrap: int = BOOT_OPT,
-    max_bytes: int = typer.Option(4_000_000, "--max-bytes", help="Corpus cap when preparing the default corpus."),
+    max_bytes: int = typer.Option(4_000_000, "--max-bytes",
+                                  help="Corpus cap when preparing the default corpus."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Design an IsoFLOP sweep, run it, fit Approaches 2 and 3, backtest, plan 10× and write the report."""
@@ -218,9 +223,11 @@ def print_summary(summary: dict) -> None:
     if a3.get("a") is not None:
         table.add_row("3 (joint)", "a = β/(α+β)", f"{a3['a']:.3f}", ci(a3.get("a_ci")))
     for v in summary.get("vertices") or []:
-        table.add_row("2 (IsoFLOP)", f"N_opt at C={v['budget']:.2g}", f"{v['n_opt']:.3g}", ci(v.get("n_opt_ci")))
+        table.add_row("2 (IsoFLOP)", f"N_opt at C={v['budget']:.2g}", f"{v['n_opt']:.3g}",
+                      ci(v.get("n_opt_ci")))
     stdout_console().print(table)
-    stdout_console().print("runs: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("statuses", {}).items())))
+    statuses = sorted(summary.get("statuses", {}).items())
+    stdout_console().print("runs: " + ", ".join(f"{k} {v}" for k, v in statuses))
     for step, err in (summary.get("errors") or {}).items():
         info(f"[yellow]{step}[/yellow]: {err}")
 
@@ -231,7 +238,8 @@ def resume_cmd(
     executor: str = EXECUTOR_OPT, workers: int = WORKERS_OPT, ray_address: str | None = RAY_OPT,
     bootstrap: int = BOOT_OPT, json_out: bool = JSON_OPTION,
 ) -> None:
-    """Re-queue runs whose worker died, continue unfinished runs from their checkpoints, then fit and report."""
+    """Re-queue runs whose worker died, continue unfinished runs from their checkpoints, then fit and
+    report."""
     from scalinglab.study import load_spec
     from scalinglab.sweep.executors import ExecutorConfig
 
@@ -271,7 +279,8 @@ def status_cmd(
                 live.update(status_table(reg), refresh=True)
                 queued, running = reg.runs("queued"), reg.runs("running")
             dead = [r.run_id for r in running if _worker_dead(r)]
-            # A run whose worker died stays 'running' until a resume re-queues it: it must not keep --watch alive.
+            # A run whose worker died stays 'running' until a resume re-queues it: it must not keep --watch
+            # alive.
             if not queued and len(dead) == len(running):
                 break
             wait_time(interval)
@@ -302,7 +311,8 @@ def status_table(reg):
     for r in reg.runs():
         beat = f"{now - r.heartbeat:.0f}s ago" if r.heartbeat and r.status == "running" else ""
         status = "died" if r.status == "running" and _worker_dead(r) else r.status  # still marked running
-        table.add_row(r.run_id, f"{r.budget:.3g}" if r.budget else "", f"{r.n_params:.3g}" if r.n_params else "",
+        table.add_row(r.run_id, f"{r.budget:.3g}" if r.budget else "",
+                      f"{r.n_params:.3g}" if r.n_params else "",
                       status, str(r.attempts), f"{r.host}:{r.pid}" if r.pid else "", beat,
                       f"{r.loss:.4f}" if r.loss is not None else "", (r.error or "")[:80])
     return table
@@ -313,7 +323,8 @@ def export_cmd(
     out: Path = typer.Argument(..., help="The sweep folder."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Where to write (default OUT/runs.csv)."),
 ) -> None:
-    """Write the runs table `scalinglab fit` reads (run_id,n_params,n_tokens,compute_flops,loss,budget,status)."""
+    """Write the runs table `scalinglab fit` reads
+    (run_id,n_params,n_tokens,compute_flops,loss,budget,status)."""
     from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 
     with Registry.open(out / REGISTRY_FILENAME, create=False) as reg:

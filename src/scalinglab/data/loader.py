@@ -1,11 +1,11 @@
 """Deterministic, exactly resumable loading of prepared token shards.
 
-Each prepared corpus is cut into non-overlapping windows of ``seq_len + 1`` tokens (stride ``seq_len``). One epoch
-visits every window once in an order drawn from ``(seed, source, epoch)``; the position is ``(epoch, cursor)``, a
-few integers, so a checkpoint stores it as a small dict and resume continues with the exact next window. Epochs
-count passes over the unique training data (``U_D`` of Muennighoff et al. 2023). A mixture of corpora is served by
-deterministic weighted round-robin: each sample goes to the source with the smallest ``(count + 1) / weight``, which
-honours the weights to within one sample at any point.
+Each prepared corpus is cut into non-overlapping windows of ``seq_len + 1`` tokens (stride ``seq_len``). One
+epoch visits every window once in an order drawn from ``(seed, source, epoch)``; the position is ``(epoch,
+cursor)``, a few integers, so a checkpoint stores it as a small dict and resume continues with the exact next
+window. Epochs count passes over the unique training data (``U_D`` of Muennighoff et al. 2023). A mixture of
+corpora is served by deterministic weighted round-robin: each sample goes to the source with the smallest
+``(count + 1) / weight``, which honours the weights to within one sample at any point.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class TokenSplit:
             raise DataError(f"shard {path} has {path.stat().st_size} bytes, manifest says "
                             f"{shard['n_tokens']} tokens; it is truncated, re-prepare")
         if verify and sha256_file(path) != shard["sha256"]:
-            raise DataError(f"shard {path} does not match its sha256 in the manifest; it is corrupted, re-prepare")
+            raise DataError(f"shard {path} does not match its sha256 in the manifest; it is corrupted, "
+                            "re-prepare")
         return np.memmap(path, dtype=dtype, mode="r")
 
     def n_windows(self, seq_len: int) -> np.ndarray:
@@ -116,7 +117,8 @@ class BatchLoader:
             raise DataError(f"mixture weights {weights} must be positive, one per data directory")
         self.splits = [TokenSplit(d, "train", verify=verify) for d in data_dirs]
         if len({s.vocab_size for s in self.splits}) > 1:
-            raise DataError("mixture corpora use different tokenizers (vocab sizes differ); prepare them alike")
+            raise DataError("mixture corpora use different tokenizers (vocab sizes differ); prepare them "
+                            "alike")
         self.vocab_size = self.splits[0].vocab_size
         self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
         self.streams = [WindowStream(s, seq_len, seed, i) for i, s in enumerate(self.splits)]
@@ -125,7 +127,7 @@ class BatchLoader:
 
     def _pick(self) -> int:
         # Deterministic weighted round-robin: the most "owed" source next (ties -> lowest index).
-        return int(np.argmin([(c + 1) / w for c, w in zip(self.counts, self.weights)]))
+        return int(np.argmin([(c + 1) / w for c, w in zip(self.counts, self.weights, strict=True)]))
 
     def next_batch(self, batch_size: int, rows: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``batch_size`` windows as ``(x, y)`` int64 tensors of shape (B, T), ``y`` shifted by one.
@@ -155,9 +157,10 @@ class BatchLoader:
 
     def load_state_dict(self, state: dict) -> None:
         try:
-            if state["fingerprint"] != [s.fingerprint() for s in self.splits] or state["seq_len"] != self.seq_len:
-                raise CheckpointError("the checkpoint's data position belongs to a different corpus or seq_len; "
-                                      "resume with the data it was trained on")
+            same_corpus = state["fingerprint"] == [s.fingerprint() for s in self.splits]
+            if not same_corpus or state["seq_len"] != self.seq_len:
+                raise CheckpointError("the checkpoint's data position belongs to a different corpus or "
+                                      "seq_len; resume with the data it was trained on")
             for stream, st in zip(self.streams, state["streams"], strict=True):
                 if st["n_windows"] != stream.n:
                     raise CheckpointError("data position does not match the corpus windows; different data")
@@ -167,7 +170,8 @@ class BatchLoader:
             raise CheckpointError(f"malformed data-loader state in checkpoint ({err!r})") from err
 
 
-def val_windows(data_dir: str | Path, seq_len: int, n_tokens: int, *, verify: bool = False) -> torch.Tensor | None:
+def val_windows(data_dir: str | Path, seq_len: int, n_tokens: int, *,
+                verify: bool = False) -> torch.Tensor | None:
     """The fixed validation set: the first ``n_tokens // seq_len`` windows of the val split, in order.
 
     Returns a (N, T+1) int64 tensor, or None when the corpus has no val split.

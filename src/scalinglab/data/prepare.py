@@ -7,9 +7,9 @@ Layout of a prepared directory::
     val_000000.bin ...
     tokenizer.json         (BPE only)
 
-Documents are split train/val by a hash of their identifier, so the split is document-level (no file contributes to
-both) and does not depend on the order or the size of the rest of the corpus. Every document ends with the
-end-of-text token.
+Documents are split train/val by a hash of their identifier, so the split is document-level (no file
+contributes to both) and does not depend on the order or the size of the rest of the corpus. Every document
+ends with the end-of-text token.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, obj: object) -> None:
-    """Write JSON atomically (temp file, fsync, rename): readers see the old file or the new one, never half."""
+    """Write JSON atomically (temp file, fsync, rename): readers see the old file or the new one, never
+    half."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
@@ -136,7 +137,8 @@ def _check_args(max_bytes, val_fraction, shard_tokens, bpe_vocab_size) -> None:
         raise ConfigError(f"bpe_vocab_size={bpe_vocab_size} must be at least 300 (256 bytes + merges)")
 
 
-def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "byte", max_bytes: int | None = None,
+def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "byte",
+            max_bytes: int | None = None,
             val_fraction: float = 0.1, seed: int = 0, shard_tokens: int = 1 << 24, bpe_vocab_size: int = 4096,
             overwrite: bool = False) -> dict:
     """Tokenize ``sources`` into shards under ``out_dir`` and return the manifest.
@@ -199,9 +201,11 @@ def _write_splits(tok: Tokenizer, split: dict[str, list[Document]], out: Path, s
         distinct = np.union1d(distinct, writer.distinct)
     if splits["train"]["n_tokens"] < 2:
         raise DataError("corpus has fewer than 2 training tokens; raise --max-bytes or add documents")
-    return {"format": FORMAT, "tokenizer": tok.name, "vocab_size": int(tok.vocab_size), "eot_id": int(tok.eot_id),
+    return {"format": FORMAT, "tokenizer": tok.name, "vocab_size": int(tok.vocab_size),
+            "eot_id": int(tok.eot_id),
             "dtype": dtype.name, "splits": splits,
-            # Unique data in the sense of Muennighoff et al. 2023 (U_D): epochs = tokens seen / n_unique_tokens.
+            # Unique data in the sense of Muennighoff et al. 2023 (U_D): epochs = tokens seen /
+            # n_unique_tokens.
             "n_unique_tokens": splits["train"]["n_tokens"], "n_distinct_token_ids": len(distinct)}
 
 
@@ -213,7 +217,8 @@ def read_manifest(data_dir: str | Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err}); re-prepare") from err
+        raise DataError(f"{path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err}); "
+                        "re-prepare") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{path} is not a scalinglab manifest (format {FORMAT}); re-prepare the corpus")
     return manifest

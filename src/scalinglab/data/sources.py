@@ -1,9 +1,10 @@
 """Corpus sources: where the raw text comes from.
 
-A source yields :class:`Document` objects in a deterministic order, so that preparing the same source twice gives
-byte-identical shards. Everything is offline: the default corpus is the Python standard library's own source files
-found on this machine (real text, always present, no download); any text files or folders can be used instead; a
-Hugging Face dataset only when the ``datasets`` package is installed *and* the data set is already cached.
+A source yields :class:`Document` objects in a deterministic order, so that preparing the same source twice
+gives byte-identical shards. Everything is offline: the default corpus is the Python standard library's own
+source files found on this machine (real text, always present, no download); any text files or folders can be
+used instead; a Hugging Face dataset only when the ``datasets`` package is installed *and* the data set is
+already cached.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from scalinglab.errors import DataError
 log = logging.getLogger(__name__)
 
 # Folders inside the stdlib directory that are not the standard library itself.
-_STDLIB_SKIP = {"site-packages", "dist-packages", "__pycache__", "idlelib", "lib2to3", "tkinter", "turtledemo"}
+_STDLIB_SKIP = {"site-packages", "dist-packages", "__pycache__", "idlelib", "lib2to3", "tkinter",
+                "turtledemo"}
 TEXT_SUFFIXES = (".py", ".txt", ".md", ".rst", ".json", ".toml", ".cfg", ".c", ".h", ".html", ".csv", ".tex")
 
 

@@ -1,7 +1,7 @@
 """Tokenizers: byte-level (default, 256 byte values + special tokens) and an optional BPE trained locally.
 
-Byte-level needs nothing and is exactly reversible; BPE uses the ``tokenizers`` library when it is installed and is
-trained on the corpus being prepared (no download of a pretrained vocabulary).
+Byte-level needs nothing and is exactly reversible; BPE uses the ``tokenizers`` library when it is installed
+and is trained on the corpus being prepared (no download of a pretrained vocabulary).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ NumPy/SciPy only (no torch). Typical use::
     fit_runs(runs, approach=2, n_resamples=1000).law.optimal_allocation(1e24)   # with n_params_ci
 
 Every law (presets, Approach 1/2/3 results, saved fits, the data-constrained law, CombinedLaw) is a
-:class:`Law`: ``predict_loss``, ``optimal_allocation``, ``chinchilla_params``, ``bootstrap_samples``, ``to_dict``.
+:class:`Law`: ``predict_loss``, ``optimal_allocation``, ``chinchilla_params``, ``bootstrap_samples``,
+``to_dict``.
 """
 
 from scalinglab.laws.allocation import Allocation, ChinchillaParams, chinchilla_allocation
@@ -31,8 +32,11 @@ from scalinglab.laws.presets import DEFAULT_LAW, PresetLaw, get_law, law_from_di
 from scalinglab.laws.result import FitResult
 
 __all__ = [
-    "DEFAULT_LAW", "HOFFMANN_GRID", "Allocation", "ChinchillaParams", "CombinedLaw", "FitResult", "Law", "LawFit",
-    "LawForm", "PresetLaw", "chinchilla_allocation", "chinchilla_form", "fit_law", "fit_runs", "get_form", "get_law",
-    "kaplan_joint_form", "kaplan_single_form", "law_from_dict", "list_forms", "list_laws", "load_law", "refit_many",
+    "DEFAULT_LAW", "HOFFMANN_GRID", "Allocation", "ChinchillaParams", "CombinedLaw", "FitResult", "Law",
+    "LawFit",
+    "LawForm", "PresetLaw", "chinchilla_allocation", "chinchilla_form", "fit_law", "fit_runs", "get_form",
+    "get_law",
+    "kaplan_joint_form", "kaplan_single_form", "law_from_dict", "list_forms", "list_laws", "load_law",
+    "refit_many",
     "saturating_form", "user_form",
 ]

@@ -1,10 +1,10 @@
 """Batched objective and Levenberg-Marquardt descent over many starts at once (private to the engine).
 
-All starts live in one ``(S, P)`` fit-space array and are advanced together with NumPy: one model evaluation with
-its analytic Jacobian per iteration, an iteratively-reweighted Gauss-Newton matrix (the IRLS majoriser of the
-Huber loss, Holland & Welsch 1977) per start, a damped 5x5 solve per start and a monotone accept/reject step.
-Every quantity that decides a step (accept if the objective fell, damping) is invariant to scaling the objective,
-so summing or averaging the loss follows the same path.
+All starts live in one ``(S, P)`` fit-space array and are advanced together with NumPy: one model evaluation
+with its analytic Jacobian per iteration, an iteratively-reweighted Gauss-Newton matrix (the IRLS majoriser of
+the Huber loss, Holland & Welsch 1977) per start, a damped 5x5 solve per start and a monotone accept/reject
+step. Every quantity that decides a step (accept if the objective fell, damping) is invariant to scaling the
+objective, so summing or averaging the loss follows the same path.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def _lm_step(problem: Problem, theta: np.ndarray, lam: np.ndarray, newton: bool 
     r, J = residuals(problem, theta)
     rho, psi, irls = rho_psi(problem, r)
     if newton and problem.loss == "huber":
-        # Gauss-Newton with the Huber curvature psi' (1 inside delta, 0 outside): quadratic convergence once the
-        # set of points inside delta has settled, where the IRLS majoriser only converges linearly.
+        # Gauss-Newton with the Huber curvature psi' (1 inside delta, 0 outside): quadratic convergence once
+        # the set of points inside delta has settled, where the IRLS majoriser only converges linearly.
         irls = (np.abs(r) <= problem.delta) + 1e-3 * irls
     f = (problem.w * rho).sum(axis=1)
     g = np.matmul((problem.w * psi)[:, None, :], J)[:, 0, :]           # (S, P), BLAS-batched

@@ -1,7 +1,7 @@
 """Scale-invariant final polish of one start with SciPy (private to the engine).
 
-The objective handed to SciPy is divided by its value at the polish start, so it is ~1 there whether the loss is
-summed or averaged. L-BFGS-B's stopping rule ``(f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= ftol`` and its
+The objective handed to SciPy is divided by its value at the polish start, so it is ~1 there whether the loss
+is summed or averaged. L-BFGS-B's stopping rule ``(f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= ftol`` and its
 projected-gradient test are absolute once ``|f| < 1``: an averaged Huber loss (~4e-6 on the Epoch data) makes
 them trip after a few iterations, which is how a published refit stopped at A = 842, B = 685 (docs/laws.md).
 Normalising makes both tests relative.
@@ -29,7 +29,8 @@ def value_and_grad(problem: Problem, theta: np.ndarray) -> tuple[float, np.ndarr
 
 def polish(problem: Problem, theta0: np.ndarray, *, gtol: float = 1e-12,
            maxiter: int = 3000) -> tuple[np.ndarray, float, bool, str]:
-    """Minimise from ``theta0`` to tight, scale-invariant tolerances. Returns (theta, objective, ok, message)."""
+    """Minimise from ``theta0`` to tight, scale-invariant tolerances. Returns (theta, objective, ok,
+    message)."""
     from scipy.optimize import minimize  # lazy: keeps `import scalinglab.laws` light for the CLI
 
     f0, _ = value_and_grad(problem, theta0)
@@ -39,7 +40,7 @@ def polish(problem: Problem, theta0: np.ndarray, *, gtol: float = 1e-12,
         f, g = value_and_grad(problem, t)
         return f / scale, g / scale
 
-    bounds = list(zip(problem.lo, problem.hi))
+    bounds = list(zip(problem.lo, problem.hi, strict=True))
     res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"ftol": 1e-15, "gtol": gtol, "maxiter": maxiter, "maxcor": 20, "maxls": 50})
     theta = np.clip(res.x, problem.lo, problem.hi)

@@ -20,7 +20,8 @@ COND_LIMIT = 1e12
 
 
 def covariance(problem: Problem, theta: np.ndarray) -> tuple[np.ndarray, list[str], float]:
-    """Covariance of natural parameters, warnings, and the condition number of the scaled information matrix."""
+    """Covariance of natural parameters, warnings, and the condition number of the scaled information
+    matrix."""
     form = problem.form
     nat = form.from_fit(theta)
     r, J = residuals(problem, theta[None, :])

@@ -1,7 +1,7 @@
 """Compute-optimal allocation of a FLOP budget between parameters and tokens.
 
-For ``L(N, D) = E + A/N^alpha + B/D^beta`` under ``C = 6 N D`` (Kaplan et al. 2020, eq. 2.1), minimising L gives
-Hoffmann et al. (2022), eq. 4 / App. D.2::
+For ``L(N, D) = E + A/N^alpha + B/D^beta`` under ``C = 6 N D`` (Kaplan et al. 2020, eq. 2.1), minimising L
+gives Hoffmann et al. (2022), eq. 4 / App. D.2::
 
     N_opt(C) = G (C/6)^a,   D_opt(C) = G^-1 (C/6)^b,
     G = (alpha A / (beta B))^(1/(alpha+beta)),   a = beta/(alpha+beta),   b = alpha/(alpha+beta).
@@ -55,8 +55,8 @@ class ChinchillaParams:
     """E, A, B, alpha, beta of ``L = E + A/N^alpha + B/D^beta`` (Hoffmann et al. 2022, eq. 2).
 
     ``rd_star`` and ``rn_star`` are Muennighoff et al.'s (2023, eq. 5) repetition constants when the law was
-    fitted with them (a saved ``data_constrained`` fit), else None. This is how a law tells the planner what it
-    needs for inference-aware and data-constrained planning, instead of the planner probing attributes.
+    fitted with them (a saved ``data_constrained`` fit), else None. This is how a law tells the planner what
+    it needs for inference-aware and data-constrained planning, instead of the planner probing attributes.
     """
 
     E: float
@@ -129,7 +129,8 @@ def chinchilla_allocation(E: float, A: float, B: float, alpha: float, beta: floa
     """
     c = _check_compute(compute_flops)
     if alpha <= 0 or beta <= 0 or A <= 0 or B <= 0:
-        raise PlanError(f"allocation needs A, B, alpha, beta > 0; got A={A}, B={B}, alpha={alpha}, beta={beta}")
+        raise PlanError(f"allocation needs A, B, alpha, beta > 0; got A={A}, B={B}, alpha={alpha}, "
+                        f"beta={beta}")
     s = alpha + beta
     log_g = (math.log(alpha * A) - math.log(beta * B)) / s
     log_c6 = math.log(c / 6.0)
@@ -139,9 +140,10 @@ def chinchilla_allocation(E: float, A: float, B: float, alpha: float, beta: floa
     return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=loss)
 
 
-def chinchilla_optimum_samples(samples: Mapping[str, np.ndarray], compute_flops: float) -> dict[str, np.ndarray]:
-    """N_opt, D_opt and the loss there at ``compute_flops`` for arrays of E, A, B, alpha, beta (eq. 4, vectorised;
-    invalid draws come out nan)."""
+def chinchilla_optimum_samples(samples: Mapping[str, np.ndarray],
+                               compute_flops: float) -> dict[str, np.ndarray]:
+    """N_opt, D_opt and the loss there at ``compute_flops`` for arrays of E, A, B, alpha, beta (eq. 4,
+    vectorised; invalid draws come out nan)."""
     E, A, B, al, be = (np.asarray(samples[p], dtype=float) for p in CHINCHILLA_NAMES)
     with np.errstate(all="ignore"):
         g = (al * A / (be * B)) ** (1 / (al + be))
@@ -152,7 +154,8 @@ def chinchilla_optimum_samples(samples: Mapping[str, np.ndarray], compute_flops:
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> Interval | None:
-    """Percentile interval of the finite values (Efron & Tibshirani 1993, ch. 13); None when there are none."""
+    """Percentile interval of the finite values (Efron & Tibshirani 1993, ch. 13); None when there are
+    none."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if not v.size:
@@ -175,7 +178,8 @@ def with_chinchilla_ci(alloc: Allocation, samples: Mapping[str, np.ndarray] | No
 
 def power_law_intervals(samples: Mapping[str, np.ndarray] | None, compute_flops: float,
                         level: float = 0.95) -> dict[str, tuple[float, float] | None]:
-    """``n_params_ci`` and ``n_tokens_ci`` at C from samples of a, b, log10_n_coef, log10_d_coef ({} without)."""
+    """``n_params_ci`` and ``n_tokens_ci`` at C from samples of a, b, log10_n_coef, log10_d_coef ({}
+    without)."""
     keys = ("a", "b", "log10_n_coef", "log10_d_coef")
     if samples is None or not all(k in samples for k in keys):
         return {}

@@ -29,8 +29,9 @@ class Approach1Result:
     """The loss envelope over training curves and the power laws fitted to it (an allocation-only
     :class:`~scalinglab.laws.Law`).
 
-    ``envelope_n``, ``envelope_d`` and ``loss`` are the envelope's N, D and loss at the grid ``compute_flops``;
-    ``n_opt(C)`` and ``d_opt(C)`` are the fitted power laws, as on :class:`Approach2Result`.
+    ``envelope_n``, ``envelope_d`` and ``loss`` are the envelope's N, D and loss at the grid
+    ``compute_flops``; ``n_opt(C)`` and ``d_opt(C)`` are the fitted power laws, as on
+    :class:`Approach2Result`.
     """
 
     compute_flops: np.ndarray  # grid points on the envelope
@@ -55,8 +56,8 @@ class Approach1Result:
 
     @property
     def source(self) -> str:
-        return (f"Approach 1 fit (training-curve envelope, Hoffmann et al. 2022 §3.1) over {self.n_runs} runs at "
-                f"{len(self.compute_flops)} compute values")
+        return (f"Approach 1 fit (training-curve envelope, Hoffmann et al. 2022 §3.1) over {self.n_runs} "
+                f"runs at {len(self.compute_flops)} compute values")
 
     def n_opt(self, compute_flops):
         return self.n_law(compute_flops)
@@ -66,13 +67,15 @@ class Approach1Result:
 
     def predict_loss(self, n_params=None, n_tokens=None, *, compute_flops=None, unique_tokens=None):
         """Approach 1 models N_opt(C) and D_opt(C), not the loss surface."""
-        raise PlanError("an Approach 1 fit (power laws for N_opt and D_opt) predicts no loss; use an Approach 3 "
-                        "fit, a preset such as epoch2024, or CombinedLaw(allocation_law=..., loss_law=...)")
+        raise PlanError("an Approach 1 fit (power laws for N_opt and D_opt) predicts no loss; use an "
+                        "Approach 3 fit, a preset such as epoch2024, or CombinedLaw(allocation_law=..., "
+                        "loss_law=...)")
 
     def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
         """N_opt, D_opt at C from the fitted power laws (no loss)."""
         if unique_tokens is not None:
-            raise PlanError("an Approach 1 fit models no data repetition; unique_tokens needs a law with a loss")
+            raise PlanError("an Approach 1 fit models no data repetition; unique_tokens needs a law with a "
+                            "loss")
         c = check_compute(compute_flops)
         n, d = float(self.n_opt(c)), float(self.d_opt(c))
         return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None)
@@ -106,11 +109,14 @@ class Approach1Result:
         try:
             env = d["envelope"]
             return cls(compute_flops=np.array(env["compute_flops"], dtype=float),
-                       envelope_n=np.array(env["n_opt"], dtype=float), envelope_d=np.array(env["d_opt"], dtype=float),
+                       envelope_n=np.array(env["n_opt"], dtype=float),
+                       envelope_d=np.array(env["d_opt"], dtype=float),
                        loss=np.array(env["loss"], dtype=float), n_law=PowerLaw(**_nan(d["n_law"])),
-                       d_law=PowerLaw(**_nan(d["d_law"])), n_runs=int(d["n_runs"]), notes=tuple(d.get("notes", ())))
+                       d_law=PowerLaw(**_nan(d["d_law"])), n_runs=int(d["n_runs"]),
+                       notes=tuple(d.get("notes", ())))
         except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"not an Approach 1 result JSON (missing {err}); write one with LawFit.save(path)") \
+            raise DataError(f"not an Approach 1 result JSON (missing {err}); write one with "
+                            "LawFit.save(path)") \
                 from None
 
     def report(self) -> str:

@@ -123,12 +123,14 @@ class Approach2Result:
 
     @property
     def source(self) -> str:
-        return f"Approach 2 fit (IsoFLOP parabolas, Hoffmann et al. 2022 §3.2) on {len(self.vertices)} budgets"
+        return (f"Approach 2 fit (IsoFLOP parabolas, Hoffmann et al. 2022 §3.2) on {len(self.vertices)} "
+                "budgets")
 
     def predict_loss(self, n_params=None, n_tokens=None, *, compute_flops=None, unique_tokens=None):
         """Approach 2 models N*(C) and D*(C), not the loss."""
-        raise PlanError("an Approach 2 fit (power laws for N_opt and D_opt) predicts no loss; use an Approach 3 "
-                        "fit, a preset such as epoch2024, or CombinedLaw(allocation_law=..., loss_law=...)")
+        raise PlanError("an Approach 2 fit (power laws for N_opt and D_opt) predicts no loss; use an "
+                        "Approach 3 fit, a preset such as epoch2024, or CombinedLaw(allocation_law=..., "
+                        "loss_law=...)")
 
     def chinchilla_params(self) -> None:
         return None
@@ -141,12 +143,13 @@ class Approach2Result:
         return replace(self, bootstrap={k: np.asarray(v, dtype=float) for k, v in samples.items()})
 
     def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None):
-        """N*, D* at C from the fitted power laws (loss is not modelled by Approach 2), with bootstrap intervals
-        when samples are attached."""
+        """N*, D* at C from the fitted power laws (loss is not modelled by Approach 2), with bootstrap
+        intervals when samples are attached."""
         from scalinglab.laws.allocation import Allocation, check_compute, power_law_intervals
 
         if unique_tokens is not None:
-            raise PlanError("an Approach 2 fit models no data repetition; unique_tokens needs a law with a loss")
+            raise PlanError("an Approach 2 fit models no data repetition; unique_tokens needs a law with a "
+                            "loss")
         c = check_compute(compute_flops)
         n, d = float(self.n_opt(c)), float(self.d_opt(c))
         return Allocation(compute_flops=c, n_params=n, n_tokens=d, tokens_per_param=d / n, loss=None,
@@ -163,7 +166,8 @@ class Approach2Result:
             "notes": list(self.notes),
             "skipped_budgets": list(self.skipped_budgets),
             "warnings": list(self.warnings),
-        } | ({} if self.bootstrap is None else {"bootstrap": {k: v.tolist() for k, v in self.bootstrap.items()}})
+        } | ({} if self.bootstrap is None
+             else {"bootstrap": {k: v.tolist() for k, v in self.bootstrap.items()}})
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Approach2Result:
@@ -381,7 +385,8 @@ def fit_approach2(
 
 
 def _screen_extrapolated(vertices: list[Vertex], keep: bool) -> tuple[list[Vertex], list[float], list[str]]:
-    """Split off budgets whose vertex lies outside the sizes trained there; (kept, excluded budgets, warnings).
+    """Split off budgets whose vertex lies outside the sizes trained there; (kept, excluded budgets,
+    warnings).
 
     A parabola's vertex outside [N_min, N_max] is where the fitted curve *would* bottom out, not a point the
     runs bracket; the parabola's shape far from its data decides it, so it is excluded unless ``keep``.
@@ -391,8 +396,8 @@ def _screen_extrapolated(vertices: list[Vertex], keep: bool) -> tuple[list[Verte
         if not v.extrapolated:
             kept.append(v)
             continue
-        why = (f"budget {v.budget:.3g}: its parabola's vertex N* = {v.n_opt:.3g} lies outside the sizes trained "
-               f"at that budget ({v.n_min:.3g} to {v.n_max:.3g}), so N* there is an extrapolation")
+        why = (f"budget {v.budget:.3g}: its parabola's vertex N* = {v.n_opt:.3g} lies outside the sizes "
+               f"trained at that budget ({v.n_min:.3g} to {v.n_max:.3g}), so N* there is an extrapolation")
         if keep:
             kept.append(v)
             warnings.append(f"{why}; kept because keep_extrapolated=True")

@@ -108,15 +108,15 @@ def check_design(form, variables: Mapping[str, np.ndarray]) -> None:
     for name, values, what in (("N", n, "model sizes"), ("D", d, "token counts")):
         if len(np.unique(values)) < 2:
             raise FitError(
-                f"all {len(values)} runs have the same {name} ({values[0]:.3g}), so form {form.name!r} cannot "
-                f"separate its N and D terms; add runs at >= 2 distinct {what} (e.g. an IsoFLOP grid)"
+                f"all {len(values)} runs have the same {name} ({values[0]:.3g}), so form {form.name!r} "
+                f"cannot separate its N and D terms; add runs at >= 2 distinct {what} (e.g. an IsoFLOP grid)"
             )
     ratio = d / n
     if ratio.max() / ratio.min() - 1 <= RAY_SPREAD:
         raise FitError(
-            f"all {len(ratio)} runs lie on one tokens-per-parameter ray (D/N = {np.median(ratio):.3g}, spread "
-            f"<= {RAY_SPREAD:.0%}), where the N and D terms of form {form.name!r} trade off freely; add runs "
-            "at other D/N ratios (several token counts per model size, or an IsoFLOP grid)"
+            f"all {len(ratio)} runs lie on one tokens-per-parameter ray (D/N = {np.median(ratio):.3g}, "
+            f"spread <= {RAY_SPREAD:.0%}), where the N and D terms of form {form.name!r} trade off freely; "
+            "add runs at other D/N ratios (several token counts per model size, or an IsoFLOP grid)"
         )
 
 

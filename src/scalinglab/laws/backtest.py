@@ -183,7 +183,8 @@ def _backtest3(train: RunsTable, test: RunsTable, split: str, form, fit_kwargs) 
             "predicted": float(p),
             "rel_error": float(r),
         }
-        for c, n, d, y, p, r in zip(test.compute_flops, test.n_params, test.n_tokens, test.loss, pred, rel)
+        for c, n, d, y, p, r in zip(test.compute_flops, test.n_params, test.n_tokens, test.loss, pred, rel,
+                                    strict=True)
     )
     log.info("backtest approach 3: %s, mean |rel err| %.4g", split, float(np.abs(rel).mean()))
     return BacktestResult(

@@ -170,7 +170,7 @@ def bootstrap_approach2(
     log_n = np.full((n_resamples, len(used)), np.nan)
     log_d = np.full_like(log_n, np.nan)
     redraws = drops = 0
-    for j, (budget, idx) in enumerate(used):
+    for j, (_, idx) in enumerate(used):
         x = np.log(runs.n_params[idx])
         centre = x.mean()
         draws, bad, r = _draw_budget(rng, runs.n_params[idx], n_resamples, max_redraws)

@@ -57,8 +57,8 @@ class DataConstrainedLaw:
     """Chinchilla-form base law plus Muennighoff's decay constants for repeated data and excess parameters.
 
     A :class:`~scalinglab.laws.law.Law`: ``predict_loss`` reads N, D and optionally U (also as the third
-    positional argument, as before); ``optimal_allocation(C, unique_tokens=U)`` minimises the loss on the budget
-    (without U, every token is fresh and the base law's closed form applies).
+    positional argument, as before); ``optimal_allocation(C, unique_tokens=U)`` minimises the loss on the
+    budget (without U, every token is fresh and the base law's closed form applies).
     """
 
     E: float
@@ -106,8 +106,8 @@ class DataConstrainedLaw:
                      compute_flops: Any = None) -> np.ndarray:
         """Loss with repeated data; ``unique_tokens=None`` means every token is fresh (the base law)."""
         if n_params is None or n_tokens is None or compute_flops is not None:
-            raise PlanError(f"law {self.name!r} predicts the loss from n_params and n_tokens (and unique_tokens), "
-                            "not from compute_flops alone; give n_params= and n_tokens=")
+            raise PlanError(f"law {self.name!r} predicts the loss from n_params and n_tokens (and "
+                            "unique_tokens), not from compute_flops alone; give n_params= and n_tokens=")
         if unique_tokens is None:
             n_eff, d_eff = _arr(n_params), _arr(n_tokens)
             return self.E + self.A / n_eff**self.alpha + self.B / d_eff**self.beta
@@ -143,7 +143,10 @@ class DataConstrainedLaw:
             raise PlanError(
                 f"compute ({compute_flops!r}) and unique tokens ({unique_tokens!r}) must be positive"
             )
-        loss_at = lambda log_n: float(self.predict_loss(math.exp(log_n), c / (6 * math.exp(log_n)), u))
+
+        def loss_at(log_n: float) -> float:
+            return float(self.predict_loss(math.exp(log_n), c / (6 * math.exp(log_n)), u))
+
         n0 = self.G * (c / 6) ** (self.beta / (self.alpha + self.beta))
         grid = np.linspace(math.log(n0) - 7.0, math.log(n0) + 7.0, 561)
         losses = np.array([loss_at(x) for x in grid])
@@ -178,7 +181,8 @@ class DataConstrainedLaw:
         try:
             values = {k: float(d[k]) for k in DC_PARAMS}
         except (KeyError, TypeError, ValueError) as err:
-            raise FitError(f"not a data-constrained law (E, A, B, alpha, beta, rd_star, rn_star): {err!r}") from None
+            raise FitError("not a data-constrained law (E, A, B, alpha, beta, rd_star, rn_star): "
+                           f"{err!r}") from None
         return cls(**values, **{k: str(d[k]) for k in ("name", "source") if k in d})
 
 
@@ -196,7 +200,8 @@ class DataConstrainedAllocation(Allocation):
 
     def to_dict(self) -> dict[str, float]:
         return {"compute_flops": self.compute_flops, "unique_tokens": self.unique_tokens,
-                "n_params": self.n_params, "n_tokens": self.n_tokens, "epochs": self.epochs, "loss": self.loss,
+                "n_params": self.n_params, "n_tokens": self.n_tokens, "epochs": self.epochs,
+                "loss": self.loss,
                 "unconstrained_loss": self.unconstrained_loss, "loss_penalty": self.loss_penalty,
                 "effective_tokens": self.effective_tokens, "effective_params": self.effective_params}
 

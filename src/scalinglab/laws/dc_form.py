@@ -1,8 +1,8 @@
 """The data-constrained law of Muennighoff et al. (2023, eq. 5) as a loss function and an engine form.
 
-Kept apart from :mod:`scalinglab.laws.data_constrained` (the planner's law object and the two-stage fit) so that
-the form registry in :mod:`scalinglab.laws.forms` can list it without importing the fitting engine: imports
-point one way, ``forms -> dc_form -> lawform``.
+Kept apart from :mod:`scalinglab.laws.data_constrained` (the planner's law object and the two-stage fit) so
+that the form registry in :mod:`scalinglab.laws.forms` can list it without importing the fitting engine:
+imports point one way, ``forms -> dc_form -> lawform``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ def _saturating_repeats(unique: np.ndarray, repeats: np.ndarray, r_star: Any) ->
     return unique + unique * r_star * (-np.expm1(-repeats / r_star))
 
 
-def data_constrained_loss(p: Mapping[str, Any], n_params: Any, n_tokens: Any, unique_tokens: Any) -> np.ndarray:
+def data_constrained_loss(p: Mapping[str, Any], n_params: Any, n_tokens: Any,
+                          unique_tokens: Any) -> np.ndarray:
     """Muennighoff et al. 2023 eq. 5 for parameters ``p`` (E, A, B, alpha, beta, rd_star, rn_star).
 
-    The one implementation behind both :class:`DataConstrainedLaw` (what the planner calls) and the engine form
-    :func:`data_constrained_form`; parameters may be arrays of shape ``(S, 1)`` (the engine's batch of starts).
+    The one implementation behind both :class:`DataConstrainedLaw` (what the planner calls) and the engine
+    form :func:`data_constrained_form`; parameters may be arrays of shape ``(S, 1)`` (the engine's batch of
+    starts).
     """
     E, A, B, alpha, beta = (p[k] for k in ("E", "A", "B", "alpha", "beta"))
     n, d, u = _arr(n_params), _arr(n_tokens), _arr(unique_tokens)
@@ -65,7 +67,8 @@ def data_constrained_form(base: Mapping[str, float] | None = None) -> LawForm:
             name="data_constrained_rstar", param_names=("rd_star", "rn_star"),
             variables=("n_params", "n_tokens", "unique_tokens"),
             bounds={"rd_star": _R_BOUNDS, "rn_star": _R_BOUNDS},
-            func=lambda p, X: data_constrained_loss({**fixed, **p}, X["n_params"], X["n_tokens"], X["unique_tokens"]),
+            func=lambda p,
+            X: data_constrained_loss({**fixed, **p}, X["n_params"], X["n_tokens"], X["unique_tokens"]),
             log_params=frozenset({"rd_star", "rn_star"}), start_grid={"rd_star": _R_GRID, "rn_star": _R_GRID},
             formula="L = E + A/N'^alpha + B/D'^beta (base law fixed)",
         )
@@ -76,7 +79,8 @@ def data_constrained_form(base: Mapping[str, float] | None = None) -> LawForm:
                 "rd_star": _R_BOUNDS, "rn_star": _R_BOUNDS},
         func=lambda p, X: data_constrained_loss(p, X["n_params"], X["n_tokens"], X["unique_tokens"]),
         log_params=frozenset({"E", "A", "B", "rd_star", "rn_star"}),
-        start_grid={"E": (0.0, 0.5), "A": (5.0, 7.0), "B": (6.0, 8.0), "alpha": (0.3, 0.4), "beta": (0.3, 0.4),
+        start_grid={"E": (0.0, 0.5), "A": (5.0, 7.0), "B": (6.0, 8.0), "alpha": (0.3, 0.4),
+                    "beta": (0.3, 0.4),
                     "rd_star": (1.0, 3.0), "rn_star": (1.0, 3.0)},
         formula="L = E + A/N'^alpha + B/D'^beta",
     )

@@ -1,17 +1,19 @@
-"""The fitting engine: Hoffmann et al.'s robust objective, vectorised multi-start, tight scale-invariant polish.
+"""The fitting engine: Hoffmann et al.'s robust objective, vectorised multi-start, tight scale-invariant
+polish.
 
 Objective (Hoffmann et al. 2022, App. D.2, eq. 3)::
 
     min_theta  sum_i w_i Huber_delta( log Lhat(N_i, D_i; theta) - log L_i ),   delta = 1e-3
 
 with the log-sum-exp parametrisation and the 4,500-point start grid (see ``forms.HOFFMANN_GRID``). Also
-``mse_log`` (squared log residuals) and ``mse`` (squared linear residuals). ``reduction="mean"`` divides by the
-total weight; the minimiser is the same and the engine reaches it either way (every stopping test is relative).
+``mse_log`` (squared log residuals) and ``mse`` (squared linear residuals). ``reduction="mean"`` divides by
+the total weight; the minimiser is the same and the engine reaches it either way (every stopping test is
+relative).
 
-Stages: (1) all starts advance together with a batched damped Gauss-Newton (``_engine_batch``); (2) after a few
-iterations only the best starts are kept and run to convergence; (3) the best few distinct ones are polished with
-SciPy L-BFGS-B on the objective divided by its starting value (``_engine_polish``); (4) standard errors from
-Huber's sandwich covariance and a status (``_engine_stats``).
+Stages: (1) all starts advance together with a batched damped Gauss-Newton (``_engine_batch``); (2) after a
+few iterations only the best starts are kept and run to convergence; (3) the best few distinct ones are
+polished with SciPy L-BFGS-B on the objective divided by its starting value (``_engine_polish``); (4) standard
+errors from Huber's sandwich covariance and a status (``_engine_stats``).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from scalinglab.laws.result import FitResult
 log = logging.getLogger(__name__)
 
 # Multi-start schedule: every start gets PRUNE_AT damped IRLS Gauss-Newton iterations, then the best KEEP_FRAC
-# (at least KEEP_MIN) continue, switching to Huber-curvature Gauss-Newton after NEWTON_AFTER, until none of them
-# improves by more than 1e-13 (relative) for 8 iterations or MAX_ITERS, and the best N_POLISH distinct ones are
-# polished. On the Epoch data the best kept start already sits on the optimum to 1e-12 before the polish.
+# (at least KEEP_MIN) continue, switching to Huber-curvature Gauss-Newton after NEWTON_AFTER, until none of
+# them improves by more than 1e-13 (relative) for 8 iterations or MAX_ITERS, and the best N_POLISH distinct
+# ones are polished. On the Epoch data the best kept start already sits on the optimum to 1e-12 before the
+# polish.
 PRUNE_AT = 3
 KEEP_FRAC = 0.02
 KEEP_MIN = 16
@@ -61,7 +64,8 @@ def _prepare(form: LawForm, variables: Mapping[str, object], loss_values, weight
         raise FitError(f"loss values must be finite and > 0; bad rows {bad[:10].tolist()}")
     P = len(form.param_names)
     if n <= P:
-        raise FitError(f"{n} points cannot fit {P} parameters of form {form.name!r}; need more than {P} points")
+        raise FitError(f"{n} points cannot fit {P} parameters of form {form.name!r}; need more than {P} "
+                       "points")
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
     if w.size != n or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise FitError(f"weights must be {n} finite non-negative numbers with a positive sum")
@@ -82,12 +86,13 @@ def make_problem(form: LawForm | str, variables: Mapping[str, object], loss_valu
     if reduction == "mean":
         w = w / w.sum()
     lo, hi = form.fit_bounds()
-    return Problem(form=form, X=X, y=y, w=w[None, :], loss=loss, delta=float(delta), lo=lo, hi=hi, reduction=reduction)
+    return Problem(form=form, X=X, y=y, w=w[None, :], loss=loss, delta=float(delta), lo=lo, hi=hi,
+                   reduction=reduction)
 
 
 def _multistart(problem: Problem, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # Before pruning, starts go through in chunks of CHUNK: (CHUNK, n, P) Jacobians stay in cache, which is ~2x
-    # faster on the Epoch data than one (4500, 240, 5) batch.
+    # Before pruning, starts go through in chunks of CHUNK: (CHUNK, n, P) Jacobians stay in cache, which is
+    # ~2x faster on the Epoch data than one (4500, 240, 5) batch.
     parts = [lm_descent(problem, starts[i:i + CHUNK], PRUNE_AT) for i in range(0, len(starts), CHUNK)]
     theta = np.concatenate([t for t, _ in parts])
     f = np.concatenate([v for _, v in parts])
@@ -101,7 +106,7 @@ def _multistart(problem: Problem, starts: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _distinct(theta: np.ndarray, f: np.ndarray, k: int) -> list[np.ndarray]:
     picked: list[np.ndarray] = []
-    for t, v in zip(theta, f):
+    for t, v in zip(theta, f, strict=True):
         if not np.isfinite(v):
             break
         if all(np.max(np.abs(t - q)) > 1e-4 for q in picked):
@@ -152,7 +157,8 @@ def fit_law(form: LawForm | str, variables: Mapping[str, object], loss_values, *
         theta, f = _multistart(problem, starts)
         candidates = _distinct(theta, f, N_POLISH)
         if not candidates:
-            raise FitError(f"no start of form {form.name!r} gave a finite objective; check the data and bounds")
+            raise FitError(f"no start of form {form.name!r} gave a finite objective; check the data and "
+                           "bounds")
     best = None
     for t in candidates:
         out = polish(problem, t)
@@ -166,7 +172,8 @@ def fit_law(form: LawForm | str, variables: Mapping[str, object], loss_values, *
     return _build_result(problem, theta_best, f_best, ok, msg, len(starts))
 
 
-def _build_result(problem: Problem, theta: np.ndarray, f: float, ok: bool, msg: str, n_starts: int) -> FitResult:
+def _build_result(problem: Problem, theta: np.ndarray, f: float, ok: bool, msg: str,
+                  n_starts: int) -> FitResult:
     form = problem.form
     cov, warns, cond = covariance(problem, theta)
     status, more = status_of(problem, theta, cov, cond)
@@ -176,7 +183,8 @@ def _build_result(problem: Problem, theta: np.ndarray, f: float, ok: bool, msg: 
     nat = form.from_fit(theta)
     se = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.nan))
     names = form.param_names
-    return FitResult(form=form, params=dict(zip(names, nat)), stderr=dict(zip(names, se)), objective=float(f),
+    return FitResult(form=form, params=dict(zip(names, nat, strict=True)),
+                     stderr=dict(zip(names, se, strict=True)), objective=float(f),
                      n_points=int(problem.y.size), status=status, warnings=tuple(warns), loss=problem.loss,
                      delta=problem.delta, reduction=problem.reduction,
                      covariance=cov, n_starts=n_starts, optimizer_converged=ok, message=msg)

@@ -1,8 +1,8 @@
 """Built-in functional forms of scaling laws (Chinchilla, Kaplan, saturating, data-constrained) and the
 registry :func:`get_form` reads.
 
-Every form is a :class:`~scalinglab.laws.lawform.LawForm` (re-exported here); see that module for the fit space
-and the batched ``log_model``. The data-constrained form is built in ``scalinglab.laws.dc_form``.
+Every form is a :class:`~scalinglab.laws.lawform.LawForm` (re-exported here); see that module for the fit
+space and the batched ``log_model``. The data-constrained form is built in ``scalinglab.laws.dc_form``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ __all__ = ["HOFFMANN_GRID", "VARIABLES", "LawForm", "chinchilla_form", "get_form
 
 
 # --------------------------------------------------------------------------- analytic sum-of-power-laws model
-def _lse_terms_model(constant: str | None, terms: Sequence[tuple[str, str, str]], names: tuple[str, ...]) -> LogModel:
+def _lse_terms_model(constant: str | None, terms: Sequence[tuple[str, str, str]],
+                     names: tuple[str, ...]) -> LogModel:
     """log L = LSE(e, a_k - alpha_k log x_k) over terms (coef, exponent, variable); analytic Jacobian.
 
-    Hoffmann et al. (2022), App. D.2: fitting log-loss through log-sum-exp keeps the exponentials stable for the
-    grid's extreme starts (A = e^25) and makes the Jacobian the softmax weights of the terms.
+    Hoffmann et al. (2022), App. D.2: fitting log-loss through log-sum-exp keeps the exponentials stable for
+    the grid's extreme starts (A = e^25) and makes the Jacobian the softmax weights of the terms.
     """
     idx = {p: j for j, p in enumerate(names)}
 
@@ -35,7 +36,7 @@ def _lse_terms_model(constant: str | None, terms: Sequence[tuple[str, str, str]]
         if constant is not None:
             comps.append(np.broadcast_to(theta[:, idx[constant], None], (S, _n_points(X))))
         logx = [np.log(X[var]) for _, _, var in terms]
-        for (coef, expo, _), lx in zip(terms, logx):
+        for (coef, expo, _), lx in zip(terms, logx, strict=True):
             comps.append(theta[:, idx[coef], None] - theta[:, idx[expo], None] * lx[None, :])
         stack = np.stack(comps)  # (K, S, n)
         m = stack.max(axis=0)
@@ -48,7 +49,7 @@ def _lse_terms_model(constant: str | None, terms: Sequence[tuple[str, str, str]]
         if constant is not None:
             J[:, :, idx[constant]] = w[0]
             k = 1
-        for (coef, expo, _), lx, wk in zip(terms, logx, w[k:]):
+        for (coef, expo, _), lx, wk in zip(terms, logx, w[k:], strict=True):
             J[:, :, idx[coef]] = wk
             J[:, :, idx[expo]] = -wk * lx[None, :]
         return logpred, J
@@ -84,7 +85,8 @@ def chinchilla_form() -> LawForm:
         bounds={"E": (1e-4, 1e3), "A": _SCALE, "B": _SCALE, "alpha": _EXPO, "beta": _EXPO},
         func=_chinchilla_func, log_params=frozenset({"E", "A", "B"}), start_grid=HOFFMANN_GRID,
         formula="L = E + A/N^alpha + B/D^beta",
-        analytic_log_model=_lse_terms_model("E", [("A", "alpha", "n_params"), ("B", "beta", "n_tokens")], names),
+        analytic_log_model=_lse_terms_model("E", [("A", "alpha", "n_params"), ("B", "beta", "n_tokens")],
+                                            names),
     )
 
 
@@ -109,7 +111,8 @@ def kaplan_single_form(variable: str = "n_params") -> LawForm:
     """Kaplan et al. (2020) eqs. 1.1-1.3: ``L(x) = (x_c / x)^alpha_x`` for x = N, D or C_min."""
     sym = {"n_params": "N", "n_tokens": "D", "compute_flops": "C"}.get(variable)
     if sym is None:
-        raise ConfigError(f"kaplan_single_form: variable {variable!r} invalid; use n_params, n_tokens, compute_flops")
+        raise ConfigError(f"kaplan_single_form: variable {variable!r} invalid; use n_params, n_tokens, "
+                          "compute_flops")
     c, a = f"{sym}_c", f"alpha_{sym}"
     names = (c, a)
 
@@ -134,7 +137,8 @@ def kaplan_joint_form() -> LawForm:
     names = ("N_c", "D_c", "alpha_N", "alpha_D")
 
     def func(p, X):
-        return ((p["N_c"] / X["n_params"]) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / X["n_tokens"]) ** p["alpha_D"]
+        n_term = (p["N_c"] / X["n_params"]) ** (p["alpha_N"] / p["alpha_D"])
+        return (n_term + p["D_c"] / X["n_tokens"]) ** p["alpha_D"]
 
     return LawForm(
         name="kaplan_joint", param_names=names, variables=("n_params", "n_tokens"),
@@ -153,10 +157,11 @@ def user_form(func: Callable, param_names: Sequence[str], variables: Sequence[st
     """A user-defined form fitted by the same engine.
 
     ``func(params, variables)`` receives mappings of name to array and must broadcast (parameters arrive with
-    shape ``(S, 1)`` during the multi-start stage) and return positive predictions (the default objective is on
-    log residuals). ``start_grid`` values are in fit space (log for ``log_params``).
+    shape ``(S, 1)`` during the multi-start stage) and return positive predictions (the default objective is
+    on log residuals). ``start_grid`` values are in fit space (log for ``log_params``).
     """
-    grid = None if start_grid is None else {k: tuple(float(v) for v in vals) for k, vals in start_grid.items()}
+    grid = (None if start_grid is None
+            else {k: tuple(float(v) for v in vals) for k, vals in start_grid.items()})
     return LawForm(name=name, param_names=tuple(param_names), variables=tuple(variables), bounds=dict(bounds),
                    func=func, log_params=frozenset(log_params), start_grid=grid, formula=formula)
 

@@ -2,9 +2,9 @@
 another's loss.
 
 A preset (``get_law("epoch2024")``), an Approach 1, 2 or 3 fit, the data-constrained law of Muennighoff et al.
-(2023) and a saved fit loaded from JSON all answer the same two questions the same way: *what loss at this N, D
-(or C)?* and *how should this budget be split?* Callers (the planner, ``study/``, the CLI) use only this protocol
-and never probe a law with ``hasattr``.
+(2023) and a saved fit loaded from JSON all answer the same two questions the same way: *what loss at this N,
+D (or C)?* and *how should this budget be split?* Callers (the planner, ``study/``, the CLI) use only this
+protocol and never probe a law with ``hasattr``.
 
 The protocol is about loss and allocation only. Laws that predict task accuracy or coverage from samples are
 other result types that sit beside it; they are not ``Law``\\s.
@@ -12,8 +12,8 @@ other result types that sit beside it; they are not ``Law``\\s.
 An allocation-only law (an Approach 1/2 fit, the ``llama3`` preset) implements ``predict_loss`` by raising
 :class:`~scalinglab.errors.PlanError` that names what it lacks, and has empty ``variables``.
 
-This module imports only :mod:`scalinglab.laws.allocation`: every law type satisfies the protocol structurally,
-so none of them imports it, and the loaders (``presets.law_from_dict``) sit above all of them.
+This module imports only :mod:`scalinglab.laws.allocation`: every law type satisfies the protocol
+structurally, so none of them imports it, and the loaders (``presets.law_from_dict``) sit above all of them.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class Law(Protocol):
         ...
 
     def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
-        """The law's best split of ``compute_flops`` into parameters and tokens (with ``unique_tokens``, under a
-        finite supply of unique data where the law models repetition; other laws refuse it)."""
+        """The law's best split of ``compute_flops`` into parameters and tokens (with ``unique_tokens``, under
+        a finite supply of unique data where the law models repetition; other laws refuse it)."""
         ...
 
     def chinchilla_params(self) -> ChinchillaParams | None:
@@ -77,7 +77,8 @@ class Law(Protocol):
         ...
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description, readable back by ``from_dict`` (and by ``scalinglab.laws.law_from_dict``)."""
+        """JSON-ready description, readable back by ``from_dict`` (and by
+        ``scalinglab.laws.law_from_dict``)."""
         ...
 
 
@@ -104,11 +105,12 @@ class CombinedLaw:
                 raise PlanError(f"CombinedLaw {role} must be a Law (a preset, a fit or a saved fit); "
                                 f"got {type(law).__name__}")
         if not self.loss_law.variables:
-            raise PlanError(f"CombinedLaw loss_law {self.loss_law.name!r} is allocation-only and predicts no loss")
+            raise PlanError(f"CombinedLaw loss_law {self.loss_law.name!r} is allocation-only and predicts no "
+                            "loss")
         if not self.source:
             object.__setattr__(self, "source", f"allocation from {self.allocation_law.name} "
-                                               f"({self.allocation_law.source}); loss from {self.loss_law.name} "
-                                               f"({self.loss_law.source})")
+                                               f"({self.allocation_law.source}); loss from "
+                                               f"{self.loss_law.name} ({self.loss_law.source})")
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -145,5 +147,6 @@ class CombinedLaw:
             parts = d["allocation_law"], d["loss_law"]
         except (KeyError, TypeError):
             raise FitError("not a combined law (expected allocation_law and loss_law)") from None
-        return cls(allocation_law=decode(parts[0]), loss_law=decode(parts[1]), name=str(d.get("name", "combined")),
+        return cls(allocation_law=decode(parts[0]), loss_law=decode(parts[1]),
+                   name=str(d.get("name", "combined")),
                    source=str(d.get("source", "")))

@@ -1,11 +1,11 @@
 """One call from a runs table to a fitted law: :func:`fit_runs` returns a frozen :class:`LawFit`.
 
 ``fit_runs(runs, approach=2, n_resamples=1000, holdout_top=1)`` fits Hoffmann et al. (2022)'s Approach 1
-(§3.1, training-curve envelope), 2 (§3.2, IsoFLOP parabolas) or 3 (§3.3, a parametric form fitted to every run),
-optionally bootstraps it (percentile intervals) and backtests it (fit on the smaller budgets, predict the held-out
-larger ones). The record carries the law (a :class:`~scalinglab.laws.Law`, with its bootstrap samples attached),
-where the data came from, the warnings, and what was asked; :meth:`LawFit.to_dict` is the JSON of
-``scalinglab fit --json``.
+(§3.1, training-curve envelope), 2 (§3.2, IsoFLOP parabolas) or 3 (§3.3, a parametric form fitted to every
+run), optionally bootstraps it (percentile intervals) and backtests it (fit on the smaller budgets, predict
+the held-out larger ones). The record carries the law (a :class:`~scalinglab.laws.Law`, with its bootstrap
+samples attached), where the data came from, the warnings, and what was asked; :meth:`LawFit.to_dict` is the
+JSON of ``scalinglab fit --json``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class LawFit:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``scalinglab fit --json``."""
-        out: dict[str, Any] = {"approach": self.approach, "n_points": self.n_points, "notes": list(self.notes),
+        out: dict[str, Any] = {"approach": self.approach, "n_points": self.n_points,
+                               "notes": list(self.notes),
                                "source": self.source, "fit": self.point.to_dict()}
         if self.backtest is not None:
             bt = self.backtest.to_dict()
@@ -82,13 +83,15 @@ class LawFit:
             out["backtest"] = bt
         if self.bootstrap is not None:
             boot = self.bootstrap.to_dict(self.level)
-            boot["at_compute"] = [{"compute_flops": c, **self.bootstrap.at_compute(c, self.level)} for c in self.at]
+            boot["at_compute"] = [{"compute_flops": c,
+                                   **self.bootstrap.at_compute(c, self.level)} for c in self.at]
             out["bootstrap"] = boot
         out["allocation"] = [a.to_dict() for a in self.allocations()]
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the law (with its samples) as JSON atomically; ``scalinglab.laws.load_law(path)`` reads it."""
+        """Write the law (with its samples) as JSON atomically; ``scalinglab.laws.load_law(path)`` reads
+        it."""
         return atomic_write_json(path, self.law.to_dict())
 
 
@@ -98,7 +101,8 @@ def _check(approach: int, n_resamples: int, level: float, holdout_top: int | Non
     if n_resamples and approach == 1:
         raise ConfigError("n_resamples is available for approaches 2 and 3; drop it for approach=1")
     if n_resamples and n_resamples < 10:
-        raise ConfigError(f"n_resamples={n_resamples}; give 0 (none) or at least 10 resamples (1000 is usual)")
+        raise ConfigError(f"n_resamples={n_resamples}; give 0 (none) or at least 10 resamples (1000 is "
+                          "usual)")
     if not 0 < level < 1:
         raise ConfigError(f"level={level}; give a confidence level between 0 and 1, e.g. 0.95")
     if holdout_top is not None and holdout_top < 1:
@@ -129,7 +133,8 @@ def _backtest(runs, approach, form, holdout_top, compute_threshold, fit_kwargs, 
     if approach == 1:
         raise ConfigError("holdout_top/compute_threshold backtest approaches 2 and 3; not approach=1")
     kwargs = dict(fit_kwargs, form=form) if approach == 3 else dict(a2)
-    return backtest(runs, approach=approach, holdout_top=holdout_top, compute_threshold=compute_threshold, **kwargs)
+    return backtest(runs, approach=approach, holdout_top=holdout_top, compute_threshold=compute_threshold,
+                    **kwargs)
 
 
 def fit_runs(

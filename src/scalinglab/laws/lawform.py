@@ -4,13 +4,13 @@ The built-in forms (Chinchilla, Kaplan, saturating, data-constrained) live in ``
 this module is the one they all import, so the form modules depend on it and never on each other.
 
 Every form is fitted in a *fit space*: parameters listed in ``log_params`` (positive scale constants such as
-E, A, B, N_c) are optimised as their natural logarithm, the others as they are. For the Chinchilla joint law this
-is exactly the log-sum-exp parametrisation of Hoffmann et al. (2022), Appendix D.2:
-``log L = LSE(e, a - alpha log N, b - beta log D)`` with ``E = exp(e)``, ``A = exp(a)``, ``B = exp(b)``.
+E, A, B, N_c) are optimised as their natural logarithm, the others as they are. For the Chinchilla joint law
+this is exactly the log-sum-exp parametrisation of Hoffmann et al. (2022), Appendix D.2: ``log L = LSE(e, a -
+alpha log N, b - beta log D)`` with ``E = exp(e)``, ``A = exp(a)``, ``B = exp(b)``.
 
-A form supplies ``log_model(theta, X) -> (log prediction, Jacobian)`` on a batch of fit-space parameter vectors
-``theta`` of shape ``(S, P)``; the engine optimises all ``S`` starts at once. Built-in forms with a sum-of-power-laws
-shape have an analytic Jacobian; other forms (and user forms) get a finite-difference one.
+A form supplies ``log_model(theta, X) -> (log prediction, Jacobian)`` on a batch of fit-space parameter
+vectors ``theta`` of shape ``(S, P)``; the engine optimises all ``S`` starts at once. Built-in forms with a
+sum-of-power-laws shape have an analytic Jacobian; other forms (and user forms) get a finite-difference one.
 
 Variables are named ``n_params``, ``n_tokens``, ``compute_flops``, ``attempts`` and ``unique_tokens``.
 """
@@ -50,8 +50,8 @@ class LawForm:
     bounds : mapping
         ``name -> (low, high)`` in natural units; the fit is constrained to these.
     func : callable
-        ``func(params, variables) -> prediction``; both are mappings of name to array, and the arrays broadcast
-        (params may carry a leading batch axis of shape ``(S, 1)``).
+        ``func(params, variables) -> prediction``; both are mappings of name to array, and the arrays
+        broadcast (params may carry a leading batch axis of shape ``(S, 1)``).
     log_params : frozenset of str
         Parameters fitted as their logarithm (must have a positive lower bound).
     start_grid : mapping, optional
@@ -75,7 +75,8 @@ class LawForm:
             raise ConfigError(f"form {self.name!r}: param_names is empty; give at least one parameter name")
         bad = [v for v in self.variables if v not in VARIABLES]
         if bad or not self.variables:
-            raise ConfigError(f"form {self.name!r}: variables {list(self.variables)} invalid; allowed {VARIABLES}")
+            raise ConfigError(f"form {self.name!r}: variables {list(self.variables)} invalid; allowed "
+                              f"{VARIABLES}")
         missing = [p for p in self.param_names if p not in self.bounds]
         if missing:
             raise ConfigError(f"form {self.name!r}: bounds missing for {missing}; give (low, high) for each")
@@ -83,7 +84,8 @@ class LawForm:
             if not lo < hi:
                 raise ConfigError(f"form {self.name!r}: bounds[{p!r}] = {(lo, hi)}; need low < high")
             if p in self.log_params and lo <= 0:
-                raise ConfigError(f"form {self.name!r}: {p!r} is fitted in log space but its lower bound is {lo}")
+                raise ConfigError(f"form {self.name!r}: {p!r} is fitted in log space but its lower bound is "
+                                  f"{lo}")
         object.__setattr__(self, "bounds", MappingProxyType({p: tuple(map(float, self.bounds[p]))
                                                              for p in self.param_names}))
         if self.start_grid is not None:
@@ -119,7 +121,8 @@ class LawForm:
         if isinstance(params, Mapping):
             missing = [p for p in self.param_names if p not in params]
             if missing:
-                raise ConfigError(f"form {self.name!r}: parameters {missing} missing; need {list(self.param_names)}")
+                raise ConfigError(f"form {self.name!r}: parameters {missing} missing; need "
+                                  f"{list(self.param_names)}")
             return np.array([float(params[p]) for p in self.param_names])
         return np.asarray(params, dtype=float)
 
@@ -141,11 +144,12 @@ class LawForm:
         """Predicted value at the given variables, e.g. ``form.predict(p, n_params=7e9, n_tokens=2e12)``."""
         x = self._as_array(params)
         X = self.check_variables(variables)
-        return np.asarray(self.func(dict(zip(self.param_names, x)), X), dtype=float)
+        return np.asarray(self.func(dict(zip(self.param_names, x, strict=True)), X), dtype=float)
 
     def log_model(self, theta: np.ndarray, X: Mapping[str, np.ndarray],
                   central: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Log prediction ``(S, n)`` and its Jacobian ``(S, n, P)`` with respect to fit-space ``theta (S, P)``.
+        """Log prediction ``(S, n)`` and its Jacobian ``(S, n, P)`` with respect to fit-space ``theta (S,
+        P)``.
 
         Forms without an analytic Jacobian use finite differences (``central=True`` for the final polish)."""
         theta = np.atleast_2d(theta)

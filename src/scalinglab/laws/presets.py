@@ -29,8 +29,8 @@ from scalinglab.laws.saved import FittedLaw, PowerLawFit, read_fit_json, saved_l
 __all__ = ["DEFAULT_LAW", "FittedLaw", "PowerLawFit", "PresetLaw", "get_law", "law_from_dict", "list_laws",
            "load_law"]
 
-# The law a plan uses when none is named: Besiroglu et al. (2024)'s refit of Chinchilla's own data, whose N_opt
-# is within a few % of Hoffmann et al.'s Approach 3 table (the rounded eq. 10 is 20-28 % below it).
+# The law a plan uses when none is named: Besiroglu et al. (2024)'s refit of Chinchilla's own data, whose
+# N_opt is within a few % of Hoffmann et al.'s Approach 3 table (the rounded eq. 10 is 20-28 % below it).
 DEFAULT_LAW = "epoch2024"
 
 PF_DAY_FLOPS = 8.64e19  # 1 PF-day = 1e15 FLOP/s * 86,400 s (Kaplan et al. 2020, §1.3)
@@ -39,12 +39,13 @@ _CHIN = ("E", "A", "B", "alpha", "beta")
 
 @dataclass(frozen=True, eq=False)
 class PresetLaw:
-    """A named law: a loss form with fixed parameters and/or an allocation rule (a :class:`~scalinglab.laws.Law`).
+    """A named law: a loss form with fixed parameters and/or an allocation rule (a
+    :class:`~scalinglab.laws.Law`).
 
     ``allocation`` is one of ``"chinchilla"`` (closed form from E, A, B, alpha, beta), ``"n_power"``
-    (``N_opt = coef * (C / c_unit)^exp``, ``D = C/(6N)``) or ``"d_power"`` (``D_opt = coef * C^exp``, ``N = C/(6D)``).
-    ``components`` are single-variable laws (Kaplan et al. 2020's L(N), L(D), L(C_min)): ``predict_loss`` answers
-    from one variable alone through the component in exactly that variable.
+    (``N_opt = coef * (C / c_unit)^exp``, ``D = C/(6N)``) or ``"d_power"`` (``D_opt = coef * C^exp``, ``N =
+    C/(6D)``). ``components`` are single-variable laws (Kaplan et al. 2020's L(N), L(D), L(C_min)):
+    ``predict_loss`` answers from one variable alone through the component in exactly that variable.
     """
 
     name: str
@@ -63,16 +64,19 @@ class PresetLaw:
         """The joint form's variables (empty for an allocation rule)."""
         return () if self.form is None else tuple(self.form.variables)
 
-    def predict_loss(self, n_params=None, n_tokens=None, *, compute_flops=None, unique_tokens=None) -> np.ndarray:
+    def predict_loss(self, n_params=None, n_tokens=None, *, compute_flops=None,
+                     unique_tokens=None) -> np.ndarray:
         """Loss predicted at ``(N, D)``, or from one variable through a single-variable component; raises
         ``PlanError`` for allocation-only presets."""
         if self.form is None:
             raise PlanError(f"law {self.name!r} is an allocation rule only and predicts no loss; "
                             f"use chinchilla, epoch2024 or a saved fit for losses")
         if unique_tokens is not None:
-            raise PlanError(f"law {self.name!r} does not model repeated data; unique_tokens needs a data-constrained "
-                            "law (DataConstrainedLaw, or plan_allocation(..., unique_tokens=U))")
-        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens), ("compute_flops", compute_flops))
+            raise PlanError(f"law {self.name!r} does not model repeated data; unique_tokens needs a "
+                            "data-constrained law (DataConstrainedLaw, or plan_allocation(..., "
+                            "unique_tokens=U))")
+        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens),
+                                   ("compute_flops", compute_flops))
                  if v is not None}
         _check_sizes(given)
         if set(given) == set(self.form.variables):
@@ -119,7 +123,8 @@ class PresetLaw:
         """JSON-ready description."""
         out = {"name": self.name, "description": self.description, "source": self.source,
                "form": None if self.form is None else self.form.name, "params": dict(self.params),
-               "allocation": self.allocation, "coef": self.coef, "exponent": self.exponent, "c_unit": self.c_unit}
+               "allocation": self.allocation, "coef": self.coef, "exponent": self.exponent,
+               "c_unit": self.c_unit}
         if self.components:
             out["components"] = {label: {"form": form.name, "params": dict(params)}
                                  for label, (form, params) in self.components.items()}
@@ -132,7 +137,8 @@ class PresetLaw:
             form = None if d.get("form") is None else get_form(str(d["form"]))
             comps = {label: (get_form(str(c["form"])), dict(c["params"]))
                      for label, c in (d.get("components") or {}).items()}
-            return cls(name=str(d["name"]), description=str(d.get("description", "")), source=str(d["source"]),
+            return cls(name=str(d["name"]), description=str(d.get("description", "")),
+                       source=str(d["source"]),
                        form=form, params=dict(d.get("params") or {}), allocation=str(d["allocation"]),
                        coef=d.get("coef"), exponent=d.get("exponent"), c_unit=float(d.get("c_unit", 1.0)),
                        components=comps)
@@ -142,8 +148,8 @@ class PresetLaw:
 
 def _refuse_unique(name: str, unique_tokens) -> None:
     if unique_tokens is not None:
-        raise PlanError(f"law {name!r} models no data repetition, so it cannot allocate under unique_tokens; use "
-                        "a data-constrained law or plan_allocation(..., unique_tokens=U)")
+        raise PlanError(f"law {name!r} models no data repetition, so it cannot allocate under unique_tokens; "
+                        "use a data-constrained law or plan_allocation(..., unique_tokens=U)")
 
 
 def _check_sizes(values: Mapping[str, object]) -> None:
@@ -159,17 +165,17 @@ def _check_sizes(values: Mapping[str, object]) -> None:
 
 def _chinchilla_like(name: str, description: str, source: str, values: tuple[float, ...]) -> PresetLaw:
     return PresetLaw(name=name, description=description, source=source, form=chinchilla_form(),
-                     params=dict(zip(_CHIN, values)))
+                     params=dict(zip(_CHIN, values, strict=True)))
 
 
 def _kaplan2020() -> PresetLaw:
     # Kaplan et al. (2020) "Scaling Laws for Neural Language Models", arXiv:2001.08361.
     # N = non-embedding parameters, losses in nats on WebText2.
-    # Single-variable laws, eqs. 1.1-1.3 and Table 5: alpha_N 0.076, N_c 8.8e13; alpha_D 0.095, D_c 5.4e13 tokens;
-    # alpha_C^min 0.050, C_c^min 3.1e8 PF-days.
-    # Joint L(N, D), eq. 1.5 / 4.1 with Table 2: alpha_N 0.076, alpha_D 0.103, N_c 6.4e13, D_c 1.8e13.
-    # Compute-efficient size, eq. 6.1 / Fig. 14 / Table 6: N_opt = 1.3e9 * C_min^0.73 (C_min in PF-days); we take
-    # D = C/(6N) so the split spends exactly C (Kaplan's own D_opt ~ 2e10 C^0.27 counts tokens at B_crit).
+    # Single-variable laws, eqs. 1.1-1.3 and Table 5: alpha_N 0.076, N_c 8.8e13; alpha_D 0.095, D_c 5.4e13
+    # tokens; alpha_C^min 0.050, C_c^min 3.1e8 PF-days. Joint L(N, D), eq. 1.5 / 4.1 with Table 2: alpha_N
+    # 0.076, alpha_D 0.103, N_c 6.4e13, D_c 1.8e13. Compute-efficient size, eq. 6.1 / Fig. 14 / Table 6: N_opt
+    # = 1.3e9 * C_min^0.73 (C_min in PF-days); we take D = C/(6N) so the split spends exactly C (Kaplan's own
+    # D_opt ~ 2e10 C^0.27 counts tokens at B_crit).
     comps = {
         "L(N)": (kaplan_single_form("n_params"), {"N_c": 8.8e13, "alpha_N": 0.076}),
         "L(D)": (kaplan_single_form("n_tokens"), {"D_c": 5.4e13, "alpha_D": 0.095}),
@@ -188,9 +194,9 @@ def _build() -> dict[str, PresetLaw]:
         # (Approach 3, rounded as printed).
         _chinchilla_like("chinchilla", "Hoffmann et al. eq. 10, rounded as printed",
                          "Hoffmann et al. 2022, arXiv:2203.15556, eq. 10", (1.69, 406.4, 410.7, 0.34, 0.28)),
-        # Unrounded E and exponents of the same fit as quoted by Besiroglu et al. (2024) "Chinchilla Scaling: A
-        # replication attempt", arXiv:2404.10102 (see also ../shared/data/epoch_chinchilla_extracted.md):
-        # E 1.6934, alpha 0.33917, beta 0.28491; A and B stay at the printed 406.4 and 410.7 (no more digits
+        # Unrounded E and exponents of the same fit as quoted by Besiroglu et al. (2024) "Chinchilla Scaling:
+        # A replication attempt", arXiv:2404.10102 (see also ../shared/data/epoch_chinchilla_extracted.md): E
+        # 1.6934, alpha 0.33917, beta 0.28491; A and B stay at the printed 406.4 and 410.7 (no more digits
         # were published).
         _chinchilla_like("chinchilla-precise", "Hoffmann et al. Approach 3 with unrounded E, alpha, beta",
                          "Hoffmann et al. 2022 eq. 10; unrounded values quoted in Besiroglu et al. 2024, "
@@ -203,11 +209,13 @@ def _build() -> dict[str, PresetLaw]:
         # their refit of the Chinchilla form (unique data, one epoch) with alpha = beta = 0.35266. The
         # repeated-data form built on it lives in scalinglab.laws.data_constrained.
         _chinchilla_like("muennighoff2023", "Muennighoff et al. base law (single epoch; alpha = beta)",
-                         "Muennighoff et al. 2023, arXiv:2305.16264, App. A", (1.869, 520.8, 1487.7, 0.35266, 0.35266)),
+                         "Muennighoff et al. 2023, arXiv:2305.16264, App. A",
+                         (1.869, 520.8, 1487.7, 0.35266, 0.35266)),
         _kaplan2020(),
-        # Power law N_opt = 0.0893 C^0.5 fitted (by us) to Hoffmann et al. 2022 Table 3 (Approach 1 projections):
-        # within 2.1 % in N and 5.6 % in D on all nine rows.
-        PresetLaw(name="chinchilla-approach1", description="N_opt = 0.0893 C^0.5, D = C/(6N) (allocation only)",
+        # Power law N_opt = 0.0893 C^0.5 fitted (by us) to Hoffmann et al. 2022 Table 3 (Approach 1
+        # projections): within 2.1 % in N and 5.6 % in D on all nine rows.
+        PresetLaw(name="chinchilla-approach1",
+                  description="N_opt = 0.0893 C^0.5, D = C/(6N) (allocation only)",
                   source="fit to Hoffmann et al. 2022, arXiv:2203.15556, Table 3", allocation="n_power",
                   coef=0.0893, exponent=0.5),
         # Llama 3 Herd of Models (Dubey et al. 2024), arXiv:2407.21783, §3.2.1: optimal training tokens
@@ -235,15 +243,17 @@ def get_law(name: str) -> PresetLaw:
         import difflib
         hint = difflib.get_close_matches(name, _PRESETS, n=1)
         extra = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ConfigError(f"unknown law {name!r}; choose one of {list(_PRESETS)} or a saved fit JSON{extra}") from None
+        raise ConfigError(f"unknown law {name!r}; choose one of {list(_PRESETS)} or a saved fit "
+                          f"JSON{extra}") from None
 
 
 def law_from_dict(doc: Mapping, *, name: str | None = None, path: Path | str | None = None) -> Law:
     """Any law's ``to_dict()`` (or a ``scalinglab fit --out`` JSON) back as a :class:`~scalinglab.laws.Law`.
 
-    Recognised by content: ``"law": "combined"`` (:class:`CombinedLaw`), ``"allocation"`` with ``"description"``
-    (a :class:`PresetLaw`), Muennighoff's seven constants without a ``form`` (:class:`DataConstrainedLaw`),
-    else a saved fit (Approach 1/2 power laws or an Approach 3 :class:`~scalinglab.laws.result.FitResult`).
+    Recognised by content: ``"law": "combined"`` (:class:`CombinedLaw`), ``"allocation"`` with
+    ``"description"`` (a :class:`PresetLaw`), Muennighoff's seven constants without a ``form``
+    (:class:`DataConstrainedLaw`), else a saved fit (Approach 1/2 power laws or an Approach 3
+    :class:`~scalinglab.laws.result.FitResult`).
     """
     if not isinstance(doc, Mapping):
         raise FitError("not a saved law (top level is not an object)")

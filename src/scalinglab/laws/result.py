@@ -27,7 +27,8 @@ class FrozenDict(dict):
     def _refuse(self, *args, **kwargs):
         raise TypeError("FitResult mappings are read-only; use dataclasses.replace to derive a new result")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = (  # type: ignore[assignment]
+        _refuse)
 
     def __reduce__(self):
         return (FrozenDict, (dict(self),))
@@ -95,7 +96,8 @@ class FitResult:
         return self.form.predict(self.params, **variables)
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
-        """Confidence interval for a parameter: bootstrap percentiles when attached, else Wald (estimate ± z·SE)."""
+        """Confidence interval for a parameter: bootstrap percentiles when attached, else Wald (estimate ±
+        z·SE)."""
         if name not in self.params:
             raise ConfigError(f"unknown parameter {name!r}; this fit has {list(self.params)}")
         if not 0 < level < 1:
@@ -126,11 +128,13 @@ class FitResult:
     def predict_loss(self, n_params: Any = None, n_tokens: Any = None, *, compute_flops: Any = None,
                      unique_tokens: Any = None) -> np.ndarray:
         """The fitted law at the given variables (those of its form; see :meth:`predict`)."""
-        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens), ("compute_flops", compute_flops),
+        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens),
+                                   ("compute_flops", compute_flops),
                                    ("unique_tokens", unique_tokens)) if v is not None}
         extra = [v for v in given if v not in self.form.variables]
         if extra:
-            raise FitError(f"form {self.form.name!r} predicts from {list(self.form.variables)}; {extra} given")
+            raise FitError(f"form {self.form.name!r} predicts from {list(self.form.variables)}; {extra} "
+                           "given")
         return self.predict(**given)
 
     def chinchilla_params(self) -> ChinchillaParams | None:
@@ -141,8 +145,8 @@ class FitResult:
         return self.bootstrap
 
     def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
-        """Compute-optimal N and D at ``compute_flops`` (Chinchilla-type laws only; Hoffmann et al. eq. 4), with
-        bootstrap percentile intervals when samples are attached."""
+        """Compute-optimal N and D at ``compute_flops`` (Chinchilla-type laws only; Hoffmann et al. eq. 4),
+        with bootstrap percentile intervals when samples are attached."""
         p = self.chinchilla_params()
         if p is None:
             raise FitError(f"optimal_allocation needs a Chinchilla-type law (E, A, B, alpha, beta); "
@@ -160,7 +164,8 @@ class FitResult:
     def report(self) -> str:
         """Multi-line human-readable summary."""
         lines = [f"form: {self.form.name}  ({self.form.formula})",
-                 f"loss: {self.loss} (delta={self.delta:g}, {self.reduction})  objective: {self.objective:.7g}",
+                 f"loss: {self.loss} (delta={self.delta:g}, {self.reduction})  objective: "
+                 f"{self.objective:.7g}",
                  f"points: {self.n_points}  starts: {self.n_starts}  status: {self.status}"]
         for name, value in self.params.items():
             lo, hi = self.interval(name)
@@ -183,7 +188,8 @@ class FitResult:
             "warnings": list(self.warnings), "loss": self.loss, "delta": float(self.delta),
             "reduction": self.reduction, "n_starts": int(self.n_starts),
             "optimizer_converged": bool(self.optimizer_converged), "message": self.message,
-            "covariance": None if self.covariance is None else [[_num(x) for x in row] for row in self.covariance],
+            "covariance": (None if self.covariance is None
+                           else [[_num(x) for x in row] for row in self.covariance]),
             "bootstrap": None if self.bootstrap is None else {k: [_num(x) for x in v]
                                                               for k, v in self.bootstrap.items()},
         }
@@ -205,10 +211,12 @@ class FitResult:
                        objective=float(d["objective"]), n_points=int(d["n_points"]), status=d["status"],
                        warnings=tuple(d.get("warnings", ())), loss=d.get("loss", "huber"),
                        delta=float(d.get("delta", 1e-3)), reduction=d.get("reduction", "sum"),
-                       n_starts=int(d.get("n_starts", 1)), optimizer_converged=bool(d.get("optimizer_converged", True)),
+                       n_starts=int(d.get("n_starts", 1)),
+                       optimizer_converged=bool(d.get("optimizer_converged", True)),
                        message=d.get("message", ""),
                        covariance=None if cov is None else np.array([[_unnum(x) for x in r] for r in cov]),
-                       bootstrap=None if boot is None else {k: np.array([_unnum(x) for x in v]) for k, v in boot.items()})
+                       bootstrap=(None if boot is None
+                                  else {k: np.array([_unnum(x) for x in v]) for k, v in boot.items()}))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):
                 raise

@@ -156,7 +156,8 @@ def _load(path, n_col, d_col, c_col, loss_col, budget_col, run_id_col, exclude_c
     present = [k for k in "ndc" if cols[k] is not None]
     if len(present) < 2 and present != ["c"]:  # C alone serves compute-only forms (saturating_c)
         raise DataError(f"{path}: need two of N (params), D (tokens), C (FLOPs) columns (or C alone for a "
-                        f"compute-only form); columns present: {', '.join(header)} (use n_col=/d_col=/c_col=)")
+                        f"compute-only form); columns present: {', '.join(header)} (use "
+                        "n_col=/d_col=/c_col=)")
     index = {h: i for i, h in enumerate(header)}
     lines = list(range(2, len(rows) + 2))
     for i, r in enumerate(rows):
@@ -252,8 +253,9 @@ def _apply_duplicates(rows, lines, keep: bool, notes):
         return rows, lines
     shown = ", ".join(str(lines[i]) for i in repeats[:10]) + (" ..." if len(repeats) > 10 else "")
     if keep:
-        notes.append(f"kept {len(repeats)} exact duplicate row(s) (line(s) {shown}) because keep_duplicates=True; "
-                     "each copy counts again in the fit and narrows bootstrap intervals")
+        notes.append(f"kept {len(repeats)} exact duplicate row(s) (line(s) {shown}) because "
+                     "keep_duplicates=True; each copy counts again in the fit and narrows bootstrap "
+                     "intervals")
         return rows, lines
     notes.append(f"dropped {len(repeats)} exact duplicate row(s) (line(s) {shown}); keep_duplicates=True "
                  "keeps them")

@@ -1,8 +1,8 @@
 """The runs table every approach fits from: one row per training run (or checkpoint).
 
-Parameters N, tokens D, compute C, loss, and optionally an IsoFLOP budget label and a run id. Two of N, D, C are
-enough; the third follows from C = 6ND (Kaplan et al. 2020, eq. 2.1; Hoffmann et al. 2022, sec. 3), and the
-table's ``notes`` say so. Reading a table from CSV lives in :mod:`scalinglab.laws.runs`.
+Parameters N, tokens D, compute C, loss, and optionally an IsoFLOP budget label and a run id. Two of N, D, C
+are enough; the third follows from C = 6ND (Kaplan et al. 2020, eq. 2.1; Hoffmann et al. 2022, sec. 3), and
+the table's ``notes`` say so. Reading a table from CSV lives in :mod:`scalinglab.laws.runs`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ class RunsTable:
     run_id : np.ndarray or None
         Run identifier per row (strings), used to group checkpoints of one training curve (Approach 1).
     unique_tokens : np.ndarray or None
-        Unique tokens U behind each run's D (D/U epochs), for the data-constrained law (Muennighoff et al. 2023).
+        Unique tokens U behind each run's D (D/U epochs), for the data-constrained law (Muennighoff et al.
+        2023).
     notes : tuple of str
         What the loader did (derived columns, dropped rows, points used).
     line_numbers : np.ndarray or None
@@ -92,8 +93,8 @@ class RunsTable:
         """Raise a one-line DataError when ``what`` needs N and D but the table has only C and loss."""
         if not self.has_nd:
             src = f"{self.source} has" if self.source else "the runs table has"
-            raise DataError(f"{what} needs N (parameters) and D (tokens) per run; {src} only compute and loss. "
-                            "Give two of N, D, C, or fit a compute-only form such as saturating_c")
+            raise DataError(f"{what} needs N (parameters) and D (tokens) per run; {src} only compute and "
+                            "loss. Give two of N, D, C, or fit a compute-only form such as saturating_c")
 
     def subset(self, mask_or_index: np.ndarray, note: str | None = None) -> RunsTable:
         """Rows selected by a boolean mask or an index array (repeats allowed, for the bootstrap)."""
@@ -147,7 +148,8 @@ class RunsTable:
         return out
 
 
-C_ONLY_NOTE = "only compute and loss given: N and D unknown, so only compute-only forms (saturating_c) can fit"
+C_ONLY_NOTE = ("only compute and loss given: N and D unknown, so only compute-only forms (saturating_c) "
+               "can fit")
 
 
 def group_by_log_gap(values: np.ndarray, tol_dex: float = 0.1) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Laws read back from JSON: :class:`FittedLaw` (an Approach 3 fit) and :class:`PowerLawFit` (Approach 1 or 2).
+"""Laws read back from JSON: :class:`FittedLaw` (an Approach 3 fit) and :class:`PowerLawFit` (Approach 1 or
+2).
 
 Both are :class:`~scalinglab.laws.Law`\\s. ``scalinglab.laws.presets.load_law`` is the one entry point; this
 module holds what it builds from a saved fit, and checks that a saved allocation law spends the compute it is
@@ -95,7 +96,8 @@ class FittedLaw:
                      unique_tokens: Any = None) -> np.ndarray:
         """The fitted form at the given variables. A data-constrained fit without ``unique_tokens`` uses
         U = inf (no repetition): its base law."""
-        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens), ("compute_flops", compute_flops),
+        given = {k: v for k, v in (("n_params", n_params), ("n_tokens", n_tokens),
+                                   ("compute_flops", compute_flops),
                                    ("unique_tokens", unique_tokens)) if v is not None}
         _check_sizes(given)
         if "unique_tokens" in self.form.variables and "unique_tokens" not in given:
@@ -123,7 +125,8 @@ class FittedLaw:
         if unique_tokens is not None:
             if p.rd_star is None:
                 raise PlanError(f"saved fit {self.name!r} (form {self.form.name}) models no data repetition; "
-                                "unique_tokens needs a data_constrained fit or plan_allocation(..., unique_tokens=U)")
+                                "unique_tokens needs a data_constrained fit or plan_allocation(..., "
+                                "unique_tokens=U)")
             return DataConstrainedLaw(**self.params).optimal_allocation(compute_flops, unique_tokens)
         return with_chinchilla_ci(p.allocation(compute_flops), self.fit.bootstrap)
 
@@ -132,18 +135,21 @@ class FittedLaw:
         return self.fit.to_dict()
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], *, name: str = "saved-fit", source: str = "saved fit") -> FittedLaw:
+    def from_dict(cls, doc: Mapping[str, Any], *, name: str = "saved-fit",
+                  source: str = "saved fit") -> FittedLaw:
         fit = FitResult.from_dict(doc)
-        return cls(name=name, description=f"fit of {fit.form.name} on {fit.n_points} points", source=source, fit=fit)
+        return cls(name=name, description=f"fit of {fit.form.name} on {fit.n_points} points", source=source,
+                   fit=fit)
 
 
 @dataclass(frozen=True, eq=False)
 class PowerLawFit:
     """A saved Approach 1 or 2 fit: ``N_opt = coef C^exponent`` and ``D_opt = d_coef C^d_exponent``.
 
-    Both power laws are used as fitted (Hoffmann et al. 2022, §3.1-3.2); :meth:`from_dict` refuses a pair whose
-    ``6 N D`` is off C by more than 1 % at its budgets, since the planner costs the split at C. It predicts no
-    loss. ``bootstrap`` holds samples of ``a``, ``b``, ``log10_n_coef``, ``log10_d_coef`` when saved with them.
+    Both power laws are used as fitted (Hoffmann et al. 2022, §3.1-3.2); :meth:`from_dict` refuses a pair
+    whose ``6 N D`` is off C by more than 1 % at its budgets, since the planner costs the split at C. It
+    predicts no loss. ``bootstrap`` holds samples of ``a``, ``b``, ``log10_n_coef``, ``log10_d_coef`` when
+    saved with them.
     """
 
     name: str
@@ -171,19 +177,22 @@ class PowerLawFit:
                            "exponent; rewrite it with LawFit.save(path)") from None
         if not all(math.isfinite(x) for x in (kn, a, kd, b)) or kn <= 0 or kd <= 0:
             raise FitError(f"{where}power laws N = {kn:.4g} C^{a:.4g}, D = {kd:.4g} C^{b:.4g} are not "
-                           "usable (need positive finite coefficients); refit and save with LawFit.save(path)")
+                           "usable (need positive finite coefficients); refit and save with "
+                           "LawFit.save(path)")
         _check_six_nd(kn, a, kd, b, _budgets(doc), where)
         stem = Path(path).stem if path is not None else str(doc.get("name", "saved-fit"))
-        default_source = doc.get("source") or f"Approach {approach} fit {path if path is not None else ''}".rstrip()
+        where = path if path is not None else ""
+        default_source = doc.get("source") or f"Approach {approach} fit {where}".rstrip()
         return cls(name=name or stem, approach=approach, coef=kn, exponent=a, d_coef=kd, d_exponent=b,
                    source=source or str(default_source),
-                   description=f"Approach {approach} fit: N_opt = {kn:.4g} C^{a:.4f}, D_opt = {kd:.4g} C^{b:.4f}",
+                   description=f"Approach {approach} fit: N_opt = {kn:.4g} C^{a:.4f}, D_opt = {kd:.4g} "
+                               f"C^{b:.4f}",
                    bootstrap=_samples(doc.get("bootstrap")))
 
     def predict_loss(self, n_params: Any = None, n_tokens: Any = None, *, compute_flops: Any = None,
                      unique_tokens: Any = None) -> np.ndarray:
-        raise PlanError(f"{self.name!r} is an Approach {self.approach} fit (power laws for N_opt and D_opt) and "
-                        "predicts no loss; use an Approach 3 fit or a preset such as epoch2024")
+        raise PlanError(f"{self.name!r} is an Approach {self.approach} fit (power laws for N_opt and D_opt) "
+                        "and predicts no loss; use an Approach 3 fit or a preset such as epoch2024")
 
     def chinchilla_params(self) -> None:
         return None
@@ -193,8 +202,9 @@ class PowerLawFit:
 
     def optimal_allocation(self, compute_flops: float, unique_tokens: float | None = None) -> Allocation:
         if unique_tokens is not None:
-            raise PlanError(f"{self.name!r} is an Approach {self.approach} fit and models no data repetition; "
-                            "unique_tokens needs a law with a loss (an Approach 3 fit or a preset)")
+            raise PlanError(f"{self.name!r} is an Approach {self.approach} fit and models no data "
+                            "repetition; unique_tokens needs a law with a loss (an Approach 3 fit or a "
+                            "preset)")
         c = check_compute(compute_flops)
         n, d = self.coef * c**self.exponent, self.d_coef * c**self.d_exponent
         ci = power_law_intervals(self.bootstrap, c)
@@ -204,7 +214,8 @@ class PowerLawFit:
         """The Approach 1/2 JSON layout (``n_law``, ``d_law``), readable back by :meth:`from_dict`."""
         out = {"approach": self.approach, "a": self.exponent, "b": self.d_exponent,
                "n_law": {"coef": self.coef, "exponent": self.exponent},
-               "d_law": {"coef": self.d_coef, "exponent": self.d_exponent}, "name": self.name, "source": self.source}
+               "d_law": {"coef": self.d_coef, "exponent": self.d_exponent}, "name": self.name,
+               "source": self.source}
         if self.bootstrap is not None:
             out["bootstrap"] = {k: [float(x) for x in v] for k, v in self.bootstrap.items()}
         return out
@@ -235,6 +246,7 @@ def _check_six_nd(kn: float, a: float, kd: float, b: float, budgets: tuple[float
     worst = max(budgets, key=lambda c: abs(6 * kn * c**a * kd * c**b / c - 1))
     ratio = 6 * kn * worst**a * kd * worst**b / worst
     if abs(ratio - 1) > SIX_ND_TOLERANCE:
-        raise FitError(f"{where}power laws N = {kn:.4g} C^{a:.4g}, D = {kd:.4g} C^{b:.4g} give 6ND = {ratio:.4g} C "
-                       f"at C = {worst:.3g} (more than {SIX_ND_TOLERANCE:.0%} off C = 6ND); the planner costs the "
-                       "split at C, so give power laws with 6 k_N k_D = 1 and a + b = 1, or refit with FLOPs C = 6ND")
+        raise FitError(f"{where}power laws N = {kn:.4g} C^{a:.4g}, D = {kd:.4g} C^{b:.4g} give 6ND = "
+                       f"{ratio:.4g} C at C = {worst:.3g} (more than {SIX_ND_TOLERANCE:.0%} off C = 6ND); "
+                       "the planner costs the split at C, so give power laws with 6 k_N k_D = 1 and a + b = "
+                       "1, or refit with FLOPs C = 6ND")

@@ -1,8 +1,9 @@
-"""Causal self-attention: dense through SDPA, sparse patterns through FlexAttention (CUDA) or masked SDPA (CPU).
+"""Causal self-attention: dense through SDPA, sparse patterns through FlexAttention (CUDA) or masked SDPA
+(CPU).
 
-Each layer reads its :class:`~scalinglab.arch.AttentionSpec` from ``cfg.layer_specs``. The patterns are defined once
-in :mod:`scalinglab.model.masks`. Attention-probability dropout is not applied (FlexAttention has none, and the two
-backends must agree); ``cfg.dropout`` acts on the residual branches instead.
+Each layer reads its :class:`~scalinglab.arch.AttentionSpec` from ``cfg.layer_specs``. The patterns are
+defined once in :mod:`scalinglab.model.masks`. Attention-probability dropout is not applied (FlexAttention has
+none, and the two backends must agree); ``cfg.dropout`` acts on the residual branches instead.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The GPT module built from :class:`scalinglab.arch.GPTConfig`.
 
-Pre-norm decoder blocks (RMSNorm or LayerNorm), rotary or learned positions, tied or untied embeddings, a GELU or
-SwiGLU MLP or a mixture of such experts, dense or sparse causal attention per layer. ``num_scaling_params()`` measures the parameter
-breakdown from the module itself and checks it against ``arch.count_params`` (nanochat does the same), because the
-choice of N moves fitted exponents (Kaplan et al. 2020 vs Hoffmann et al. 2022; Porian et al. 2024).
+Pre-norm decoder blocks (RMSNorm or LayerNorm), rotary or learned positions, tied or untied embeddings, a GELU
+or SwiGLU MLP or a mixture of such experts, dense or sparse causal attention per layer.
+``num_scaling_params()`` measures the parameter breakdown from the module itself and checks it against
+``arch.count_params`` (nanochat does the same), because the choice of N moves fitted exponents (Kaplan et al.
+2020 vs Hoffmann et al. 2022; Porian et al. 2024).
 
 Example (tiny CPU model)::
 
@@ -34,8 +35,8 @@ class ModelOutput(NamedTuple):
     """What :meth:`GPT.forward` returns (a NamedTuple so DDP/compile see plain tensors).
 
     ``loss`` is the mean next-token cross-entropy only (None without targets); ``aux_loss`` is the MoE
-    load-balancing term already weighted by ``cfg.aux_loss_coef`` and summed over layers (a zero tensor for dense
-    models). Optimise ``loss + aux_loss``; report ``loss``.
+    load-balancing term already weighted by ``cfg.aux_loss_coef`` and summed over layers (a zero tensor for
+    dense models). Optimise ``loss + aux_loss``; report ``loss``.
     """
 
     logits: torch.Tensor
@@ -129,8 +130,9 @@ class GPT(nn.Module):
     def init_weights(self) -> None:
         """(Re)initialise all weights and the rotary tables; call after ``to_empty()`` from the meta device.
 
-        Normal(0, 0.02) everywhere, residual output projections scaled by ``1/sqrt(2 n_layer)`` (GPT-2, Radford
-        et al. 2019) so the residual stream's variance does not grow with depth; norms at 1, biases at 0.
+        Normal(0, 0.02) everywhere, residual output projections scaled by ``1/sqrt(2 n_layer)`` (GPT-2,
+        Radford et al. 2019) so the residual stream's variance does not grow with depth; norms at 1, biases at
+        0.
         """
         proj_std = INIT_STD / math.sqrt(2 * self.cfg.n_layer)
         for module in self.modules():
@@ -172,7 +174,8 @@ class GPT(nn.Module):
         logits = self.lm_head(self.norm_f(x))  # (B, T, V)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=-1)
         return ModelOutput(logits, loss, aux_total * self.cfg.aux_loss_coef)
 
     def _part_of(self, name: str) -> str:
@@ -193,7 +196,8 @@ class GPT(nn.Module):
     def num_scaling_params(self) -> ParamBreakdown:
         """Parameter breakdown measured on this module; raises AssertionError if it disagrees with
         ``arch.count_params(cfg)`` (the planner and the sweep designer rely on that count)."""
-        parts = dict.fromkeys(("embeddings", "position", "lm_head", "attention", "mlp", "experts_total", "router",
+        parts = dict.fromkeys(("embeddings", "position", "lm_head", "attention", "mlp", "experts_total",
+                               "router",
                                "norms"), 0)
         for name, p in self.named_parameters():  # tied weights appear once, under wte
             parts[self._part_of(name)] += p.numel()
@@ -201,7 +205,8 @@ class GPT(nn.Module):
         measured = ParamBreakdown(experts_active=active, **parts)
         expected = count_params(self.cfg)
         if measured != expected:
-            raise AssertionError(f"parameter count mismatch: model {measured.to_dict()} vs arch {expected.to_dict()}")
+            raise AssertionError(f"parameter count mismatch: model {measured.to_dict()} vs arch "
+                                 f"{expected.to_dict()}")
         if measured.total != sum(p.numel() for p in self.parameters()):
             raise AssertionError("breakdown does not sum to the model's parameters")
         return measured

@@ -1,15 +1,16 @@
 """Sparse attention patterns, each written once as a mask function ``(q_idx, kv_idx) -> bool``.
 
-The same function is lowered two ways: to a FlexAttention ``BlockMask`` on CUDA (sparse blocks are skipped), and to a
-dense boolean ``(T, T)`` mask for ``F.scaled_dot_product_attention`` on CPU, where FlexAttention has no backward
-(pytorch issue 148752). The random-block table comes from :func:`scalinglab.arch.random_block_table`, so the model
-and the FLOP counter in ``scalinglab.arch`` see the same pattern (a test checks the counts agree).
+The same function is lowered two ways: to a FlexAttention ``BlockMask`` on CUDA (sparse blocks are skipped),
+and to a dense boolean ``(T, T)`` mask for ``F.scaled_dot_product_attention`` on CPU, where FlexAttention has
+no backward (pytorch issue 148752). The random-block table comes from
+:func:`scalinglab.arch.random_block_table`, so the model and the FLOP counter in ``scalinglab.arch`` see the
+same pattern (a test checks the counts agree).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -26,7 +27,8 @@ def _random_table(spec: AttentionSpec, seq_len: int, layer_idx: int, device: tor
     return dense.to(device)  # (n_blocks, n_blocks): query block -> random key blocks
 
 
-def mask_fn(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cpu") -> MaskFn:
+def mask_fn(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+            device: torch.device | str = "cpu") -> MaskFn:
     """The causal pattern of ``spec`` as ``fn(q_idx, kv_idx) -> bool tensor`` (broadcasting index tensors).
 
     Parameters
@@ -71,7 +73,8 @@ def _bool_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str) -
 @torch.compiler.disable  # built eagerly once and cached; under torch.compile the mask enters as a graph input
 def bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
               device: torch.device | str = "cpu") -> torch.Tensor:
-    """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per pattern/length/device."""
+    """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per
+    pattern/length/device."""
     return _bool_mask(spec, seq_len, _layer_key(spec, layer_idx), str(torch.device(device)))
 
 

@@ -1,14 +1,14 @@
 """Mixture-of-experts MLP: top-k token routing with a capacity limit and the Switch load-balancing loss.
 
 Routing follows Shazeer et al. 2017 (sparsely-gated top-k experts) and Fedus et al. 2021 (Switch Transformer):
-each expert takes at most ``capacity = ceil(capacity_factor * n_tokens * top_k / n_experts)`` assignments; the rest
-are dropped (their MoE output is zero, so the token passes through on the residual). First choices are served
-before second choices, then tokens in order (GShard, Lepikhin et al. 2020). Dispatch uses fixed-shape
+each expert takes at most ``capacity = ceil(capacity_factor * n_tokens * top_k / n_experts)`` assignments; the
+rest are dropped (their MoE output is zero, so the token passes through on the residual). First choices are
+served before second choices, then tokens in order (GShard, Lepikhin et al. 2020). Dispatch uses fixed-shape
 ``(n_experts, capacity, d)`` buffers so the layer has no data-dependent shapes (torch.compile-friendly).
 
-Known property of capacity routing in a causal LM: gradients never cross positions, but with ``top_k > 1`` whether
-a token's *second* choice is dropped can depend on later tokens' first choices (all first choices are served first).
-Use a large ``capacity_factor`` where that matters (e.g. evaluation).
+Known property of capacity routing in a causal LM: gradients never cross positions, but with ``top_k > 1``
+whether a token's *second* choice is dropped can depend on later tokens' first choices (all first choices are
+served first). Use a large ``capacity_factor`` where that matters (e.g. evaluation).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from scalinglab.arch import GPTConfig
 
 
 class Routing(NamedTuple):
-    """Where each (slot, token) assignment goes; all tensors are flattened slot-major, length ``top_k * n_tokens``."""
+    """Where each (slot, token) assignment goes; all tensors are flattened slot-major, length ``top_k *
+    n_tokens``."""
 
     token: torch.Tensor  # token index of each assignment
     expert: torch.Tensor  # chosen expert
@@ -59,7 +60,8 @@ def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor, n_experts: in
     """Switch auxiliary loss ``E * sum_e f_e * P_e`` (Fedus et al. 2021, eqs. 4-6).
 
     ``f_e`` is the fraction of assignments routed to expert ``e`` (before dropping), ``P_e`` the mean router
-    probability. It equals 1 for perfectly uniform routing (its minimum) and ``E`` when one expert gets everything.
+    probability. It equals 1 for perfectly uniform routing (its minimum) and ``E`` when one expert gets
+    everything.
     """
     f = torch.bincount(expert, minlength=n_experts).to(probs.dtype) / expert.numel()
     return n_experts * (f * probs.mean(dim=0)).sum()
@@ -68,7 +70,8 @@ def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor, n_experts: in
 class MoE(nn.Module):
     """``n_experts`` MLPs behind a linear router, weights stacked per expert.
 
-    GELU experts hold ``w_fc`` (E, d, d_mlp) and ``w_proj`` (E, d_mlp, d); SwiGLU experts (Mixtral, Jiang et al.
+    GELU experts hold ``w_fc`` (E, d, d_mlp) and ``w_proj`` (E, d_mlp, d); SwiGLU experts (Mixtral, Jiang et
+    al.
     2024) hold ``w1``, ``w3`` (E, d, d_mlp) and ``w2`` (E, d_mlp, d) and compute ``w2(silu(w1 x) * w3 x)``.
     """
 
@@ -81,7 +84,8 @@ class MoE(nn.Module):
         ups, down = (("w1", "w3"), "w2") if self.gated else (("w_fc",), "w_proj")
         self.up_names, self.down_name = ups, down
         bias = (lambda n: nn.Parameter(torch.zeros(E, 1, n))) if cfg.bias else (lambda n: None)
-        # Weights first, then biases: the registration (and so state-dict and optimizer) order of the GELU layer.
+        # Weights first, then biases: the registration (and so state-dict and optimizer) order of the GELU
+        # layer.
         for name in ups:
             self.register_parameter(name, nn.Parameter(torch.empty(E, d, h)))
         self.register_parameter(down, nn.Parameter(torch.empty(E, h, d)))
@@ -127,7 +131,8 @@ class MoE(nn.Module):
         buf = xf.new_zeros(n_rows + 1, d).index_copy(0, r.slot, xf[r.token])
         out = self.experts(buf[:n_rows].view(self.n_experts, r.capacity, d)).reshape(n_rows, d)
         out = torch.cat([out, out.new_zeros(1, d)])  # (E*C + 1, d): drop bin gives zeros
-        # Combine in fp32 (under autocast the experts return bf16/fp16), then back to the residual stream's dtype.
+        # Combine in fp32 (under autocast the experts return bf16/fp16), then back to the residual stream's
+        # dtype.
         contrib = out[r.slot].float() * r.gate.unsqueeze(-1)  # (k*N, d)
         y = contrib.new_zeros(xf.shape).index_add(0, r.token, contrib).to(x.dtype)
         if not torch.compiler.is_compiling():  # a tensor, not a float: no device sync per step

@@ -1,8 +1,8 @@
 """Figures of the sweep report, drawn with matplotlib's Agg/SVG backend and returned as SVG strings to inline.
 
 Each function takes plain numbers (no torch, no laws objects) so the report can be rebuilt from a JSON file.
-Text stays text in the SVG (``svg.fonttype = "none"``); matplotlib escapes it. No run names are drawn (legends show
-budgets and law names), so user strings never reach a figure.
+Text stays text in the SVG (``svg.fonttype = "none"``); matplotlib escapes it. No run names are drawn (legends
+show budgets and law names), so user strings never reach a figure.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def allocation_figure(vertices: Sequence[Mapping], fit: Mapping | None = None,
     Parameters
     ----------
     vertices : mappings with ``budget``, ``n_opt``, ``d_opt`` and optional ``n_opt_ci`` ([lo, hi]).
-    fit : mapping with ``compute`` (grid), ``n_fit``, ``d_fit`` and optional ``n_lo``, ``n_hi``, ``d_lo``, ``d_hi``.
+    fit : mapping with ``compute`` (grid), ``n_fit``, ``d_fit`` and optional ``n_lo``, ``n_hi``, ``d_lo``,
+    ``d_hi``.
     references : ``{law name: {"compute": [...], "n_opt": [...], "d_opt": [...]}}`` (e.g. Chinchilla, Epoch).
     """
     plt = _plt()
@@ -168,7 +169,8 @@ def loss_curves_figure(curves: Sequence[Mapping]) -> str:
     nrow = (len(budgets) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False)
     cmap = plt.get_cmap("plasma")
-    for ax, b in zip(axes.flat, budgets):
+    # the grid can hold more axes than budgets (the last row is padded), so zip stops at the budgets
+    for ax, b in zip(axes.flat, budgets, strict=False):
         sel = sorted((c for c in curves if float(c.get("budget") or 0.0) == b), key=lambda c: c["n_params"])
         for i, c in enumerate(sel):
             if not c.get("tokens"):

@@ -3,9 +3,9 @@
 Every string that comes from the user or from run data goes through :func:`html.escape`; a run named
 ``<script>alert(1)</script>`` is shown as text. The page is written atomically (temp file, fsync, rename).
 
-The input is a :class:`scalinglab.study.StudyAnalysis`, read by attribute only: ``report`` sits below ``study``
-and imports neither it nor ``laws`` or ``sweep``, so ``scalinglab report FIT.json`` (``study.load_analysis``
-then :func:`write_report`) rebuilds the page without the registry, the runs or torch.
+The input is a :class:`scalinglab.study.StudyAnalysis`, read by attribute only: ``report`` sits below
+``study`` and imports neither it nor ``laws`` or ``sweep``, so ``scalinglab report FIT.json``
+(``study.load_analysis`` then :func:`write_report`) rebuilds the page without the registry, the runs or torch.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _law_section(data: Any) -> str:
         extra += "".join(f" {escape(str(w))}" for w in a3.warnings) + "</p>"
     vert = a2.vertices if a2 else ()
     if vert:
-        vrows = [[_fmt(v.budget, 3), _fmt(v.n_opt), _ci(v.n_opt_ci), _fmt(v.d_opt), _fmt(v.loss)] for v in vert]
+        vrows = [[_fmt(v.budget, 3), _fmt(v.n_opt), _ci(v.n_opt_ci), _fmt(v.d_opt),
+                  _fmt(v.loss)] for v in vert]
         extra += "<h3>IsoFLOP minima (Approach 2)</h3>" + _table(
             ["budget C", "N_opt", "N_opt 95% CI", "D_opt", "loss at minimum"], vrows, "vertices")
     return f"<section id='law'><h2>Fitted scaling law</h2>{body}{extra}</section>"
@@ -106,7 +107,8 @@ def _backtest_section(data: Any) -> str:
 
 
 def _runs_section(data: Any) -> str:
-    rows = [[escape(str(r.run_id)), _fmt(r.budget, 3), _fmt(r.n_params), _fmt(r.n_tokens), _fmt(r.compute_flops, 3),
+    rows = [[escape(str(r.run_id)), _fmt(r.budget, 3), _fmt(r.n_params), _fmt(r.n_tokens),
+             _fmt(r.compute_flops, 3),
              _fmt(r.loss), escape(str(r.status)), _fmt(r.attempts)] for r in data.runs]
     return ("<section id='runs'><h2>All runs</h2>" + _table(
         ["run", "budget", "N", "D", "C (counted)", "final val loss", "status", "attempts"], rows, "runs")
@@ -119,7 +121,8 @@ def _problems_section(data: Any) -> str:
         parts.append("<p>These runs are <strong>excluded from every fit</strong>:</p>")
         parts.append(_table(["run", "status", "reason"],
                             [[escape(str(r.run_id)), escape(str(r.status)),
-                              escape(str(r.reason or "no reason recorded"))] for r in data.excluded], "problems"))
+                              escape(str(r.reason or "no reason recorded"))] for r in data.excluded],
+                            "problems"))
     else:
         parts.append("<p>No failed or diverged runs.</p>")
     if data.errors:
@@ -127,7 +130,8 @@ def _problems_section(data: Any) -> str:
             f"<li><strong>{escape(str(k))}</strong>: {escape(str(v))}</li>" for k, v in data.errors.items())
             + "</ul>")
     if data.notes:
-        parts.append("<h3>Notes</h3><ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in data.notes) + "</ul>")
+        items = "".join(f"<li>{escape(str(n))}</li>" for n in data.notes)
+        parts.append(f"<h3>Notes</h3><ul>{items}</ul>")
     return "".join(parts) + "</section>"
 
 
@@ -137,12 +141,14 @@ def _plan_section(data: Any) -> str:
         # Produced by scalinglab.plan.report_section, which escapes its own strings.
         inner = plan.html
     elif plan and plan.rows:
-        inner = _table(["quantity", "value"], [[escape(str(k)), escape(str(v))] for k, v in plan.rows], "plan")
+        inner = _table(["quantity", "value"], [[escape(str(k)), escape(str(v))] for k, v in plan.rows],
+                       "plan")
     else:
         inner = "<p>No plan for the next budget.</p>"
     desc = f"<p>{escape(str(plan.description))}</p>" if plan and plan.description else ""
     if plan and plan.planner_error and not plan.html:
-        inner += f"<p class='warn'>The GPU planner could not plan this run: {escape(str(plan.planner_error))}</p>"
+        why = escape(str(plan.planner_error))
+        inner += f"<p class='warn'>The GPU planner could not plan this run: {why}</p>"
     return f"<section id='plan'><h2>Next budget: what 10× more compute buys</h2>{desc}{inner}</section>"
 
 
@@ -158,16 +164,20 @@ figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.
 
 
 def _figures(data: Any) -> list[str]:
-    """The three figures, drawn from plain numbers (``figures`` takes mappings, so records become dicts here)."""
-    done = [r.to_dict() for r in data.runs if r.status == "done" and r.loss is not None and r.budget is not None]
+    """The three figures, drawn from plain numbers (``figures`` takes mappings, so records become dicts
+    here)."""
+    done = [r.to_dict() for r in data.runs
+            if r.status == "done" and r.loss is not None and r.budget is not None]
     a2 = data.approach2
     vertices = [v.to_dict() for v in a2.vertices] if a2 else []
     curve = a2.curve.to_dict() if a2 and a2.curve else None
     references = {k: v.to_dict() for k, v in data.references.items()}
-    curves = [dict(data.curves.get(str(r.run_id), {}), budget=r.budget, n_params=r.n_params or 0, status=r.status)
+    curves = [dict(data.curves.get(str(r.run_id), {}), budget=r.budget, n_params=r.n_params or 0,
+                   status=r.status)
               for r in data.runs]
     return [
-        _figure("fig-isoflop", "Final loss vs model size at fixed compute, with the fitted parabolas and minima.",
+        _figure("fig-isoflop",
+                "Final loss vs model size at fixed compute, with the fitted parabolas and minima.",
                 figures.isoflop_figure(done, vertices)),
         _figure("fig-allocation", "Compute-optimal N and D vs compute with 95% bootstrap bands, against "
                 "published laws (Chinchilla: Hoffmann et al. 2022; Epoch: Besiroglu et al. 2024).",
@@ -177,8 +187,8 @@ def _figures(data: Any) -> list[str]:
 
 
 def render_html(data: Any) -> str:
-    """Render the whole page of a :class:`scalinglab.study.StudyAnalysis` as one HTML string (figures inlined as
-    SVG)."""
+    """Render the whole page of a :class:`scalinglab.study.StudyAnalysis` as one HTML string (figures inlined
+    as SVG)."""
     created = data.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     body = "".join([
         f"<h1>{escape(data.title)}</h1><p>Generated by scalinglab on {escape(created)}.</p>",

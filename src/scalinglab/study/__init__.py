@@ -1,10 +1,11 @@
 """scalinglab.study — the one layer that crosses the steps of the scaling loop.
 
 It designs a sweep with a prior law resolved from ``laws`` (:func:`design_sweep`), runs it with ``sweep``'s
-executors (:func:`run_study`), fits Approaches 2 and 3 with bootstrap CIs, backtests on the top budget and plans
-the next budget with ``plan`` (:func:`analyze`), and returns all of it as one frozen :class:`StudyAnalysis` that
-``report/`` renders and ``cli/`` prints by attribute. Torch-free (training runs in the executors' workers).
-Names are imported on first use, so ``scalinglab report fit.json`` loads only the records.
+executors (:func:`run_study`), fits Approaches 2 and 3 with bootstrap CIs, backtests on the top budget and
+plans the next budget with ``plan`` (:func:`analyze`), and returns all of it as one frozen
+:class:`StudyAnalysis` that ``report/`` renders and ``cli/`` prints by attribute. Torch-free (training runs in
+the executors' workers). Names are imported on first use, so ``scalinglab report fit.json`` loads only the
+records.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ _EXPORTS = {
     "read_curve": "analysis",
     "run_demo": "demo", "setup_demo": "demo", "demo_spec": "demo",
     "design_sweep": "prior", "prior_for": "prior", "prior_n_opt": "prior",
-    "AllocationCurve": "record", "Approach2Summary": "record", "Approach3Summary": "record", "Backtest": "record",
+    "AllocationCurve": "record", "Approach2Summary": "record", "Approach3Summary": "record",
+    "Backtest": "record",
     "BacktestRow": "record", "ExcludedRun": "record", "NextBudgetPlan": "record", "ReferenceCurve": "record",
     "RunRow": "record", "StudyAnalysis": "record", "Vertex": "record", "load_analysis": "record",
     "SweepOutcome": "run", "finish": "run", "load_spec": "run", "register_sweep": "run", "run_study": "run",

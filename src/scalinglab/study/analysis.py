@@ -1,9 +1,9 @@
 """After the sweep: fit Approaches 2 and 3 with bootstrap CIs, backtest on the top budget, plan 10× more
 compute, and return it all as one :class:`~scalinglab.study.record.StudyAnalysis`.
 
-Only ``done`` runs enter a fit; failed and diverged runs are listed with their reasons and a note. Each step that
-cannot be carried out (too few budgets, a fit that fails) is recorded under ``errors`` instead of stopping the
-others. Torch-free.
+Only ``done`` runs enter a fit; failed and diverged runs are listed with their reasons and a note. Each step
+that cannot be carried out (too few budgets, a fit that fails) is recorded under ``errors`` instead of
+stopping the others. Torch-free.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 RUNS_CSV = "runs.csv"
 FIT_JSON = "fit.json"
 REPORT_HTML = "report.html"
-REFERENCE_LAWS = (("chinchilla", "Chinchilla (Hoffmann et al. 2022)"), ("epoch2024", "Epoch (Besiroglu et al. 2024)"))
+REFERENCE_LAWS = (("chinchilla", "Chinchilla (Hoffmann et al. 2022)"),
+                  ("epoch2024", "Epoch (Besiroglu et al. 2024)"))
 
 
 def _runs_table(csv_path: Path):
@@ -57,14 +58,17 @@ def _approach2(runs, n_boot: int, seed: int) -> Approach2Summary:
     if n_boot and len(fit.vertices) >= 3:
         boot = bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True)
         out["a_ci"], out["b_ci"] = boot.interval("a"), boot.interval("b")
-        out["bootstrap"] = {"n_resamples": boot.n_resamples, "n_failed": boot.n_failed, "notes": list(boot.notes)}
-    return Approach2Summary(a=fit.a, b=fit.b, n_coef=fit.n_law.coef, d_coef=fit.d_law.coef, notes=tuple(fit.notes),
+        out["bootstrap"] = {"n_resamples": boot.n_resamples, "n_failed": boot.n_failed,
+                            "notes": list(boot.notes)}
+    return Approach2Summary(a=fit.a, b=fit.b, n_coef=fit.n_law.coef, d_coef=fit.d_law.coef,
+                            notes=tuple(fit.notes),
                             vertices=tuple(_vertex(v, boot) for v in fit.vertices), curve=_curve(fit, boot),
                             fit=fit, **out)
 
 
 def _curve(fit, boot) -> AllocationCurve:
-    """N_opt, D_opt on a grid from 2× below the lowest budget to 16× above the top one (the next-budget plan)."""
+    """N_opt, D_opt on a grid from 2× below the lowest budget to 16× above the top one (the next-budget
+    plan)."""
     budgets = [v.budget for v in fit.vertices]
     grid = np.logspace(math.log10(min(budgets)) - 0.3, math.log10(max(budgets)) + 1.2, 40)
     bands: dict[str, Any] = {}
@@ -141,7 +145,8 @@ def _backtest(runs, approach2: Approach2Summary | None) -> Backtest:
 
 _SWEEP_LAW_NAME = "this sweep (Approach 2 allocation)"
 # The planner prints "name (source)"; without a source the page showed empty parentheses.
-_SWEEP_LAW_SOURCE = "N_opt, D_opt power laws fitted to this sweep's IsoFLOP minima; loss from its Approach 3 fit"
+_SWEEP_LAW_SOURCE = ("N_opt, D_opt power laws fitted to this sweep's IsoFLOP minima; "
+                     "loss from its Approach 3 fit")
 
 
 def _sweep_law(a2_fit, a3_fit):
@@ -159,7 +164,8 @@ def _plan_next(law, top_budget: float, seq_len: int | None = None) -> NextBudget
     c = 10 * top_budget
     alloc = law.optimal_allocation(c)
     rows = [("compute (FLOPs)", f"{c:.3g}"), ("N_opt (parameters)", f"{alloc.n_params:.3g}"),
-            ("D_opt (tokens)", f"{alloc.n_tokens:.3g}"), ("tokens per parameter", f"{alloc.tokens_per_param:.3g}")]
+            ("D_opt (tokens)", f"{alloc.n_tokens:.3g}"),
+            ("tokens per parameter", f"{alloc.tokens_per_param:.3g}")]
     if alloc.loss is not None:
         rows.append(("predicted loss (Approach 3 law at that N, D)", f"{alloc.loss:.4g}"))
     desc = f"Extrapolating the fitted law to 10× the top budget ({top_budget:.3g} → {c:.3g} FLOPs)."
@@ -170,7 +176,8 @@ def _plan_next(law, top_budget: float, seq_len: int | None = None) -> NextBudget
         html = report_section(make_plan(c, law=law, vocab_size=257, **opts))
     except Exception as err:  # noqa: BLE001 - the planner's section is optional; the table above stands alone
         log.info("planner section unavailable: %s", err)
-        return NextBudgetPlan(description=desc, rows=tuple(rows), planner_error=f"{type(err).__name__}: {err}")
+        return NextBudgetPlan(description=desc, rows=tuple(rows),
+                              planner_error=f"{type(err).__name__}: {err}")
     return NextBudgetPlan(description=desc, rows=tuple(rows), html=html)
 
 
@@ -198,7 +205,8 @@ def read_curve(run_dir: Path, max_points: int = 200) -> dict:
                     m = json.loads(line)
                 except ValueError:
                     continue  # a line cut by a crash
-                if m.get("loss") is not None and m.get("tokens") is not None and math.isfinite(float(m["loss"])):
+                has_point = m.get("loss") is not None and m.get("tokens") is not None
+                if has_point and math.isfinite(float(m["loss"])):
                     tokens.append(float(m["tokens"]))
                     loss.append(float(m["loss"]))
     except OSError:
@@ -208,7 +216,8 @@ def read_curve(run_dir: Path, max_points: int = 200) -> dict:
 
 
 def _run_rows(reg: Registry) -> tuple[RunRow, ...]:
-    return tuple(RunRow(run_id=r.run_id, n_params=r.n_params, n_tokens=r.n_tokens, compute_flops=r.compute_flops,
+    return tuple(RunRow(run_id=r.run_id, n_params=r.n_params, n_tokens=r.n_tokens,
+                        compute_flops=r.compute_flops,
                         loss=r.loss if r.status == "done" else None, budget=r.budget, status=r.status,
                         error=r.error, attempts=r.attempts) for r in reg.runs())
 
@@ -249,8 +258,10 @@ def _fit_all(csv_path: Path, rows: tuple[RunRow, ...], seq_len: int | None, n_bo
     return out
 
 
-def analyze(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: str | None = None) -> StudyAnalysis:
-    """Fit, backtest and plan from a sweep folder; writes ``runs.csv`` and ``fit.json``; returns the analysis."""
+def analyze(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0,
+            title: str | None = None) -> StudyAnalysis:
+    """Fit, backtest and plan from a sweep folder; writes ``runs.csv`` and ``fit.json``; returns the
+    analysis."""
     sweep_dir = Path(sweep_dir)
     with Registry.open(sweep_dir / REGISTRY_FILENAME, create=False) as reg:
         csv_path = reg.export_runs_csv(sweep_dir / RUNS_CSV)
@@ -261,8 +272,10 @@ def analyze(sweep_dir: str | Path, *, n_boot: int = 200, seed: int = 0, title: s
     seq_len = ((sweep.get("spec") or {}).get("family") or {}).get("seq_len")
     fitted = _fit_all(csv_path, rows, seq_len, n_boot, seed)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    analysis = StudyAnalysis(title=title or f"IsoFLOP sweep {sweep.get('sweep_id', sweep_dir.name)}", runs=rows,
+    analysis = StudyAnalysis(title=title or f"IsoFLOP sweep {sweep.get('sweep_id', sweep_dir.name)}",
+                             runs=rows,
                              curves={rid: read_curve(d) for rid, d in run_dirs.items()}, created=created,
                              **{**fitted, "notes": tuple(fitted["notes"])})
-    atomic_write_text(sweep_dir / FIT_JSON, json.dumps(jsonable(analysis.to_dict()), indent=1, allow_nan=False))
+    atomic_write_text(sweep_dir / FIT_JSON,
+                      json.dumps(jsonable(analysis.to_dict()), indent=1, allow_nan=False))
     return analysis

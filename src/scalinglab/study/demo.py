@@ -1,8 +1,9 @@
-"""``scalinglab demo``: an IsoFLOP study end to end on a laptop CPU — prepare the default corpus (Python stdlib
-sources, capped), sweep ≥ 4 budgets × 5 sizes, fit Approaches 2 and 3 with bootstrap CIs, backtest, plan, report.
+"""``scalinglab demo``: an IsoFLOP study end to end on a laptop CPU — prepare the default corpus (Python
+stdlib sources, capped), sweep ≥ 4 budgets × 5 sizes, fit Approaches 2 and 3 with bootstrap CIs, backtest,
+plan, report.
 
-Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 9e12 counted
-FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 3.5e11 FLOPs) is for tests.
+Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 9e12
+counted FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 3.5e11 FLOPs) is for tests.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ DEFAULT_OUT = Path("runs/demo")
 FULL_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)  # log-uniform over one decade
 QUICK_BUDGETS = (1e10, 2e10, 4e10)
 # --quick sizes are centred on D = 40 N: pilot sweeps of this corpus at 3e9–1e11 counted FLOPs (byte-level,
-# seq 64–128) put the IsoFLOP minima at 30–50 tokens per parameter, above Chinchilla's ≈ 20 at far larger scale.
+# seq 64–128) put the IsoFLOP minima at 30–50 tokens per parameter, above Chinchilla's ≈ 20 at far larger
+# scale.
 PRIOR_TOKENS_PER_PARAM = 40.0
 # The full demo's sizes are centred on an earlier fit of this very sweep (Approach 2 of the demo centred on
 # D = 40 N: N* = 4.05·C^0.331, vertices 17k–37k params). Centred on D = 40 N, the top budget's smallest size
@@ -28,9 +30,9 @@ PRIOR_TOKENS_PER_PARAM = 40.0
 FULL_PRIOR_N_LAW = (4.05, 0.331)
 FULL_CORPUS_BYTES = 16_000_000
 QUICK_CORPUS_BYTES = 1_000_000
-# Fixed depth 2, widths varying by ~1.5x steps, tied embeddings: at these sizes mixing depths (1-layer models) and
-# aspect ratios added more scatter to the IsoFLOP curves than the sizes themselves (pilot runs); Kaplan et al. 2020
-# (§3.1) found the loss depends weakly on shape at fixed N once depth >= 2.
+# Fixed depth 2, widths varying by ~1.5x steps, tied embeddings: at these sizes mixing depths (1-layer models)
+# and aspect ratios added more scatter to the IsoFLOP curves than the sizes themselves (pilot runs); Kaplan et
+# al. 2020 (§3.1) found the loss depends weakly on shape at fixed N once depth >= 2.
 # --quick: 64-token context, head_dim 4, d_model 8..64 (N 3.6k..115k).
 QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=4, aspect_ratios=(4, 6, 8, 12, 16, 24, 32), depths=(2,),
                           tied_embeddings=True)
@@ -42,10 +44,12 @@ FULL_FAMILY = FamilySpec(seq_len=128, head_dim=8, aspect_ratios=(4, 8, 12, 16, 2
 def demo_spec(data_dir: str | Path, *, quick: bool = False) -> SweepSpec:
     """The demo's sweep: full (4 budgets up to 1e12) or quick (3 tiny budgets)."""
     if quick:
-        return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=2048, target_steps=300, min_batch=2,
+        return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=2048,
+                         target_steps=300, min_batch=2,
                          eval_tokens=8192, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
                          data_dir=str(Path(data_dir).resolve()))
-    return SweepSpec(budgets=FULL_BUDGETS, family=FULL_FAMILY, prior_n_law=FULL_PRIOR_N_LAW, eval_tokens=32768,
+    return SweepSpec(budgets=FULL_BUDGETS, family=FULL_FAMILY, prior_n_law=FULL_PRIOR_N_LAW,
+                     eval_tokens=32768,
                      data_dir=str(Path(data_dir).resolve()))
 
 

@@ -3,7 +3,8 @@
 ``report/`` renders a :class:`StudyAnalysis` and ``cli/`` prints its headline numbers; neither imports this
 module (``report`` sits below ``study``), they read the attributes named here. ``fit.json`` is
 ``StudyAnalysis.to_dict()``; :func:`load_analysis` reads it back (also the files written before these records
-existed, whose optional keys may be absent), so ``scalinglab report fit.json`` needs neither the runs nor the laws.
+existed, whose optional keys may be absent), so ``scalinglab report fit.json`` needs neither the runs nor the
+laws.
 
 The live fit objects (``Approach2Summary.fit``, ``Approach3Summary.fit``, ``StudyAnalysis.law``) are kept for
 callers of :func:`scalinglab.study.analyze`; they are not serialised, so they are ``None`` after a load.
@@ -80,7 +81,8 @@ class Vertex:
 
     def to_dict(self) -> dict:
         return {"budget": self.budget, "n_opt": self.n_opt, "d_opt": self.d_opt, "loss": self.loss,
-                "n_points": self.n_points, "extrapolated": self.extrapolated, "n_opt_ci": _list(self.n_opt_ci)}
+                "n_points": self.n_points, "extrapolated": self.extrapolated,
+                "n_opt_ci": _list(self.n_opt_ci)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Vertex:
@@ -142,7 +144,8 @@ class Approach2Summary:
     fit: Any = field(default=None, compare=False, repr=False)  # the laws.approach2.Approach2Result
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "n_coef": self.n_coef, "d_coef": self.d_coef, "notes": list(self.notes),
+        return {"a": self.a, "b": self.b, "n_coef": self.n_coef, "d_coef": self.d_coef,
+                "notes": list(self.notes),
                 "a_ci": _list(self.a_ci), "b_ci": _list(self.b_ci), "bootstrap": self.bootstrap,
                 "vertices": [v.to_dict() for v in self.vertices],
                 "curve": self.curve.to_dict() if self.curve else None}
@@ -151,7 +154,8 @@ class Approach2Summary:
     def from_dict(cls, d: Mapping) -> Approach2Summary:
         return cls(a=d.get("a"), b=d.get("b"), n_coef=d.get("n_coef"), d_coef=d.get("d_coef"),
                    notes=tuple(d.get("notes") or ()), a_ci=_pair(d.get("a_ci")), b_ci=_pair(d.get("b_ci")),
-                   bootstrap=d.get("bootstrap"), vertices=tuple(Vertex.from_dict(v) for v in d.get("vertices") or ()),
+                   bootstrap=d.get("bootstrap"),
+                   vertices=tuple(Vertex.from_dict(v) for v in d.get("vertices") or ()),
                    curve=AllocationCurve.from_dict(d["curve"]) if d.get("curve") else None)
 
 
@@ -191,7 +195,8 @@ class BacktestRow:
     rel_error: float | None = None
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "actual": self.actual, "predicted": self.predicted, "rel_error": self.rel_error}
+        return {"label": self.label, "actual": self.actual, "predicted": self.predicted,
+                "rel_error": self.rel_error}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> BacktestRow:
@@ -292,27 +297,32 @@ class StudyAnalysis:
         return counts
 
     def to_dict(self) -> dict:
-        """The ``fit.json`` layout (``report_version``, ``title``, ``runs``, ``curves``, ``analysis``, ``created``)."""
+        """The ``fit.json`` layout (``report_version``, ``title``, ``runs``, ``curves``, ``analysis``,
+        ``created``)."""
         analysis = {"errors": dict(self.errors), "notes": list(self.notes),
                     "approach2": self.approach2.to_dict() if self.approach2 else None,
                     "approach3": self.approach3.to_dict() if self.approach3 else None,
                     "backtest": self.backtest.to_dict() if self.backtest else None,
                     "plan": self.plan.to_dict() if self.plan else None,
                     "references": {k: v.to_dict() for k, v in self.references.items()}}
-        return {"report_version": FIT_JSON_VERSION, "title": self.title, "runs": [r.to_dict() for r in self.runs],
+        return {"report_version": FIT_JSON_VERSION, "title": self.title,
+                "runs": [r.to_dict() for r in self.runs],
                 "curves": dict(self.curves), "analysis": analysis, "created": self.created}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StudyAnalysis:
         if not isinstance(d, Mapping) or "runs" not in d or "analysis" not in d:
-            raise ReportError("not a scalinglab fit/report JSON (needs 'runs' and 'analysis'); pass a sweep folder "
-                              "or the fit.json a sweep wrote")
+            raise ReportError("not a scalinglab fit/report JSON (needs 'runs' and 'analysis'); pass a sweep "
+                              "folder or the fit.json a sweep wrote")
         a = d["analysis"]
-        return cls(title=str(d.get("title", "scalinglab sweep")), runs=tuple(RunRow.from_dict(r) for r in d["runs"]),
+        return cls(title=str(d.get("title", "scalinglab sweep")),
+                   runs=tuple(RunRow.from_dict(r) for r in d["runs"]),
                    curves=dict(d.get("curves") or {}), created=str(d.get("created", "")),
-                   approach2=_opt(Approach2Summary, a, "approach2"), approach3=_opt(Approach3Summary, a, "approach3"),
+                   approach2=_opt(Approach2Summary, a, "approach2"),
+                   approach3=_opt(Approach3Summary, a, "approach3"),
                    backtest=_opt(Backtest, a, "backtest"), plan=_opt(NextBudgetPlan, a, "plan"),
-                   references={k: ReferenceCurve.from_dict(v) for k, v in (a.get("references") or {}).items()},
+                   references={k: ReferenceCurve.from_dict(v)
+                               for k, v in (a.get("references") or {}).items()},
                    errors=dict(a.get("errors") or {}), notes=tuple(a.get("notes") or ()))
 
 

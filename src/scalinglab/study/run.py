@@ -1,7 +1,8 @@
 """The IsoFLOP study as one call: design → register → execute → fit → report (and resume after a crash).
 
 A sweep folder holds ``registry.sqlite`` (the record of every run), ``runs/<run_id>/`` (each run's directory),
-``runs.csv`` (the export ``scalinglab fit`` reads), ``fit.json`` (everything the report shows) and ``report.html``.
+``runs.csv`` (the export ``scalinglab fit`` reads), ``fit.json`` (everything the report shows) and
+``report.html``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def sweep_id_for(spec: SweepSpec) -> str:
     return "sweep-" + config_hash(spec.to_dict())[:10]
 
 
-def register_sweep(sweep_dir: str | Path, spec: SweepSpec, plan: list[PlannedRun] | None = None) -> list[PlannedRun]:
+def register_sweep(sweep_dir: str | Path, spec: SweepSpec,
+                   plan: list[PlannedRun] | None = None) -> list[PlannedRun]:
     """Record the sweep and queue its runs (idempotent: runs already present, by config hash, are kept); the
     plan is designed here, with the spec's prior law resolved, unless given."""
     sweep_dir = Path(sweep_dir)
@@ -51,7 +53,8 @@ def register_sweep(sweep_dir: str | Path, spec: SweepSpec, plan: list[PlannedRun
         added = 0
         for i, run in enumerate(plan):
             added += reg.add_run(sid, run.run_id, run.train_config(spec), budget=run.budget,
-                                 n_params=run.n_params, n_tokens=run.n_tokens, compute_flops=run.compute_flops,
+                                 n_params=run.n_params, n_tokens=run.n_tokens,
+                                 compute_flops=run.compute_flops,
                                  parent_run_id=run.parent_run_id, position=i)
     log.info("sweep %s: %d runs planned, %d newly queued", sid, len(plan), added)
     return plan
@@ -62,7 +65,8 @@ def load_spec(sweep_dir: str | Path) -> SweepSpec:
     with Registry.open(Path(sweep_dir) / REGISTRY_FILENAME, create=False) as reg:
         sweep = reg.sweep()
     if sweep is None:
-        raise RegistryError(f"{sweep_dir} holds no sweep yet; start one with `scalinglab sweep run --out {sweep_dir}`")
+        raise RegistryError(f"{sweep_dir} holds no sweep yet; start one with `scalinglab sweep run --out "
+                            f"{sweep_dir}`")
     try:
         return SweepSpec.from_dict(sweep["spec"])
     except ScalingLabError:

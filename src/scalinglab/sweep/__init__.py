@@ -1,10 +1,11 @@
 """scalinglab.sweep — IsoFLOP grid design (cosine or WSD), executors (local, subprocess, Ray) and the SQLite
 registry.
 
-It imports only ``arch``, ``data``, ``model``, ``train`` and the shared modules: a prior law reaches the designer
-as numbers in the :class:`SweepSpec` or as an ``N_opt(C)`` callable, resolved by :mod:`scalinglab.study` (which
-also fits and reports a finished sweep). Names are imported on first use, so ``import scalinglab.sweep.registry``
-(the report and ``scalinglab fit`` read registries) loads neither the executors nor the trainer.
+It imports only ``arch``, ``data``, ``model``, ``train`` and the shared modules: a prior law reaches the
+designer as numbers in the :class:`SweepSpec` or as an ``N_opt(C)`` callable, resolved by
+:mod:`scalinglab.study` (which also fits and reports a finished sweep). Names are imported on first use, so
+``import scalinglab.sweep.registry`` (the report and ``scalinglab fit`` read registries) loads neither the
+executors nor the trainer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ _EXPORTS = {
     "design_budget": "design", "lr_for_width": "design", "steps_and_batch": "design",
     "design_sweep": "grid", "design_wsd": "wsd",
     "ExecutorConfig": "executors", "ProgressFn": "executors", "execute": "executors",
-    "REGISTRY_FILENAME": "registry", "Registry": "registry", "RunRecord": "registry", "config_hash": "registry",
+    "REGISTRY_FILENAME": "registry", "Registry": "registry", "RunRecord": "registry",
+    "config_hash": "registry",
 }
 __all__ = [
     "ExecutorConfig", "FamilySpec", "PlannedRun", "PriorNOpt", "ProgressFn", "REGISTRY_FILENAME", "Registry",

@@ -1,28 +1,29 @@
 """IsoFLOP sweep design: for each compute budget, ≥ 5 real GPT shapes spread in log N around a prior optimum.
 
 Conventions (the training issue's ``scalinglab.arch``): N is *all* parameters (Chinchilla), C is the *counted*
-training FLOPs (6·N·D plus attention, Kaplan et al. 2020 Table 1). Each run's D is chosen so its counted C equals the
-budget: ``D = C / flops_per_token(shape).counted``, rounded to the nearest whole optimizer step.
+training FLOPs (6·N·D plus attention, Kaplan et al. 2020 Table 1). Each run's D is chosen so its counted C
+equals the budget: ``D = C / flops_per_token(shape).counted``, rounded to the nearest whole optimizer step.
 
-Shapes come from the nanochat depth family (``GPTConfig.from_depth``); for tiny CPU budgets several aspect ratios
-are pooled so that enough distinct sizes exist near the optimum (Kaplan et al. 2020 §3.1: loss depends only
-weakly on the shape at fixed N, so mixing aspect ratios within 16–64 costs little).
+Shapes come from the nanochat depth family (``GPTConfig.from_depth``); for tiny CPU budgets several aspect
+ratios are pooled so that enough distinct sizes exist near the optimum (Kaplan et al. 2020 §3.1: loss depends
+only weakly on the shape at fixed N, so mixing aspect ratios within 16–64 costs little).
 
 Learning rate and batch (a sweep with an untuned LR fits the LR, not the law):
 
-* **LR ∝ 1/width ("μP-lite")**: ``lr = base_lr × base_width / d_model``, clipped to ``[min_lr, max_lr]``. Under μP
-  the Adam learning rate of hidden matrices scales as 1/width (Yang et al. 2021, *Tensor Programs V*, Table 3), so
-  one base LR tuned at ``base_width`` transfers across the family. The default (4e-3 at width 64) comes from a
-  short LR probe on the byte-level stdlib corpus (seq 128; LR 3e-3/1e-2/3e-2 × batch 8/32 sequences): width 48
-  (3 layers, 131k tokens) was best at 3e-3, width 16 (1 layer, 310k tokens) at 3e-2 — the rule gives 5.3e-3 and
+* **LR ∝ 1/width ("μP-lite")**: ``lr = base_lr × base_width / d_model``, clipped to ``[min_lr, max_lr]``.
+  Under μP the Adam learning rate of hidden matrices scales as 1/width (Yang et al. 2021, *Tensor Programs V*,
+  Table 3), so one base LR tuned at ``base_width`` transfers across the family. The default (4e-3 at width 64)
+  comes from a short LR probe on the byte-level stdlib corpus (seq 128; LR 3e-3/1e-2/3e-2 × batch 8/32
+  sequences): width 48 (3 layers, 131k tokens) was best at 3e-3, width 16 (1 layer, 310k tokens) at 3e-2 — the
+  rule gives 5.3e-3 and
   1.6e-2, within the flat region of both.
-* **Batch**: ``D / (target_steps × seq_len)`` sequences, clipped to [``min_batch``, ``batch_tokens / seq_len``],
-  so every run takes about ``target_steps`` optimizer steps. The probe found 8 sequences 0.2–0.6 nats better than
-  32 for runs of 30–300 steps: tiny runs are step-limited, so neighbouring sizes must get similar step counts (a
-  power-of-two rule gave 400–800 steps and zig-zag IsoFLOP curves). Long runs take larger batches, which cost
-  little once the loss has fallen (the critical batch grows as the loss falls, McCandlish et al. 2018) and run
-  faster on a CPU. The cosine schedule's length is the run's own D (Hoffmann et al. 2022, §3.1: a cosine longer
-  than the run overestimates its loss).
+* **Batch**: ``D / (target_steps × seq_len)`` sequences, clipped to [``min_batch``, ``batch_tokens /
+  seq_len``], so every run takes about ``target_steps`` optimizer steps. The probe found 8 sequences 0.2–0.6
+  nats better than 32 for runs of 30–300 steps: tiny runs are step-limited, so neighbouring sizes must get
+  similar step counts (a power-of-two rule gave 400–800 steps and zig-zag IsoFLOP curves). Long runs take
+  larger batches, which cost little once the loss has fallen (the critical batch grows as the loss falls,
+  McCandlish et al. 2018) and run faster on a CPU. The cosine schedule's length is the run's own D (Hoffmann
+  et al. 2022, §3.1: a cosine longer than the run overestimates its loss).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 from scalinglab.arch import GPTConfig, count_params, flops_per_token
 from scalinglab.errors import ConfigError
+from scalinglab.validate import is_positive_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +58,12 @@ class FamilySpec:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "head_dim"):
-            _positive_int(f"FamilySpec.{name}", getattr(self, name))
+            positive_int(f"FamilySpec.{name}", getattr(self, name))
         for name in ("aspect_ratios", "depths"):
             values = tuple(getattr(self, name))
-            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
-                raise ConfigError(f"FamilySpec.{name}={values!r} must be a non-empty list of positive integers")
+            if not values or not all(is_positive_int(v) for v in values):
+                raise ConfigError(f"FamilySpec.{name}={values!r} must be a non-empty list of positive "
+                                  "integers")
             object.__setattr__(self, name, values)
 
     def shapes(self) -> list[GPTConfig]:
@@ -68,7 +71,8 @@ class FamilySpec:
         seen: dict[tuple, GPTConfig] = {}
         for a in self.aspect_ratios:
             for d in self.depths:
-                cfg = GPTConfig.from_depth(d, aspect_ratio=a, head_dim=self.head_dim, vocab_size=self.vocab_size,
+                cfg = GPTConfig.from_depth(d, aspect_ratio=a, head_dim=self.head_dim,
+                                           vocab_size=self.vocab_size,
                                            seq_len=self.seq_len, tied_embeddings=self.tied_embeddings)
                 seen.setdefault((cfg.d_model, cfg.n_layer), cfg)
         return sorted(seen.values(), key=lambda c: count_params(c).total)
@@ -86,7 +90,8 @@ class SweepSpec:
     spread: float = 4.0  # sizes span N_opt/spread .. N_opt*spread (log-uniform)
     prior_law: str = "chinchilla"  # a preset or saved-fit name; resolved by scalinglab.study (see _prior)
     prior_tokens_per_param: float | None = None  # instead of prior_law: N_opt = sqrt(C / (6 r))
-    prior_n_law: tuple[float, float] | None = None  # instead of prior_law: (k, a), N_opt = k·C^a (an earlier fit)
+    # instead of prior_law: (k, a), N_opt = k·C^a (an earlier fit)
+    prior_n_law: tuple[float, float] | None = None
     family: FamilySpec = field(default_factory=FamilySpec)
     schedule: str = "cosine"
     base_lr: float = 4e-3
@@ -107,14 +112,15 @@ class SweepSpec:
     def __post_init__(self) -> None:
         budgets = tuple(float(b) for b in self.budgets)
         if not budgets or any(not (math.isfinite(b) and b > 0) for b in budgets):
-            raise ConfigError(f"SweepSpec.budgets={self.budgets!r} must be a non-empty list of positive FLOPs, "
-                              "e.g. 1e11,3e11,1e12")
+            raise ConfigError(f"SweepSpec.budgets={self.budgets!r} must be a non-empty list of positive "
+                              "FLOPs, e.g. 1e11,3e11,1e12")
         if len(set(budgets)) != len(budgets):
             raise ConfigError(f"SweepSpec.budgets={list(budgets)} has duplicates; give each budget once")
         object.__setattr__(self, "budgets", tuple(sorted(budgets)))
-        _positive_int("SweepSpec.n_sizes", self.n_sizes)
+        positive_int("SweepSpec.n_sizes", self.n_sizes)
         if self.n_sizes < 3:
-            raise ConfigError(f"SweepSpec.n_sizes={self.n_sizes} is too few: a parabola needs ≥ 3 sizes (5 advised)")
+            raise ConfigError(f"SweepSpec.n_sizes={self.n_sizes} is too few: a parabola needs ≥ 3 sizes (5 "
+                              "advised)")
         if self.prior_tokens_per_param is not None and not self.prior_tokens_per_param > 0:
             raise ConfigError(f"SweepSpec.prior_tokens_per_param={self.prior_tokens_per_param} must be > 0")
         self._check_prior_n_law()
@@ -122,8 +128,9 @@ class SweepSpec:
             raise ConfigError(f"SweepSpec.spread={self.spread} must be > 1 (e.g. 4: N_opt/4 .. 4·N_opt)")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"SweepSpec.schedule={self.schedule!r} is not allowed; use one of {SCHEDULES}")
-        for name in ("batch_tokens", "target_steps", "min_batch", "min_steps", "base_width", "wsd_points", "eval_tokens"):
-            _positive_int(f"SweepSpec.{name}", getattr(self, name))
+        for name in ("batch_tokens", "target_steps", "min_batch", "min_steps", "base_width", "wsd_points",
+                     "eval_tokens"):
+            positive_int(f"SweepSpec.{name}", getattr(self, name))
         if not 0 < self.cooldown_frac < 1:
             raise ConfigError(f"SweepSpec.cooldown_frac={self.cooldown_frac} must be in (0, 1)")
 
@@ -154,7 +161,8 @@ class SweepSpec:
     @classmethod
     def from_dict(cls, d: dict) -> SweepSpec:
         d = dict(d)
-        d["family"] = FamilySpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["family"].items()})
+        d["family"] = FamilySpec(**{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in d["family"].items()})
         d["budgets"] = tuple(d["budgets"])
         if d.get("prior_n_law") is not None:
             d["prior_n_law"] = tuple(d["prior_n_law"])
@@ -189,7 +197,8 @@ class PlannedRun:
         return self.n_tokens / self.n_params
 
     def train_config(self, spec: SweepSpec) -> dict[str, Any]:
-        """The training config (``TrainConfig.from_dict`` input) of this run; its hash is the run's identity."""
+        """The training config (``TrainConfig.from_dict`` input) of this run; its hash is the run's
+        identity."""
         cfg = {
             "model": self.model.to_dict(), "n_tokens": int(self.n_tokens), "data_dir": spec.data_dir,
             "batch_size": int(self.batch_size), "lr": float(self.lr), "schedule": self.schedule,
@@ -222,21 +231,23 @@ def _prior(spec: SweepSpec, budget: float, prior_n_opt: PriorNOpt | None) -> flo
         # D = r N and C = 6 N D give N = sqrt(C / 6r) (Hoffmann et al. 2022 found r ≈ 20 at their scale).
         return math.sqrt(budget / (6 * spec.prior_tokens_per_param))
     if prior_n_opt is None:
-        # The designer reads no law files: sweep sits below laws (see STYLE.md); study/ and the CLI resolve them.
+        # The designer reads no law files: sweep sits below laws (see STYLE.md); study/ and the CLI resolve
+        # them.
         raise ConfigError(f"SweepSpec.prior_law={spec.prior_law!r} names a law; pass prior_n_opt=<N_opt(C) "
-                          "callable> (scalinglab.study.design_sweep resolves the name), or give prior_n_law or "
-                          "prior_tokens_per_param")
+                          "callable> (scalinglab.study.design_sweep resolves the name), or give prior_n_law "
+                          "or prior_tokens_per_param")
     return float(prior_n_opt(budget))
 
 
 def steps_and_batch(spec: SweepSpec, n_tokens: float) -> tuple[int, int]:
     """Sequences per step — ``n_tokens / (target_steps · seq_len)`` rounded, clipped to [min_batch,
     batch_tokens/seq_len] — and the number of steps (nearest whole step, so the counted C stays within half a
-    step of the budget). Every run thus takes about ``target_steps`` steps unless clipped: at a few hundred steps
-    the step count, not the batch, limits tiny models, and unequal step counts between neighbouring sizes
-    (a power-of-two batch rule gave 400–800) showed up as zig-zags in pilot IsoFLOP curves."""
+    step of the budget). Every run thus takes about ``target_steps`` steps unless clipped: at a few hundred
+    steps the step count, not the batch, limits tiny models, and unequal step counts between neighbouring
+    sizes (a power-of-two batch rule gave 400–800) showed up as zig-zags in pilot IsoFLOP curves."""
     seq = spec.family.seq_len
-    batch = int(min(max(round(n_tokens / (spec.target_steps * seq)), spec.min_batch), spec.batch_tokens // seq))
+    batch = int(min(max(round(n_tokens / (spec.target_steps * seq)), spec.min_batch),
+                    spec.batch_tokens // seq))
     batch = max(batch, 1)
     return batch, max(1, round(n_tokens / (batch * seq)))
 
@@ -247,7 +258,8 @@ def lr_for_width(spec: SweepSpec, d_model: int) -> float:
 
 
 def _pick_shapes(candidates: list[GPTConfig], n_opt: float, spec: SweepSpec) -> list[GPTConfig]:
-    """The candidate nearest (log N) to each of n_sizes log-uniform targets in [n_opt/spread, n_opt·spread]."""
+    """The candidate nearest (log N) to each of n_sizes log-uniform targets in [n_opt/spread,
+    n_opt·spread]."""
     logn = [math.log(count_params(c).total) for c in candidates]
     k = spec.n_sizes
     targets = [math.log(n_opt) + math.log(spec.spread) * (2 * i / (k - 1) - 1) for i in range(k)]
@@ -273,23 +285,19 @@ def design_budget(spec: SweepSpec, budget: float, shapes: Sequence[GPTConfig] | 
         smallest = shapes[spec.n_sizes - 1] if len(shapes) >= spec.n_sizes else shapes[-1]
         need = flops_per_token(smallest).counted * spec.min_steps * spec.min_batch * seq
         raise ConfigError(
-            f"budget {budget:.3g} FLOPs is too small: only {len(fits)} shapes of the family get ≥ {spec.min_steps} "
-            f"steps of {seq} tokens (the {spec.n_sizes}th smallest, d_model={smallest.d_model} "
-            f"n_layer={smallest.n_layer} N={count_params(smallest).total}, needs {need:.3g} FLOPs); "
-            f"use budgets ≥ {need:.2g}")
+            f"budget {budget:.3g} FLOPs is too small: only {len(fits)} shapes of the family get ≥ "
+            f"{spec.min_steps} steps of {seq} tokens (the {spec.n_sizes}th smallest, "
+            f"d_model={smallest.d_model} n_layer={smallest.n_layer} N={count_params(smallest).total}, needs "
+            f"{need:.3g} FLOPs); use budgets ≥ {need:.2g}")
     n_opt = _prior(spec, budget, prior_n_opt)
     runs = []
     for cfg in _pick_shapes(fits, n_opt, spec):
         f = flops_per_token(cfg)
         batch, steps = steps_and_batch(spec, budget / f.counted)
         d = steps * batch * seq
-        runs.append(PlannedRun(run_id=_run_id(budget, cfg), budget=budget, model=cfg, n_params=count_params(cfg).total,
+        runs.append(PlannedRun(run_id=_run_id(budget, cfg), budget=budget, model=cfg,
+                               n_params=count_params(cfg).total,
                                n_tokens=d, compute_flops=f.counted * d, six_nd=f.six_n * d,
                                lr=lr_for_width(spec, cfg.d_model), batch_size=batch, n_steps=steps,
                                schedule="cosine"))
     return runs
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name}={value!r} must be a positive integer")

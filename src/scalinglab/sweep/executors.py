@@ -1,12 +1,13 @@
 """Executors: run every queued run of a sweep folder, in-process, in a pool of subprocesses, or on Ray.
 
-All three call :func:`scalinglab.sweep.worker.execute_run`, which claims a run in the registry before training it,
-so a run is never trained twice at once and a finished run is never repeated (idempotent by config hash). Before
-executing, runs marked ``running`` whose process is gone (pid dead on this host, or stale heartbeat) are re-queued;
-their trainer resumes from the last checkpoint.
+All three call :func:`scalinglab.sweep.worker.execute_run`, which claims a run in the registry before training
+it, so a run is never trained twice at once and a finished run is never repeated (idempotent by config hash).
+Before executing, runs marked ``running`` whose process is gone (pid dead on this host, or stale heartbeat)
+are re-queued; their trainer resumes from the last checkpoint.
 
 Ray is optional (``pip install scalinglab[dist]``) and imported only when asked for. Local Ray by default
-(``num_cpus=workers``); ``ray_address`` joins a cluster, whose workers must see the sweep folder (shared file system).
+(``num_cpus=workers``); ``ray_address`` joins a cluster, whose workers must see the sweep folder (shared file
+system).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from scalinglab.errors import ConfigError
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry, pid_alive
 from scalinglab.sweep.worker import drain, execute_run, run_dir_of
+from scalinglab.validate import positive_int
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,7 @@ class ExecutorConfig:
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
             raise ConfigError(f"executor {self.kind!r} is not known; use one of {', '.join(EXECUTORS)}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ConfigError(f"workers={self.workers!r} must be a positive integer")
+        positive_int("workers", self.workers)
         if self.ray_address is not None and self.kind != "ray":
             raise ConfigError("--ray-address needs --executor ray")
 
@@ -62,7 +63,8 @@ def pending_runs(sweep_dir: Path, stale_after_s: float = 120.0, *, retry_failed:
 
 def execute(sweep_dir: str | Path, config: ExecutorConfig | None = None, *,
             progress: ProgressFn | None = None, retry_failed: bool = True) -> dict[str, str]:
-    """Execute every pending run of ``sweep_dir``; returns ``{run_id: final status}`` for the runs attempted."""
+    """Execute every pending run of ``sweep_dir``; returns ``{run_id: final status}`` for the runs
+    attempted."""
     sweep_dir = Path(sweep_dir)
     config = config or ExecutorConfig()
     todo = pending_runs(sweep_dir, config.stale_after_s, retry_failed=retry_failed)

@@ -1,7 +1,8 @@
 """The whole run grid of a sweep: cosine runs budget by budget (:mod:`~scalinglab.sweep.design`), or WSD main
 runs with cooldown branches (:mod:`~scalinglab.sweep.wsd`).
 
-It sits above both so that neither imports the other's caller (``wsd`` builds on ``design``, never the reverse).
+It sits above both so that neither imports the other's caller (``wsd`` builds on ``design``, never the
+reverse).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from scalinglab.sweep.wsd import design_wsd
 
 
 def design_sweep(spec: SweepSpec, *, prior_n_opt: PriorNOpt | None = None) -> list[PlannedRun]:
-    """All runs of the sweep, budget by budget (``schedule="wsd"``: see :func:`~scalinglab.sweep.wsd.design_wsd`).
+    """All runs of the sweep, budget by budget (``schedule="wsd"``: see
+    :func:`~scalinglab.sweep.wsd.design_wsd`).
 
     Parameters
     ----------

@@ -1,11 +1,12 @@
 """The sweep registry: one SQLite file per sweep folder that records every run and what became of it.
 
-Why SQLite and not a CSV + grep: a sweep is killed, resumed, run by several workers at once; the registry must say
-which runs are queued, running (by which host and pid, alive since when), done, failed or diverged (and why), and
-survive a crash in the middle of a write. SQLite in WAL mode gives atomic transactions and concurrent readers;
-every statement is parametrised. The schema is versioned with ``PRAGMA user_version`` and upgraded by the
-migrations in :mod:`scalinglab.sweep.schema`; a file from a newer scalinglab, a corrupted file, or a folder that
-holds a different sweep are refused with :class:`~scalinglab.errors.RegistryError` and never modified.
+Why SQLite and not a CSV + grep: a sweep is killed, resumed, run by several workers at once; the registry must
+say which runs are queued, running (by which host and pid, alive since when), done, failed or diverged (and
+why), and survive a crash in the middle of a write. SQLite in WAL mode gives atomic transactions and
+concurrent readers; every statement is parametrised. The schema is versioned with ``PRAGMA user_version`` and
+upgraded by the migrations in :mod:`scalinglab.sweep.schema`; a file from a newer scalinglab, a corrupted
+file, or a folder that holds a different sweep are refused with :class:`~scalinglab.errors.RegistryError` and
+never modified.
 
 This module must not import torch (the report and ``scalinglab fit`` read registries).
 """
@@ -97,7 +98,8 @@ class Registry:
         """Open (and create or migrate) a registry; refuse newer schemas and corrupted files."""
         path = Path(path)
         if not path.exists() and not create:
-            raise RegistryError(f"no registry at {path}; run `scalinglab sweep run --out {path.parent}` first")
+            raise RegistryError(f"no registry at {path}; run `scalinglab sweep run --out {path.parent}` "
+                                "first")
         if path.exists():
             _check_sqlite_header(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +130,8 @@ class Registry:
         return reg
 
     def _check_integrity(self) -> None:
-        rows = [ln for r in self._conn.execute("PRAGMA integrity_check").fetchall() for ln in str(r[0]).splitlines()]
+        rows = [ln for r in self._conn.execute("PRAGMA "
+                                               "integrity_check").fetchall() for ln in str(r[0]).splitlines()]
         if rows != ["ok"]:
             # SQLite reports one problem per line (up to 100): keep the error to one line, name the first.
             first = next((r for r in rows if r.strip() and not r.startswith("***")), rows[0]).strip()
@@ -177,8 +180,9 @@ class Registry:
             for row in rows:
                 if row["spec_hash"] != digest or row["sweep_id"] != sweep_id:
                     raise RegistryError(
-                        f"{self.path.parent} holds a different sweep ({row['sweep_id']}, spec {row['spec_hash']}); "
-                        "use `scalinglab sweep resume` for it, or choose another --out folder")
+                        f"{self.path.parent} holds a different sweep ({row['sweep_id']}, spec "
+                        f"{row['spec_hash']}); use `scalinglab sweep resume` for it, or choose another --out "
+                        "folder")
             if not rows:
                 self._conn.execute("INSERT INTO sweeps (sweep_id, spec_hash, spec_json, created_at) "
                                    "VALUES (?, ?, ?, ?)", (sweep_id, digest, spec_json, time.time()))
@@ -217,7 +221,7 @@ class Registry:
         params: tuple = ()
         if status is not None:
             wanted = (status,) if isinstance(status, str) else tuple(status)
-            sql += " WHERE r.status IN (%s)" % ",".join("?" * len(wanted))
+            sql += f" WHERE r.status IN ({','.join('?' * len(wanted))})"
             params = wanted
         sql += " ORDER BY r.position, r.created_at, r.run_id"
         return [_record(row) for row in self._conn.execute(sql, params).fetchall()]
@@ -244,8 +248,8 @@ class Registry:
         now = time.time()
         with self._tx():
             cur = self._conn.execute(
-                "UPDATE runs SET status = 'running', attempts = attempts + 1, host = ?, pid = ?, heartbeat = ?, "
-                "started_at = ?, error = NULL WHERE run_id = ? AND status = 'queued'",
+                "UPDATE runs SET status = 'running', attempts = attempts + 1, host = ?, pid = ?, heartbeat = "
+                "?, started_at = ?, error = NULL WHERE run_id = ? AND status = 'queued'",
                 (host, pid, now, now, run_id))
             return cur.rowcount == 1
 
@@ -266,14 +270,15 @@ class Registry:
             if summary is not None:
                 self._conn.execute(
                     "INSERT INTO summaries (run_id, loss, summary_json, updated_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(run_id) DO UPDATE SET loss = excluded.loss, summary_json = excluded.summary_json, "
-                    "updated_at = excluded.updated_at",
+                    "ON CONFLICT(run_id) DO UPDATE SET loss = excluded.loss, summary_json = "
+                    "excluded.summary_json, updated_at = excluded.updated_at",
                     (run_id, loss, json.dumps(summary, sort_keys=True, default=str), now))
 
     def update_counts(self, run_id: str, *, n_params: float, n_tokens: float, compute_flops: float) -> None:
         """Replace the planned N, D, C by the ones the trainer measured."""
         with self._tx():
-            self._conn.execute("UPDATE runs SET n_params = ?, n_tokens = ?, compute_flops = ? WHERE run_id = ?",
+            self._conn.execute("UPDATE runs SET n_params = ?, n_tokens = ?, compute_flops = ? WHERE run_id = "
+                               "?",
                                (n_params, n_tokens, compute_flops, run_id))
 
     def summary(self, run_id: str) -> dict | None:
@@ -299,7 +304,8 @@ class Registry:
         return dead
 
     def requeue_failed(self) -> list[str]:
-        """Give failed runs another attempt (a resume does this once; a run never loops within one session)."""
+        """Give failed runs another attempt (a resume does this once; a run never loops within one
+        session)."""
         ids = [r.run_id for r in self.runs("failed")]
         with self._tx():
             self._conn.execute("UPDATE runs SET status = 'queued' WHERE status = 'failed'")
@@ -318,7 +324,8 @@ class Registry:
         with self._tx():
             self._conn.execute(
                 "INSERT INTO artefacts (run_id, kind, path, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(run_id, kind) DO UPDATE SET path = excluded.path, updated_at = excluded.updated_at",
+                "ON CONFLICT(run_id, kind) DO UPDATE SET path = excluded.path, updated_at = "
+                "excluded.updated_at",
                 (run_id, kind, str(path), time.time()))
 
     def artefacts(self, run_id: str) -> dict[str, str]:
@@ -329,9 +336,9 @@ class Registry:
     def export_runs_csv(self, path: str | os.PathLike) -> Path:
         """Write the runs table that ``scalinglab fit`` reads with no flags (atomic write).
 
-        Columns: ``run_id,n_params,n_tokens,compute_flops,loss,budget,status``. Every run is written (failed and
-        diverged ones too, with their status and an empty loss) so the table is a full record; the fit keeps only
-        ``done`` rows.
+        Columns: ``run_id,n_params,n_tokens,compute_flops,loss,budget,status``. Every run is written (failed
+        and diverged ones too, with their status and an empty loss) so the table is a full record; the fit
+        keeps only ``done`` rows.
         """
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

@@ -1,4 +1,5 @@
-"""The registry's SQL schema, as an append-only list of migrations (``PRAGMA user_version`` counts those applied).
+"""The registry's SQL schema, as an append-only list of migrations (``PRAGMA user_version`` counts those
+applied).
 
 Kept apart from :mod:`scalinglab.sweep.registry` so the schema's history reads in one place.
 """

@@ -1,11 +1,12 @@
 """Measured training throughput (counted FLOP/s) of a few shapes, for the ``--dry-run`` time estimates.
 
-A handful of forward+backward+AdamW steps on random tokens per shape (after one warm-up step); throughput between
-measured shapes is interpolated in log N. Imports torch (only when called).
+A handful of forward+backward+AdamW steps on random tokens per shape (after one warm-up step); throughput
+between measured shapes is interpolated in log N. Imports torch (only when called).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ def throughput_model(shapes: Sequence[GPTConfig], batch_size: int, max_probes: i
         x = math.log(count_params(cfg).total)
         if x <= probes[0][0] or len(probes) == 1:
             return probes[0][1]
-        for (x0, y0), (x1, y1) in zip(probes, probes[1:]):
+        for (x0, y0), (x1, y1) in itertools.pairwise(probes):
             if x <= x1:
                 return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
         return probes[-1][1]

@@ -1,15 +1,16 @@
-"""Cheap IsoFLOP curves with warmup-stable-decay (WSD) and cooldown branches (Hägele et al. 2024, "Scaling Laws
-and Compute-Optimal Training Beyond Fixed Training Durations").
+"""Cheap IsoFLOP curves with warmup-stable-decay (WSD) and cooldown branches (Hägele et al. 2024, "Scaling
+Laws and Compute-Optimal Training Beyond Fixed Training Durations").
 
-A cosine schedule must know its length, so every (N, D) point of a cosine sweep is its own run from scratch. With
-WSD, the learning rate stays constant after warmup; a short linear cooldown (here ``cooldown_frac`` of the point's
-steps) at any step gives a model as good as a cosine run of that length (Hägele et al. §3, Fig. 4). So per model
-size: **one** run to the largest D that size needs (itself cooled down at the end), and for every smaller D a
-branch started from the main run's checkpoint at ``(1 - cooldown_frac) × steps`` that only trains the cooldown.
-The cost per size drops from ΣD to about D_max + cooldown_frac·ΣD.
+A cosine schedule must know its length, so every (N, D) point of a cosine sweep is its own run from scratch.
+With WSD, the learning rate stays constant after warmup; a short linear cooldown (here ``cooldown_frac`` of
+the point's steps) at any step gives a model as good as a cosine run of that length (Hägele et al. §3, Fig.
+4). So per model size: **one** run to the largest D that size needs (itself cooled down at the end), and for
+every smaller D a branch started from the main run's checkpoint at ``(1 - cooldown_frac) × steps`` that only
+trains the cooldown. The cost per size drops from ΣD to about D_max + cooldown_frac·ΣD.
 
-The branch points are rounded to a common checkpoint stride, so D (and C) move by at most ``1/stride_count`` of
-the largest run from the cosine design; the counted C recorded for each point is its own (prefix + cooldown).
+The branch points are rounded to a common checkpoint stride, so D (and C) move by at most ``1/stride_count``
+of the largest run from the cosine design; the counted C recorded for each point is its own (prefix +
+cooldown).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ WARMUP_FRAC = 0.05
 def _point(spec: SweepSpec, base: PlannedRun, steps: int, batch: int, **extra) -> PlannedRun:
     f = flops_per_token(base.model)
     d = steps * batch * spec.family.seq_len
-    return PlannedRun(run_id=base.run_id + "-wsd", budget=base.budget, model=base.model, n_params=base.n_params,
-                      n_tokens=d, compute_flops=f.counted * d, six_nd=f.six_n * d, lr=base.lr, batch_size=batch,
+    return PlannedRun(run_id=base.run_id + "-wsd", budget=base.budget, model=base.model,
+                      n_params=base.n_params,
+                      n_tokens=d, compute_flops=f.counted * d, six_nd=f.six_n * d, lr=base.lr,
+                      batch_size=batch,
                       n_steps=steps, schedule="wsd", **extra)
 
 

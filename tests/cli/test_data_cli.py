@@ -7,7 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from scalinglab.cli.app import app, main
+from scalinglab.cli.app import app
+from tests.conftest import exit2
 
 
 def test_prepare_writes_manifest_and_prints_json(tmp_path):
@@ -24,9 +25,5 @@ def test_prepare_writes_manifest_and_prints_json(tmp_path):
 @pytest.mark.parametrize("args", [["--source", "/no/such/folder"], ["--max-bytes", "-5"],
                                   ["--tokenizer", "wordpiece"]])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args):
-    with pytest.raises(SystemExit) as exc:
-        main(["data", "prepare", "--out", str(tmp_path / "x"), *args])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and len(err.splitlines()) == 1
+    exit2(["data", "prepare", "--out", str(tmp_path / "x"), *args], capsys)
     assert not (tmp_path / "x").exists()

@@ -8,20 +8,11 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
-from scalinglab.cli.app import app, main
+from scalinglab.cli.app import app
 from scalinglab.sweep import registry as regmod
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+from tests.conftest import exit2
 from tests.sweep.conftest import newer_registry
-
-
-def _exit2(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
-    err = lines[0]
-    return err
 
 
 def test_dry_run_prints_the_plan_with_time_estimates(tmp_path):
@@ -39,14 +30,14 @@ def test_dry_run_prints_the_plan_with_time_estimates(tmp_path):
 @pytest.mark.parametrize("budgets,match", [("", "list"), ("1e11,,1e12", "list"), ("abc", "abc"),
                                            ("1e6", "too small")])
 def test_bad_budgets_exit_2(capsys, tmp_path, budgets, match):
-    err = _exit2(capsys, ["sweep", "run", "--budgets", budgets, "--out", str(tmp_path / "x"), "--dry-run"])
+    err = exit2(["sweep", "run", "--budgets", budgets, "--out", str(tmp_path / "x"), "--dry-run"], capsys)
     assert match in err
 
 
 def test_folder_holding_a_different_sweep_is_refused(capsys, tmp_path):
     with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
         reg.ensure_sweep("someone-else", {"budgets": [1.0]})
-    err = _exit2(capsys, ["demo", "--quick", "--out", str(tmp_path)])
+    err = exit2(["demo", "--quick", "--out", str(tmp_path)], capsys)
     assert "different sweep" in err
     with Registry.open(tmp_path / REGISTRY_FILENAME, create=False) as reg:
         assert reg.sweep()["sweep_id"] == "someone-else" and reg.runs() == []
@@ -56,11 +47,11 @@ def test_folder_holding_a_different_sweep_is_refused(capsys, tmp_path):
 def test_newer_or_corrupted_registry_exit_2_and_untouched(capsys, tmp_path):
     path = tmp_path / REGISTRY_FILENAME
     before = newer_registry(path, ahead=5)
-    assert "newer" in _exit2(capsys, ["sweep", "status", str(tmp_path)])
-    assert "newer" in _exit2(capsys, ["sweep", "resume", str(tmp_path)])
+    assert "newer" in exit2(["sweep", "status", str(tmp_path)], capsys)
+    assert "newer" in exit2(["sweep", "resume", str(tmp_path)], capsys)
     assert path.read_bytes() == before
     path.write_bytes(b"\x00garbage" * 64)
-    assert "not an SQLite file" in _exit2(capsys, ["sweep", "export", str(tmp_path)])
+    assert "not an SQLite file" in exit2(["sweep", "export", str(tmp_path)], capsys)
 
 
 def _damaged_registry(folder) -> bytes:
@@ -85,7 +76,7 @@ def test_damaged_registry_is_one_line_exit_2_and_untouched(capsys, tmp_path):
     for argv in (["sweep", "status", str(tmp_path)], ["sweep", "resume", str(tmp_path)],
                  ["sweep", "export", str(tmp_path)], ["report", str(tmp_path)],
                  ["sweep", "run", "--budgets", "1e11", "--out", str(tmp_path)]):
-        assert "corrupted" in _exit2(capsys, argv)
+        assert "corrupted" in exit2(argv, capsys)
     assert (tmp_path / REGISTRY_FILENAME).read_bytes() == before
     assert not (tmp_path / "data").exists()  # refused before the corpus is prepared
 
@@ -93,11 +84,11 @@ def test_damaged_registry_is_one_line_exit_2_and_untouched(capsys, tmp_path):
 def test_sweep_run_on_a_folder_holding_another_sweep_prepares_nothing(capsys, tmp_path):
     with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
         reg.ensure_sweep("someone-else", {"budgets": [1.0]})
-    err = _exit2(capsys, ["sweep", "run", "--budgets", "1e11", "--out", str(tmp_path)])
+    err = exit2(["sweep", "run", "--budgets", "1e11", "--out", str(tmp_path)], capsys)
     assert "different sweep" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == [REGISTRY_FILENAME]
     # resume on that folder: its spec is not one this version can read -> one line, not a traceback
-    assert "cannot read" in _exit2(capsys, ["sweep", "resume", str(tmp_path)])
+    assert "cannot read" in exit2(["sweep", "resume", str(tmp_path)], capsys)
 
 
 def test_console_script_refuses_a_newer_registry_in_one_line(tmp_path):
@@ -111,21 +102,22 @@ def test_console_script_refuses_a_newer_registry_in_one_line(tmp_path):
         pytest.skip("the scalinglab console script is not installed in this environment")
     path = tmp_path / REGISTRY_FILENAME
     before = newer_registry(path, ahead=1)
-    r = subprocess.run([str(exe), "sweep", "resume", str(tmp_path)], capture_output=True, text=True, check=False)
+    r = subprocess.run([str(exe), "sweep", "resume", str(tmp_path)], capture_output=True, text=True,
+                       check=False)
     assert r.returncode == 2 and r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "newer" in r.stderr
     assert path.read_bytes() == before
 
 
 def test_status_and_export_on_an_empty_folder_say_what_to_do(capsys, tmp_path):
-    assert "no registry" in _exit2(capsys, ["sweep", "status", str(tmp_path)])
+    assert "no registry" in exit2(["sweep", "status", str(tmp_path)], capsys)
 
 
 def test_report_bad_inputs_exit_2(capsys, tmp_path):
-    assert "no such file" in _exit2(capsys, ["report", str(tmp_path / "nope.json")])
+    assert "no such file" in exit2(["report", str(tmp_path / "nope.json")], capsys)
     (tmp_path / "x.json").write_text("[1, 2]")
-    assert "needs 'runs'" in _exit2(capsys, ["report", str(tmp_path / "x.json")])
-    assert "neither" in _exit2(capsys, ["report", str(tmp_path)])
+    assert "needs 'runs'" in exit2(["report", str(tmp_path / "x.json")], capsys)
+    assert "neither" in exit2(["report", str(tmp_path)], capsys)
 
 
 def test_status_table_and_export(capsys, tmp_path):
@@ -144,7 +136,7 @@ def test_status_table_and_export(capsys, tmp_path):
     result = runner.invoke(app, ["sweep", "export", str(tmp_path)])
     assert result.exit_code == 0
     assert (tmp_path / "runs.csv").read_text().splitlines()[0] == ",".join(regmod.EXPORT_COLUMNS)
-    assert "--interval" in _exit2(capsys, ["sweep", "status", str(tmp_path), "--watch", "--interval", "0"])
+    assert "--interval" in exit2(["sweep", "status", str(tmp_path), "--watch", "--interval", "0"], capsys)
 
 
 def test_watch_stops_when_the_only_unfinished_run_has_a_dead_worker(tmp_path):

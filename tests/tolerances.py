@@ -1,33 +1,37 @@
-"""Named tolerances for tests that compare two computations of the same number (a parallel run with one process,
-accumulated micro-batches with one big batch), derived from the dtype's rounding unit and the reduction order.
+"""Named tolerances for tests that compare two computations of the same number (a parallel run with one
+process, accumulated micro-batches with one big batch), derived from the dtype's rounding unit and the
+reduction order.
 
-Why no fixed absolute tolerance: two correct programs that add the same n terms in different orders (two ranks each
-summing half of a batch, then all-reducing; one process accumulating micro-batches) differ by rounding alone, and
-by how much depends on the CPU's kernels (vector width, blocking, thread count), not on the code. ``abs=2e-6``
-passed here and failed on another 2-core CPU with a gap of 2.38e-6 (5 fp32 ulps at a loss of 4.89).
+Why no fixed absolute tolerance: two correct programs that add the same n terms in different orders (two ranks
+each summing half of a batch, then all-reducing; one process accumulating micro-batches) differ by rounding
+alone, and by how much depends on the CPU's kernels (vector width, blocking, thread count), not on the code.
+``abs=2e-6`` passed here and failed on another 2-core CPU with a gap of 2.38e-6 (5 fp32 ulps at a loss of
+4.89).
 
 The model, stated once:
 
-* ``u = eps / 2`` is the unit roundoff (fp32: 2^-24 = 5.96e-8): every fp32 operation is exact times (1 + d), |d| <= u.
-* **Worst case** (Higham 2002, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., eq. 4.4 and Lemma 3.1): a
-  sum of n terms in any order satisfies |s_hat - s| <= gamma_{n-1} * sum|x_i|, gamma_k = k*u / (1 - k*u). For
-  positive terms (per-token cross-entropies) sum|x_i| = s, so it is a relative bound: about n*u.
-* **Probabilistic** (Higham & Mary 2019, "A new approach to probabilistic rounding error analysis", SIAM J. Sci.
-  Comput. 41(5), Thm 2.4): if the rounding errors are independent with mean zero, the same holds with
+* ``u = eps / 2`` is the unit roundoff (fp32: 2^-24 = 5.96e-8): every fp32 operation is exact times (1 + d),
+  |d| <= u.
+* **Worst case** (Higham 2002, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., eq. 4.4 and Lemma
+  3.1): a sum of n terms in any order satisfies |s_hat - s| <= gamma_{n-1} * sum|x_i|, gamma_k = k*u / (1 -
+  k*u). For positive terms (per-token cross-entropies) sum|x_i| = s, so it is a relative bound: about n*u.
+* **Probabilistic** (Higham & Mary 2019, "A new approach to probabilistic rounding error analysis", SIAM J.
+  Sci. Comput. 41(5), Thm 2.4): if the rounding errors are independent with mean zero, the same holds with
   gamma_tilde_{n-1}(lam) = exp(lam*sqrt(n-1)*u + (n-1)*u^2/(1-u)) - 1 ~ lam*sqrt(n)*u in place of gamma_{n-1},
   with probability at least 1 - 2(n-1)*exp(-lam^2 (1-u)^2 / 2). Solving for a failure probability ``p`` gives
-  lam = sqrt(2 ln(2n / p)) (about 6.4 for n = 512, p = 1e-6). This is the bound the tests use: the worst case grows
-  like n and would hide real bugs of 1e-3 for n in the thousands; the errors behave like a random walk in practice
-  (Higham & Mary's point), so sqrt(n) with a stated confidence is the honest bound.
-* **Steps**: a number computed after k optimizer steps carries the rounding of every step's forward and backward
-  reductions through the parameters. Over a few steps at a stable learning rate a perturbation is carried
-  forward, not amplified (one gradient step changes it by a factor 1 + lr * curvature ~ 1), so the bounds add:
-  k reductions give k times the one-reduction bound. The linear growth is the worst case of that sum (a random
-  walk would give sqrt(k)).
+  lam = sqrt(2 ln(2n / p)) (about 6.4 for n = 512, p = 1e-6). This is the bound the tests use: the worst case
+  grows like n and would hide real bugs of 1e-3 for n in the thousands; the errors behave like a random walk
+  in practice (Higham & Mary's point), so sqrt(n) with a stated confidence is the honest bound.
+* **Steps**: a number computed after k optimizer steps carries the rounding of every step's forward and
+  backward reductions through the parameters. Over a few steps at a stable learning rate a perturbation is
+  carried forward, not amplified (one gradient step changes it by a factor 1 + lr * curvature ~ 1), so the
+  bounds add: k reductions give k times the one-reduction bound. The linear growth is the worst case of that
+  sum (a random walk would give sqrt(k)).
 
-What a bound does not cover: a reduction order that changes the *operations* (not just their order) — a missing
-1/accum scale, a rank reading the wrong rows, a loss not averaged over ranks. Those move the loss by 1e-3 .. 1e-1
-(measured in ``tests/parallel/measure_gaps.py``), far above these bounds, which is what a test must catch.
+What a bound does not cover: a reduction order that changes the *operations* (not just their order) — a
+missing 1/accum scale, a rank reading the wrong rows, a loss not averaged over ranks. Those move the loss by
+1e-3 .. 1e-1 (measured in ``tests/parallel/measure_gaps.py``), far above these bounds, which is what a test
+must catch.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ def unit_roundoff(dtype: torch.dtype = torch.float32) -> float:
 
 
 def worst_case_sum_rtol(n_terms: int, dtype: torch.dtype = torch.float32) -> float:
-    """gamma_{n-1} = (n-1)u / (1 - (n-1)u): the relative error bound of any sum of n positive terms (Higham 2002)."""
+    """gamma_{n-1} = (n-1)u / (1 - (n-1)u): the relative error bound of any sum of n positive terms (Higham
+    2002)."""
     k = (_positive(n_terms) - 1) * unit_roundoff(dtype)
     if k >= 1:
         raise ValueError(f"n_terms={n_terms} is beyond the worst-case bound's range for {dtype} (n*u >= 1)")
@@ -69,12 +74,14 @@ def reduction_rtol(n_terms: int, steps: int = 1, *, dtype: torch.dtype = torch.f
 
 
 def fp32_reduction_rtol(n_terms: int, steps: int = 1) -> float:
-    """:func:`reduction_rtol` in fp32 at the default failure probability (what the cross-process tests use)."""
+    """:func:`reduction_rtol` in fp32 at the default failure probability (what the cross-process tests
+    use)."""
     return reduction_rtol(n_terms, steps, dtype=torch.float32)
 
 
 def loss_steps(step: int, *, after_update: bool) -> int:
-    """Reductions whose order differs on the path to a logged loss: one per update before it, one for its forward.
+    """Reductions whose order differs on the path to a logged loss: one per update before it, one for its
+    forward.
 
     A train loss logged at step k was computed before update k (k - 1 updates + its forward = k); a validation
     loss logged at step k after it (k + 1).

@@ -152,8 +152,10 @@ def test_plan_memory_zero_stages(zero, gb):
 def test_plan_memory_text_and_shape():
     result = runner.invoke(app, ["plan", "memory", "--params", "7.5B", "--zero", "3", "--dp", "64"])
     assert result.exit_code == 0 and "model states only" in result.stdout and "--n-layer" in result.stdout
-    d = _json(["plan", "memory", "--n-layer", "126", "--d-model", "16384", "--n-head", "128", "--n-kv-head", "8",
-               "--seq-len", "8192", "--tp", "8", "--pp", "16", "--dp", "128", "--zero", "1", "--vocab-size", "128256"])
+    d = _json(["plan", "memory", "--n-layer", "126", "--d-model", "16384", "--n-head", "128", "--n-kv-head",
+               "8",
+               "--seq-len", "8192", "--tp", "8", "--pp", "16", "--dp", "128", "--zero", "1", "--vocab-size",
+               "128256"])
     assert d["kv_cache_per_sequence"] / 1e9 == pytest.approx(4.23, rel=0.005) and d["activations"] > 0
 
 

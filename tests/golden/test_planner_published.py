@@ -67,13 +67,14 @@ def test_gpt3_activations_korthikanti():
     assert round(tp_sp / 1e9, 3) == 0.359
 
 
-# ---- Issue 16: plans you can act on -------------------------------------------------------------------------
+# ---- Issue 16: plans you can act on ------------------------------------------------------------------------
 RUN_TOLERANCE = 0.01  # steps × the batch the layout runs = planned D
 PUBLISHED_COST_TOLERANCE = 0.05
 
 
 def test_llama2_70b_budget_costs_what_meta_published():
-    """Touvron et al. 2023, Table 2: 1,720,320 A100 GPU-hours and 291.42 t CO2 (= hours x 0.4 kW x 1.1 x 0.385)."""
+    """Touvron et al. 2023, Table 2: 1,720,320 A100 GPU-hours and 291.42 t CO2 (= hours x 0.4 kW x 1.1 x
+    0.385)."""
     p = make_plan(8.28e23, gpu="a100", n_gpus=2048, mfu=0.43, pue=1.1, grid_intensity=0.385,
                   law="chinchilla-approach1", seq_len=4096, vocab_size=32000)
     assert p.costs.gpu_hours == pytest.approx(1_720_320, rel=PUBLISHED_COST_TOLERANCE)
@@ -122,7 +123,7 @@ def test_zero_paper_figure_1_model_states():
     from scalinglab.plan.memory_layout import layout_memory
 
     ours = [layout_memory(7.5e9, zero=z, dp=64) for z in range(4)]
-    for m, gb in zip(ours, (120.0, 31.41, 16.64, 1.875)):
+    for m, gb in zip(ours, (120.0, 31.41, 16.64, 1.875), strict=True):
         assert m.total / 1e9 == pytest.approx(gb, rel=0.005)
         assert not m.activations_included and "model states only" in m.note
 

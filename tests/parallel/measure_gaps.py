@@ -2,11 +2,11 @@
 
     OMP_NUM_THREADS=1 python -m tests.parallel.measure_gaps [THREADS]     # THREADS: torch threads per process
 
-Runs the configuration of ``test_data_parallel`` (d_model 64, 2 layers, batch 8 x 64 tokens, 5 AdamW steps): one
-process with micro-batch 8 (the oracle) and 2; two gloo ranks under DDP, FSDP and DDP with micro-batch 2; and the
-same with a bug planted (``SCALINGLAB_BUG``): a missing 1/accum scale, the loss not averaged over ranks, both ranks
-reading rank 0's rows. Prints, per run, the largest |gap| / bound over the logged losses: correct runs must sit far
-below 1, planted bugs far above it.
+Runs the configuration of ``test_data_parallel`` (d_model 64, 2 layers, batch 8 x 64 tokens, 5 AdamW steps):
+one process with micro-batch 8 (the oracle) and 2; two gloo ranks under DDP, FSDP and DDP with micro-batch 2;
+and the same with a bug planted (``SCALINGLAB_BUG``): a missing 1/accum scale, the loss not averaged over
+ranks, both ranks reading rank 0's rows. Prints, per run, the largest |gap| / bound over the logged losses:
+correct runs must sit far below 1, planted bugs far above it.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def gaps(run: Path, oracle: Path) -> list[tuple[int, str, float, float]]:
     from tests.tolerances import fp32_reduction_rtol, loss_steps
 
     out = []
-    for a, b in zip(read_metrics(run), read_metrics(oracle)):
+    for a, b in zip(read_metrics(run), read_metrics(oracle), strict=True):
         for key, n_terms, after in (("loss", 8 * 64, False), ("val_loss", 1024, True)):
             if key in b:
                 bound = abs(b[key]) * fp32_reduction_rtol(n_terms, loss_steps(b["step"], after_update=after))
@@ -122,7 +122,8 @@ def main(threads: int) -> None:
         name = f"2 ranks {strategy}" + (f" micro {micro}" if micro else "")
         report(name, gaps(torchrun(corpus, tmp / name.replace(" ", "-"), strategy, micro, threads), ref))
     for bug in ("loss_not_averaged", "same_rows"):
-        report(f"2 ranks ddp, BUG {bug}", gaps(torchrun(corpus, tmp / bug, "ddp", None, threads, bug), oracle))
+        report(f"2 ranks ddp, BUG {bug}",
+               gaps(torchrun(corpus, tmp / bug, "ddp", None, threads, bug), oracle))
     report("2 ranks ddp micro 2, BUG no_accum_scale",
            gaps(torchrun(corpus, tmp / "acc-bug", "ddp", 2, threads, "no_accum_scale"), oracle2))
 

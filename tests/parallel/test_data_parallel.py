@@ -1,7 +1,8 @@
 """Data parallelism: 2 gloo ranks under torchrun match one process (the oracle) after a few AdamW steps.
 
-The multi-process runs go through the real entry point (``torchrun ... -m scalinglab.cli.app train --parallel``),
-so the process group, the mesh, sharded data loading, gradient averaging and rank-0-only writing are all exercised.
+The multi-process runs go through the real entry point (``torchrun ... -m scalinglab.cli.app train
+--parallel``), so the process group, the mesh, sharded data loading, gradient averaging and rank-0-only
+writing are all exercised.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ STEPS = 5
 
 
 def _cfg(corpus, **kw):
-    return tiny_config(corpus, n_tokens=64 * 8 * STEPS, lr=1e-2, eval_every=2, checkpoint_every=2, keep_last=None,
+    return tiny_config(corpus, n_tokens=64 * 8 * STEPS, lr=1e-2, eval_every=2, checkpoint_every=2,
+                       keep_last=None,
                        **kw)
 
 
@@ -45,7 +47,8 @@ def _torchrun(cfg_args: list[str], out: Path) -> subprocess.CompletedProcess:
 def _cli_args(corpus, strategy: str) -> list[str]:
     return ["--d-model", "64", "--n-layer", "2", "--n-head", "4", "--seq-len", "64", "--batch-size", "8",
             "--tokens", str(64 * 8 * STEPS), "--lr", "1e-2", "--data", str(corpus), "--eval-every", "2",
-            "--checkpoint-every", "2", "--set", "keep_last=null", "--set", "eval_tokens=1024", "--parallel", strategy]
+            "--checkpoint-every", "2", "--set", "keep_last=null", "--set", "eval_tokens=1024", "--parallel",
+            strategy]
 
 
 def _state(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
@@ -88,9 +91,9 @@ def test_two_gloo_ranks_match_one_process(strategy, micro, corpus, oracles, tmp_
     assert saved_config(out).fingerprint() == saved_config(oracle).fingerprint()  # same run, only parallel
     ours, ref = read_metrics(out), read_metrics(oracle)
     assert [r["step"] for r in ours] == [r["step"] for r in ref]  # one metrics line per step: rank 0 writes
-    # Rounding only: the batch's 8 x 64 token losses (1024 for validation) summed in another order, once per step
-    # on the way to the logged number (tests/tolerances.py derives the bound).
-    for a, b in zip(ours, ref):
+    # Rounding only: the batch's 8 x 64 token losses (1024 for validation) summed in another order, once per
+    # step on the way to the logged number (tests/tolerances.py derives the bound).
+    for a, b in zip(ours, ref, strict=True):
         for key, n_terms, after_update in (("loss", 8 * 64, False), ("val_loss", 1024, True)):
             if key in b:
                 rtol = fp32_reduction_rtol(n_terms, loss_steps(b["step"], after_update=after_update))
@@ -118,24 +121,28 @@ def test_fsdp_checkpoint_resumes_in_one_process(corpus, oracle, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("micro", [None, 2])
 def test_ddp_run_cut_at_a_checkpoint_resumes_under_torchrun_to_the_same_result(micro, corpus, tmp_path):
-    """micro=2: each rank accumulates 2 micro-batches of 2 rows (no_sync on the first), before and after resume."""
+    """micro=2: each rank accumulates 2 micro-batches of 2 rows (no_sync on the first), before and after
+    resume."""
     out = tmp_path / "ddp"
     extra = ["--micro-batch-size", str(micro)] if micro else []
     assert _torchrun([*_cli_args(corpus, "ddp"), *extra], out).returncode == 0
     want, want_metrics = _state(out, STEPS), read_metrics(out)
     (out / "final.json").unlink()
-    shutil.rmtree(ckpt.list_checkpoints(out)[-1])  # back to step 4, as if killed there (metrics of step 5 stay)
+    # back to step 4, as if killed there (metrics of step 5 stay)
+    shutil.rmtree(ckpt.list_checkpoints(out)[-1])
     kept = {c.name: (c / ckpt.STATE).stat().st_mtime_ns for c in ckpt.list_checkpoints(out)}
     assert sorted(kept) == ["step_0000002", "step_0000004"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                           "2",
                            "-m", "scalinglab.cli.app", "train", "--resume", str(out), "--parallel", "ddp",
                            "--no-progress", "--json"], capture_output=True, text=True, env=env, timeout=90,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["status"] == "done"
     # it continued from step 4 (earlier checkpoints untouched), it did not start over
-    assert {c.name: (c / ckpt.STATE).stat().st_mtime_ns for c in ckpt.list_checkpoints(out) if c.name in kept} == kept
+    listed = ckpt.list_checkpoints(out)
+    assert {c.name: (c / ckpt.STATE).stat().st_mtime_ns for c in listed if c.name in kept} == kept
     got = _state(out, STEPS)
     assert got.keys() == want.keys()
     for key in want:  # both ranks resumed from the same state and data position: the same run, bit for bit
@@ -148,7 +155,8 @@ def test_ddp_run_cut_at_a_checkpoint_resumes_under_torchrun_to_the_same_result(m
 
 def test_local_batch_splits_the_global_batch_over_ranks(corpus):
     def ctx(world):
-        return DistContext(rank=0, world_size=world, local_rank=0, strategy="ddp", mesh=None, owns_group=False)
+        return DistContext(rank=0, world_size=world, local_rank=0, strategy="ddp", mesh=None,
+                           owns_group=False)
 
     assert local_batch(_cfg(corpus), None) == (8, 1)
     assert local_batch(_cfg(corpus), ctx(2)) == (4, 1)  # 2 ranks x 4 rows

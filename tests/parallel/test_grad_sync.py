@@ -39,7 +39,7 @@ def test_ddp_reduces_only_on_the_last_micro_step(tmp_path):
         ddp.zero_grad()
         with grad_sync(ddp, sync=True):
             ddp(x).sum().backward()
-        for g4, g1 in zip(grads, (p.grad for p in ddp.parameters())):
+        for g4, g1 in zip(grads, (p.grad for p in ddp.parameters()), strict=True):
             torch.testing.assert_close(g4, 4 * g1)
     finally:
         dist.destroy_process_group()

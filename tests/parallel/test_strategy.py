@@ -86,7 +86,7 @@ def test_single_process_forward_backward_is_the_mean_and_its_gradient():
     big, _ = loss_fn(x, y)
     big.backward()
     torch.testing.assert_close(loss, big.detach())
-    for g, want in zip(acc, (p.grad for p in model.parameters())):
+    for g, want in zip(acc, (p.grad for p in model.parameters()), strict=True):
         torch.testing.assert_close(g, want)
     assert not loss.requires_grad
 
@@ -97,12 +97,13 @@ def test_single_process_state_round_trips_and_clips():
     opt = strategy.make_optimizer([{"params": list(model.parameters())}], lr=0.1, betas=(0.9, 0.95), eps=1e-8)
     model(torch.ones(1, 3)).sum().backward()
     norm = strategy.clip_grad_norm(model.parameters(), 1e-3)
-    assert norm > 1e-3 and torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()])) \
-        == pytest.approx(1e-3, rel=1e-4)
+    clipped = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert norm > 1e-3 and clipped == pytest.approx(1e-3, rel=1e-4)
     opt.step()
     model_sd, optim_sd = strategy.full_state_dict(model, opt)
     other = nn.Linear(3, 2)
-    other_opt = strategy.make_optimizer([{"params": list(other.parameters())}], lr=0.1, betas=(0.9, 0.95), eps=1e-8)
+    other_opt = strategy.make_optimizer([{"params": list(other.parameters())}], lr=0.1, betas=(0.9, 0.95),
+                                        eps=1e-8)
     strategy.load_full_state_dict(other, other_opt, model_sd, optim_sd)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True))
     assert torch.equal(other_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])

@@ -1,4 +1,5 @@
-"""Inference-aware allocation with limited unique data: Sardana & Frankle's objective under Muennighoff's law."""
+"""Inference-aware allocation with limited unique data: Sardana & Frankle's objective under Muennighoff's
+law."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def test_the_chosen_size_minimises_lifetime_flops():
 
     for f in (0.97, 0.99, 1.01, 1.03):
         assert total(a.n_params * f) > a.total_flops
-    assert a.total_flops <= a.chinchilla_total_flops  # no worse than the no-inference optimum at the same loss
+    # no worse than the no-inference optimum at the same loss
+    assert a.total_flops <= a.chinchilla_total_flops
 
 
 def test_unreachable_target_is_a_plan_error():

@@ -59,7 +59,8 @@ def test_pipeline_bubble_and_recompute_cost_time(dims70b):
 
 def test_zero3_moves_more_data_than_ddp(dims70b):
     layouts = enumerate_layouts(_req(dims70b, 64))
-    pick = lambda z: next(lay for lay in layouts if (lay.dp, lay.tp, lay.pp, lay.zero) == (8, 8, 1, z))
+    def pick(z):
+        return next(lay for lay in layouts if (lay.dp, lay.tp, lay.pp, lay.zero) == (8, 8, 1, z))
     assert pick(3).comm_bytes_per_step["data"] == pytest.approx(1.5 * pick(0).comm_bytes_per_step["data"])
     assert pick(3).memory.model_states < pick(1).memory.model_states < pick(0).memory.model_states
 
@@ -85,7 +86,8 @@ def test_expert_parallel_shards_experts():
 
 
 def test_mfu_losses_add_up_to_the_shortfall(dims70b):
-    """Each cause's MFU points are its share of the step time × the asked MFU, so they sum to asked − estimated."""
+    """Each cause's MFU points are its share of the step time × the asked MFU, so they sum to asked −
+    estimated."""
     layouts = enumerate_layouts(_req(dims70b, 64))
     for lay in layouts:
         assert sum(lay.mfu_losses.values()) == pytest.approx(0.4 - lay.effective_mfu, abs=1e-12)

@@ -1,4 +1,5 @@
-"""The planner's shape picker: shapes tensor parallelism can split, within 3 % of N, depth from d_model/n_layer."""
+"""The planner's shape picker: shapes tensor parallelism can split, within 3 % of N, depth from
+d_model/n_layer."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ from scalinglab.plan.shapes import (
     choose_shape,
 )
 
-# Published families sit within a factor 1.5 of the d_model/n_layer rule at these sizes (GPT-3 2.7B: 80; Llama 2
-# 70B: 102; Llama 3 405B: 130), so a shape outside that band would not be following the rule.
+# Published families sit within a factor 1.5 of the d_model/n_layer rule at these sizes (GPT-3 2.7B: 80; Llama
+# 2 70B: 102; Llama 3 405B: 130), so a shape outside that band would not be following the rule.
 ASPECT_BAND = 1.5
 
 
 @pytest.mark.parametrize(
     "n_params,vocab,seq",
-    [(5e8, 50304, 2048), (1.2e9, 50304, 2048), (7e9, 32000, 4096), (8.1e10, 32000, 4096), (4.05e11, 128256, 8192)],
+    [(5e8, 50304, 2048), (1.2e9, 50304, 2048), (7e9, 32000, 4096), (8.1e10, 32000, 4096),
+     (4.05e11, 128256, 8192)],
 )
 def test_shapes_parallelise_and_match_n(n_params, vocab, seq):
     c = choose_shape(n_params, vocab_size=vocab, seq_len=seq)

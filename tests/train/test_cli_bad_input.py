@@ -1,7 +1,7 @@
 """Issue 4's bad-input list through the real entry point (a subprocess, progress bar on as a user has it).
 
-Each case must print exactly one line on stderr (``error: ...``, no traceback, no blank line left by a progress
-bar), nothing on stdout, exit 2, and leave every file of an existing run byte-for-byte as it was.
+Each case must print exactly one line on stderr (``error: ...``, no traceback, no blank line left by a
+progress bar), nothing on stdout, exit 2, and leave every file of an existing run byte-for-byte as it was.
 """
 
 from __future__ import annotations
@@ -58,11 +58,13 @@ def _toml(tmp_path: Path, body: str) -> str:
 def test_bad_new_run_exits_2_with_one_line_and_makes_nothing(case, corpus, tmp_path):
     out = tmp_path / "out"
     args, fragment = {
-        "unknown-key": (["--config", _toml(tmp_path, 'n_tokens = "8k"\nlearnig_rate = 1e-3\n[model]\ndepth = 1\n')],
+        "unknown-key": (["--config",
+                         _toml(tmp_path, 'n_tokens = "8k"\nlearnig_rate = 1e-3\n[model]\ndepth = 1\n')],
                         "did you mean 'lr'"),
         "zero-tokens": (["--depth", "1", "--tokens", "0"], "n_tokens"),
         "negative-width": (["--d-model", "-64", "--n-layer", "2", "--tokens", "8k"], "d_model"),
-        "heads": (["--d-model", "64", "--n-layer", "2", "--n-head", "5", "--tokens", "8k"], "does not divide"),
+        "heads": (["--d-model", "64", "--n-layer", "2", "--n-head", "5", "--tokens", "8k"],
+                  "does not divide"),
         "window": ([*SHAPE, "--attention", "local", "--window", "128"], "larger than seq_len"),
         "top-k": ([*SHAPE, "--experts", "2", "--top-k", "3"], "exceeds n_experts"),
         "missing-corpus": ([*SHAPE, "--data", str(tmp_path / "nope")], "not found"),

@@ -25,7 +25,8 @@ def test_unknown_keys_suggest_the_right_name():
 
 @pytest.mark.parametrize("bad", [{"n_tokens": 0}, {"batch_size": -1}, {"lr": 0.0}, {"lr": math.inf},
                                  {"micro_batch_size": 3}, {"schedule": "step"}, {"precision": "fp8"},
-                                 {"n_tokens": 100}, {"eval_every": 0}, {"keep_last": 0}, {"cooldown_frac": 1.5}])
+                                 {"n_tokens": 100}, {"eval_every": 0}, {"keep_last": 0},
+                                 {"cooldown_frac": 1.5}])
 def test_bad_values_are_config_errors_naming_the_field(bad):
     d = {"model": {"depth": 2, "seq_len": 64}, "n_tokens": 10**6, "batch_size": 8} | bad
     with pytest.raises(ConfigError, match=next(iter(bad))):

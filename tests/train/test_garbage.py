@@ -10,10 +10,13 @@ from hypothesis import strategies as st
 from scalinglab.errors import ScalingLabError
 from scalinglab.train.config import TrainConfig
 
-FIELDS = ["n_tokens", "batch_size", "micro_batch_size", "lr", "min_lr_ratio", "weight_decay", "beta1", "grad_clip",
+FIELDS = ["n_tokens", "batch_size", "micro_batch_size", "lr", "min_lr_ratio", "weight_decay", "beta1",
+          "grad_clip",
           "schedule", "warmup_steps", "cooldown_frac", "precision", "compile", "device", "seed", "eval_every",
-          "checkpoint_every", "keep_last", "spike_factor", "drift_factor", "parallel", "mixture", "data_dir", "model"]
-MODEL_FIELDS = ["depth", "d_model", "n_layer", "n_head", "seq_len", "vocab_size", "attention", "n_experts", "top_k",
+          "checkpoint_every", "keep_last", "spike_factor", "drift_factor", "parallel", "mixture", "data_dir",
+          "model"]
+MODEL_FIELDS = ["depth", "d_model", "n_layer", "n_head", "seq_len", "vocab_size", "attention", "n_experts",
+                "top_k",
                 "norm", "pos", "dropout", "mlp_ratio"]
 garbage = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
                     st.text(max_size=8), st.lists(st.integers(-3, 3), max_size=3),

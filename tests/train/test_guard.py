@@ -46,7 +46,8 @@ def test_healthy_noisy_curves_and_recovered_spikes_do_not_trip():
     for trial in range(5):
         curve = 2.5 + 3.0 * np.exp(-t / (100 + 100 * trial))
         noisy = curve * rng.lognormal(0, 0.1, size=t.size)  # ~10% step-to-step noise
-        noisy[rng.choice(t.size, 10, replace=False)] *= 2.0  # short spikes that recover (below the spike rule)
+        # short spikes that recover (below the spike rule)
+        noisy[rng.choice(t.size, 10, replace=False)] *= 2.0
         guard = DivergenceGuard(3.0, 50, reference=math.log(257), drift_factor=1.5)
         assert _first_alarm(guard, noisy) is None, trial
 
@@ -61,7 +62,8 @@ def test_state_round_trip_keeps_the_best_mean():
     assert [a.check(x) for x in losses[160:]] == [b.check(x) for x in losses[160:]]
     legacy = DivergenceGuard(3.0, 50, reference=5.5, drift_factor=1.5)
     legacy.load_state_dict({"history": [3.0] * 50})  # a checkpoint from before the drift rule
-    assert legacy.best_mean == math.inf and legacy.check(3.0) is None and legacy.best_mean == pytest.approx(3.0)
+    assert legacy.best_mean == math.inf and legacy.check(3.0) is None
+    assert legacy.best_mean == pytest.approx(3.0)
 
 
 @pytest.fixture
@@ -83,7 +85,8 @@ def test_a_climbing_run_stops_as_diverged_with_earlier_checkpoints_intact(corpus
     assert 6 <= result.diverged_step < 30
     kept = ckpt.list_checkpoints(tmp_path / "climb")
     assert kept and all(ckpt.read(p).step < result.diverged_step for p in kept)
-    assert run(cfg.replace(drift_factor=None), tmp_path / "off").status == "done"  # the spike rule alone misses it
+    # the spike rule alone misses it
+    assert run(cfg.replace(drift_factor=None), tmp_path / "off").status == "done"
 
 
 def test_short_windows_use_their_own_mean():

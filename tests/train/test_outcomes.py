@@ -41,8 +41,10 @@ def test_absurd_learning_rate_diverges_with_nonzero_exit(corpus, tmp_path, capsy
 
     run_dir = tmp_path / "boom"
     # lr rises 1.0, 2.0, ... per step (warmup longer than the run): sane for a few steps, then blows up.
-    args = ["train", "--d-model", "64", "--n-layer", "2", "--n-head", "4", "--seq-len", "64", "--batch-size", "8",
-            "--tokens", str(64 * 8 * 60), "--data", str(corpus), "--lr", "1e4", "--set", "warmup_steps=100000",
+    args = ["train", "--d-model", "64", "--n-layer", "2", "--n-head", "4", "--seq-len", "64", "--batch-size",
+            "8",
+            "--tokens", str(64 * 8 * 60), "--data", str(corpus), "--lr", "1e4", "--set",
+            "warmup_steps=100000",
             "--checkpoint-every", "1", "--keep-last", "3", "--no-progress", "--json", "--out", str(run_dir)]
     with pytest.raises(SystemExit) as exc:
         main(args)
@@ -51,7 +53,8 @@ def test_absurd_learning_rate_diverges_with_nonzero_exit(corpus, tmp_path, capsy
     assert final["status"] == "diverged" and 1 < final["diverged_step"] < 60
     assert "diverged" in capsys.readouterr().err
     kept = ckpt.list_checkpoints(run_dir)
-    assert kept and kept[-1].name == f"step_{final['diverged_step'] - 2:07d}"  # its successor failed the guard
+    # its successor failed the guard
+    assert kept and kept[-1].name == f"step_{final['diverged_step'] - 2:07d}"
     snap = ckpt.read(kept[-1])  # hash verified: intact
     assert all(torch.isfinite(t).all() for k, t in snap.tensors.items() if k.startswith("model."))
     losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -59,10 +62,12 @@ def test_absurd_learning_rate_diverges_with_nonzero_exit(corpus, tmp_path, capsy
 
 
 def test_tensorboard_is_optional(corpus, tmp_path, caplog):
-    """Asked for TensorBoard: mirrored there when installed, otherwise a warning and metrics.jsonl as always."""
+    """Asked for TensorBoard: mirrored there when installed, otherwise a warning and metrics.jsonl as
+    always."""
     import importlib.util
 
-    result = run(tiny_config(corpus, n_tokens=64 * 8 * 3, tensorboard=True, checkpoint_every=None), tmp_path / "tb")
+    result = run(tiny_config(corpus, n_tokens=64 * 8 * 3, tensorboard=True, checkpoint_every=None),
+                 tmp_path / "tb")
     assert result.status == "done" and len((tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()) >= 3
     if importlib.util.find_spec("tensorboard") is None:
         assert "tensorboard is not installed" in caplog.text

@@ -41,7 +41,8 @@ def _child(tmp_path, cfg, run_dir, *, resume=False, stop=-1):
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
     (tmp_path / "child.py").write_text(CHILD)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
-    return subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cfg.json"), str(run_dir),
+    return subprocess.Popen([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cfg.json"),
+                             str(run_dir),
                              "1" if resume else "0", str(stop), str(tmp_path / "marker")], env=env)
 
 

@@ -1,4 +1,5 @@
-"""One training step: gradient accumulation equals the big batch; fp16 loss scaling skips inf steps; bf16 runs."""
+"""One training step: gradient accumulation equals the big batch; fp16 loss scaling skips inf steps; bf16
+runs."""
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def test_moe_with_bigbird_attention_trains_and_adds_the_aux_loss(corpus, tmp_pat
     losses = [trainer.train_step()["loss"] for _ in range(4)]
     assert all(math.isfinite(x) for x in losses)
     router = next(p for n, p in trainer.model.named_parameters() if "router" in n)
-    assert router.grad is not None and router.grad.abs().sum() > 0  # the load-balancing term reaches the router
+    # the load-balancing term reaches the router
+    assert router.grad is not None and router.grad.abs().sum() > 0
 
 
 def test_mixture_config_feeds_both_corpora_by_weight(corpus, tmp_path):
@@ -97,7 +99,8 @@ def test_gradients_are_clipped_before_the_step_and_the_raw_norm_is_logged(corpus
 
     def step(*args, **kwargs):  # the norm the optimizer actually receives
         grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
-        seen.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+        norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])
+        seen.append(torch.linalg.vector_norm(norms).item())
         return real_step(*args, **kwargs)
 
     trainer.optimizer.step = step

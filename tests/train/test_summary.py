@@ -35,7 +35,8 @@ def test_round_trip_and_bad_input(done):
     d = done[1].summary.to_dict()
     assert RunSummary.from_dict(d) == done[1].summary
     assert RunSummary.from_dict(d).to_dict() == d
-    diverged = RunSummary.from_dict(dict(d, status="diverged", diverged_step=2, diverged_reason="loss is nan"))
+    diverged = RunSummary.from_dict(dict(d, status="diverged", diverged_step=2,
+                                         diverged_reason="loss is nan"))
     assert diverged.to_dict()["diverged_step"] == 2 and diverged.loss == d["val_loss"]
     with pytest.raises(DataError, match="unknown keys 'vall_loss'"):
         RunSummary.from_dict(dict(d, vall_loss=1.0))

@@ -25,7 +25,8 @@ plan_app = typer.Typer(
 
 _COMPUTE = typer.Option(None, "--compute", help="Training compute in FLOPs, e.g. 1e23 or '1e23 flops'.")
 _LAW = typer.Option(
-    "epoch2024", "--law", help="Preset law (scalinglab laws) or a saved fit JSON; default epoch2024 (Besiroglu 2024)."
+    "epoch2024", "--law",
+    help="Preset law (scalinglab laws) or a saved fit JSON; default epoch2024 (Besiroglu 2024)."
 )
 _GPU = typer.Option("h100", "--gpu", help="Hardware key (scalinglab plan gpus).")
 _HW = typer.Option(None, "--hardware", help="TOML file adding/replacing hardware entries.")
@@ -245,7 +246,8 @@ def _print_comparison(rows: list[dict], title: str, gpu: str, *, lifetime: bool 
         ("loss", lambda r: f"{r['loss']:.4f}"),
         ("FLOPs/inference token", lambda r: format_count(r["inference_flops_per_token"])),
         ("break-even inference tokens",
-         lambda r: "-" if r["breakeven_inference_tokens"] is None else format_count(r["breakeven_inference_tokens"])),
+         lambda r: "-" if r["breakeven_inference_tokens"] is None
+         else format_count(r["breakeven_inference_tokens"])),
     ]
     if lifetime:
         fields.append(("lifetime FLOPs", lambda r: f"{r['lifetime_flops']:.3g}"))
@@ -303,7 +305,8 @@ def _shape_from_flags(n_layer, d_model, n_head, n_kv_head, vocab_size):
     missing = [k for k, v in given.items() if v is None]
     if missing:
         raise PlanError(f"a shape needs --n-layer, --d-model and --n-head; missing {', '.join(missing)}")
-    return ShapeDims(n_layer=n_layer, d_model=d_model, n_head=n_head, n_kv_head=n_kv_head, vocab_size=vocab_size)
+    return ShapeDims(n_layer=n_layer, d_model=d_model, n_head=n_head, n_kv_head=n_kv_head,
+                     vocab_size=vocab_size)
 
 
 def _print_memory(m, gpu: str | None) -> None:
@@ -326,7 +329,8 @@ def _print_memory(m, gpu: str | None) -> None:
         table.add_row(label, f"{value / 1e9:.4g}")
     if gpu is not None:
         spec = get_gpu(gpu)
-        table.add_row(f"{spec.key} memory", f"{spec.memory_bytes / 1e9:.4g} ({m.total / spec.memory_bytes:.0%} used)")
+        table.add_row(f"{spec.key} memory",
+                      f"{spec.memory_bytes / 1e9:.4g} ({m.total / spec.memory_bytes:.0%} used)")
     stdout_console().print(table)
     hint = "" if m.activations_included else " (give --n-layer, --d-model and --n-head)"
     stdout_console().print(m.note + hint, soft_wrap=True, markup=False)

@@ -7,8 +7,9 @@ Examples::
     scalinglab train --depth 4 --tokens 20M --attention bigbird --window 64 --out runs/bb
     scalinglab train --config run.toml --lr 1e-3 --set model.norm=layer --out runs/x
     scalinglab train --resume runs/d4
-    torchrun --nproc-per-node 2 -m scalinglab.cli.app train --parallel fsdp --depth 4 --tokens 20M --out runs/p
-    scalinglab train --branch-from runs/const/checkpoints/step_0000400 --schedule wsd --cooldown-frac 0.2 \\
+    torchrun --nproc-per-node 2 -m scalinglab.cli.app train --parallel fsdp --depth 4 --tokens 20M --out
+    runs/p scalinglab train --branch-from runs/const/checkpoints/step_0000400 --schedule wsd --cooldown-frac
+    0.2 \\
         --tokens 25M --out runs/cool400      # the parent's config + these flags (model unchanged)
 """
 
@@ -33,8 +34,8 @@ class Flag:
     """One ``scalinglab train`` option: the config key it sets and how it is spelled.
 
     ``field`` is the dataclass field it fills (dotted ``model.`` for :class:`GPTConfig`, ``attention.`` for
-    :class:`AttentionSpec`); its type comes from that field's annotation unless ``type`` is given. ``name`` is the
-    flag's name when it differs from the field's (``--tokens`` sets ``n_tokens``).
+    :class:`AttentionSpec`); its type comes from that field's annotation unless ``type`` is given. ``name`` is
+    the flag's name when it differs from the field's (``--tokens`` sets ``n_tokens``).
     """
 
     field: str
@@ -53,8 +54,8 @@ class Flag:
         return self.field.removeprefix("attention.")
 
 
-# The flags, in --help order. A new GPTConfig/TrainConfig field gets a flag by adding one entry here; an entry whose
-# field the config does not have (yet) is left out, so the table may name fields before they land.
+# The flags, in --help order. A new GPTConfig/TrainConfig field gets a flag by adding one entry here; an entry
+# whose field the config does not have (yet) is left out, so the table may name fields before they land.
 MODEL_FLAGS = (
     Flag("model.depth", help="Depth knob: width = depth x 64 (nanochat family).", type=int),
     Flag("model.d_model"), Flag("model.n_layer"), Flag("model.n_head"),
@@ -126,7 +127,8 @@ def _parse_value(text: str) -> Any:
 
 
 def _overrides(values: dict[str, Any], specs: list[tuple[Flag, type]], sets: list[str]) -> dict[str, Any]:
-    """Dotted config overrides from the flags given (attention fields only with ``--attention``), then ``--set``."""
+    """Dotted config overrides from the flags given (attention fields only with ``--attention``), then
+    ``--set``."""
     from scalinglab.errors import ConfigError
 
     given = [(flag, values[flag.param]) for flag, _ in specs if values.get(flag.param) is not None]
@@ -170,8 +172,9 @@ def _build(config: Path | None, resume: Path | None, branch_from: Path | None, o
 class _Progress:
     """A rich progress bar on stderr showing loss and tokens/s.
 
-    The bar starts at the first training step, not on entry: a bad config or checkpoint is refused before any step,
-    and its error must stay the only line on stderr (a started-then-stopped bar leaves a blank line behind).
+    The bar starts at the first training step, not on entry: a bad config or checkpoint is refused before any
+    step, and its error must stay the only line on stderr (a started-then-stopped bar leaves a blank line
+    behind).
     """
 
     def __init__(self, enabled: bool) -> None:
@@ -229,11 +232,13 @@ def _show(summary, as_json: bool) -> None:
 
 
 def _train_command(specs: list[tuple[Flag, type]]):
-    """The ``train`` command: fixed options around the generated config flags (typer reads ``__signature__``)."""
+    """The ``train`` command: fixed options around the generated config flags (typer reads
+    ``__signature__``)."""
 
     def train(*, out: Path | None, config: Path | None, resume: Path | None, branch_from: Path | None,
               set_: list[str], progress: bool, json_: bool, **values: Any) -> None:
-        """Train one GPT and write config.json, metrics.jsonl, checkpoints/ and final.json to the run folder."""
+        """Train one GPT and write config.json, metrics.jsonl, checkpoints/ and final.json to the run
+        folder."""
         from scalinglab.errors import ConfigError
         from scalinglab.train import run
 
@@ -249,18 +254,24 @@ def _train_command(specs: list[tuple[Flag, type]]):
         if summary.status != "done":
             info(f"[red]diverged[/red] at step {summary.diverged_step}: {summary.diverged_reason}; "
                  f"earlier checkpoints in {resume or out}/checkpoints are intact")
-            # SystemExit, not typer.Exit: click in non-standalone mode (app.main) turns Exit into a return value.
+            # SystemExit, not typer.Exit: click in non-standalone mode (app.main) turns Exit into a return
+            # value.
             raise SystemExit(1)
 
     def opt(name: str, kind: Any, default: Any) -> inspect.Parameter:
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
 
     head = [opt("out", Path | None, typer.Option(None, "--out", help="New run folder.")),
-            opt("config", Path | None, typer.Option(None, "--config", help="run.toml; other flags override it.")),
-            opt("resume", Path | None, typer.Option(None, "--resume", help="Continue the run in this folder.")),
-            opt("branch_from", Path | None, typer.Option(None, "--branch-from", help="Start from this checkpoint."))]
-    tail = [opt("set_", list[str], typer.Option([], "--set", help="Any config key, e.g. --set model.norm=layer.")),
-            opt("progress", bool, typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")),
+            opt("config", Path | None,
+                typer.Option(None, "--config", help="run.toml; other flags override it.")),
+            opt("resume", Path | None,
+                typer.Option(None, "--resume", help="Continue the run in this folder.")),
+            opt("branch_from", Path | None,
+                typer.Option(None, "--branch-from", help="Start from this checkpoint."))]
+    tail = [opt("set_", list[str],
+                typer.Option([], "--set", help="Any config key, e.g. --set model.norm=layer.")),
+            opt("progress", bool,
+                typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")),
             opt("json_", bool, JSON_OPTION)]
     train.__signature__ = inspect.Signature([*head, *(_option(f, k) for f, k in specs), *tail])
     return train

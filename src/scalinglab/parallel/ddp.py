@@ -14,7 +14,8 @@ from scalinglab.parallel.strategy import DataParallelStrategy
 
 
 def apply_ddp(model: nn.Module, mesh) -> nn.Module:
-    """Wrap ``model`` for data parallelism over the 1-D ``mesh``; returns the wrapper (``.module`` is ``model``).
+    """Wrap ``model`` for data parallelism over the 1-D ``mesh``; returns the wrapper (``.module`` is
+    ``model``).
 
     Parameters are broadcast from rank 0 at wrap time, so ranks start identical even if their seeds differed.
     """
@@ -25,10 +26,10 @@ def apply_ddp(model: nn.Module, mesh) -> nn.Module:
 def grad_sync(wrapped: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
     """Context for one micro-step's forward+backward: under DDP, skip the gradient all-reduce unless ``sync``.
 
-    With gradient accumulation only the last micro-step needs the all-reduce (DDP's ``no_sync`` keeps the local sums
-    and the final backward reduces them all), which divides the communication by ``accum_steps`` at no memory cost.
-    Any other module (FSDP keeps reduce-scattering every micro-step: skipping it would hold unsharded gradients, the
-    memory FSDP is there to save) gets a no-op context.
+    With gradient accumulation only the last micro-step needs the all-reduce (DDP's ``no_sync`` keeps the
+    local sums and the final backward reduces them all), which divides the communication by ``accum_steps`` at
+    no memory cost. Any other module (FSDP keeps reduce-scattering every micro-step: skipping it would hold
+    unsharded gradients, the memory FSDP is there to save) gets a no-op context.
     """
     if not sync and isinstance(wrapped, DistributedDataParallel):
         return wrapped.no_sync()

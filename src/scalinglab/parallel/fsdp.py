@@ -2,9 +2,9 @@
 sharded over the mesh; each transformer block is all-gathered for its forward/backward and its gradients are
 reduce-scattered (averaged) after. ZeRO-3 in Rajbhandari et al. 2020's terms.
 
-Checkpoints stay in the single-process format: the full (unsharded) model and optimizer state are gathered with
-``torch.distributed.checkpoint.state_dict`` and re-keyed from parameter names to the optimizer's indices, so a run
-trained under FSDP resumes in one process and back.
+Checkpoints stay in the single-process format: the full (unsharded) model and optimizer state are gathered
+with ``torch.distributed.checkpoint.state_dict`` and re-keyed from parameter names to the optimizer's indices,
+so a run trained under FSDP resumes in one process and back.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def apply_fsdp(model: nn.Module, mesh, *, reshard_after_forward: bool = True) ->
 
 
 def _index_names(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
-    """Parameter names in the optimizer's flat index order (the keys of ``optimizer.state_dict()['state']``)."""
+    """Parameter names in the optimizer's flat index order (the keys of
+    ``optimizer.state_dict()['state']``)."""
     names = {id(p): n for n, p in model.named_parameters()}
     return [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
 
@@ -50,18 +51,22 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict
 
 def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_sd: dict[str, Any],
                     optim_sd: dict[str, Any]) -> None:
-    """Shard a full single-process state (as :func:`full_state` returns it) into ``model`` and ``optimizer``."""
+    """Shard a full single-process state (as :func:`full_state` returns it) into ``model`` and
+    ``optimizer``."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
     names = _index_names(model, optimizer)
     by_name = {"state": {names[int(i)]: st for i, st in optim_sd["state"].items()},
-               "param_groups": [dict(g, params=[names[int(i)] for i in g["params"]]) for g in optim_sd["param_groups"]]}
+               "param_groups": [dict(g,
+                                     params=[names[int(i)] for i in g["params"]])
+                                for g in optim_sd["param_groups"]]}
     set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=by_name,
                    options=StateDictOptions(full_state_dict=True))
 
 
 def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float:
-    """Clip by the global gradient norm; the norm of sharded (DTensor) gradients is reduced over the mesh first."""
+    """Clip by the global gradient norm; the norm of sharded (DTensor) gradients is reduced over the mesh
+    first."""
     from torch.distributed.tensor import DTensor
 
     params = [p for p in parameters if p.grad is not None]
@@ -73,7 +78,8 @@ def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float
 
 
 class FSDP(DataParallelStrategy):
-    """FSDP2 over ``dist``'s mesh: sharded parameters, gradients and optimizer state; full-state checkpoints."""
+    """FSDP2 over ``dist``'s mesh: sharded parameters, gradients and optimizer state; full-state
+    checkpoints."""
 
     fused_optimizer = False  # the fused AdamW kernel does not take sharded DTensor parameters
 
@@ -91,6 +97,7 @@ class FSDP(DataParallelStrategy):
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
         return full_state(model, optimizer)  # collective: every rank gathers
 
-    def load_full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer, model_sd: dict[str, Any],
+    def load_full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                             model_sd: dict[str, Any],
                              optim_sd: dict[str, Any]) -> None:
         load_full_state(model, optimizer, model_sd, optim_sd)

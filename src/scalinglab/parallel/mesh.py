@@ -1,8 +1,9 @@
 """The process group and the 1-D data-parallel device mesh, read from torchrun's environment.
 
-``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; with ``WORLD_SIZE > 1`` the trainer joins the group
-(gloo on CPU, NCCL on CUDA) and builds the mesh explicitly with ``init_device_mesh`` on the run's device type — on
-machines with GPUs a gloo group without a CPU mesh crashed (pytorch issue 132471, see PYTORCH_NOTES.md).
+``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; with ``WORLD_SIZE > 1`` the trainer joins the
+group (gloo on CPU, NCCL on CUDA) and builds the mesh explicitly with ``init_device_mesh`` on the run's device
+type — on machines with GPUs a gloo group without a CPU mesh crashed (pytorch issue 132471, see
+PYTORCH_NOTES.md).
 """
 
 from __future__ import annotations

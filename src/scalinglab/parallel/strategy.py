@@ -1,14 +1,14 @@
 """`Strategy`: everything the training loop asks of a parallelism, in one object it never looks inside.
 
-The loop builds a model, hands it to :meth:`Strategy.wrap`, makes its optimizer with :meth:`make_optimizer`, runs
-each optimizer step's micro-batches through :meth:`forward_backward`, clips with :meth:`clip_grad_norm`, and
-checkpoints through :meth:`full_state_dict` / :meth:`load_full_state_dict`. It never asks which strategy it holds,
-so tensor, pipeline or expert parallelism plug in as one more subclass (torchtitan keeps each parallelism in its own
-module for the same reason; the model file knows nothing of any of them).
+The loop builds a model, hands it to :meth:`Strategy.wrap`, makes its optimizer with :meth:`make_optimizer`,
+runs each optimizer step's micro-batches through :meth:`forward_backward`, clips with :meth:`clip_grad_norm`,
+and checkpoints through :meth:`full_state_dict` / :meth:`load_full_state_dict`. It never asks which strategy
+it holds, so tensor, pipeline or expert parallelism plug in as one more subclass (torchtitan keeps each
+parallelism in its own module for the same reason; the model file knows nothing of any of them).
 
 :class:`Strategy` itself implements each step for one process; the subclasses override only what their
-parallelism changes (:class:`~scalinglab.parallel.single.SingleProcess` overrides nothing, and is the oracle the
-others are tested against).
+parallelism changes (:class:`~scalinglab.parallel.single.SingleProcess` overrides nothing, and is the oracle
+the others are tested against).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Strategy:
     def __init__(self, device: torch.device) -> None:
         self.device = device
 
-    # Where this rank sits in the data-parallel group -------------------------------------------------------------
+    # Where this rank sits in the data-parallel group --------------------------------------------------------
     @property
     def dp_rank(self) -> int:
         return 0
@@ -62,15 +62,16 @@ class Strategy:
     def local_rows(self, micro: int) -> range:
         """The rows this rank reads of each global micro-batch of ``dp_size * micro`` rows.
 
-        Rank r takes rows ``[r*micro, (r+1)*micro)``: the union over data-parallel ranks and micro-steps is the
-        single-process batch, and every rank's loader advances past the whole batch, so all stay in step.
+        Rank r takes rows ``[r*micro, (r+1)*micro)``: the union over data-parallel ranks and micro-steps is
+        the single-process batch, and every rank's loader advances past the whole batch, so all stay in step.
         """
         start = self.dp_rank * micro
         return range(start, start + micro)
 
-    # Setup -------------------------------------------------------------------------------------------------------
+    # Setup --------------------------------------------------------------------------------------------------
     def validate(self, cfg: Any) -> None:
-        """Raise ConfigError for a training config (``TrainConfig``) this strategy cannot run; default: any."""
+        """Raise ConfigError for a training config (``TrainConfig``) this strategy cannot run; default:
+        any."""
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` ready for forward/backward under this strategy (here: ``model`` itself)."""
@@ -86,10 +87,11 @@ class Strategy:
         except (RuntimeError, ValueError):  # fused not supported here
             return torch.optim.AdamW(param_groups, lr=lr, betas=betas, eps=eps)
 
-    # One optimizer step ------------------------------------------------------------------------------------------
+    # One optimizer step -------------------------------------------------------------------------------------
     def forward_backward(self, micro_batches: Sequence[MicroBatch], loss_fn: LossFn,
                          backward: Callable[[torch.Tensor], None] = _backward) -> torch.Tensor:
-        """Forward and backward every micro-batch; returns the batch's mean loss (detached), the same on every rank.
+        """Forward and backward every micro-batch; returns the batch's mean loss (detached), the same on every
+        rank.
 
         Each objective is divided by the number of micro-batches before ``backward`` (e.g. a GradScaler's
         ``scale(t).backward()``), so the summed gradient is the gradient of the mean loss over the whole batch
@@ -115,22 +117,24 @@ class Strategy:
         """Clip the gradients to global norm ``max_norm`` (``inf``: no clipping); returns the norm before."""
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
 
-    # Checkpoints: always the full single-process state -------------------------------------------------------------
+    # Checkpoints: always the full single-process state ------------------------------------------------------
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
         """``(model_state, optimizer_state)`` as one process holds them (optimizer keyed by parameter index).
         Collective under sharding strategies: every rank must call it."""
         return model.state_dict(), optimizer.state_dict()
 
-    def load_full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer, model_sd: dict[str, Any],
+    def load_full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                             model_sd: dict[str, Any],
                              optim_sd: dict[str, Any]) -> None:
-        """Load a full single-process state (as :meth:`full_state_dict` returns it) into ``model``/``optimizer``."""
+        """Load a full single-process state (as :meth:`full_state_dict` returns it) into
+        ``model``/``optimizer``."""
         model.load_state_dict(model_sd, strict=True)
         optimizer.load_state_dict(optim_sd)
 
 
 class DataParallelStrategy(Strategy):
-    """A strategy over the data-parallel ranks of ``dist``'s mesh: each rank reads its rows of every batch and the
-    reported loss is averaged over ranks."""
+    """A strategy over the data-parallel ranks of ``dist``'s mesh: each rank reads its rows of every batch and
+    the reported loss is averaged over ranks."""
 
     def __init__(self, device: torch.device, dist: DistContext) -> None:
         super().__init__(device)

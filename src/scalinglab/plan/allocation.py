@@ -26,8 +26,8 @@ def resolve_law(law: Law | str) -> Law:
         except ConfigError as err:
             raise PlanError(str(err)) from None
     if not isinstance(law, Law):
-        raise PlanError(f"law {law!r} is not a scaling law; give a preset name (see list_laws()), a saved fit "
-                        "JSON path, or a Law (a preset, a fit result, CombinedLaw, DataConstrainedLaw)")
+        raise PlanError(f"law {law!r} is not a scaling law; give a preset name (see list_laws()), a saved "
+                        "fit JSON path, or a Law (a preset, a fit result, CombinedLaw, DataConstrainedLaw)")
     return law
 
 
@@ -151,7 +151,7 @@ def _intervals(
     from scalinglab.laws.data_constrained import DataConstrainedLaw
 
     q = (50 * (1 - level), 50 * (1 + level))
-    samples = [dict(zip(_CHIN, row)) for row in zip(*(boot[k] for k in _CHIN))]
+    samples = [dict(zip(_CHIN, row, strict=True)) for row in zip(*(boot[k] for k in _CHIN), strict=True)]
     laws = []
     for s in samples:  # a resample that wandered to an invalid point (e.g. alpha <= 0) is skipped
         try:
@@ -241,14 +241,16 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common, uni
         target = float(dc.optimal_allocation(base.compute_flops, unique).loss)
     if dc is None:
         inf = infer.inference_aware_allocation(params, target, inference_tokens)
-        tokens_for = lambda n: infer.tokens_for_loss(params, n, target)
+        def tokens_for(n):
+            return infer.tokens_for_loss(params, n, target)
     else:
         inf = infer.inference_aware_data_constrained(dc, target, inference_tokens, unique)
-        tokens_for = lambda n: float(infer.dc_tokens_for_loss(dc, n, target, unique))
+        def tokens_for(n):
+            return float(infer.dc_tokens_for_loss(dc, n, target, unique))
     notes = [
         (
-            f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the tokens; "
-            f"lifetime FLOPs {inf.total_saving:.1%} saved at the same loss {target:.4g}"
+            f"{inf.params_ratio:.2f}x the compute-optimal size, trained on {inf.tokens_ratio:.2f}x the "
+            f"tokens; lifetime FLOPs {inf.total_saving:.1%} saved at the same loss {target:.4g}"
         )
     ]
     n, d, mode = inf.n_params, inf.n_tokens, "inference-aware"
@@ -262,7 +264,8 @@ def _inference(law, base, inference_tokens, target_loss, max_params, common, uni
                 f"under {law.name}; raise max_params="
             )
         notes.append(f"N capped at {max_params:.3g} (inference-aware optimum {inf.n_params:.3g})")
-    if unique is not None and d > unique:  # on the final D: a cap trains longer, possibly past the unique data
+    # on the final D: a cap trains longer, possibly past the unique data
+    if unique is not None and d > unique:
         mode = mode.replace("inference-aware", "inference-aware, data-constrained")
     if 6 * n * d > base.compute_flops * (1 + 1e-9) and target_loss is None:
         notes.append(

@@ -43,7 +43,8 @@ def overtrained_at_loss(params: Mapping[str, float], target_loss: float, ratio: 
     from scipy.optimize import brentq
 
     E, A, B, a, b = (float(params[k]) for k in ("E", "A", "B", "alpha", "beta"))
-    f = lambda log_n: E + A * math.exp(-a * log_n) + B * (ratio * math.exp(log_n)) ** (-b) - target_loss
+    def f(log_n):
+        return E + A * math.exp(-a * log_n) + B * (ratio * math.exp(log_n)) ** (-b) - target_loss
     lo, hi = 0.0, 80.0
     if f(hi) > 0:
         raise PlanError(f"loss {target_loss} is unreachable at {ratio:.3g} tokens per parameter")
@@ -124,7 +125,8 @@ def costed_comparison(
     req = PlanRequest(budget=Budget(compute_flops=compute_flops), law=law, **plan_options)
     spec = get_gpu(req.gpu, req.hardware_file)
     opts = RunOptions.from_request(req, spec)
-    variants = compare_overtraining(law, compute_flops, factors=(1.0, *factors), inference_tokens=inference_tokens)
+    variants = compare_overtraining(law, compute_flops, factors=(1.0, *factors),
+                                    inference_tokens=inference_tokens)
     rows = []
     for v in variants:
         run = size_run(v.n_params, v.n_tokens, v.train_flops, opts, loss=v.loss)

@@ -67,10 +67,13 @@ class InferenceAwareAllocation:
     @classmethod
     def of(cls, target_loss: float, inference_tokens: float, chosen: tuple[float, float],
            reference: tuple[float, float]) -> InferenceAwareAllocation:
-        """From the chosen (N, D) and the no-inference optimum (N, D) at the same loss; FLOPs as 6ND + 2N·D_inf."""
+        """From the chosen (N, D) and the no-inference optimum (N, D) at the same loss; FLOPs as 6ND +
+        2N·D_inf."""
         (n, d), (n0, d0) = chosen, reference
-        return cls(target_loss=float(target_loss), inference_tokens=float(inference_tokens), n_params=n, n_tokens=d,
-                   train_flops=6.0 * n * d, inference_flops=2.0 * n * inference_tokens, chinchilla_n_params=n0,
+        return cls(target_loss=float(target_loss), inference_tokens=float(inference_tokens), n_params=n,
+                   n_tokens=d,
+                   train_flops=6.0 * n * d, inference_flops=2.0 * n * inference_tokens,
+                   chinchilla_n_params=n0,
                    chinchilla_n_tokens=d0, chinchilla_train_flops=6.0 * n0 * d0,
                    chinchilla_total_flops=6.0 * n0 * d0 + 2.0 * n0 * inference_tokens)
 
@@ -133,15 +136,16 @@ def inference_aware_allocation(
             if lo - log_n_min < 1e-15:
                 break
         n = math.exp(brentq(excess, lo, math.log(n_chin), xtol=1e-14, rtol=1e-15, maxiter=500))
-    return InferenceAwareAllocation.of(target_loss, inference_tokens, (n, tokens_for_loss(params, n, target_loss)),
+    return InferenceAwareAllocation.of(target_loss, inference_tokens,
+                                       (n, tokens_for_loss(params, n, target_loss)),
                                        (n_chin, d_chin))
 
 
-# Inference-aware with limited unique data ------------------------------------------------------------------------
+# Inference-aware with limited unique data -------------------------------------------------------------------
 def dc_tokens_for_loss(dc, n_params, target_loss: float, unique_tokens: float):
     """Training tokens at which ``n_params`` reaches ``target_loss`` under a data-constrained law ``dc``
-    (:class:`~scalinglab.laws.data_constrained.DataConstrainedLaw`), repeating ``unique_tokens`` as needed; inf
-    where repetition saturates first.
+    (:class:`~scalinglab.laws.data_constrained.DataConstrainedLaw`), repeating ``unique_tokens`` as needed;
+    inf where repetition saturates first.
 
     N' depends only on N and U, so ``B/D'^β = ℓ − E − A/N'^α`` fixes D'; inverting Muennighoff et al.'s
     ``D' = U + U·R_D*·(1 − e^(−(D/U − 1)/R_D*))`` gives ``D = U·(1 − R_D*·ln(1 − (D' − U)/(U·R_D*)))``, finite
@@ -158,7 +162,8 @@ def dc_tokens_for_loss(dc, n_params, target_loss: float, unique_tokens: float):
 
 
 def _cheapest_n(dc, target_loss: float, unique_tokens: float, inference_tokens: float, n_ref: float) -> float:
-    """argmin over N of ``6·N·D(N) + 2·N·D_inf`` on the constraint (grid over ±12 nats, then Brent-bounded)."""
+    """argmin over N of ``6·N·D(N) + 2·N·D_inf`` on the constraint (grid over ±12 nats, then
+    Brent-bounded)."""
     from scipy.optimize import minimize_scalar
 
     def total(log_n):
@@ -169,12 +174,13 @@ def _cheapest_n(dc, target_loss: float, unique_tokens: float, inference_tokens: 
     values = total(grid)
     if not np.isfinite(values).any():
         raise PlanError(
-            f"target loss {target_loss:.4g} is out of reach with {unique_tokens:.3g} unique tokens at any model "
-            f"size (repeated data saturate, Muennighoff et al. 2023); raise unique_tokens= or the target"
+            f"target loss {target_loss:.4g} is out of reach with {unique_tokens:.3g} unique tokens at any "
+            "model size (repeated data saturate, Muennighoff et al. 2023); raise unique_tokens= or the "
+            "target"
         )
     i = int(np.clip(np.argmin(values), 1, len(grid) - 2))
-    # With heavy inference the optimum hugs the smallest N that still reaches the target, so the left bracket end
-    # can be infeasible (inf); Brent copes, but NumPy would warn about inf - inf on the way.
+    # With heavy inference the optimum hugs the smallest N that still reaches the target, so the left bracket
+    # end can be infeasible (inf); Brent copes, but NumPy would warn about inf - inf on the way.
     with np.errstate(invalid="ignore", over="ignore"):
         res = minimize_scalar(lambda x: float(total(x)), bounds=(grid[i - 1], grid[i + 1]), method="bounded",
                               options={"xatol": 1e-10})

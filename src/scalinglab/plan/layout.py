@@ -8,8 +8,8 @@ divided by ``mfu``, stretched by what it does worse than that reference:
 
 * pipeline bubble ``(pp − 1)/m`` for m micro-batches (Narayanan et al. 2021, §2.2.1, 1F1B);
 * recompute FLOPs: full recompute re-runs the forward (+1/3 of 6N), selective about +3 %
-  (Korthikanti et al. 2022, Table 4 measures 2.7-4 % for selective); ``partial`` recomputes just enough of each
-  stage's layers in full to fit (Megatron-LM's block recompute) and costs their share of +1/3;
+  (Korthikanti et al. 2022, Table 4 measures 2.7-4 % for selective); ``partial`` recomputes just enough of
+  each stage's layers in full to fit (Megatron-LM's block recompute) and costs their share of +1/3;
 * tensor-parallel all-reduces that leave the node (4 per layer per micro-batch, ring volume ``2(t−1)/t``;
   Shoeybi et al. 2019 §3), fully exposed;
 * data-parallel gradient traffic beyond what overlaps the backward pass (ring all-reduce ``2(d−1)/d`` of the
@@ -273,7 +273,8 @@ def _layout(req: LayoutRequest, dp, tp, pp, ep, zero, rc, mb, n_micro, rc_layers
     mem = _memory(req, dp, tp, pp, ep, zero, rc, mb, n_micro, rc_layers)
     step, mfu, comm, losses = _timing(req, dp, tp, pp, ep, zero, rc, mb, n_micro, rc_layers)
     return Layout(dp=dp, tp=tp, pp=pp, ep=ep, zero=zero, recompute=rc, micro_batch=mb, n_micro=n_micro,
-                  memory=mem, step_time_s=step, effective_mfu=mfu, comm_bytes_per_step=comm, mfu_losses=losses,
+                  memory=mem, step_time_s=step, effective_mfu=mfu, comm_bytes_per_step=comm,
+                  mfu_losses=losses,
                   recompute_layers=rc_layers)
 
 
@@ -298,8 +299,8 @@ def enumerate_layouts(
     """Every candidate layout (fitting or not) with its memory and step time."""
     out = []
     for dp, tp, pp, ep in _candidates(req):
-        # Sequences per rank rounded to the nearest whole number (not down): the global batch then stays within
-        # dp/2 sequences of the planned one; none when the batch has fewer sequences than ranks.
+        # Sequences per rank rounded to the nearest whole number (not down): the global batch then stays
+        # within dp/2 sequences of the planned one; none when the batch has fewer sequences than ranks.
         per_rank = round(req.batch_sequences / dp) if req.batch_sequences >= dp else 0
         for mb, zero, rc in itertools.product(_powers_of_two(min(per_rank, 64)), zero_stages, recompute):
             if per_rank < 1 or (zero > 0 and dp == 1):

@@ -27,9 +27,11 @@ class PrecisionBytes(NamedTuple):
     activation: float
 
 
-# Named apart from train's PRECISIONS (the dtypes a run computes in): these are byte budgets for memory planning.
+# Named apart from train's PRECISIONS (the dtypes a run computes in): these are byte budgets for memory
+# planning.
 PRECISION_BYTES: dict[str, PrecisionBytes] = {
-    "mixed": PrecisionBytes(2.0, 2.0, 12.0, 2.0),  # ZeRO paper's mixed-precision Adam: bf16 w+g, fp32 master+m+v
+    # ZeRO paper's mixed-precision Adam: bf16 w+g, fp32 master+m+v
+    "mixed": PrecisionBytes(2.0, 2.0, 12.0, 2.0),
     "amp": PrecisionBytes(4.0, 4.0, 8.0, 2.0),  # torch.autocast: fp32 weights/grads/Adam, 16-bit activations
     "fp32": PrecisionBytes(4.0, 4.0, 8.0, 4.0),  # everything fp32 (Adam m and v at 4 B each)
     "bf16": PrecisionBytes(2.0, 2.0, 4.0, 2.0),  # pure bf16 incl. Adam state (no master copy)
@@ -173,7 +175,8 @@ def activation_bytes_per_layer(
     hidden = (3.0 if spec.gated_mlp else 2.0) * spec.mlp_ratio * e * sbh
     f = spec.kv_fraction
     extra = ((1 + f) * e * sbh if spec.rope else 0.0) + (e * sbh if spec.attn_out_copy else 0.0)
-    sharded = (e + 2 * f * e + e) * sbh + hidden + extra  # Q, K and V (KV width), projection input, MLP hidden
+    # Q, K and V (KV width), projection input, MLP hidden
+    sharded = (e + 2 * f * e + e) * sbh + hidden + extra
     if spec.attention == "flash":
         core = 4.0 * a * s * b  # fp32 log-sum-exp per head and row
     else:

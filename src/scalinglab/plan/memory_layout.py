@@ -1,9 +1,11 @@
-"""Memory per device of a layout the user chooses (``scalinglab plan memory``): model states always, activations
-and the serving KV cache when a shape is given.
+"""Memory per device of a layout the user chooses (``scalinglab plan memory``): model states always,
+activations and the serving KV cache when a shape is given.
 
-Model states: Rajbhandari et al. 2020 (ZeRO, §3, Fig. 1): 7.5B parameters over 64 GPUs need 120 / 31.4 / 16.6 /
+Model states: Rajbhandari et al. 2020 (ZeRO, §3, Fig. 1): 7.5B parameters over 64 GPUs need 120 / 31.4 / 16.6
+/
 1.9 GB per GPU at ZeRO stages 0 / 1 / 2 / 3. Activations: Korthikanti et al. 2022 via
-:func:`~scalinglab.plan.memory.training_memory`, with K and V at the KV heads' width (grouped-query attention).
+:func:`~scalinglab.plan.memory.training_memory`, with K and V at the KV heads' width (grouped-query
+attention).
 """
 
 from __future__ import annotations
@@ -117,9 +119,10 @@ def layout_memory(
     micro_batch: int = 1,
     n_micro: int = 1,
 ) -> LayoutMemory:
-    """Per-device memory of a layout: ``n_params`` (or the shape's count) split over ``tp·pp`` and ZeRO-sharded
-    over ``dp``; with ``shape``, activations of ``micro_batch`` sequences (1F1B keeps ``min(pp, n_micro)`` in
-    flight) and the bf16 KV cache of one ``seq_len`` sequence (grouped-query heads; all ranks together).
+    """Per-device memory of a layout: ``n_params`` (or the shape's count) split over ``tp·pp`` and
+    ZeRO-sharded over ``dp``; with ``shape``, activations of ``micro_batch`` sequences (1F1B keeps ``min(pp,
+    n_micro)`` in flight) and the bf16 KV cache of one ``seq_len`` sequence (grouped-query heads; all ranks
+    together).
 
     Examples
     --------
@@ -137,10 +140,11 @@ def layout_memory(
               "recompute": recompute}
     if shape is None:
         s = model_state_bytes(n_params / (tp * pp), precision=precision, zero=zero, dp=dp)
-        return LayoutMemory(**common, weights=s.weights, grads=s.grads, optimizer=s.optimizer, activations=None,
+        return LayoutMemory(**common, weights=s.weights, grads=s.grads, optimizer=s.optimizer,
+                            activations=None,
                             kv_cache_per_sequence=None, total=s.total, activations_included=False,
-                            note="model states only (weights, gradients, optimizer state); activations and the "
-                                 "KV cache need a shape")
+                            note="model states only (weights, gradients, optimizer state); activations and "
+                                 "the KV cache need a shape")
     m = _with_shape(n_params, shape, zero, dp, tp, pp, precision, recompute, seq_len, micro_batch, n_micro)
     kv = kv_cache_bytes(n_layer=shape.n_layer, n_kv_head=shape.kv_heads, head_dim=shape.head_dim,
                         seq_len=seq_len, batch=1, bytes_per_el=2.0)
@@ -148,16 +152,20 @@ def layout_memory(
                         activations=m.activations + m.transient, kv_cache_per_sequence=kv, total=m.total,
                         activations_included=True,
                         note="model states + activations (Korthikanti et al. 2022, flash attention, "
-                             "sequence parallel with TP) + backward transients; no workspace or fragmentation")
+                             "sequence parallel with TP) + backward transients; no workspace or "
+                             "fragmentation")
 
 
 def _with_shape(n_params, shape: ShapeDims, zero, dp, tp, pp, precision, recompute, seq_len, micro_batch,
                 n_micro) -> MemoryBreakdown:
     if shape.n_head % tp:
         raise PlanError(f"tp={tp} does not divide n_head={shape.n_head}")
-    spec = ActivationSpec(recompute=recompute, tp=tp, sp=tp > 1, act_bytes=PRECISION_BYTES[precision].activation,
+    spec = ActivationSpec(recompute=recompute, tp=tp, sp=tp > 1,
+                          act_bytes=PRECISION_BYTES[precision].activation,
                           mlp_ratio=shape.mlp_ratio, kv_fraction=shape.kv_heads / shape.n_head)
     return training_memory(n_params_device=n_params / (tp * pp), n_layer_device=math.ceil(shape.n_layer / pp),
-                           seq_len=seq_len, micro_batch=micro_batch, d_model=shape.d_model, n_head=shape.n_head,
-                           vocab_size=shape.vocab_size, spec=spec, precision=precision, zero=zero, dp=dp, pp=pp,
+                           seq_len=seq_len, micro_batch=micro_batch, d_model=shape.d_model,
+                           n_head=shape.n_head,
+                           vocab_size=shape.vocab_size, spec=spec, precision=precision, zero=zero, dp=dp,
+                           pp=pp,
                            n_micro=n_micro)

@@ -138,7 +138,8 @@ def _assumption_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("MFU", _mfu_text(d.get("mfu") or {}, d["layout"])),
         ("$/GPU-hour", f"{format_usd(c['price_per_gpu_hour'])} ({src.get('price', '')})"),
         ("PUE", f"{c['pue']:.2f} ({src.get('pue', '')})"),
-        ("grid intensity", f"{c['grid_intensity_kg_per_kwh']:.3g} kg CO2/kWh ({src.get('grid_intensity', '')})"),
+        ("grid intensity",
+         f"{c['grid_intensity_kg_per_kwh']:.3g} kg CO2/kWh ({src.get('grid_intensity', '')})"),
         ("power draw", f"{draw} ({src.get('power_utilisation', '')}; TDP: {src.get('tdp', '')})"),
     ]
 

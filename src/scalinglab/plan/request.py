@@ -1,5 +1,5 @@
-"""The planner's inputs, validated: a :class:`Budget` (exactly one of compute, GPU-hours, dollars or a deadline
-with a GPU count) and a :class:`PlanRequest` (the budget plus hardware, law and constraints)."""
+"""The planner's inputs, validated: a :class:`Budget` (exactly one of compute, GPU-hours, dollars or a
+deadline with a GPU count) and a :class:`PlanRequest` (the budget plus hardware, law and constraints)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """One cost model for every caller: from N, D and C to a shape, a batch, a layout that fits, and its cost.
 
-``make_plan`` and ``plan compare`` both go through :func:`size_run` and :func:`run_costs`, so the same N, D and
-hardware give the same GPU-hours whichever command asks.
+``make_plan`` and ``plan compare`` both go through :func:`size_run` and :func:`run_costs`, so the same N, D
+and hardware give the same GPU-hours whichever command asks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from scalinglab.plan.hyperparams import HyperParams, plan_hyperparams, run_hyper
 from scalinglab.plan.layout import Layout, LayoutRequest, ModelDims, search_layouts
 from scalinglab.plan.shapes import ShapeChoice, choose_shape
 
-BATCH_TOLERANCE = 0.02  # the layout's batch within 2 % of DeepSeek's, else the plan warns (steps are recomputed)
+# the layout's batch within 2 % of DeepSeek's, else the plan warns (steps are recomputed)
+BATCH_TOLERANCE = 0.02
 MFU_TOLERANCE = 0.005  # estimated MFU more than 0.5 % (relative) below the asked one: the plan says why
 MAX_GPU_DOUBLINGS = 20  # automatic GPU counts: 1, 2, 4, ... 2**20
 
@@ -64,7 +65,8 @@ class Run:
 
 def _layouts(cfg, opts: RunOptions, n_gpus: int, hp: HyperParams) -> list[Layout]:
     # The asked MFU's sources (Llama 3, PaLM, MegaScale) ran fused RoPE and RMSNorm kernels, which keep
-    # Korthikanti et al.'s tensors; scalinglab's own unfused model keeps ~20 % more (ActivationSpec.for_model).
+    # Korthikanti et al.'s tensors; scalinglab's own unfused model keeps ~20 % more
+    # (ActivationSpec.for_model).
     dims = dataclasses.replace(ModelDims.from_config(cfg), rope=False, rms_norm=False)
     req = LayoutRequest(
         dims=dims,
@@ -143,9 +145,10 @@ def run_warnings(run: Run, opts: RunOptions, n_tokens: float) -> list[str]:
     planned = hp.planned_batch_sequences
     if planned is not None and abs(hp.batch_sequences / planned - 1) > BATCH_TOLERANCE:
         out.append(
-            f"the layout runs {hp.batch_sequences} sequences per step, {hp.batch_sequences / planned - 1:+.1%} "
-            f"from DeepSeek's {planned} (data-parallel ranks × micro-batches must divide it); steps recomputed "
-            f"to {hp.steps} so that steps × batch covers the {n_tokens:.3g} tokens"
+            f"the layout runs {hp.batch_sequences} sequences per step, "
+            f"{hp.batch_sequences / planned - 1:+.1%} from DeepSeek's {planned} (data-parallel ranks × "
+            f"micro-batches must divide it); steps recomputed to {hp.steps} so that steps × batch covers the "
+            f"{n_tokens:.3g} tokens"
         )
     if run.shape.relaxed:
         out.append("shape rules relaxed to reach N: " + "; ".join(run.shape.relaxed))

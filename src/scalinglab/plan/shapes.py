@@ -39,7 +39,8 @@ GQA_KV_HEADS = 8  # Llama 2 70B, Llama 3 8B-405B
 SHAPE_TOLERANCE = 0.03  # the shape's N within ±3 % of the planned N
 MAX_DEPTH = 512  # lets the family reach ~10T parameters
 WIDTH_SPAN = 2.0  # widths searched: up to this factor above the aspect-ratio width
-MIN_ASPECT = 4.0  # no deeper than d_model/4 (our bound: Kaplan et al. 2020 Fig. 5 spans aspect ratios ~5 to ~400)
+# no deeper than d_model/4 (our bound: Kaplan et al. 2020 Fig. 5 spans aspect ratios ~5 to ~400)
+MIN_ASPECT = 4.0
 MIN_HEAD_DIM = 32  # the loosest rung; narrower heads underuse tensor cores
 
 
@@ -175,7 +176,8 @@ def choose_shape(
 def _choice(found, n_params: float, head_dim: int, relaxed: tuple[str, ...]) -> ShapeChoice:
     cfg, n = found
     return ShapeChoice(config=cfg, n_params=int(n), target_n_params=float(n_params), head_dim=head_dim,
-                       tp_degree=_tp_degree(cfg.n_head), aspect_ratio=cfg.d_model / cfg.n_layer, relaxed=relaxed)
+                       tp_degree=_tp_degree(cfg.n_head), aspect_ratio=cfg.d_model / cfg.n_layer,
+                       relaxed=relaxed)
 
 
 def _nearest(n_params: float, vocab_size: int, seq_len: int, aspect: float) -> ShapeChoice:

@@ -1,7 +1,7 @@
 """Run one registered sweep run: claim it, train (resuming from its last checkpoint), record the outcome.
 
-This is what every executor calls, in-process, in a subprocess (``python -m scalinglab.sweep.worker DIR RUN_ID``)
-or in a Ray task. It is idempotent: a run that is finished (or held by a live worker) is left alone.
+This is what every executor calls, in-process, in a subprocess (``python -m scalinglab.sweep.worker DIR
+RUN_ID``) or in a Ray task. It is idempotent: a run that is finished (or held by a live worker) is left alone.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def _train(sweep_dir: Path, rec, run_dir: Path,
         def on_step(info: dict) -> None:
             step = int(info.get("step", 0))
             if step % every == 0:  # a line per 10% on the log (visible with -v, and to tests)
-                log.info("run %s step %d/%d loss %.4f", rec.run_id, step, cfg.n_steps, info.get("loss", math.nan))
+                log.info("run %s step %d/%d loss %.4f", rec.run_id, step, cfg.n_steps,
+                         info.get("loss", math.nan))
             _emit(progress, {"event": "step", "run_id": rec.run_id, **info})
 
         result = train.run(cfg, run_dir, resume=resume, progress=on_step, branch_from=branch_from)
@@ -110,7 +111,8 @@ def _train(sweep_dir: Path, rec, run_dir: Path,
     summary = result.summary
     if summary.status == "diverged":
         step, reason = summary.diverged_step, summary.diverged_reason or "diverged"
-        return "diverged", (f"diverged at step {step}: {reason}" if step is not None else str(reason)), summary
+        return "diverged", (f"diverged at step {step}: "
+                            f"{reason}" if step is not None else str(reason)), summary
     return "done", None, summary
 
 

@@ -1,6 +1,7 @@
 """Training: config, loop, schedules, precision, checkpoints, divergence guard.
 
-Public API: :class:`TrainConfig`, :func:`run`, :class:`TrainResult` (its :class:`RunSummary` is ``final.json``).
+Public API: :class:`TrainConfig`, :func:`run`, :class:`TrainResult` (its :class:`RunSummary` is
+``final.json``).
 
 Tiny CPU example::
 
@@ -34,19 +35,19 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     run_dir : path
         New folder (or, with ``resume``, the folder of the run to continue).
     resume : bool
-        Continue from the newest checkpoint; the config must match the saved one in every field that affects the
-        trajectory (CheckpointError otherwise). Bitwise exact on CPU.
+        Continue from the newest checkpoint; the config must match the saved one in every field that affects
+        the trajectory (CheckpointError otherwise). Bitwise exact on CPU.
     progress : callable, optional
         Called after every step with the metrics record (plus ``n_steps``).
     branch_from : path, optional
         A checkpoint folder (or a run folder: its newest checkpoint) of another run with the same model: start
-        this new run from its weights, optimizer, data position and step, under ``cfg``'s schedule (evaluated at
-        the absolute step). For a WSD cooldown branch at step ``s`` of a constant-LR run, use ``schedule="wsd"``
-        and ``cooldown_frac = 1 - s / n_steps``.
+        this new run from its weights, optimizer, data position and step, under ``cfg``'s schedule (evaluated
+        at the absolute step). For a WSD cooldown branch at step ``s`` of a constant-LR run, use
+        ``schedule="wsd"`` and ``cooldown_frac = 1 - s / n_steps``.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) every rank calls ``run``: the ranks join one process group, train
-    data-parallel (``cfg.parallel``: DDP or FSDP2) on their shares of each global batch, and only rank 0 writes the
-    run folder; checkpoints hold the full state in the single-process format.
+    data-parallel (``cfg.parallel``: DDP or FSDP2) on their shares of each global batch, and only rank 0
+    writes the run folder; checkpoints hold the full state in the single-process format.
     """
     from scalinglab.parallel import init_from_env
     from scalinglab.train.loop import resolve_device
@@ -73,7 +74,8 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
     main = dist is None or dist.is_main
     source = ckpt.read(ckpt.resolve(branch_from)) if branch_from is not None else None
     if source is not None and source.meta.get("model") != cfg.model.to_dict():
-        raise CheckpointError(f"{branch_from} holds a different model shape; a branch must keep the model config")
+        raise CheckpointError(f"{branch_from} holds a different model shape; a branch must keep the model "
+                              "config")
     rundir.check(run_dir, cfg, resume=resume)
     if dist is not None:
         dist.barrier()  # every rank has checked the folder before rank 0 writes into it
@@ -86,7 +88,8 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
     elif main:
         rundir.start(run_dir, cfg)
         if source is not None:
-            rundir.cut_metrics(run_dir, source.step, rundir.read_metrics(Path(ckpt.resolve(branch_from)).parents[1]))
+            rundir.cut_metrics(run_dir, source.step,
+                               rundir.read_metrics(Path(ckpt.resolve(branch_from)).parents[1]))
             (run_dir / rundir.BRANCH).write_text(json.dumps({"from": str(branch_from), "step": source.step}))
     if source is not None:
         trainer.load(source)

@@ -2,14 +2,14 @@
 
 A checkpoint is a folder ``checkpoints/step_0000020/`` holding
 
-* ``state.safetensors``: model parameters/buffers (``model.*``), optimizer tensors (``optim.<i>.<name>``), the torch
-  CPU and CUDA RNG states (``rng.*``);
-* ``meta.json``: step, config fingerprint, optimizer hyper-parameters, GradScaler, Python and NumPy RNG, data-loader
-  position, divergence-guard history, counters, and the sha256 of ``state.safetensors``.
+* ``state.safetensors``: model parameters/buffers (``model.*``), optimizer tensors (``optim.<i>.<name>``),
+  the torch CPU and CUDA RNG states (``rng.*``);
+* ``meta.json``: step, config fingerprint, optimizer hyper-parameters, GradScaler, Python and NumPy RNG,
+  data-loader position, divergence-guard history, counters, and the sha256 of ``state.safetensors``.
 
-It is written into a temporary folder, every file fsynced, then renamed into place (a rename is atomic on POSIX),
-so a crash leaves either the previous checkpoints or the complete new one. Loading verifies the hash first; nothing
-is ever unpickled (safetensors + JSON only).
+It is written into a temporary folder, every file fsynced, then renamed into place (a rename is atomic on
+POSIX), so a crash leaves either the previous checkpoints or the complete new one. Loading verifies the hash
+first; nothing is ever unpickled (safetensors + JSON only).
 """
 
 from __future__ import annotations
@@ -81,9 +81,12 @@ def model_state(snapshot: Snapshot) -> dict[str, torch.Tensor]:
 
 
 def optimizer_state(snapshot: Snapshot) -> dict[str, Any]:
-    """The optimizer's state dict (keyed by parameter index, as ``optimizer.state_dict()``) held in ``snapshot``."""
+    """The optimizer's state dict (keyed by parameter index, as ``optimizer.state_dict()``) held in
+    ``snapshot``."""
     t, meta = snapshot.tensors, snapshot.meta
-    state: dict[int, dict[str, Any]] = {i: dict(meta["optim_scalars"].get(str(i), {})) for i in meta["optim_indices"]}
+    state: dict[int,
+                dict[str,
+                     Any]] = {i: dict(meta["optim_scalars"].get(str(i), {})) for i in meta["optim_indices"]}
     for key, value in t.items():
         if key.startswith("optim."):
             _, idx, name = key.split(".", 2)
@@ -105,7 +108,8 @@ def restore(snapshot: Snapshot, model: torch.nn.Module, optimizer: torch.optim.O
             optimizer.load_state_dict(optimizer_state(snapshot))
     except (RuntimeError, KeyError, ValueError, IndexError) as err:
         raise CheckpointError(f"checkpoint step {snapshot.step} does not fit this model/optimizer "
-                              f"({str(err).splitlines()[0]}); it belongs to a different configuration") from err
+                              f"({str(err).splitlines()[0]}); it belongs to a different "
+                              "configuration") from err
     restore_rng(snapshot)
 
 
@@ -181,8 +185,8 @@ def resolve(path: str | Path) -> Path:
 
 
 def prune(ckpt_root: Path, keep_last: int | None, protect: tuple[int, ...] = ()) -> None:
-    """Delete all but the newest ``keep_last`` checkpoints (None: keep all), never the steps in ``protect``; also
-    stale temp folders of dead writers."""
+    """Delete all but the newest ``keep_last`` checkpoints (None: keep all), never the steps in ``protect``;
+    also stale temp folders of dead writers."""
     prunable = [p for p in list_checkpoints(ckpt_root.parent) if int(p.name.split("_")[1]) not in protect]
     for p in prunable[:-keep_last] if keep_last is not None else []:
         shutil.rmtree(p, ignore_errors=True)

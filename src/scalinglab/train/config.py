@@ -2,8 +2,8 @@
 
 Loaded from a dict, a TOML file, or CLI flags into the same dataclass. Unknown keys are a ConfigError with a
 "did you mean" hint. The ``[model]`` table is either an explicit :class:`~scalinglab.arch.GPTConfig` or a
-``depth`` (nanochat-style family, :meth:`GPTConfig.from_depth`) plus overrides; a missing ``vocab_size`` is taken
-from the prepared corpus.
+``depth`` (nanochat-style family, :meth:`GPTConfig.from_depth`) plus overrides; a missing ``vocab_size`` is
+taken from the prepared corpus.
 """
 
 from __future__ import annotations
@@ -30,12 +30,15 @@ SCHEDULES = ("cosine", "linear", "wsd", "constant")
 COOLDOWN_SHAPES = ("linear", "1-sqrt")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
-BYTE_VOCAB = 257  # ByteTokenizer: 256 bytes + <|endoftext|>; used when no corpus is named (default stdlib corpus)
+# ByteTokenizer: 256 bytes + <|endoftext|>; used when no corpus is named (default stdlib corpus)
+BYTE_VOCAB = 257
 DEFAULT_SEQ_LEN = 256
 # Fields that do not change the trajectory: a resume may change them (everything else must match bitwise).
-RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last", "eval_every",
+RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last",
+                  "eval_every",
                   "save_steps", "parallel")
-PARALLEL = ("none", "ddp", "fsdp")  # scalinglab.parallel.STRATEGIES (kept here: config parsing stays torch-free)
+# scalinglab.parallel.STRATEGIES (kept here: config parsing stays torch-free)
+PARALLEL = ("none", "ddp", "fsdp")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,11 +69,11 @@ class TrainConfig:
     spike_window : int
         Steps in the guard's running mean.
     drift_factor : float, optional
-        Divergence guard: stop when the mean loss of the last ``spike_window`` steps exceeds ``drift_factor`` x
-        the lowest such mean so far (a slow climb that the spike rule misses). None: off.
+        Divergence guard: stop when the mean loss of the last ``spike_window`` steps exceeds ``drift_factor``
+        x the lowest such mean so far (a slow climb that the spike rule misses). None: off.
     parallel : {"none", "ddp", "fsdp"}
-        Data-parallel strategy under ``torchrun`` (``WORLD_SIZE > 1``; ``none`` there means DDP); ignored in one
-        process. ``batch_size`` stays the global batch, so the trajectory matches one process.
+        Data-parallel strategy under ``torchrun`` (``WORLD_SIZE > 1``; ``none`` there means DDP); ignored in
+        one process. ``batch_size`` stays the global batch, so the trajectory matches one process.
     """
 
     model: GPTConfig
@@ -124,8 +127,10 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool) or
-                                              not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
-            raise ConfigError(f"TrainConfig.warmup_steps={self.warmup_steps!r} must be a non-negative integer")
+                                              not isinstance(self.warmup_steps,
+                                                             int) or self.warmup_steps < 0):
+            raise ConfigError(f"TrainConfig.warmup_steps={self.warmup_steps!r} must be a non-negative "
+                              "integer")
         if isinstance(self.save_steps, (str, bytes)) or not isinstance(self.save_steps, (list, tuple)):
             raise ConfigError(f"TrainConfig.save_steps={self.save_steps!r} must be a list of step numbers")
         for step in self.save_steps:
@@ -148,12 +153,13 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
                 raise ConfigError(f"TrainConfig.{name}={value!r} must be a number in [{lo}, {hi}]")
         if self.spike_factor <= 1:
-            raise ConfigError(f"TrainConfig.spike_factor={self.spike_factor} must be > 1 (a multiple of the mean)")
+            raise ConfigError(f"TrainConfig.spike_factor={self.spike_factor} must be > 1 (a multiple of the "
+                              "mean)")
         if self.drift_factor is not None:
             _positive_float("drift_factor", self.drift_factor)
             if self.drift_factor <= 1:
-                raise ConfigError(f"TrainConfig.drift_factor={self.drift_factor} must be > 1 (a multiple of the "
-                                  "best running mean) or unset")
+                raise ConfigError(f"TrainConfig.drift_factor={self.drift_factor} must be > 1 (a multiple of "
+                                  "the best running mean) or unset")
 
     def _check_choices(self) -> None:
         for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES),
@@ -179,7 +185,7 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.mixture={self.mixture!r} needs (path, positive weight) pairs")
             object.__setattr__(self, "mixture", tuple((p, float(w)) for p, w in mix))
 
-    # Derived ----------------------------------------------------------------------------------------------------
+    # Derived ------------------------------------------------------------------------------------------------
     @property
     def micro(self) -> int:
         return self.micro_batch_size or self.batch_size
@@ -198,7 +204,8 @@ class TrainConfig:
 
     @property
     def warmup(self) -> int:
-        """Warmup steps (default: 5% of the run, at most 1000); may exceed the run (lr still rising at the end)."""
+        """Warmup steps (default: 5% of the run, at most 1000); may exceed the run (lr still rising at the
+        end)."""
         if self.warmup_steps is not None:
             return self.warmup_steps
         return min(1000, round(0.05 * self.n_steps))
@@ -213,7 +220,7 @@ class TrainConfig:
     def data_weights(self) -> tuple[float, ...] | None:
         return tuple(w for _, w in self.mixture) if self.mixture is not None else None
 
-    # Serialisation ----------------------------------------------------------------------------------------------
+    # Serialisation ------------------------------------------------------------------------------------------
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
@@ -232,7 +239,8 @@ class TrainConfig:
     def differences(self, other: TrainConfig) -> list[str]:
         """Trajectory-relevant fields that differ from ``other``, as ``name: ours vs theirs``."""
         a, b = self.to_dict(), other.to_dict()
-        out = [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if k not in RUNTIME_FIELDS and k != "model" and a[k] != b[k]]
+        out = [f"{k}: {a[k]!r} vs "
+               f"{b[k]!r}" for k in a if k not in RUNTIME_FIELDS and k != "model" and a[k] != b[k]]
         out += [f"model.{k}: {v!r} vs {b['model'].get(k)!r}" for k, v in a["model"].items()
                 if v != b["model"].get(k)]
         return out
@@ -272,7 +280,8 @@ class TrainConfig:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``data`` with dotted-key overrides applied (``model.window`` -> ``data["model"]["window"]``)."""
+    """A copy of ``data`` with dotted-key overrides applied (``model.window`` ->
+    ``data["model"]["window"]``)."""
     out = json.loads(json.dumps(data))
     for key, value in overrides.items():
         node = out
@@ -333,7 +342,8 @@ def check_keys(d: Mapping[str, Any], known: list[str], where: str) -> None:
     for key in d:
         if key not in known:
             hint = difflib.get_close_matches(str(key), list(aliases), n=1)
-            tip = f"; did you mean {aliases[hint[0]]!r}?" if hint else f"; known keys: {', '.join(sorted(known))}"
+            known_keys = ", ".join(sorted(known))
+            tip = f"; did you mean {aliases[hint[0]]!r}?" if hint else f"; known keys: {known_keys}"
             raise ConfigError(f"unknown {where} key {key!r}{tip}")
 
 
@@ -362,5 +372,6 @@ def _positive_int(name: str, value: Any) -> None:
 
 
 def _positive_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+    if isinstance(value, bool) or not isinstance(value,
+                                                 (int, float)) or not (value > 0 and math.isfinite(value)):
         raise ConfigError(f"TrainConfig.{name}={value!r} is not allowed; give a positive finite number")

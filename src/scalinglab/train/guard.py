@@ -1,17 +1,18 @@
-"""Divergence guard: stop a run whose loss is not finite, spikes far above its running mean, or climbs for good.
+"""Divergence guard: stop a run whose loss is not finite, spikes far above its running mean, or climbs for
+good.
 
-Loss spikes that grow without recovering are the usual failure of a too-high learning rate (Wortsman et al. 2023,
-"Small-scale proxies for large-scale Transformer training instabilities"); catching them early keeps the last good
-checkpoint as the run's record instead of burning the rest of the budget.
+Loss spikes that grow without recovering are the usual failure of a too-high learning rate (Wortsman et al.
+2023, "Small-scale proxies for large-scale Transformer training instabilities"); catching them early keeps the
+last good checkpoint as the run's record instead of burning the rest of the budget.
 
 Three rules, checked in order on every step's loss:
 
 1. **not finite**: NaN or inf loss (or gradient norm) — diverged.
 2. **spike**: the loss exceeds ``spike_factor`` x the mean of the last ``window`` losses — a sudden blow-up.
-3. **drift**: the mean of the last ``window`` losses exceeds ``drift_factor`` x the lowest such mean seen so far.
-   A slow climb moves the running mean along with it, so rule 2 never fires however far the loss goes; comparing
-   the current window with the best window catches it. Whole windows are compared, so step-to-step noise and short
-   spikes that recover do not trip it.
+3. **drift**: the mean of the last ``window`` losses exceeds ``drift_factor`` x the lowest such mean seen
+   so far. A slow climb moves the running mean along with it, so rule 2 never fires however far the loss goes;
+   comparing the current window with the best window catches it. Whole windows are compared, so step-to-step
+   noise and short spikes that recover do not trip it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class DivergenceGuard:
     """Tracks the last ``window`` losses; :meth:`check` returns a reason string when the run diverged.
 
     Until ``min_history`` losses are seen the spike rule compares with ``reference`` instead of the mean (the
-    trainer passes ln(vocab), the loss of a uniform prediction, which an untrained model sits at), so a blow-up in
-    the first steps is caught too. ``drift_factor=None`` turns the drift rule off.
+    trainer passes ln(vocab), the loss of a uniform prediction, which an untrained model sits at), so a
+    blow-up in the first steps is caught too. ``drift_factor=None`` turns the drift rule off.
     """
 
     def __init__(self, spike_factor: float, window: int, *, reference: float, min_history: int = 10,
@@ -58,7 +59,8 @@ class DivergenceGuard:
         return None
 
     def state_dict(self) -> dict:
-        return {"history": list(self.history), "best_mean": self.best_mean if math.isfinite(self.best_mean) else None}
+        return {"history": list(self.history),
+                "best_mean": self.best_mean if math.isfinite(self.best_mean) else None}
 
     def load_state_dict(self, state: dict) -> None:
         self.history = deque((float(x) for x in state["history"]), maxlen=self.window)

@@ -1,12 +1,14 @@
 """The training loop: gradient accumulation, mixed precision, clipping, schedules, eval, checkpoints, guard.
 
-One optimizer step = ``accum_steps`` micro-batches whose losses are divided by ``accum_steps`` before backward, so the
-summed gradient equals the gradient of the mean loss over the whole batch. Checkpoints are captured at the end of
-a step but written only after the *next* step's loss passes the divergence guard: a checkpoint on disk is always
-one whose parameters produced a sane loss, and a diverged run leaves the earlier checkpoints untouched.
+One optimizer step = ``accum_steps`` micro-batches whose losses are divided by ``accum_steps`` before
+backward, so the summed gradient equals the gradient of the mean loss over the whole batch. Checkpoints are
+captured at the end of a step but written only after the *next* step's loss passes the divergence guard: a
+checkpoint on disk is always one whose parameters produced a sane loss, and a diverged run leaves the earlier
+checkpoints untouched.
 
-Parallelism is a :class:`scalinglab.parallel.Strategy` the loop calls without asking which one it is: the strategy
-wraps the model, makes the optimizer, runs the micro-steps, clips, and gathers/scatters checkpoint state.
+Parallelism is a :class:`scalinglab.parallel.Strategy` the loop calls without asking which one it is: the
+strategy wraps the model, makes the optimizer, runs the micro-steps, clips, and gathers/scatters checkpoint
+state.
 """
 
 from __future__ import annotations
@@ -75,13 +77,13 @@ def local_batch(cfg: TrainConfig, dist: DistContext | None) -> tuple[int, int]:
 
 
 def split_batch(cfg: TrainConfig, world: int) -> tuple[int, int]:
-    """(micro-batch rows per rank, micro-steps per optimizer step) so that ``world`` data-parallel ranks x micro x
-    steps = batch_size."""
+    """(micro-batch rows per rank, micro-steps per optimizer step) so that ``world`` data-parallel ranks x
+    micro x steps = batch_size."""
     if world == 1:
         return cfg.micro, cfg.accum_steps
     if cfg.batch_size % world:
-        raise ConfigError(f"TrainConfig.batch_size={cfg.batch_size} is not divisible by the {world} data-parallel "
-                          "ranks; use a multiple of the world size")
+        raise ConfigError(f"TrainConfig.batch_size={cfg.batch_size} is not divisible by the {world} "
+                          "data-parallel ranks; use a multiple of the world size")
     micro = min(cfg.micro, cfg.batch_size // world)
     if (cfg.batch_size // world) % micro:
         raise ConfigError(f"TrainConfig.micro_batch_size={micro} does not divide the per-rank batch "
@@ -102,18 +104,20 @@ class Trainer:
         data_dirs = cfg.data_dirs or (str(default_corpus()),)
         self.loader = BatchLoader(data_dirs, cfg.model.seq_len, cfg.seed, cfg.data_weights)
         if self.loader.vocab_size > cfg.model.vocab_size:
-            raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the corpus vocabulary "
-                              f"({self.loader.vocab_size}); raise it or leave it unset")
+            raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the corpus "
+                              f"vocabulary ({self.loader.vocab_size}); raise it or leave it unset")
         val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.eval_tokens)
         self.val = val.to(self.device) if val is not None else None
-        self.model = GPT(cfg.model).to(self.device)  # a strategy may shard it in place (FSDP) or wrap it (DDP)
+        # a strategy may shard it in place (FSDP) or wrap it (DDP)
+        self.model = GPT(cfg.model).to(self.device)
         wrapped = self.strategy.wrap(self.model)
         self.forward = torch.compile(wrapped) if cfg.compile else wrapped
         # AdamW with decay/no-decay groups (Loshchilov & Hutter 2019), built after sharding (FSDP's DTensors)
         self.optimizer = self.strategy.make_optimizer(self.model.configure_optimizer_groups(cfg.weight_decay),
                                                       lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
         self.scaler = make_scaler(cfg.precision, self.device.type)
-        self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window, reference=math.log(cfg.model.vocab_size),
+        self.guard = DivergenceGuard(cfg.spike_factor, cfg.spike_window,
+                                     reference=math.log(cfg.model.vocab_size),
                                      drift_factor=cfg.drift_factor)
         self.params = count_params(cfg.model)
         self.flops = flops_per_token(cfg.model)
@@ -121,7 +125,7 @@ class Trainer:
         self.step, self.skipped, self.train_time_s, self.since_eval = 0, 0, 0.0, []
         self.pending: ckpt.Snapshot | None = None
 
-    # State ------------------------------------------------------------------------------------------------------
+    # State --------------------------------------------------------------------------------------------------
     def snapshot(self) -> ckpt.Snapshot | None:
         """The run's state for a checkpoint (None on ranks other than the main one, which never write)."""
         model, optimizer = self.strategy.full_state_dict(self.model, self.optimizer)  # collective if sharded
@@ -154,9 +158,10 @@ class Trainer:
             ckpt.prune(self.run_dir / "checkpoints", self.cfg.keep_last, self.cfg.save_steps)
             self.pending = None
 
-    # One step ---------------------------------------------------------------------------------------------------
+    # One step -----------------------------------------------------------------------------------------------
     def accumulate(self) -> torch.Tensor:
-        """Forward/backward ``accum_steps`` micro-batches; returns the global batch's mean CE loss (detached)."""
+        """Forward/backward ``accum_steps`` micro-batches; returns the global batch's mean CE loss
+        (detached)."""
         batches = [self.next_micro_batch() for _ in range(self.accum)]
         return self.strategy.forward_backward(batches, self.micro_loss, self.backward)
 
@@ -170,7 +175,8 @@ class Trainer:
         self.scaler.scale(objective).backward()  # a disabled scaler (fp32, bf16) passes it through
 
     def next_micro_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's rows of the next global micro-batch (``micro`` rows per data-parallel rank), on device."""
+        """This rank's rows of the next global micro-batch (``micro`` rows per data-parallel rank), on
+        device."""
         rows = self.strategy.local_rows(self.micro)
         x, y = self.loader.next_batch(self.micro * self.strategy.dp_size, rows)
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -205,11 +211,13 @@ class Trainer:
         self.since_eval.append(loss)
         return self.record(loss, lr, grad_norm, dt, scale)
 
-    def record(self, loss: float, lr: float, grad_norm: float, dt: float, scale: float | None) -> dict[str, Any]:
+    def record(self, loss: float, lr: float, grad_norm: float, dt: float, scale: float | None) -> dict[str,
+                                                                                                       Any]:
         tps = self.cfg.tokens_per_step / dt
         rec = {"step": self.step, "loss": loss, "lr": lr, "tokens": self.step * self.cfg.tokens_per_step,
                "tokens_per_s": tps, "flops_per_s": tps * self.flops.counted, "grad_norm": grad_norm,
-               "memory_bytes": self.memory_bytes(), "epochs": self.loader.epochs[0], "skipped_steps": self.skipped}
+               "memory_bytes": self.memory_bytes(), "epochs": self.loader.epochs[0],
+               "skipped_steps": self.skipped}
         if self.peak:
             rec["mfu"] = rec["flops_per_s"] / self.peak
         if scale is not None:
@@ -237,7 +245,7 @@ class Trainer:
         self.model.train()
         return total / n
 
-    # The run ----------------------------------------------------------------------------------------------------
+    # The run ------------------------------------------------------------------------------------------------
     def train(self, metrics: MetricsLog, progress: Callable[[dict], None] | None = None) -> RunSummary:
         """Run to ``n_steps``; returns the run's summary (status ``done`` or ``diverged``; ``final.json``)."""
         cfg, val_loss = self.cfg, None
@@ -258,7 +266,8 @@ class Trainer:
         final_eval = self.eval_record()
         val_loss = final_eval.get("val_loss")
         if val_loss is not None and not math.isfinite(val_loss):
-            return self.final("diverged", val_loss, DivergedError(f"final val loss is {val_loss}", step=self.step))
+            return self.final("diverged", val_loss,
+                              DivergedError(f"final val loss is {val_loss}", step=self.step))
         self.flush_pending()
         self.pending = self.snapshot()
         self.flush_pending()
@@ -284,7 +293,8 @@ class Trainer:
         recent = list(self.guard.history)[-10:]
         compute = training_flops(cfg.model, n_tokens) if n_tokens else {"counted": 0.0, "six_nd": 0.0}
         tps = n_tokens / self.train_time_s if self.train_time_s > 0 else None
-        mfu = compute["counted"] / self.train_time_s / self.peak if self.peak and self.train_time_s > 0 else None
+        timed = self.peak and self.train_time_s > 0
+        mfu = compute["counted"] / self.train_time_s / self.peak if timed else None
         return RunSummary(
             status=status, step=self.step, n_steps=cfg.n_steps,
             train_loss=sum(recent) / len(recent) if recent else None, val_loss=val_loss,

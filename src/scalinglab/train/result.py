@@ -1,4 +1,5 @@
-"""`RunSummary` (what ``final.json`` holds) and `TrainResult` (what :func:`scalinglab.train.run` hands back)."""
+"""`RunSummary` (what ``final.json`` holds) and `TrainResult` (what :func:`scalinglab.train.run` hands
+back)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ def check(run_dir: Path, cfg: TrainConfig, *, resume: bool) -> None:
         if old.fingerprint() != cfg.fingerprint():
             diff = "; ".join(cfg.differences(old)[:3])
             raise CheckpointError(f"cannot resume {run_dir} with a different config ({diff}); "
-                                  "use the original config or start a new run (branch_from=CHECKPOINT to fork)")
+                                  "use the original config or start a new run (branch_from=CHECKPOINT to "
+                                  "fork)")
     elif (run_dir / CONFIG).exists() or (run_dir / "checkpoints").exists():
         raise ConfigError(f"{run_dir} already holds a run; pass resume=True to continue it or choose another "
                           "run_dir")

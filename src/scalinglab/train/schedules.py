@@ -5,9 +5,10 @@ All schedules share a linear warmup over ``warmup`` steps and end at ``min_lr_ra
 * cosine: half a cosine from ``lr`` to ``min_lr_ratio * lr`` (Loshchilov & Hutter 2017; Hoffmann et al. 2022
   match the cosine length to the run).
 * linear: straight line down to the floor.
-* wsd: warmup-stable-decay; constant ``lr`` until the last ``cooldown_frac`` of the steps, then a cooldown, linear or
-  "1-sqrt" (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations", who
-  found 20% cooldown matches cosine). A constant-LR run can be branched at any checkpoint and cooled down there.
+* wsd: warmup-stable-decay; constant ``lr`` until the last ``cooldown_frac`` of the steps, then a cooldown,
+  linear or "1-sqrt" (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
+  Durations", who found 20% cooldown matches cosine). A constant-LR run can be branched at any checkpoint and
+  cooled down there.
 * constant: ``lr`` after warmup.
 """
 
@@ -38,7 +39,8 @@ def cooldown_start(n_steps: int, warmup: int, cooldown_frac: float) -> int:
     return max(warmup, n_steps - round(cooldown_frac * n_steps))
 
 
-def _wsd(step: int, n_steps: int, warmup: int, min_lr_ratio: float, cooldown_frac: float, shape: str) -> float:
+def _wsd(step: int, n_steps: int, warmup: int, min_lr_ratio: float, cooldown_frac: float,
+         shape: str) -> float:
     start = cooldown_start(n_steps, warmup, cooldown_frac)
     if step < start:
         return 1.0

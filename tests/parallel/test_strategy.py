@@ -105,5 +105,6 @@ def test_single_process_state_round_trips_and_clips():
     other_opt = strategy.make_optimizer([{"params": list(other.parameters())}], lr=0.1, betas=(0.9, 0.95),
                                         eps=1e-8)
     strategy.load_full_state_dict(other, other_opt, model_sd, optim_sd)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True))
+    pairs = zip(model.state_dict().values(), other.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     assert torch.equal(other_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])

@@ -219,9 +219,9 @@ def compare_cmd(
                              mfu=mfu, price_per_gpu_hour=price, seq_len=seq_len, vocab_size=vocab_size,
                              hardware_file=hardware)
     resolved = resolve_law(law)
-    law_text = f"{resolved.name} ({getattr(resolved, 'source', '')})"
+    law_text = f"{resolved.name} ({resolved.source})"
     if as_json:
-        print_json({"law": law, "law_source": getattr(resolved, "source", ""), "compute_flops": c,
+        print_json({"law": law, "law_source": resolved.source, "compute_flops": c,
                     "variants": rows})
         return
     _print_comparison(rows, f"Same loss, different splits ({law_text}, C = {c:.3g} FLOPs)", gpu,

@@ -131,6 +131,24 @@ class DownstreamFit:
         lo, hi = np.nanquantile(ys, q, axis=0), np.nanquantile(ys, 1 - q, axis=0)
         return lo.reshape(np.shape(x)), hi.reshape(np.shape(x))
 
+    def curve(self, n_points: int = 100) -> dict:
+        """The fitted accuracy and its band on a grid over (and a little beyond) the data: plain numbers for
+        :func:`scalinglab.report.downstream.accuracy_figure`."""
+        lo_x, hi_x = float(self.x.min()), float(self.x.max())
+        if self.law.x == "log10_compute":
+            grid = np.logspace(math.log10(lo_x), math.log10(hi_x) + 0.5, n_points)
+        else:
+            grid = np.linspace(lo_x - 0.1 * (hi_x - lo_x), hi_x, n_points)
+        out = {"task": self.task, "group": self.group, "status": self.status, "chance": self.chance,
+               "x_kind": "compute" if self.law.x == "log10_compute" else "loss",
+               "x": self.x.tolist(), "accuracy": self.accuracy.tolist(), "grid": grid.tolist()}
+        if self.fitted:
+            y, (lo, hi) = self.predict(grid), self.predict_interval(grid)
+            if self.law.metric == "error":  # draw accuracy either way: the band flips with 1 - error
+                y, lo, hi = 1 - y, 1 - hi, 1 - lo
+            out.update(fit=y.tolist(), lo=lo.tolist(), hi=hi.tolist())
+        return out
+
     def report(self) -> str:
         head = f"{self.task}{' [' + self.group + ']' if self.group else ''}: {self.status}"
         lines = [f"{head}  form {self.form} ({self.law.formula}), {self.x.size} models, chance {self.chance:g}"]
@@ -277,7 +295,10 @@ def fit_downstream(x, accuracy, *, form: str = "sigmoid_loss", chance: float | N
     _check_data(xs, acc, task, law)
     notes = []
     if chance is None:
-        chance, notes = 0.0, [f"chance accuracy of {task!r} unknown; assumed 0 (give it to set the floor)"]
+        # The Gadre law has no floor parameter; only the no-signal check uses chance there.
+        chance = 0.0
+        if law.metric == "accuracy":
+            notes.append(f"chance accuracy of {task!r} unknown; assumed 0 (give it to set the floor)")
     se, more = _stderr(acc, accuracy_stderr, n_items)
     notes += more
     base = dict(task=task, group=group, form=form, chance=float(chance), x=xs, accuracy=acc,

@@ -44,7 +44,7 @@ class DownstreamStudy:
     def warnings(self) -> tuple[str, ...]:
         out = []
         for f in self.fits:
-            out += [f"{f.task}{' [' + f.group + ']' if f.group else ''}: {w}" for w in f.warnings]
+            out += [f"{f.task} ({f.group}): {w}" if f.group else f"{f.task}: {w}" for w in f.warnings]
         return tuple(dict.fromkeys(out))
 
     def to_dict(self) -> dict:

@@ -134,4 +134,8 @@ def fit_evals(table: EvalsTable, *, x: str = "loss", form: str | None = None,
             backtests.append(backtest_downstream(xs[rows][keep], acc[rows][keep], train[keep], models=models,
                                                  accuracy_stderr=se_g[keep] if se_g is not None else None,
                                                  **kw))
+    if not fits:
+        first = skipped[0] if skipped else {"task": "-", "reason": "no task"}
+        raise FitError(f"nothing to fit: every (group, task) has too few models (e.g. {first['task']}: "
+                       f"{first['reason']}); lower --min-models or add models")
     return DownstreamStudy(x=x, form=form, fits=tuple(fits), backtests=tuple(backtests), skipped=tuple(skipped))

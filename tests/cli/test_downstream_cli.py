@@ -51,8 +51,8 @@ def _lm_eval_dir(tmp_path, layout="0.4"):
 
 
 def test_fit_downstream_csv_json_with_backtest(tmp_path):
-    res = runner.invoke(app, ["fit-downstream", str(_evals_csv(tmp_path)), "--x", "compute", "--metric", "mmlu",
-                              "--holdout-top", "2", "--bootstrap", "20", "--json"])
+    res = runner.invoke(app, ["fit-downstream", str(_evals_csv(tmp_path)), "--x", "compute",
+                              "--metric", "mmlu", "--holdout-top", "2", "--bootstrap", "20", "--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     fit = d["fits"][0]

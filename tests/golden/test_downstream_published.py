@@ -15,8 +15,8 @@ from tests.conftest import shared_csv
 # The 17 tasks of Gadre et al. 2024's average top-1 error (their Table 2 / the repo notebook).
 GADRE_TASKS = ("bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy", "coqa",
                "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts", "winograd",
-               "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata", "hellaswag", "copa", "squad",
-               "piqa")
+               "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata", "hellaswag", "copa",
+               "squad", "piqa")
 DATASETS = ("rpj", "c4_original", "rw_original")
 SIZE_411M, SIZE_154M = 411_616_256, 153_677_376
 

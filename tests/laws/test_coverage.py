@@ -1,4 +1,5 @@
-"""Coverage fits, the Beta-binomial estimator (Schaeffer et al. 2025), its backtest, and the trade-off planner."""
+"""Coverage fits, the Beta-binomial estimator (Schaeffer et al. 2025), its backtest, the trade-off
+planner."""
 
 from __future__ import annotations
 
@@ -38,7 +39,10 @@ def _synthetic(seed=0, mixture=False):
 
 def test_beta_pass_at_k_equals_numerical_integration():
     for a, b, k in [(0.3, 2.0, 1), (1.0, 10.0, 64), (0.1, 1.0, 10_000), (5.0, 0.5, 3)]:
-        want, _ = integrate.quad(lambda p: (1 - (1 - p) ** k) * stats.beta.pdf(p, a, b), 0, 1, limit=200)
+        def integrand(p, a=a, b=b, k=k):
+            return (1 - (1 - p) ** k) * stats.beta.pdf(p, a, b)
+
+        want, _ = integrate.quad(integrand, 0, 1, limit=200)
         assert beta_pass_at_k(a, b, k) == pytest.approx(want, rel=1e-6)
     assert np.isfinite(beta_pass_at_k(0.2, 3.0, 1e9))
 

@@ -45,7 +45,8 @@ def test_pass_at_k_vectorised_over_problems():
     c = np.array([0, 3, 20, 1])
     out = pass_at_k(n, c, 4)
     assert out.shape == (4,)
-    assert out.tolist() == pytest.approx([pass_at_k(int(a), int(b), 4) for a, b in zip(n, c, strict=True)])
+    one_by_one = [float(pass_at_k(int(a), int(b), 4)) for a, b in zip(n, c, strict=True)]
+    assert out.tolist() == pytest.approx(one_by_one)
     curve = mean_pass_at_k(n, c, [1, 2, 4, 16])
     assert np.all(np.diff(curve) >= 0)  # coverage never falls with more samples
     assert curve[0] == pytest.approx(np.mean(c / n))  # pass@1 is the mean success rate

@@ -52,7 +52,7 @@ def _size(text: str | None) -> float | None:
 
 
 def fit_downstream_command(
-    evals: Path = typer.Argument(..., help="Evals CSV (one row per model), or an lm-eval results folder/file."),
+    evals: Path = typer.Argument(..., help="Evals CSV (a row per model), or lm-eval results (folder/file)."),
     x: str = typer.Option("loss", "--x", help="loss or compute."),
     metric: list[str] = typer.Option([], "--metric", help="Task column(s) (lm-eval: the metric, e.g. acc)."),
     average: bool = typer.Option(False, "--average", help="Fit the mean accuracy over the --metric tasks."),
@@ -176,4 +176,5 @@ def _print_coverage(d: dict) -> None:
         bt = d["backtest"]
         console.print(f"Backtest: fit on k <= {bt['fit_k']}, forecast pass@{bt['target_k']}: measured "
                       f"{bt['actual']:.4f}; power {bt['direct']:.4f} ({100 * bt['direct_rel_error']:.2f} %), "
-                      f"Beta-binomial {bt['distributional']:.4f} ({100 * bt['distributional_rel_error']:.2f} %)")
+                      f"Beta-binomial {bt['distributional']:.4f} "
+                      f"({100 * bt['distributional_rel_error']:.2f} %)")

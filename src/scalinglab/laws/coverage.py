@@ -42,7 +42,8 @@ def _frozen(a) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- direct fits
 @dataclass(frozen=True, eq=False)
 class CoverageFit:
-    """A direct fit of the coverage curve: ``power`` (-log c = a k^-b) or ``saturating`` (-log c = E + a k^-b)."""
+    """A direct fit of the coverage curve: ``power`` (-log c = a k^-b) or ``saturating`` (-log c = E +
+    a k^-b)."""
 
     form: str
     params: dict
@@ -72,7 +73,8 @@ def fit_coverage(ks: Sequence[float], coverage: Sequence[float], form: str = "po
     """Fit ``-log c(k)`` against k (Brown et al. 2024) in log space, where the power law is a line."""
     k, c = np.asarray(ks, float), np.asarray(coverage, float)
     if k.shape != c.shape or k.ndim != 1 or k.size < MIN_COVERAGE_POINTS:
-        raise FitError(f"a coverage fit needs at least {MIN_COVERAGE_POINTS} (k, coverage) points of one length")
+        raise FitError(f"a coverage fit needs at least {MIN_COVERAGE_POINTS} (k, coverage) points of one "
+                       "length")
     if np.any(k < 1) or not np.all(np.isfinite(c)) or np.any((c < 0) | (c > 1)):
         raise DataError("coverage points need k >= 1 and coverage in [0, 1]")
     keep = (c > 0) & (c < 1)  # -log c is 0 at full coverage and infinite at none: no information on the slope
@@ -88,7 +90,8 @@ def fit_coverage(ks: Sequence[float], coverage: Sequence[float], form: str = "po
         raise FitError(f"coverage form {form!r} unknown; choose power or saturating")
     fit = CoverageFit(form=form, params=params, ks=k, coverage=c, rmse_log=math.nan)
     resid = np.log(-np.log(fit.predict(k[keep]))) - ly
-    return CoverageFit(form=form, params=params, ks=k, coverage=c, rmse_log=float(np.sqrt(np.mean(resid ** 2))))
+    rmse = float(np.sqrt(np.mean(resid ** 2)))
+    return CoverageFit(form=form, params=params, ks=k, coverage=c, rmse_log=rmse)
 
 
 def _fit_saturating(lk: np.ndarray, ly: np.ndarray) -> dict:
@@ -175,8 +178,8 @@ class BetaBinomialFit:
 
 def fit_beta_binomial(n, c, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                       level: float = 0.95) -> BetaBinomialFit:
-    """Maximum-likelihood Beta(alpha, beta) from per-problem successes ``c`` of ``n`` samples, with a bootstrap
-    over problems for the intervals."""
+    """Maximum-likelihood Beta(alpha, beta) from per-problem successes ``c`` of ``n`` samples, with a
+    bootstrap over problems for the intervals."""
     n_int, c_int = _as_counts(n, c)
     n_arr, c_arr = n_int.ravel().astype(float), c_int.ravel().astype(float)
     if n_arr.size < 2 or np.any(n_arr < 1):

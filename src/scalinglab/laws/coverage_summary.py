@@ -1,8 +1,8 @@
 """The coverage record: what ``scalinglab fit-coverage`` prints and the report's coverage section draws.
 
 Producers (``scalinglab eval`` writes per-problem samples) hand over a
-:class:`~scalinglab.laws.downstream_io.SamplesTable` - or a CSV ``problem,sample,correct`` (one row per sample,
-``correct`` 0/1) or ``problem,n,c`` (one row per problem) that :func:`read_samples_csv` reads - and
+:class:`~scalinglab.laws.downstream_io.SamplesTable` - or a CSV ``problem,sample,correct`` (one row per
+sample, ``correct`` 0/1) or ``problem,n,c`` (one row per problem) that :func:`read_samples_csv` reads - and
 :func:`summarize_coverage` turns it into a :class:`CoverageSummary` of plain numbers (JSON round trip with
 ``to_dict`` / ``from_dict``), so the report needs neither the samples nor this package's fit objects.
 """
@@ -41,7 +41,8 @@ class CoverageSummary:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"n_problems": self.n_problems, "n_min": self.n_min, "n_max": self.n_max, "n_zero": self.n_zero,
+        return {"n_problems": self.n_problems, "n_min": self.n_min, "n_max": self.n_max,
+                "n_zero": self.n_zero,
                 "curve": [dict(r) for r in self.curve], "power": self.power, "saturating": self.saturating,
                 "beta": self.beta, "backtest": self.backtest, "warnings": list(self.warnings)}
 
@@ -49,7 +50,8 @@ class CoverageSummary:
     def from_dict(cls, d: Mapping) -> CoverageSummary:
         try:
             return cls(n_problems=int(d["n_problems"]), n_min=int(d["n_min"]), n_max=int(d["n_max"]),
-                       n_zero=int(d["n_zero"]), curve=tuple(dict(r) for r in d["curve"]), power=dict(d["power"]),
+                       n_zero=int(d["n_zero"]), curve=tuple(dict(r) for r in d["curve"]),
+                       power=dict(d["power"]),
                        saturating=d.get("saturating"), beta=dict(d["beta"]), backtest=d.get("backtest"),
                        warnings=tuple(d.get("warnings", ())))
         except (KeyError, TypeError, ValueError) as exc:
@@ -82,7 +84,8 @@ def summarize_coverage(table: SamplesTable, *, ks: Sequence[int] | None = None, 
     beta = fit_beta_binomial(n, c, n_resamples=n_resamples, seed=seed)
     lo, hi = beta.predict_interval(np.array(k_list, float))
     curve = tuple({"k": k, "measured": float(m), "power": float(power.predict(k)),
-                   "saturating": None if sat is None else float(sat.predict(k)), "beta": float(beta.predict(k)),
+                   "saturating": None if sat is None else float(sat.predict(k)),
+                   "beta": float(beta.predict(k)),
                    "beta_lo": float(a), "beta_hi": float(b)}
                   for k, m, a, b in zip(k_list, measured, lo, hi, strict=True))
     target = target_k or n_min
@@ -95,6 +98,7 @@ def summarize_coverage(table: SamplesTable, *, ks: Sequence[int] | None = None, 
         raise DataError(f"--target-k {target_k} must exceed --fit-k {fit_k} and be <= {n_min} samples")
     else:
         warnings.append(f"no backtest: {n_min} samples per problem is not more than fit_k={fit_k}")
-    return CoverageSummary(n_problems=int(n.size), n_min=n_min, n_max=int(n.max()), n_zero=int(np.sum(c == 0)),
-                           curve=curve, power=power.to_dict(), saturating=None if sat is None else sat.to_dict(),
+    return CoverageSummary(n_problems=int(n.size), n_min=n_min, n_max=int(n.max()),
+                           n_zero=int(np.sum(c == 0)), curve=curve, power=power.to_dict(),
+                           saturating=None if sat is None else sat.to_dict(),
                            beta=beta.to_dict(), backtest=backtest, warnings=tuple(warnings))

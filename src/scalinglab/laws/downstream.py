@@ -109,7 +109,8 @@ class DownstreamFit:
 
     def _theta(self) -> np.ndarray:
         if not self.fitted:
-            raise FitError(f"task {self.task!r} has no signal above chance {self.chance:g}; nothing was fitted")
+            raise FitError(f"task {self.task!r} has no signal above chance {self.chance:g}; nothing was "
+                           "fitted")
         return np.array([self.params[n] for n in self.law.param_names])
 
     def predict(self, x) -> np.ndarray:
@@ -151,7 +152,8 @@ class DownstreamFit:
 
     def report(self) -> str:
         head = f"{self.task}{' [' + self.group + ']' if self.group else ''}: {self.status}"
-        lines = [f"{head}  form {self.form} ({self.law.formula}), {self.x.size} models, chance {self.chance:g}"]
+        lines = [f"{head}  form {self.form} ({self.law.formula}), {self.x.size} models, "
+                 f"chance {self.chance:g}"]
         for name, value in self.params.items():
             lo, hi = self.ci.get(name, (math.nan, math.nan))
             lines.append(f"  {name:>8} = {value:<11.5g} ± {self.stderr.get(name, math.nan):<9.3g} "
@@ -187,7 +189,8 @@ def _check_data(x: np.ndarray, acc: np.ndarray, task: str, form: DownstreamForm)
     if x.shape != acc.shape or x.ndim != 1:
         raise DataError(f"task {task!r}: x and accuracy must be 1-d arrays of one length")
     if not np.all(np.isfinite(x)) or (form.x == "log10_compute" and np.any(x <= 0)):
-        raise DataError(f"task {task!r}: every x must be finite{' and > 0 FLOPs' if form.x != 'loss' else ''}")
+        extra = " and > 0 FLOPs" if form.x != "loss" else ""
+        raise DataError(f"task {task!r}: every x must be finite{extra}")
     if not np.all(np.isfinite(acc)) or np.any((acc < 0) | (acc > 1)):
         bad = acc[~(np.isfinite(acc) & (acc >= 0) & (acc <= 1))][:3].tolist()
         raise DataError(f"task {task!r}: accuracy must lie in [0, 1] (got {bad}); give fractions, not "
@@ -234,12 +237,15 @@ def _solve(form: DownstreamForm, x, y, chance, starts, bounds) -> tuple[np.ndarr
     def resid(p):
         return form.predict(p, x, chance) - y
 
+    def jac(p):
+        return form.jac(p, x, chance)
+
     best = None
     for p0 in starts:
         p0 = np.clip(p0, lo + 1e-12 * (hi - lo), hi - 1e-12 * (hi - lo))
         try:
-            out = least_squares(resid, p0, jac=lambda p: form.jac(p, x, chance), bounds=(lo, hi), method="trf",
-                                x_scale="jac", max_nfev=500)
+            out = least_squares(resid, p0, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
+                                max_nfev=500)
         except (ValueError, FloatingPointError):
             continue
         if np.isfinite(out.cost) and (best is None or out.cost < best.cost):
@@ -270,7 +276,8 @@ def _bootstrap(form, x, y, chance, theta, bounds, n_resamples: int, seed: int) -
     return np.array(out).reshape(-1, len(theta))
 
 
-def fit_downstream(x, accuracy, *, form: str = "sigmoid_loss", chance: float | None = None, task: str = "task",
+def fit_downstream(x, accuracy, *, form: str = "sigmoid_loss", chance: float | None = None,
+                   task: str = "task",
                    group: str = "", accuracy_stderr=None, n_items: int | None = None,
                    n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95) -> DownstreamFit:
     """Fit a downstream law to one task's models.
@@ -305,8 +312,8 @@ def fit_downstream(x, accuracy, *, form: str = "sigmoid_loss", chance: float | N
                 accuracy_stderr=se, level=level)
     best = int(np.argmax(acc))
     if acc[best] - chance <= NO_SIGNAL_SE * se[best]:
-        why = (f"no signal: the best model's accuracy {acc[best]:.4g} is within {NO_SIGNAL_SE:g} standard errors "
-               f"({se[best]:.3g}) of chance {chance:g}; not fitted")
+        why = (f"no signal: the best model's accuracy {acc[best]:.4g} is within {NO_SIGNAL_SE:g} standard "
+               f"errors ({se[best]:.3g}) of chance {chance:g}; not fitted")
         return DownstreamFit(status="no_signal", warnings=(*notes, why), **base)
     jump = _jump(xs, acc, se, law)
     xf = np.log10(xs) if law.x == "log10_compute" else xs
@@ -348,7 +355,8 @@ class DownstreamBacktest:
         return {"split": self.split, "rows": [dict(r) for r in self.rows], "fit": self.fit.to_dict()}
 
 
-def backtest_downstream(x, accuracy, train, *, models=None, split: str = "", **fit_kwargs) -> DownstreamBacktest:
+def backtest_downstream(x, accuracy, train, *, models=None, split: str = "",
+                        **fit_kwargs) -> DownstreamBacktest:
     """Fit on the models where ``train`` is true, predict the others (Gadre et al. 2024: fit small, predict
     the 1.4B and 6.9B models from their true loss)."""
     xs, acc, mask = np.asarray(x, float), np.asarray(accuracy, float), np.asarray(train, bool)

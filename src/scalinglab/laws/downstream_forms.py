@@ -1,8 +1,8 @@
 """Functional forms of downstream laws: loss -> error (Gadre et al. 2024), loss or compute -> accuracy
 (sigmoids with a chance floor), and the benchmark facts (chance level, item count) they need.
 
-NumPy only. Each form maps one x (a loss, or log10 of training FLOPs) to the task metric, with a start grid and
-bounds for the multi-start least-squares fit in :mod:`scalinglab.laws.downstream`.
+NumPy only. Each form maps one x (a loss, or log10 of training FLOPs) to the task metric, with a start grid
+and bounds for the multi-start least-squares fit in :mod:`scalinglab.laws.downstream`.
 """
 
 from __future__ import annotations

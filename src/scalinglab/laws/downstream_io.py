@@ -174,7 +174,8 @@ def _lm_eval_file(path: Path, metric: str, filt: str) -> tuple[str, dict[str, tu
             out[task] = (_num(entry[key]), _num(se) if isinstance(se, (int, float)) else math.nan)
     if not out:
         found = sorted({k for e in results.values() if isinstance(e, dict) for k in e})[:6]
-        raise DataError(f"{path}: no task reports {key!r} (lm-evaluation-harness 0.4 layout 'metric,filter'); "
+        raise DataError(f"{path}: no task reports {key!r} (lm-evaluation-harness 0.4 layout "
+                        "'metric,filter'); "
                         f"keys found: {found}; choose --metric accordingly")
     model = doc.get("model_name") or _pretrained(doc) or path.parent.name
     return str(model), out
@@ -225,7 +226,8 @@ def _models_table(path: Path) -> dict[str, dict]:
                         "optionally C, loss)")
     out = {}
     for r in rows:
-        vals = {role: (_num(r.get(c)) * f if c else math.nan) for role, (c, f) in cols.items() if role != "model"}
+        vals = {role: (_num(r.get(c)) * f if c else math.nan)
+                for role, (c, f) in cols.items() if role != "model"}
         out[r[cols["model"][0]]] = {**vals, "group": r.get("group", "")}
     return out
 
@@ -288,5 +290,6 @@ def _from_samples(rows, source: str) -> SamplesTable:
     seqs = [[v for _, v in sorted(per[p])] for p in names]
     k_max = min(len(s) for s in seqs)
     first = np.array([np.cumsum(s[:k_max]) for s in seqs])  # (problems, k): successes in the first k samples
-    return SamplesTable(problems=names, n=np.array([len(s) for s in seqs]), c=np.array([sum(s) for s in seqs]),
+    return SamplesTable(problems=names, n=np.array([len(s) for s in seqs]),
+                        c=np.array([sum(s) for s in seqs]),
                         first_correct=first, source=source)

@@ -32,7 +32,8 @@ AVERAGE = "average"
 
 @dataclass(frozen=True, eq=False)
 class DownstreamStudy:
-    """Fits (all models), backtests (fit on the rest, predict the held-out) and skipped (group, task) pairs."""
+    """Fits (all models), backtests (fit on the rest, predict the held-out) and skipped (group, task)
+    pairs."""
 
     x: str
     form: str
@@ -49,7 +50,8 @@ class DownstreamStudy:
 
     def to_dict(self) -> dict:
         return {"x": self.x, "form": self.form, "fits": [f.to_dict() for f in self.fits],
-                "backtests": [{"task": b.fit.task, "group": b.fit.group, **b.to_dict()} for b in self.backtests],
+                "backtests": [{"task": b.fit.task, "group": b.fit.group, **b.to_dict()}
+                              for b in self.backtests],
                 "skipped": [dict(s) for s in self.skipped], "warnings": list(self.warnings)}
 
 
@@ -60,7 +62,7 @@ def _scores(table: EvalsTable, tasks: Sequence[str] | None, average: bool) -> di
     if missing:
         raise FitError(f"task(s) {missing} not in {table.source}; it has {list(table.tasks)[:10]}")
     if average:
-        # The mean accuracy over the tasks (Gadre et al. 2024 average 17 tasks), on models that have all of them.
+        # The mean accuracy over the tasks (Gadre et al. 2024 average 17), on models that have all of them.
         stack = np.array([table.scores[t] for t in names])
         return {AVERAGE: (stack.mean(axis=0), None)}
     return {t: (table.scores[t], table.stderr.get(t)) for t in names}
@@ -109,10 +111,12 @@ def fit_evals(table: EvalsTable, *, x: str = "loss", form: str | None = None,
         chance_t, n_items = benchmark_info(task)
         chance_t = (chance or {}).get(task, chance_t)
         for g in groups:
-            rows = np.array([(not by_group) or gg == g for gg in table.groups]) & np.isfinite(xs) & np.isfinite(acc)
+            in_group = np.array([(not by_group) or gg == g for gg in table.groups])
+            rows = in_group & np.isfinite(xs) & np.isfinite(acc)
             if rows.sum() < min_models:
                 skipped.append({"group": g, "task": task, "models": int(rows.sum()),
-                                "reason": f"{int(rows.sum())} models with {x} and a score; need {min_models}"})
+                                "reason": f"{int(rows.sum())} models with {x} and a score; "
+                                          f"need {min_models}"})
                 continue
             kw = dict(form=form, chance=chance_t, task=task, group=g, n_items=n_items,
                       n_resamples=n_resamples, seed=seed)
@@ -128,7 +132,8 @@ def fit_evals(table: EvalsTable, *, x: str = "loss", form: str | None = None,
             keep = train | test
             if train.sum() < MIN_MODELS:
                 skipped.append({"group": g, "task": task, "models": int(train.sum()),
-                                "reason": f"backtest: {int(train.sum())} models left to fit; need {MIN_MODELS}"})
+                                "reason": f"backtest: {int(train.sum())} models left to fit; "
+                                          f"need {MIN_MODELS}"})
                 continue
             models = np.array(table.models)[rows][keep]
             backtests.append(backtest_downstream(xs[rows][keep], acc[rows][keep], train[keep], models=models,
@@ -138,4 +143,5 @@ def fit_evals(table: EvalsTable, *, x: str = "loss", form: str | None = None,
         first = skipped[0] if skipped else {"task": "-", "reason": "no task"}
         raise FitError(f"nothing to fit: every (group, task) has too few models (e.g. {first['task']}: "
                        f"{first['reason']}); lower --min-models or add models")
-    return DownstreamStudy(x=x, form=form, fits=tuple(fits), backtests=tuple(backtests), skipped=tuple(skipped))
+    return DownstreamStudy(x=x, form=form, fits=tuple(fits), backtests=tuple(backtests),
+                           skipped=tuple(skipped))

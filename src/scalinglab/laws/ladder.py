@@ -56,7 +56,8 @@ class LadderFit:
         loss."""
         return self.task_law.predict(self.predict_loss(n_params, n_tokens))
 
-    def predict_interval(self, n_params, n_tokens, level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, n_params, n_tokens,
+                         level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Percentile band of the chained prediction over the joint bootstrap (both steps' uncertainty)."""
         n = np.atleast_1d(np.asarray(n_params, float))
         d = np.atleast_1d(np.asarray(n_tokens, float))
@@ -99,7 +100,8 @@ def fit_ladder(n_params, n_tokens, loss, accuracy, *, form: str = "sigmoid_loss"
     if not (n.size == d.size == loss_arr.size == acc.size):
         raise FitError("fit_ladder: n_params, n_tokens, loss and accuracy must have one length")
     if n.size < MIN_LADDER_MODELS:
-        raise FitError(f"the model ladder has {n.size} models; its two steps need at least {MIN_LADDER_MODELS}")
+        raise FitError(f"the model ladder has {n.size} models; its two steps need at least "
+                       f"{MIN_LADDER_MODELS}")
     step1 = fit_law("chinchilla", {"n_params": n, "n_tokens": d}, loss_arr)
     step2 = fit_downstream(loss_arr, acc, form=form, chance=chance, task=task, n_resamples=0, level=level,
                            **task_kwargs)

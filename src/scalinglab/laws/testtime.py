@@ -6,7 +6,8 @@ NumPy/SciPy only (no torch). Typical use::
     pass_at_k(n=[32, 32], c=[0, 5], k=8)          # per-problem unbiased pass@8
     majority_vote_accuracy([["4", "4", "5"]], ["4"], k=3)
 
-Coverage fits and the distributional (Beta-binomial) estimator build on these in :mod:`scalinglab.laws.coverage`.
+Coverage fits and the distributional (Beta-binomial) estimator build on these in
+:mod:`scalinglab.laws.coverage`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def _as_counts(n, c) -> tuple[np.ndarray, np.ndarray]:
     n_int, c_int = n_arr.astype(np.int64), c_arr.astype(np.int64)
     if np.any(c_int > n_int):
         i = int(np.argmax(c_int > n_int))
-        raise DataError(f"pass@k: c={c_int.ravel()[i]} correct of n={n_int.ravel()[i]} samples; c must be <= n")
+        raise DataError(f"pass@k: c={c_int.ravel()[i]} correct of n={n_int.ravel()[i]} samples; "
+                        "c must be <= n")
     return n_int, c_int
 
 
@@ -120,6 +122,7 @@ def majority_vote_accuracy(answers: Sequence[Sequence[Hashable | None]], correct
     if k is not None:
         shortest = min(len(a) for a in answers)
         if isinstance(k, bool) or int(k) != k or k < 1 or k > shortest:
-            raise DataError(f"majority vote: k={k!r} must be an integer in 1..{shortest} (samples per problem)")
+            raise DataError(f"majority vote: k={k!r} must be an integer in 1..{shortest} "
+                            "(samples per problem)")
     scores = [_vote_score(list(a)[:k] if k else list(a), y) for a, y in zip(answers, correct, strict=True)]
     return float(np.mean(scores))

@@ -28,8 +28,8 @@ MAX_SAMPLES = 1 << 20
 class ModelOption:
     """One candidate model: its size, training cost and coverage as a function of samples k.
 
-    ``coverage(k)`` may be a fitted law's ``predict`` (e.g. :class:`~scalinglab.laws.coverage.BetaBinomialFit`),
-    evaluated for k beyond the samples measured.
+    ``coverage(k)`` may be a fitted law's ``predict`` (e.g.
+    :class:`~scalinglab.laws.coverage.BetaBinomialFit`), evaluated for k beyond the samples measured.
     """
 
     name: str

@@ -85,8 +85,9 @@ def coverage_section(summary: Mapping, title: str = "Test-time compute: coverage
             f"{_fmt(b['beta'])}).</p>")
     if bt:
         text += (f"<p>Forecast of pass@{int(bt['target_k'])} from k &le; {int(bt['fit_k'])}: measured "
-                 f"{_fmt(bt['actual'])}, power law {_fmt(bt['direct'])} ({_fmt(100 * bt['direct_rel_error'])} "
-                 f"%), Beta-binomial {_fmt(bt['distributional'])} "
+                 f"{_fmt(bt['actual'])}, power law {_fmt(bt['direct'])} "
+                 f"({_fmt(100 * bt['direct_rel_error'])} %), Beta-binomial {_fmt(bt['distributional'])} "
                  f"({_fmt(100 * bt['distributional_rel_error'])} %).</p>")
     return (f"<section id='coverage'><h2>{escape(title)}</h2>{text}<figure class='figure'>"
-            f"{coverage_figure(summary)}<figcaption>Coverage vs k (log axes).</figcaption></figure></section>")
+            f"{coverage_figure(summary)}<figcaption>Coverage vs k (log axes).</figcaption></figure>"
+            "</section>")

@@ -7,10 +7,14 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from scalinglab.cli.app import app
+from scalinglab.errors import ScalingLabError
 from scalinglab.laws.downstream_forms import get_downstream_form
+from scalinglab.laws.downstream_io import read_samples_csv
 from tests.conftest import exit2
 
 runner = CliRunner()
@@ -129,3 +133,21 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
         argv = ["fit-coverage", str(tmp_path / "absent.csv")]
     line = exit2(argv, capsys)
     assert len(line) > 20
+
+
+def test_fit_downstream_without_the_x_column_says_which_flag(tmp_path, capsys):
+    p = tmp_path / "e.csv"
+    p.write_text("model,mmlu\n" + "".join(f"m{i},0.{30 + i}\n" for i in range(6)))
+    assert "--loss-col" in exit2(["fit-downstream", str(p), "--x", "loss"], capsys)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("problem,sample,correct,n,c\n01-.xé\"a "), max_size=200))
+def test_samples_reader_fails_cleanly_on_garbage(text, tmp_path):
+    p = tmp_path / "g.csv"
+    p.write_text(text, encoding="utf-8")
+    try:
+        table = read_samples_csv(p)
+    except ScalingLabError:
+        return
+    assert np.all(table.c <= table.n) and np.all(table.c >= 0)

@@ -271,7 +271,8 @@ def read_samples_csv(path: str | Path) -> SamplesTable:
     if {"n", "c"} <= header:
         n = np.array([_num(r["n"]) for r in rows])
         c = np.array([_num(r["c"]) for r in rows])
-        if not (np.all(np.isfinite(n)) and np.all(np.isfinite(c))) or np.any(c > n) or np.any(c < 0):
+        if (not (np.all(np.isfinite(n)) and np.all(np.isfinite(c))) or np.any(c > n) or np.any(c < 0)
+                or np.any(n != np.round(n)) or np.any(c != np.round(c))):
             raise DataError(f"{path.name}: every row needs 0 <= c <= n (integers)")
         return SamplesTable(problems=tuple(r["problem"] for r in rows), n=n.astype(int), c=c.astype(int),
                             source=path.name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalinglab.errors import FitError
+from scalinglab.errors import DataError, FitError
 from scalinglab.laws.downstream import (
     DEFAULT_RESAMPLES,
     MIN_MODELS,
@@ -104,6 +104,10 @@ def fit_evals(table: EvalsTable, *, x: str = "loss", form: str | None = None,
         raise FitError(f"x={x!r}: choose loss or compute")
     form = form or ("sigmoid_loss" if x == "loss" else "sigmoid_compute")
     xs = table.x(x)
+    if not np.any(np.isfinite(xs)):
+        how = ("name the loss column with --loss-col" if x == "loss"
+               else "give a FLOPs column (--c-col) or N and D")
+        raise DataError(f"{table.source}: no model has a {x} value; {how}")
     size = table.x("compute")
     groups = sorted(set(table.groups)) if by_group else [""]
     fits, backtests, skipped = [], [], []

@@ -12,7 +12,6 @@ NumPy/SciPy only (no torch).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,8 +130,3 @@ def _joint_bootstrap(step1: FitResult, step2: DownstreamFit, n, d, loss, n_resam
     p1, p2 = len(step1.form.param_names), len(theta2)
     return np.array(rows1).reshape(-1, p1), np.array(rows2).reshape(-1, p2)
 
-
-def chained_rel_error(fit: LadderFit, n_params: float, n_tokens: float, actual: float) -> float:
-    """|prediction through the predicted loss - actual| / actual at one (N, D)."""
-    pred = float(fit.predict(n_params, n_tokens))
-    return abs(pred - actual) / actual if actual else math.nan

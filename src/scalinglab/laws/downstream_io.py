@@ -264,7 +264,7 @@ def read_samples_csv(path: str | Path) -> SamplesTable:
             rows = list(csv.DictReader(fh))
     except FileNotFoundError:
         raise DataError(f"samples file {str(path)!r} not found") from None
-    header = set(rows[0]) if rows else set()
+    header = {h for h in rows[0] if isinstance(h, str)} if rows else set()  # None: a row's extra fields
     if "problem" not in header or not ({"correct"} <= header or {"n", "c"} <= header):
         raise DataError(f"{path.name}: need columns problem,sample,correct (one row per sample) or "
                         f"problem,n,c (one per problem); found {sorted(header)}")

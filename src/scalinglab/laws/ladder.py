@@ -18,7 +18,7 @@ import numpy as np
 
 from scalinglab.errors import FitError
 from scalinglab.laws.downstream import DEFAULT_RESAMPLES, DownstreamFit, _solve, fit_downstream
-from scalinglab.laws.engine import fit_law
+from scalinglab.laws.engine import fit_law, refit_many
 from scalinglab.laws.result import FitResult
 
 __all__ = ["LadderFit", "fit_ladder"]
@@ -111,22 +111,24 @@ def fit_ladder(n_params, n_tokens, loss, accuracy, *, form: str = "sigmoid_loss"
 
 
 def _joint_bootstrap(step1: FitResult, step2: DownstreamFit, n, d, loss, n_resamples: int, seed: int):
+    # One resample of the models = integer weights; step 1 refits all resamples at once through the engine's
+    # batched path (refit_many, as laws/bootstrap.py does), step 2 refits each from its point estimate.
     rng = np.random.default_rng(seed)
     law = step2.law
     theta2 = np.array([step2.params[p] for p in law.param_names])
     y = 1.0 - step2.accuracy if law.metric == "error" else step2.accuracy
     bounds = law.bounds(loss, step2.accuracy, step2.chance)
-    rows1, rows2 = [], []
-    for _ in range(n_resamples):
-        idx = rng.integers(0, n.size, n.size)
-        if np.unique(n[idx]).size < 2 or np.unique(d[idx]).size < 2 or np.unique(loss[idx]).size < 3:
-            continue
-        try:
-            f1 = fit_law(step1.form, {"n_params": n[idx], "n_tokens": d[idx]}, loss[idx], init=step1.params)
-        except FitError:
-            continue
-        rows1.append([f1.params[p] for p in step1.form.param_names])
-        rows2.append(_solve(law, loss[idx], y[idx], step2.chance, [theta2], bounds)[0])
-    p1, p2 = len(step1.form.param_names), len(theta2)
-    return np.array(rows1).reshape(-1, p1), np.array(rows2).reshape(-1, p2)
-
+    draws = [rng.integers(0, n.size, n.size) for _ in range(n_resamples)]
+    draws = [i for i in draws if np.unique(n[i]).size >= 2 and np.unique(d[i]).size >= 2
+             and np.unique(loss[i]).size >= 3]
+    p1 = len(step1.form.param_names)
+    if not draws:
+        return np.empty((0, p1)), np.empty((0, len(theta2)))
+    weights = np.array([np.bincount(i, minlength=n.size) for i in draws], dtype=float)
+    rows1, f1 = refit_many(step1.form, {"n_params": n, "n_tokens": d}, loss, weights, step1.params,
+                           loss=step1.loss, delta=step1.delta)
+    ok = np.all(np.isfinite(rows1), axis=1) & np.isfinite(f1)
+    rows2 = [_solve(law, loss[i], y[i], step2.chance, [theta2], bounds)[0] for i, good in zip(draws, ok,
+                                                                                               strict=True)
+             if good]
+    return rows1[ok].reshape(-1, p1), np.array(rows2).reshape(-1, len(theta2))

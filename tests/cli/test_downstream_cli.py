@@ -151,3 +151,17 @@ def test_samples_reader_fails_cleanly_on_garbage(text, tmp_path):
     except ScalingLabError:
         return
     assert np.all(table.c <= table.n) and np.all(table.c >= 0)
+
+
+def test_out_and_html_are_written(tmp_path):
+    out, html = tmp_path / "cov.json", tmp_path / "cov.html"
+    res = runner.invoke(app, ["fit-coverage", str(_samples_csv(tmp_path, 16)), "--bootstrap", "5", "--out",
+                              str(out), "--html", str(html)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["n_problems"] == 60
+    page = html.read_text()
+    assert page.count("<svg") == 1 and "<script" not in page
+    res = runner.invoke(app, ["fit-downstream", str(_evals_csv(tmp_path)), "--x", "compute",
+                              "--bootstrap", "5", "--html", str(html)])
+    assert res.exit_code == 0, res.output
+    assert "Downstream accuracy" in html.read_text()

@@ -72,6 +72,8 @@ def fit_downstream_command(
     fit_max_params: str | None = typer.Option(None, "--fit-max-params", help="Backtest: fit on N <= this."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples over models (0 = none)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    out: Path | None = typer.Option(None, "--out", help="Write the results as JSON."),
+    html: Path | None = typer.Option(None, "--html", help="Write an HTML page with the accuracy plots."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fit downstream laws (accuracy or error vs loss or compute) per task and group, with backtests."""
@@ -93,6 +95,7 @@ def fit_downstream_command(
         f.pop("bootstrap", None)  # samples are for the library; the JSON keeps the intervals
     for b in payload["backtests"]:
         b["fit"].pop("bootstrap", None)
+    _write(out, html, payload, lambda: _downstream_html(study))
     if as_json:
         print_json(payload)
     else:
@@ -104,6 +107,27 @@ def fit_downstream_command(
     for s in study.skipped:
         where = f"{s['task']} ({s['group']})" if s["group"] else s["task"]
         info(f"[dim]skipped {escape(where)}: {escape(s['reason'])}[/dim]")
+
+
+def _write(out: Path | None, html: Path | None, payload: dict, sections) -> None:
+    import json
+
+    from scalinglab.fileio import atomic_write_text, jsonable
+
+    if out is not None:
+        info(f"wrote {atomic_write_text(out, json.dumps(jsonable(payload), indent=2))}")
+    if html is not None:
+        from scalinglab.report.downstream import write_sections_page
+
+        info(f"wrote {write_sections_page(html, 'scalinglab: downstream and coverage', sections())}")
+
+
+def _downstream_html(study) -> list[str]:
+    from scalinglab.report.downstream import downstream_section
+
+    curves = [f.curve() for f in study.fits]
+    backtests = [{"task": b.fit.task, "group": b.fit.group, **b.to_dict()} for b in study.backtests]
+    return [downstream_section(curves, backtests)]
 
 
 def _print_study(payload: dict) -> None:
@@ -136,6 +160,8 @@ def fit_coverage_command(
     target_k: int | None = typer.Option(None, "--target-k", help="Backtest: forecast pass@k here (<= n)."),
     bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples over problems."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of the hypergeometric split."),
+    out: Path | None = typer.Option(None, "--out", help="Write the coverage summary as JSON."),
+    html: Path | None = typer.Option(None, "--html", help="Write an HTML page with the coverage plot."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Coverage (pass@k) vs samples: direct power-law fits, the Beta-binomial estimator, and its backtest."""
@@ -145,6 +171,13 @@ def fit_coverage_command(
     table = read_samples_csv(samples)
     summary = summarize_coverage(table, ks=k or None, fit_k=fit_k, target_k=target_k, n_resamples=bootstrap,
                                  seed=seed)
+
+    def sections():
+        from scalinglab.report.downstream import coverage_section
+
+        return [coverage_section(summary.to_dict())]
+
+    _write(out, html, summary.to_dict(), sections)
     if as_json:
         print_json(summary.to_dict())
     else:

@@ -14,7 +14,8 @@ from html import escape
 
 from scalinglab.report.figures import _FIGSIZE, _plt, to_svg
 
-__all__ = ["accuracy_figure", "coverage_figure", "coverage_section", "downstream_section"]
+__all__ = ["accuracy_figure", "coverage_figure", "coverage_section", "downstream_section",
+           "write_sections_page"]
 
 
 def accuracy_figure(curve: Mapping) -> str:
@@ -91,3 +92,15 @@ def coverage_section(summary: Mapping, title: str = "Test-time compute: coverage
     return (f"<section id='coverage'><h2>{escape(title)}</h2>{text}<figure class='figure'>"
             f"{coverage_figure(summary)}<figcaption>Coverage vs k (log axes).</figcaption></figure>"
             "</section>")
+
+
+def write_sections_page(path, title: str, sections: Sequence[str]):
+    """A self-contained HTML page of these sections alone (no sweep needed), written atomically."""
+    from scalinglab.fileio import atomic_write_text
+    from scalinglab.report.page import _CSS
+
+    body = f"<h1>{escape(title)}</h1>" + "".join(sections)
+    return atomic_write_text(path, "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+                             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>{body}"
+                             "<footer>Self-contained page: no scripts, no external assets.</footer>"
+                             "</body></html>\n")

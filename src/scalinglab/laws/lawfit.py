@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from scalinglab.errors import ConfigError
 from scalinglab.fileio import atomic_write_json
@@ -61,12 +63,22 @@ class LawFit:
     approach: int
     source: str
     n_points: int
+    data_sha256: str = ""
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     bootstrap: BootstrapResult | None = None
     level: float = 0.95
     backtest: BacktestResult | None = None
     at: tuple[float, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)  # what was asked, for the saved provenance
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the law came from: the data's hash, the fit options, the scalinglab version (a forecast
+        file quotes it, so a prediction can be traced to the exact data and fit)."""
+        from scalinglab import __version__
+
+        return {"data_sha256": self.data_sha256, "source": self.source, "n_points": self.n_points,
+                "options": dict(self.options), "notes": list(self.notes), "version": __version__}
 
     def allocations(self) -> list[Allocation]:
         """The law's compute-optimal allocation at each budget of ``at``."""
@@ -92,7 +104,7 @@ class LawFit:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the law (with its samples) as JSON atomically; ``scalinglab.laws.load_law(path)`` reads
         it."""
-        return atomic_write_json(path, self.law.to_dict())
+        return atomic_write_json(path, {**self.law.to_dict(), "provenance": self.provenance()})
 
 
 def _check(approach: int, n_resamples: int, level: float, holdout_top: int | None, form, at) -> None:
@@ -119,7 +131,14 @@ def _fit(runs: RunsTable, approach: int, form, fit_kwargs: dict, a2: dict):
     if approach == 2:
         res = fit_approach2(runs, **a2)
         return res, tuple(n for n in res.notes if n not in runs.notes) + tuple(res.warnings)
+    from dataclasses import replace
+
+    from scalinglab.laws.approach3 import variables_for
+    from scalinglab.laws.intervals import residual_sd_of_fit
+
     res = fit_approach3(runs, form=form, **fit_kwargs)
+    # the scatter of runs around the law, for prediction intervals (laws/intervals.py)
+    res = replace(res, residual_sd=residual_sd_of_fit(res, variables_for(res.form, runs), runs.loss))
     return res, tuple(res.warnings)
 
 
@@ -196,5 +215,19 @@ def fit_runs(
         say(f"bootstrap: {n_resamples} resamples (seed {seed}) ...")
         boot = _bootstrap(runs, approach, form, point, n_resamples, seed, kwargs, a2)
         law = boot.fit  # the point fit with its bootstrap samples attached
+    options = {"approach": approach, "form": getattr(form, "name", form), "n_resamples": n_resamples,
+               "seed": seed, **{k: v for k, v in kwargs.items() if isinstance(v, (str, int, float))}}
     return LawFit(law=law, point=point, approach=approach, source=runs.source, n_points=len(runs),
-                  notes=tuple(runs.notes), warnings=warnings, bootstrap=boot, level=level, backtest=bt, at=at)
+                  data_sha256=runs_sha256(runs), notes=tuple(runs.notes), warnings=warnings, bootstrap=boot,
+                  level=level, backtest=bt, at=at, options=options)
+
+
+def runs_sha256(runs: RunsTable) -> str:
+    """SHA-256 of the fitted columns (N, D, C, loss as float64 bytes): the data's identity, whatever file or
+    filter it came through."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for col in (runs.n_params, runs.n_tokens, runs.compute_flops, runs.loss):
+        h.update(b"-" if col is None else np.ascontiguousarray(col, dtype="<f8").tobytes())
+    return h.hexdigest()

@@ -1,0 +1,222 @@
+"""Confidence and prediction intervals for what a bootstrapped Chinchilla-form law predicts.
+
+Two different questions, two intervals:
+
+* the **confidence interval** (CI) is the uncertainty of the *law*: percentiles of the prediction over the
+  bootstrap samples of E, A, B, alpha, beta (Efron & Tibshirani 1993, ch. 13);
+* the **prediction interval** (PI) is where *one new run* should land: the law's uncertainty plus the
+  run-to-run scatter around it, estimated from the fit's residuals. In log-loss the new run is
+  ``log L_i(x) + eps`` with ``L_i`` a bootstrap draw and ``eps ~ N(0, s^2)``, ``s`` the residual standard
+  deviation of the fit (``FitResult.residual_sd``). Its quantiles are those of that Gaussian mixture, found by
+  bisection (exact, no Monte Carlo noise).
+
+A PI can be widened by a calibration factor ``widen`` (>= 1, measured by nested backtests in
+:mod:`scalinglab.laws.calibration`): the half-widths in log space around the point are multiplied by it.
+Extrapolation errors of scaling laws are systematic, not scatter (Besiroglu et al. 2024 §4; Porian et al.
+2024), so parameter-only intervals are too narrow far from the data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import ConfigError, PlanError
+from scalinglab.laws.allocation import CHINCHILLA_NAMES, chinchilla_optimum_samples, percentile_interval
+
+__all__ = ["DEFAULT_LEVELS", "IntervalPair", "LossInterval", "allocation_intervals", "loss_intervals",
+           "mixture_quantiles", "parse_levels", "residual_sd", "residual_sd_of_fit"]
+
+DEFAULT_LEVELS = (0.8, 0.95)
+_BISECT_STEPS = 60  # halves a bracket of +-12 sd (in log-loss) down to ~1e-17: below float precision
+
+
+@dataclass(frozen=True)
+class IntervalPair:
+    """The CI and the PI of one quantity at one level (PI None for quantities without run scatter)."""
+
+    level: float
+    ci: tuple[float, float]
+    pi: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"level": self.level, "ci": [float(x) for x in self.ci]}
+        if self.pi is not None:
+            out["pi"] = [float(x) for x in self.pi]
+        return out
+
+
+@dataclass(frozen=True)
+class LossInterval:
+    """A point prediction with its intervals at each level; ``residual_sd`` is the scatter the PI used."""
+
+    point: float
+    intervals: tuple[IntervalPair, ...]
+    residual_sd: float | None
+    n_samples: int
+    widen: float = 1.0
+
+    def at(self, level: float) -> IntervalPair:
+        for pair in self.intervals:
+            if math.isclose(pair.level, level):
+                return pair
+        raise ConfigError(f"no interval at level {level}; have {[p.level for p in self.intervals]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"point": float(self.point), "residual_sd": self.residual_sd, "n_samples": self.n_samples,
+                "widen": self.widen, "intervals": [p.to_dict() for p in self.intervals]}
+
+
+def parse_levels(text: str | Sequence[float]) -> tuple[float, ...]:
+    """``"0.8,0.95"`` (or a sequence) as sorted distinct levels in (0, 1); ConfigError otherwise."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        levels = sorted({float(x) for x in items if str(x).strip()})
+    except ValueError:
+        raise ConfigError(f"--level {text!r}: give levels between 0 and 1, e.g. 0.8,0.95") from None
+    if not levels or not all(0 < x < 1 for x in levels):
+        raise ConfigError(f"--level {text!r}: give levels between 0 and 1, e.g. 0.8,0.95")
+    return tuple(levels)
+
+
+def residual_sd_of_fit(fit: Any, variables: Mapping[str, np.ndarray], loss: np.ndarray) -> float:
+    """Standard deviation of the log residuals of ``fit`` on its data, with n - p degrees of freedom."""
+    pred = np.asarray(fit.predict(**variables), dtype=float)
+    r = np.log(np.asarray(loss, dtype=float)) - np.log(pred)
+    dof = max(len(r) - len(fit.params), 1)
+    return float(math.sqrt(float(np.sum(r**2)) / dof))
+
+
+def residual_sd(law: Any) -> float | None:
+    """The run-to-run scatter a fitted law carries (Approach 3 fits and saved fits), else None."""
+    from scalinglab.laws.result import FitResult
+    from scalinglab.laws.saved import FittedLaw
+
+    if isinstance(law, FittedLaw):
+        law = law.fit
+    if isinstance(law, FitResult):
+        return law.residual_sd
+    return None
+
+
+def _samples(law: Any) -> dict[str, np.ndarray]:
+    samples = law.bootstrap_samples()
+    if law.chinchilla_params() is None or samples is None or not all(k in samples for k in CHINCHILLA_NAMES):
+        raise PlanError(f"law {law.name!r} has no bootstrap samples of E, A, B, alpha, beta; intervals need "
+                        "a Chinchilla-form fit saved with its samples (`scalinglab fit ... --bootstrap 1000 "
+                        "--out fit.json`)")
+    return {k: np.asarray(samples[k], dtype=float) for k in CHINCHILLA_NAMES}
+
+
+def mixture_quantiles(log_centres: np.ndarray, sd: float, probs: Sequence[float]) -> np.ndarray:
+    """Quantiles (in log space) of the equal-weight mixture of N(c_i, sd^2) over the finite ``log_centres``."""
+    c = np.asarray(log_centres, dtype=float)
+    c = c[np.isfinite(c)]
+    if sd <= 0:
+        return np.quantile(c, probs)
+    phi = np.vectorize(NormalDist().cdf)
+    lo = np.full(len(probs), c.min() - 12 * sd)
+    hi = np.full(len(probs), c.max() + 12 * sd)
+    target = np.asarray(probs, dtype=float)
+    for _ in range(_BISECT_STEPS):
+        mid = (lo + hi) / 2
+        cdf = phi((mid[:, None] - c[None, :]) / sd).mean(axis=1)
+        below = cdf < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
+def _widened(point: float, lo: float, hi: float, widen: float) -> tuple[float, float]:
+    lp = math.log(point)
+    return (math.exp(lp - widen * (lp - math.log(lo))), math.exp(lp + widen * (math.log(hi) - lp)))
+
+
+def _loss_interval(point: float, draws: np.ndarray, sd: float | None, levels: Sequence[float],
+                   widen: float) -> LossInterval:
+    pairs = []
+    with np.errstate(all="ignore"):
+        logs = np.log(draws[np.isfinite(draws) & (draws > 0)])
+    if not logs.size:
+        raise PlanError("every bootstrap draw of the law predicts a non-finite loss here; refit the law")
+    for level in levels:
+        ci = percentile_interval(np.exp(logs), level)
+        pi = None
+        if sd is not None:
+            q = np.exp(mixture_quantiles(logs, sd, [(1 - level) / 2, (1 + level) / 2]))
+            pi = _widened(point, float(q[0]), float(q[1]), widen)
+        pairs.append(IntervalPair(level=level, ci=ci, pi=pi))
+    return LossInterval(point=point, intervals=tuple(pairs), residual_sd=sd, n_samples=int(logs.size),
+                        widen=widen)
+
+
+def _check_widen(widen: float) -> float:
+    if not (math.isfinite(widen) and widen >= 1):
+        raise ConfigError(f"widen={widen}; a calibration factor is a finite number >= 1")
+    return float(widen)
+
+
+def loss_intervals(law: Any, n_params: float, n_tokens: float, *, levels: Sequence[float] = DEFAULT_LEVELS,
+                   widen: float = 1.0, scatter: float | None = None) -> LossInterval:
+    """CI and PI of the loss at (N, D); the point is the law's own prediction (the unbootstrapped fit).
+
+    ``scatter`` overrides the law's residual sd (``residual_sd(law)``)."""
+    samples = _samples(law)
+    sd = residual_sd(law) if scatter is None else scatter
+    with np.errstate(all="ignore"):
+        draws = (samples["E"] + samples["A"] / float(n_params) ** samples["alpha"]
+                 + samples["B"] / float(n_tokens) ** samples["beta"])  # Hoffmann et al. 2022, eq. 2
+    point = float(law.predict_loss(n_params, n_tokens))
+    return _loss_interval(point, draws, sd, levels, _check_widen(widen))
+
+
+def allocation_intervals(law: Any, compute_flops: float, *, levels: Sequence[float] = DEFAULT_LEVELS,
+                         widen: float = 1.0, scatter: float | None = None) -> dict[str, Any]:
+    """At budget C: N_opt and D_opt with CIs (a property of the law: no run scatter), and the loss there,
+    L*(C), with CI and PI. Points are the law's own allocation."""
+    samples = _samples(law)
+    sd = residual_sd(law) if scatter is None else scatter
+    alloc = law.optimal_allocation(compute_flops)
+    draws = chinchilla_optimum_samples(samples, compute_flops)  # Hoffmann et al. 2022, eq. 4
+    out: dict[str, Any] = {"compute_flops": float(compute_flops)}
+    for key, point, name in (("n_params", alloc.n_params, "n_opt"), ("n_tokens", alloc.n_tokens, "d_opt")):
+        pairs = tuple(IntervalPair(level=lv, ci=percentile_interval(draws[name], lv)) for lv in levels)
+        out[key] = {"point": float(point), "intervals": [p.to_dict() for p in pairs]}
+    loss_point = float(law.predict_loss(alloc.n_params, alloc.n_tokens))
+    out["loss"] = _loss_interval(loss_point, draws["loss"], sd, levels, _check_widen(widen)).to_dict()
+    return out
+
+
+def has_intervals(law: Any) -> bool:
+    """True when the law carries bootstrap samples that intervals can be drawn from."""
+    samples = law.bootstrap_samples()
+    if samples is None:
+        return False
+    return all(k in samples for k in CHINCHILLA_NAMES) or all(k in samples for k in _POWER_LAW_NAMES)
+
+
+_POWER_LAW_NAMES = ("a", "b", "log10_n_coef", "log10_d_coef")
+
+
+def compute_intervals(law: Any, compute_flops: float, *, levels: Sequence[float] = DEFAULT_LEVELS,
+                      widen: float = 1.0) -> dict[str, Any]:
+    """:func:`allocation_intervals` for a Chinchilla-form law; for an Approach 1/2 power-law fit (no loss), the
+    CIs of N_opt and D_opt from its samples of a, b and the coefficients."""
+    samples = law.bootstrap_samples()
+    if samples is not None and all(k in samples for k in CHINCHILLA_NAMES) and law.chinchilla_params():
+        return allocation_intervals(law, compute_flops, levels=levels, widen=widen)
+    if samples is None or not all(k in samples for k in _POWER_LAW_NAMES):
+        _samples(law)  # raises the one-line error naming what is missing
+    from scalinglab.laws.allocation import power_law_intervals
+
+    alloc = law.optimal_allocation(compute_flops)
+    out: dict[str, Any] = {"compute_flops": float(compute_flops)}
+    cis = {lv: power_law_intervals(samples, compute_flops, lv) for lv in levels}
+    for key, point in (("n_params", alloc.n_params), ("n_tokens", alloc.n_tokens)):
+        pairs = [IntervalPair(level=lv, ci=cis[lv][f"{key}_ci"]).to_dict() for lv in levels]
+        out[key] = {"point": float(point), "intervals": pairs}
+    return out

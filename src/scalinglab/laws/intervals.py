@@ -10,10 +10,9 @@ Two different questions, two intervals:
   deviation of the fit (``FitResult.residual_sd``). Its quantiles are those of that Gaussian mixture, found by
   bisection (exact, no Monte Carlo noise).
 
-A PI can be widened by a calibration factor ``widen`` (>= 1, measured by nested backtests in
-:mod:`scalinglab.laws.calibration`): the half-widths in log space around the point are multiplied by it.
 Extrapolation errors of scaling laws are systematic, not scatter (Besiroglu et al. 2024 §4; Porian et al.
-2024), so parameter-only intervals are too narrow far from the data.
+2024), so these intervals are too narrow far from the data; :mod:`scalinglab.laws.calibration` measures by
+how much (a nested backtest) and passes a larger ``scatter``.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -59,7 +57,6 @@ class LossInterval:
     intervals: tuple[IntervalPair, ...]
     residual_sd: float | None
     n_samples: int
-    widen: float = 1.0
 
     def at(self, level: float) -> IntervalPair:
         for pair in self.intervals:
@@ -69,7 +66,7 @@ class LossInterval:
 
     def to_dict(self) -> dict[str, Any]:
         return {"point": float(self.point), "residual_sd": self.residual_sd, "n_samples": self.n_samples,
-                "widen": self.widen, "intervals": [p.to_dict() for p in self.intervals]}
+                "intervals": [p.to_dict() for p in self.intervals]}
 
 
 def parse_levels(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -113,31 +110,34 @@ def _samples(law: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(samples[k], dtype=float) for k in CHINCHILLA_NAMES}
 
 
-def mixture_quantiles(log_centres: np.ndarray, sd: float, probs: Sequence[float]) -> np.ndarray:
-    """Quantiles (in log space) of the equal-weight mixture of N(c_i, sd^2) over the finite ``log_centres``."""
-    c = np.asarray(log_centres, dtype=float)
-    c = c[np.isfinite(c)]
-    if sd <= 0:
-        return np.quantile(c, probs)
-    phi = np.vectorize(NormalDist().cdf)
-    lo = np.full(len(probs), c.min() - 12 * sd)
-    hi = np.full(len(probs), c.max() + 12 * sd)
-    target = np.asarray(probs, dtype=float)
+def mixture_quantiles(log_centres: np.ndarray, sd: float | np.ndarray, probs: Sequence[float]) -> np.ndarray:
+    """Quantiles (in log space) of the equal-weight mixture of N(c_i, sd^2) over the finite ``log_centres``.
+
+    ``log_centres`` may be 2-D (one row of draws per query, non-finite entries ignored) with ``sd`` one value
+    per row; the result then has one row of quantiles per query."""
+    from scipy.special import ndtr
+
+    c = np.atleast_2d(np.asarray(log_centres, dtype=float))
+    sd = np.broadcast_to(np.asarray(sd, dtype=float), (c.shape[0],))
+    ok = np.isfinite(c)
+    target = np.asarray(probs, dtype=float)[None, :]
+    cmin = np.where(ok, c, np.inf).min(axis=1)[:, None]
+    cmax = np.where(ok, c, -np.inf).max(axis=1)[:, None]
+    width = np.maximum(sd, 1e-12)[:, None]
+    lo = np.broadcast_to(cmin - 12 * width, (c.shape[0], target.shape[1])).copy()
+    hi = np.broadcast_to(cmax + 12 * width, lo.shape).copy()
+    cz = np.where(ok, c, 0.0)[:, None, :]
     for _ in range(_BISECT_STEPS):
         mid = (lo + hi) / 2
-        cdf = phi((mid[:, None] - c[None, :]) / sd).mean(axis=1)
+        z = (mid[:, :, None] - cz) / width[:, :, None]
+        cdf = np.where(ok[:, None, :], ndtr(z), 0.0).sum(axis=2) / ok.sum(axis=1)[:, None]
         below = cdf < target
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    return (lo + hi) / 2
+    out = (lo + hi) / 2
+    return out[0] if np.ndim(log_centres) == 1 else out
 
 
-def _widened(point: float, lo: float, hi: float, widen: float) -> tuple[float, float]:
-    lp = math.log(point)
-    return (math.exp(lp - widen * (lp - math.log(lo))), math.exp(lp + widen * (math.log(hi) - lp)))
-
-
-def _loss_interval(point: float, draws: np.ndarray, sd: float | None, levels: Sequence[float],
-                   widen: float) -> LossInterval:
+def _loss_interval(point: float, draws: np.ndarray, sd: float | None, levels: Sequence[float]) -> LossInterval:
     pairs = []
     with np.errstate(all="ignore"):
         logs = np.log(draws[np.isfinite(draws) & (draws > 0)])
@@ -148,34 +148,32 @@ def _loss_interval(point: float, draws: np.ndarray, sd: float | None, levels: Se
         pi = None
         if sd is not None:
             q = np.exp(mixture_quantiles(logs, sd, [(1 - level) / 2, (1 + level) / 2]))
-            pi = _widened(point, float(q[0]), float(q[1]), widen)
+            pi = (float(q[0]), float(q[1]))
         pairs.append(IntervalPair(level=level, ci=ci, pi=pi))
-    return LossInterval(point=point, intervals=tuple(pairs), residual_sd=sd, n_samples=int(logs.size),
-                        widen=widen)
+    return LossInterval(point=point, intervals=tuple(pairs), residual_sd=sd, n_samples=int(logs.size))
 
 
-def _check_widen(widen: float) -> float:
-    if not (math.isfinite(widen) and widen >= 1):
-        raise ConfigError(f"widen={widen}; a calibration factor is a finite number >= 1")
-    return float(widen)
+def loss_draws(law: Any, n_params: float, n_tokens: float) -> np.ndarray:
+    """The loss at (N, D) under each bootstrap draw of the law (Hoffmann et al. 2022, eq. 2)."""
+    samples = _samples(law)
+    with np.errstate(all="ignore"):
+        return (samples["E"] + samples["A"] / float(n_params) ** samples["alpha"]
+                + samples["B"] / float(n_tokens) ** samples["beta"])
 
 
 def loss_intervals(law: Any, n_params: float, n_tokens: float, *, levels: Sequence[float] = DEFAULT_LEVELS,
-                   widen: float = 1.0, scatter: float | None = None) -> LossInterval:
+                   scatter: float | None = None) -> LossInterval:
     """CI and PI of the loss at (N, D); the point is the law's own prediction (the unbootstrapped fit).
 
     ``scatter`` overrides the law's residual sd (``residual_sd(law)``)."""
-    samples = _samples(law)
+    draws = loss_draws(law, n_params, n_tokens)
     sd = residual_sd(law) if scatter is None else scatter
-    with np.errstate(all="ignore"):
-        draws = (samples["E"] + samples["A"] / float(n_params) ** samples["alpha"]
-                 + samples["B"] / float(n_tokens) ** samples["beta"])  # Hoffmann et al. 2022, eq. 2
     point = float(law.predict_loss(n_params, n_tokens))
-    return _loss_interval(point, draws, sd, levels, _check_widen(widen))
+    return _loss_interval(point, draws, sd, levels)
 
 
 def allocation_intervals(law: Any, compute_flops: float, *, levels: Sequence[float] = DEFAULT_LEVELS,
-                         widen: float = 1.0, scatter: float | None = None) -> dict[str, Any]:
+                         scatter: float | None = None) -> dict[str, Any]:
     """At budget C: N_opt and D_opt with CIs (a property of the law: no run scatter), and the loss there,
     L*(C), with CI and PI. Points are the law's own allocation."""
     samples = _samples(law)
@@ -187,7 +185,7 @@ def allocation_intervals(law: Any, compute_flops: float, *, levels: Sequence[flo
         pairs = tuple(IntervalPair(level=lv, ci=percentile_interval(draws[name], lv)) for lv in levels)
         out[key] = {"point": float(point), "intervals": [p.to_dict() for p in pairs]}
     loss_point = float(law.predict_loss(alloc.n_params, alloc.n_tokens))
-    out["loss"] = _loss_interval(loss_point, draws["loss"], sd, levels, _check_widen(widen)).to_dict()
+    out["loss"] = _loss_interval(loss_point, draws["loss"], sd, levels).to_dict()
     return out
 
 
@@ -202,13 +200,13 @@ def has_intervals(law: Any) -> bool:
 _POWER_LAW_NAMES = ("a", "b", "log10_n_coef", "log10_d_coef")
 
 
-def compute_intervals(law: Any, compute_flops: float, *, levels: Sequence[float] = DEFAULT_LEVELS,
-                      widen: float = 1.0) -> dict[str, Any]:
+def compute_intervals(law: Any, compute_flops: float, *,
+                      levels: Sequence[float] = DEFAULT_LEVELS) -> dict[str, Any]:
     """:func:`allocation_intervals` for a Chinchilla-form law; for an Approach 1/2 power-law fit (no loss), the
     CIs of N_opt and D_opt from its samples of a, b and the coefficients."""
     samples = law.bootstrap_samples()
     if samples is not None and all(k in samples for k in CHINCHILLA_NAMES) and law.chinchilla_params():
-        return allocation_intervals(law, compute_flops, levels=levels, widen=widen)
+        return allocation_intervals(law, compute_flops, levels=levels)
     if samples is None or not all(k in samples for k in _POWER_LAW_NAMES):
         _samples(law)  # raises the one-line error naming what is missing
     from scalinglab.laws.allocation import power_law_intervals

@@ -145,8 +145,13 @@ def plan(
 def _plan_intervals(law_text: str, alloc: dict, level: str | None) -> dict | None:
     """CI and PI of the planned run's loss, CIs of the compute-optimal N and D (laws/intervals.py), when the
     law carries bootstrap samples (or --level asked for intervals)."""
-    from scalinglab.laws.intervals import DEFAULT_LEVELS, compute_intervals, has_intervals, loss_intervals
-    from scalinglab.laws.intervals import parse_levels
+    from scalinglab.laws.intervals import (
+        DEFAULT_LEVELS,
+        compute_intervals,
+        has_intervals,
+        loss_intervals,
+        parse_levels,
+    )
     from scalinglab.laws.presets import load_law
 
     model = load_law(law_text)

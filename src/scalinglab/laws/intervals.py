@@ -137,7 +137,8 @@ def mixture_quantiles(log_centres: np.ndarray, sd: float | np.ndarray, probs: Se
     return out[0] if np.ndim(log_centres) == 1 else out
 
 
-def _loss_interval(point: float, draws: np.ndarray, sd: float | None, levels: Sequence[float]) -> LossInterval:
+def _loss_interval(point: float, draws: np.ndarray, sd: float | None,
+                   levels: Sequence[float]) -> LossInterval:
     pairs = []
     with np.errstate(all="ignore"):
         logs = np.log(draws[np.isfinite(draws) & (draws > 0)])
@@ -202,8 +203,8 @@ _POWER_LAW_NAMES = ("a", "b", "log10_n_coef", "log10_d_coef")
 
 def compute_intervals(law: Any, compute_flops: float, *,
                       levels: Sequence[float] = DEFAULT_LEVELS) -> dict[str, Any]:
-    """:func:`allocation_intervals` for a Chinchilla-form law; for an Approach 1/2 power-law fit (no loss), the
-    CIs of N_opt and D_opt from its samples of a, b and the coefficients."""
+    """:func:`allocation_intervals` for a Chinchilla-form law; for an Approach 1/2 power-law fit (no loss),
+    the CIs of N_opt and D_opt from its samples of a, b and the coefficients."""
     samples = law.bootstrap_samples()
     if samples is not None and all(k in samples for k in CHINCHILLA_NAMES) and law.chinchilla_params():
         return allocation_intervals(law, compute_flops, levels=levels)

@@ -95,10 +95,8 @@ def _vertex(v, boot) -> Vertex:
 
 
 def _approach3(runs, n_boot: int, seed: int) -> Approach3Summary:
-    from scalinglab.laws.approach3 import fit_approach3
+    from scalinglab.laws.approach3 import fit_approach3, variables_for
     from scalinglab.laws.bootstrap import bootstrap_approach3
-
-    from scalinglab.laws.approach3 import variables_for
     from scalinglab.laws.intervals import residual_sd_of_fit
 
     fit = fit_approach3(runs)

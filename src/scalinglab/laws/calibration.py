@@ -29,7 +29,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.intervals import DEFAULT_LEVELS, residual_sd_of_fit
-from scalinglab.laws.runs_table import RunsTable, group_by_log_gap
+from scalinglab.laws.runs_table import RunsTable
 
 __all__ = ["CalibrationRow", "HOLDOUTS", "MIN_FIT_BUDGETS", "calibrate_set", "pooled"]
 
@@ -85,12 +85,16 @@ def _holdout_masks(runs: RunsTable, holdout: str) -> list[tuple[str, np.ndarray]
     return [(f"top{k}", np.isin(labels, budgets[-k:])) for k in (1, 2) if len(budgets) > k]
 
 
-def _check_fit_set(name: str, split: str, train: RunsTable) -> None:
-    n_budgets = len(np.unique(group_by_log_gap(train.compute_flops, _TOL_DEX) if train.budget is None
-                              else train.budget))
-    if n_budgets < MIN_FIT_BUDGETS:
-        raise DataError(f"backtest {name} ({split}): {n_budgets} budget(s) remain after holding out; need >= "
-                        f"{MIN_FIT_BUDGETS} to fit and test a trend (give a data set with more budgets)")
+def _check_fit_set(name: str, split: str, train: RunsTable, holdout: str = "budgets") -> None:
+    """At least MIN_FIT_BUDGETS budgets (budget holdout) or model sizes (compute holdout: C is continuous,
+    e.g. misfitting's runs) must remain to fit."""
+    if holdout == "compute":
+        count, what = len(np.unique(train.n_params)), "model size(s)"
+    else:
+        count, what = len(np.unique(_labels(train))), "budget(s)"
+    if count < MIN_FIT_BUDGETS:
+        raise DataError(f"backtest {name} ({split}): {count} {what} remain after holding out; need >= "
+                        f"{MIN_FIT_BUDGETS} to fit and test a trend (give a data set with more {what[:-3]}s)")
 
 
 def _fit(train: RunsTable, n_resamples: int, seed: int):
@@ -159,7 +163,7 @@ def _nested_extra(train: RunsTable, split: str, holdout: str, levels, n_resample
             continue
         fit_part, check_part = train.subset(~inner[key]), train.subset(inner[key])
         try:
-            _check_fit_set("inner", key, fit_part)
+            _check_fit_set("inner", key, fit_part, holdout)
             law = _fit(fit_part, n_resamples, seed)
         except (DataError, FitError):
             continue
@@ -224,7 +228,7 @@ def calibrate_set(runs: RunsTable, name: str, *, holdout: str = "budgets",
     rows = []
     for split, mask in splits:
         train, test = runs.subset(~mask), runs.subset(mask)
-        _check_fit_set(name, split, train)
+        _check_fit_set(name, split, train, holdout)
         law = _fit(train, n_resamples, seed)
         extra = _nested_extra(train, split, holdout, levels, n_resamples, seed)
         h = _held(law, train, test)

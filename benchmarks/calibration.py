@@ -59,8 +59,9 @@ def main() -> None:
                      f"({100 * mean[key + '80']:.1f} %) | {100 * pooled[key + '95']:.1f} % "
                      f"({100 * mean[key + '95']:.1f} %) |")
     lines += ["", f"Median over splits of the median |relative error|: loss "
-              f"{100 * s['loss_median_abs_rel_error']:.2f} %, N_opt {100 * s['n_opt_median_abs_rel_error']:.1f} %, "
-              f"L*(C) {100 * s['lstar_median_abs_rel_error']:.2f} %.", "", table]
+              f"{100 * s['loss_median_abs_rel_error']:.2f} %, N_opt "
+              f"{100 * s['n_opt_median_abs_rel_error']:.1f} %, L*(C) "
+              f"{100 * s['lstar_median_abs_rel_error']:.2f} %.", "", table]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

@@ -3,7 +3,8 @@
 Examples::
 
     scalinglab backtest llama3_isoflop_points_extracted.csv
-    scalinglab backtest openathena_isoflops_combined_annotated.csv --split-col experiment --exclude-col outlier
+    scalinglab backtest openathena_isoflops_combined_annotated.csv --split-col experiment \\
+        --exclude-col outlier
     scalinglab backtest epoch_chinchilla_extracted.csv --drop-top-loss 5 --json
 
 Each data set (each value of --split-col) is fitted below its top budget (and below its top two; without a
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def backtest_command(
     data: list[Path] = typer.Argument(..., help="Runs CSV file(s)."),
-    split_col: list[str] = typer.Option([], "--split-col", help="One data set per value of COL (repeatable)."),
+    split_col: list[str] = typer.Option([], "--split-col", help="One set per value of COL (repeatable)."),
     holdout: str | None = typer.Option(None, "--holdout", help="budgets (top one and two) or compute (C "
                                        "above the 80th percentile); default: budgets with a budget column."),
     where: list[str] = typer.Option([], "--where", help="Keep rows with COL=VALUE (repeatable)."),

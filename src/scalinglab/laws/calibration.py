@@ -31,7 +31,7 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.intervals import DEFAULT_LEVELS, residual_sd_of_fit
 from scalinglab.laws.runs_table import RunsTable
 
-__all__ = ["CalibrationRow", "HOLDOUTS", "MIN_FIT_BUDGETS", "calibrate_set", "pooled"]
+__all__ = ["CalibrationRow", "HOLDOUTS", "MIN_FIT_BUDGETS", "calibrate_set", "check_set", "pooled"]
 
 MIN_FIT_BUDGETS = 3  # two budgets always fit; three are the least that can test a trend (as laws/backtest)
 HOLDOUTS = ("budgets", "compute")
@@ -208,6 +208,23 @@ def _covered(h: _Held, levels, extra) -> dict[str, int]:
     return out
 
 
+def check_set(runs: RunsTable, name: str, holdout: str = "budgets") -> list[tuple[str, np.ndarray]]:
+    """The splits of one set, after checking every one leaves enough to fit (so a bad set is refused
+    before any work); one-line ConfigError/DataError otherwise."""
+    if holdout not in HOLDOUTS:
+        raise ConfigError(f"holdout={holdout!r}; choose {' or '.join(HOLDOUTS)}")
+    runs.require_nd("the calibration backtest (a Chinchilla-form fit)")
+    splits = _holdout_masks(runs, holdout)
+    if not splits:
+        raise DataError(f"backtest {name}: one budget only, nothing to hold out; give a data set with more "
+                        "budgets")
+    for split, mask in splits:
+        _check_fit_set(name, split, runs.subset(~mask), holdout)
+        if not mask.any():
+            raise DataError(f"backtest {name} ({split}): nothing is held out; give runs at larger compute")
+    return splits
+
+
 def calibrate_set(runs: RunsTable, name: str, *, holdout: str = "budgets",
                   levels: Sequence[float] = DEFAULT_LEVELS, n_resamples: int = 200,
                   seed: int = 0) -> list[CalibrationRow]:
@@ -218,17 +235,10 @@ def calibrate_set(runs: RunsTable, name: str, *, holdout: str = "budgets",
     DataError
         Fewer than :data:`MIN_FIT_BUDGETS` budgets left to fit after holding out, or no N and D.
     """
-    if holdout not in HOLDOUTS:
-        raise ConfigError(f"holdout={holdout!r}; choose {' or '.join(HOLDOUTS)}")
-    runs.require_nd("the calibration backtest (a Chinchilla-form fit)")
-    splits = _holdout_masks(runs, holdout)
-    if not splits:
-        raise DataError(f"backtest {name}: one budget only, nothing to hold out; give a data set with more "
-                        "budgets")
+    splits = check_set(runs, name, holdout)
     rows = []
     for split, mask in splits:
         train, test = runs.subset(~mask), runs.subset(mask)
-        _check_fit_set(name, split, train, holdout)
         law = _fit(train, n_resamples, seed)
         extra = _nested_extra(train, split, holdout, levels, n_resamples, seed)
         h = _held(law, train, test)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from scalinglab.errors import DataError
-from scalinglab.laws.calibration import CalibrationRow, calibrate_set, pooled
+from scalinglab.laws.calibration import CalibrationRow, calibrate_set, check_set, pooled
 from scalinglab.laws.intervals import DEFAULT_LEVELS
 from scalinglab.laws.runs import load_runs_csv
 
@@ -40,7 +42,8 @@ class DataSetSpec:
 def sets_from_csv(path: str | Path, *, split_cols: Sequence[str] = (), holdout: str | None = None,
                   name: str | None = None, **load: Any) -> list[DataSetSpec]:
     """One spec per distinct value of ``split_cols`` (all of the file when none); ``holdout`` None picks
-    ``budgets`` when the table has a budget column, else ``compute`` (C above its 80th percentile)."""
+    ``budgets`` for IsoFLOP data (a budget column, or repeated C values), else ``compute`` (C above its 80th
+    percentile)."""
     path = Path(path)
     base = name or path.stem
     if not split_cols:
@@ -110,9 +113,13 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 
 def _holdout_of(spec: DataSetSpec, runs) -> str:
+    """``auto``: budgets when the table labels them or its C values repeat exactly (an IsoFLOP grid such as
+    Llama 3's, at least 3 runs per value on average); else compute (C scattered, as in Epoch's data)."""
     if spec.holdout != "auto":
         return spec.holdout
-    return "budgets" if runs.budget is not None else "compute"
+    if runs.budget is not None or 3 * len(np.unique(runs.compute_flops)) <= len(runs):
+        return "budgets"
+    return "compute"
 
 
 def run_calibration(specs: Sequence[DataSetSpec], *, levels: Sequence[float] = DEFAULT_LEVELS,
@@ -121,9 +128,11 @@ def run_calibration(specs: Sequence[DataSetSpec], *, levels: Sequence[float] = D
     """:func:`calibrate_set` on each spec; a set that cannot be backtested raises its one-line error."""
     if not specs:
         raise DataError("no data sets to backtest; give at least one CSV")
+    loaded = [(spec, spec.runs()) for spec in specs]
+    for spec, runs in loaded:  # every set checked before any fit, so bad input is one line and no work
+        check_set(runs, spec.name, _holdout_of(spec, runs))
     rows: list[CalibrationRow] = []
-    for spec in specs:
-        runs = spec.runs()
+    for spec, runs in loaded:
         if progress:
             progress(f"{spec.name}: {len(runs)} runs")
         rows += calibrate_set(runs, spec.name, holdout=_holdout_of(spec, runs), levels=levels,
@@ -133,7 +142,8 @@ def run_calibration(specs: Sequence[DataSetSpec], *, levels: Sequence[float] = D
 
 
 PORIAN_CONFIG_COLS = ("source_file", "dataset", "hparams", "warmup", "decay", "param_count", "loss_split")
-_MARIN = {"n_col": "parameter_count", "d_col": "throughput/total_tokens", "loss_col": "eval/paloma/macro_loss"}
+_MARIN = {"n_col": "parameter_count", "d_col": "throughput/total_tokens",
+          "loss_col": "eval/paloma/macro_loss"}
 
 
 def shared_sets(data_dir: str | Path) -> list[DataSetSpec]:

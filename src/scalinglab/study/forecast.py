@@ -109,8 +109,8 @@ def load_forecast(path: str | os.PathLike) -> dict[str, Any]:
         doc = json.loads(raw.decode("utf-8"))
         digest = _digest(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DataError(f"{str(p)!r} is not a forecast file (not valid JSON); was it altered after writing?") \
-            from None
+        raise DataError(f"{str(p)!r} is not a forecast file (not valid JSON); was it altered after "
+                        "writing?") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise DataError(f"{str(p)!r} is not a forecast file (format {FORMAT!r} expected)")
     if doc.get("content_sha256") != digest:

@@ -61,8 +61,8 @@ def evaluate(prediction: Mapping[str, Any], observed: Any) -> dict[str, Any]:
 
 
 def _has_table(conn) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forecasts'").fetchone() \
-        is not None
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forecasts'")
+    return found.fetchone() is not None
 
 
 def store(conn, run_id: str, forecast: Mapping[str, Any], now: float) -> None:
@@ -73,10 +73,10 @@ def store(conn, run_id: str, forecast: Mapping[str, Any], now: float) -> None:
     if "prediction" not in forecast or "content_sha256" not in forecast:
         raise DataError("not a forecast (expected the JSON `scalinglab forecast --out` writes)")
     conn.execute(FORECASTS_SQL)
-    conn.execute("INSERT INTO forecasts (run_id, content_sha256, forecast_json, created_at) VALUES (?, ?, ?, ?) "
-                 "ON CONFLICT(run_id) DO UPDATE SET content_sha256 = excluded.content_sha256, forecast_json = "
-                 "excluded.forecast_json, created_at = excluded.created_at, observed = NULL, check_json = NULL, "
-                 "checked_at = NULL",
+    conn.execute("INSERT INTO forecasts (run_id, content_sha256, forecast_json, created_at) "
+                 "VALUES (?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET content_sha256 = "
+                 "excluded.content_sha256, forecast_json = excluded.forecast_json, created_at = "
+                 "excluded.created_at, observed = NULL, check_json = NULL, checked_at = NULL",
                  (run_id, str(forecast["content_sha256"]), json.dumps(dict(forecast), sort_keys=True), now))
 
 

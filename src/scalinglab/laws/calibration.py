@@ -262,13 +262,13 @@ def pooled(rows: Sequence[CalibrationRow]) -> dict[str, Any]:
     keys = list(rows[0].covered)
     n = sum(r.n_test for r in rows)
 
-    def med(attr):
-        vals = [getattr(r, attr) for r in rows if math.isfinite(getattr(r, attr))]
+    def med(values):
+        vals = [v for v in values if math.isfinite(v)]
         return float(np.median(vals)) if vals else None
 
     return {"n_rows": len(rows), "n_sets": len({r.name for r in rows}), "n_test": n,
             "coverage_pooled": {k: sum(r.covered[k] for r in rows) / n for k in keys},
             "coverage_mean_over_rows": {k: float(np.mean([r.coverage(k) for r in rows])) for k in keys},
-            "loss_median_abs_rel_error": med("loss_median_abs_rel"),
-            "n_opt_median_abs_rel_error": med("n_opt_median_abs_rel"),
-            "lstar_median_abs_rel_error": med("lstar_median_abs_rel")}
+            "loss_median_abs_rel_error": med([r.loss_median_abs_rel for r in rows]),
+            "n_opt_median_abs_rel_error": med([r.n_opt_median_abs_rel for r in rows]),
+            "lstar_median_abs_rel_error": med([r.lstar_median_abs_rel for r in rows])}

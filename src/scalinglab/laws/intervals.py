@@ -75,9 +75,9 @@ def parse_levels(text: str | Sequence[float]) -> tuple[float, ...]:
     try:
         levels = sorted({float(x) for x in items if str(x).strip()})
     except ValueError:
-        raise ConfigError(f"--level {text!r}: give levels between 0 and 1, e.g. 0.8,0.95") from None
+        raise ConfigError(f"level={text!r}: give levels between 0 and 1, e.g. 0.8,0.95") from None
     if not levels or not all(0 < x < 1 for x in levels):
-        raise ConfigError(f"--level {text!r}: give levels between 0 and 1, e.g. 0.8,0.95")
+        raise ConfigError(f"level={text!r}: give levels between 0 and 1, e.g. 0.8,0.95")
     return tuple(levels)
 
 
@@ -105,8 +105,7 @@ def _samples(law: Any) -> dict[str, np.ndarray]:
     samples = law.bootstrap_samples()
     if law.chinchilla_params() is None or samples is None or not all(k in samples for k in CHINCHILLA_NAMES):
         raise PlanError(f"law {law.name!r} has no bootstrap samples of E, A, B, alpha, beta; intervals need "
-                        "a Chinchilla-form fit saved with its samples (`scalinglab fit ... --bootstrap 1000 "
-                        "--out fit.json`)")
+                        "a Chinchilla-form fit with n_resamples=1000, saved with LawFit.save(path)")
     return {k: np.asarray(samples[k], dtype=float) for k in CHINCHILLA_NAMES}
 
 

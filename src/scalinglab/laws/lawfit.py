@@ -215,7 +215,8 @@ def fit_runs(
         say(f"bootstrap: {n_resamples} resamples (seed {seed}) ...")
         boot = _bootstrap(runs, approach, form, point, n_resamples, seed, kwargs, a2)
         law = boot.fit  # the point fit with its bootstrap samples attached
-    options = {"approach": approach, "form": getattr(form, "name", form), "n_resamples": n_resamples,
+    options = {"approach": approach, "form": form if isinstance(form, str) else resolve_form(form).name,
+               "n_resamples": n_resamples,
                "seed": seed, **{k: v for k, v in kwargs.items() if isinstance(v, (str, int, float))}}
     return LawFit(law=law, point=point, approach=approach, source=runs.source, n_points=len(runs),
                   data_sha256=runs_sha256(runs), notes=tuple(runs.notes), warnings=warnings, bootstrap=boot,

@@ -25,7 +25,7 @@ def fit_json(tmp_path_factory) -> str:
     d = c / (6 * n)
     loss = (TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]) \
         * np.exp(rng.normal(0, 0.01, len(c)))
-    fit = fit_runs(RunsTable.from_arrays(n_params=n, n_tokens=d, loss=loss), n_resamples=50)
+    fit = fit_runs(RunsTable.from_arrays(n_params=n, n_tokens=d, loss=loss), n_resamples=50, calibrate=True)
     path = tmp_path_factory.mktemp("fc") / "fit.json"
     fit.save(path)
     return str(path)
@@ -50,7 +50,20 @@ def test_write_then_check_reports_error_and_coverage(fit_json, tmp_path, capsys)
     assert [r["pi_held"] for r in res["intervals"]] == [False, False]
     main(["forecast", "check", str(tmp_path / "f.json"), "--observed", str(point)])
     text = capsys.readouterr().out
-    assert "error +0.0000" in text and text.count("held") == 4  # CI and PI at 80 % and 95 %
+    assert "error +0.0000" in text and text.count("held") == 6  # CI, PI, calibrated PI at 80 % and 95 %
+
+
+def test_calibrated_interval_contains_the_plain_one(fit_json, tmp_path, capsys):
+    capsys.readouterr()
+    main(["forecast", "--law", fit_json, "--compute", "1e22", "--out", str(tmp_path / "f.json"), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["query"]["compute_optimal"] and doc["query"]["compute_flops"] == 1e22
+    for pair in doc["prediction"]["intervals"]:  # 2 decades beyond the fit's largest C
+        (lo, hi), (clo, chi) = pair["pi"], pair["pi_calibrated"]
+        assert clo <= lo < hi <= chi
+    main(["forecast", "check", str(tmp_path / "f.json"), "--observed", "2.0", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert all("pi_calibrated_held" in r for r in res["intervals"])
 
 
 def test_altered_byte_is_refused(fit_json, tmp_path, capsys):

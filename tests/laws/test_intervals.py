@@ -112,3 +112,9 @@ def test_predict_text_prints_both_intervals(epoch_fits, capsys):
 def test_level_on_a_law_without_samples_is_one_line(capsys):
     line = exit2(["predict", "--law", "epoch2024", "--compute", "1e24", "--level", "0.9"], capsys)
     assert "bootstrap samples" in line
+
+
+def test_calibrate_without_bootstrap_is_one_line(capsys):
+    path = shared_csv("epoch_chinchilla_extracted.csv")
+    line = exit2(["fit", str(path), "--drop-top-loss", "5", "--calibrate"], capsys)
+    assert "--calibrate needs" in line and "--bootstrap" in line

@@ -62,6 +62,8 @@ def fit_command(
                                          "(dropped by default, with a note)."),
     at: list[str] = typer.Option([], "--at", help="Report N_opt/D_opt at these budgets."),
     out: Path | None = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="With --bootstrap: widen prediction intervals "
+                                   "by a nested backtest on the data (docs/calibration.md)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
@@ -81,7 +83,7 @@ def fit_command(
                       holdout_top=holdout_top,
                       compute_threshold=None if holdout_above is None else parse_flops(holdout_above),
                       skip_bad_budgets=skip_bad_budgets, keep_extrapolated=keep_extrapolated, at=computes,
-                      progress=_progress,
+                      progress=_progress, calibrate=calibrate,
                       loss=loss, delta=delta)
     payload = result.to_dict()
     _print_warnings(result.warnings)  # on stderr in text and --json mode alike
@@ -137,7 +139,7 @@ def _progress(msg: str) -> None:
     names."""
     from scalinglab.cli.flags import to_cli
 
-    info(msg if msg.startswith("bootstrap:") else f"[dim]{to_cli(msg)}[/dim]")
+    info(msg if msg.startswith(("bootstrap:", "calibrate:")) else f"[dim]{to_cli(msg)}[/dim]")
 
 
 def _print_warnings(warnings) -> None:
@@ -339,6 +341,8 @@ def _print_loss_intervals(console, indent: str, li: dict) -> None:
 
     for pair in li["intervals"]:
         pi = f"; prediction interval {_span(pair, 'pi', f)}" if "pi" in pair else ""
+        if "pi_calibrated" in pair:
+            pi += f"; calibrated {_span(pair, 'pi_calibrated', f)}"
         console.print(f"{indent}{round(100 * pair['level'])}%: confidence interval {_span(pair, 'ci', f)}"
                       f"{pi}")
     if li.get("residual_sd") is not None:

@@ -93,12 +93,17 @@ def _print_forecast(doc: dict) -> None:
     console.print(f"Forecast for {what}: loss {p['point']:.4f}")
     for pair in p["intervals"]:
         pi = "" if "pi" not in pair else f"; prediction interval {pair['pi'][0]:.4f} – {pair['pi'][1]:.4f}"
+        if "pi_calibrated" in pair:
+            pi += f"; calibrated {pair['pi_calibrated'][0]:.4f} – {pair['pi_calibrated'][1]:.4f}"
         console.print(f"  {round(100 * pair['level'])}%: confidence interval {pair['ci'][0]:.4f} – "
                       f"{pair['ci'][1]:.4f}{pi}")
     prov = doc["law"].get("provenance") or {}
     data = prov.get("data_sha256", "?")
     console.print(f"law {doc['law']['path']} (sha256 {doc['law']['file_sha256'][:12]}...; data sha256 "
                   f"{str(data)[:12]}...); content sha256 {doc['content_sha256']}")
+
+
+_KIND = {"ci": "CI", "pi": "PI", "pi_calibrated": "calibrated PI"}
 
 
 @forecast_app.command("check")
@@ -118,6 +123,7 @@ def check_command(
     console.print(f"predicted {result['predicted']:.4f}, observed {result['observed']:.4f}: error "
                   f"{result['error']:+.4f} ({100 * result['rel_error']:+.2f} %)")
     for row in result["intervals"]:
-        parts = [f"{kind.upper()} {row[kind][0]:.4f} – {row[kind][1]:.4f} "
-                 f"{'held' if row[kind + '_held'] else 'MISSED'}" for kind in ("ci", "pi") if kind in row]
+        parts = [f"{_KIND[kind]} {row[kind][0]:.4f} – {row[kind][1]:.4f} "
+                 f"{'held' if row[kind + '_held'] else 'MISSED'}"
+                 for kind in ("ci", "pi", "pi_calibrated") if kind in row]
         console.print(f"  {round(100 * row['level'])}%: " + "; ".join(parts))

@@ -31,7 +31,8 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.intervals import DEFAULT_LEVELS, residual_sd_of_fit
 from scalinglab.laws.runs_table import RunsTable
 
-__all__ = ["CalibrationRow", "HOLDOUTS", "MIN_FIT_BUDGETS", "calibrate_set", "check_set", "pooled"]
+__all__ = ["CalibrationRow", "HOLDOUTS", "MIN_FIT_BUDGETS", "auto_holdout", "calibrate_set", "check_set",
+           "extrapolation_scatter", "pooled"]
 
 MIN_FIT_BUDGETS = 3  # two budgets always fit; three are the least that can test a trend (as laws/backtest)
 HOLDOUTS = ("budgets", "compute")
@@ -223,6 +224,29 @@ def check_set(runs: RunsTable, name: str, holdout: str = "budgets") -> list[tupl
         if not mask.any():
             raise DataError(f"backtest {name} ({split}): nothing is held out; give runs at larger compute")
     return splits
+
+
+def auto_holdout(runs: RunsTable) -> str:
+    """``budgets`` when the table labels its budgets or its C values repeat exactly (an IsoFLOP grid such as
+    Llama 3's, at least 3 runs per value on average); else ``compute`` (C scattered, as in Epoch's data)."""
+    if runs.budget is not None or 3 * len(np.unique(runs.compute_flops)) <= len(runs):
+        return "budgets"
+    return "compute"
+
+
+def extrapolation_scatter(runs: RunsTable, *, holdout: str | None = None,
+                          levels: Sequence[float] = DEFAULT_LEVELS, n_resamples: int = 200,
+                          seed: int = 0) -> dict[str, Any]:
+    """The calibration a fit of ``runs`` carries into its forecasts: the nested backtest above, run on all of
+    ``runs`` (hold out its top budget, or C above its 80th percentile), giving the extrapolation scatter per
+    decade beyond ``max_compute_flops`` at each level."""
+    holdout = holdout or auto_holdout(runs)
+    split = "top1" if holdout == "budgets" else "c80"
+    check_set(runs, "fit set", holdout)
+    extra = _nested_extra(runs, split, holdout, levels, n_resamples, seed)
+    return {"extra_sd_per_decade": {str(k): v for k, v in extra.items()},
+            "max_compute_flops": float(runs.compute_flops.max()), "holdout": holdout,
+            "n_resamples": n_resamples}
 
 
 def calibrate_set(runs: RunsTable, name: str, *, holdout: str = "budgets",

@@ -41,11 +41,13 @@ class IntervalPair:
     level: float
     ci: tuple[float, float]
     pi: tuple[float, float] | None = None
+    pi_calibrated: tuple[float, float] | None = None  # with the fit's extrapolation scatter (fit --calibrate)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"level": self.level, "ci": [float(x) for x in self.ci]}
-        if self.pi is not None:
-            out["pi"] = [float(x) for x in self.pi]
+        for key, value in (("pi", self.pi), ("pi_calibrated", self.pi_calibrated)):
+            if value is not None:
+                out[key] = [float(x) for x in value]
         return out
 
 
@@ -87,6 +89,25 @@ def residual_sd_of_fit(fit: Any, variables: Mapping[str, np.ndarray], loss: np.n
     r = np.log(np.asarray(loss, dtype=float)) - np.log(pred)
     dof = max(len(r) - len(fit.params), 1)
     return float(math.sqrt(float(np.sum(r**2)) / dof))
+
+
+def calibration(law: Any) -> Mapping[str, Any] | None:
+    """The extrapolation scatter a saved fit carries (``fit --calibrate``), else None."""
+    from scalinglab.laws.saved import FittedLaw
+
+    return law.calibration if isinstance(law, FittedLaw) else None
+
+
+def _calibrated_sd(law: Any, sd: float | None, compute_flops: float, level: float) -> float | None:
+    """hypot(s, k * decades beyond the fit's largest C): laws/calibration.py's calibrated PI."""
+    cal = calibration(law)
+    if cal is None or sd is None:
+        return None
+    k = (cal.get("extra_sd_per_decade") or {}).get(str(level))
+    if k is None:
+        return None
+    decades = max(math.log10(compute_flops / float(cal["max_compute_flops"])), 0.0)
+    return math.hypot(sd, float(k) * decades)
 
 
 def residual_sd(law: Any) -> float | None:
@@ -137,7 +158,7 @@ def mixture_quantiles(log_centres: np.ndarray, sd: float | np.ndarray, probs: Se
 
 
 def _loss_interval(point: float, draws: np.ndarray, sd: float | None,
-                   levels: Sequence[float]) -> LossInterval:
+                   levels: Sequence[float], cal_sd=lambda level: None) -> LossInterval:
     pairs = []
     with np.errstate(all="ignore"):
         logs = np.log(draws[np.isfinite(draws) & (draws > 0)])
@@ -149,7 +170,11 @@ def _loss_interval(point: float, draws: np.ndarray, sd: float | None,
         if sd is not None:
             q = np.exp(mixture_quantiles(logs, sd, [(1 - level) / 2, (1 + level) / 2]))
             pi = (float(q[0]), float(q[1]))
-        pairs.append(IntervalPair(level=level, ci=ci, pi=pi))
+        pi_cal, sd_cal = None, cal_sd(level)
+        if sd_cal is not None:
+            q = np.exp(mixture_quantiles(logs, sd_cal, [(1 - level) / 2, (1 + level) / 2]))
+            pi_cal = (float(q[0]), float(q[1]))
+        pairs.append(IntervalPair(level=level, ci=ci, pi=pi, pi_calibrated=pi_cal))
     return LossInterval(point=point, intervals=tuple(pairs), residual_sd=sd, n_samples=int(logs.size))
 
 
@@ -169,7 +194,8 @@ def loss_intervals(law: Any, n_params: float, n_tokens: float, *, levels: Sequen
     draws = loss_draws(law, n_params, n_tokens)
     sd = residual_sd(law) if scatter is None else scatter
     point = float(law.predict_loss(n_params, n_tokens))
-    return _loss_interval(point, draws, sd, levels)
+    c = 6.0 * float(n_params) * float(n_tokens)  # C = 6ND (Kaplan et al. 2020, eq. 2.1), as the fit's C
+    return _loss_interval(point, draws, sd, levels, lambda lv: _calibrated_sd(law, sd, c, lv))
 
 
 def allocation_intervals(law: Any, compute_flops: float, *, levels: Sequence[float] = DEFAULT_LEVELS,
@@ -185,7 +211,8 @@ def allocation_intervals(law: Any, compute_flops: float, *, levels: Sequence[flo
         pairs = tuple(IntervalPair(level=lv, ci=percentile_interval(draws[name], lv)) for lv in levels)
         out[key] = {"point": float(point), "intervals": [p.to_dict() for p in pairs]}
     loss_point = float(law.predict_loss(alloc.n_params, alloc.n_tokens))
-    out["loss"] = _loss_interval(loss_point, draws["loss"], sd, levels).to_dict()
+    out["loss"] = _loss_interval(loss_point, draws["loss"], sd, levels,
+                                 lambda lv: _calibrated_sd(law, sd, compute_flops, lv)).to_dict()
     return out
 
 

@@ -71,6 +71,7 @@ class LawFit:
     backtest: BacktestResult | None = None
     at: tuple[float, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)  # what was asked, for the saved provenance
+    calibration: dict[str, Any] | None = None  # laws/calibration.extrapolation_scatter, when asked for
 
     def provenance(self) -> dict[str, Any]:
         """Where the law came from: the data's hash, the fit options, the scalinglab version (a forecast
@@ -104,7 +105,8 @@ class LawFit:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the law (with its samples) as JSON atomically; ``scalinglab.laws.load_law(path)`` reads
         it."""
-        return atomic_write_json(path, {**self.law.to_dict(), "provenance": self.provenance()})
+        extra = {} if self.calibration is None else {"calibration": self.calibration}
+        return atomic_write_json(path, {**self.law.to_dict(), "provenance": self.provenance(), **extra})
 
 
 def _check(approach: int, n_resamples: int, level: float, holdout_top: int | None, form, at) -> None:
@@ -170,6 +172,7 @@ def fit_runs(
     keep_extrapolated: bool = False,
     at: Sequence[float] = (),
     progress: Callable[[str], None] | None = None,
+    calibrate: bool = False,
     **fit_kwargs: Any,
 ) -> LawFit:
     """Fit a scaling law to ``runs`` with Approach 1, 2 or 3, optionally bootstrapped and backtested.
@@ -194,6 +197,9 @@ def fit_runs(
         warning naming each).
     at : sequence of float
         Budgets (FLOPs) at which to report the compute-optimal allocation.
+    calibrate : bool
+        Approach 3 with bootstrap: measure the extrapolation scatter by a nested backtest on ``runs``
+        (:func:`scalinglab.laws.calibration.extrapolation_scatter`); saved fits then give calibrated PIs.
     progress : callable, optional
         Receives the data notes once the fit has succeeded, then a line before the bootstrap starts.
     **fit_kwargs
@@ -201,6 +207,8 @@ def fit_runs(
     """
     at = tuple(check_compute(c) for c in at)
     _check(approach, n_resamples, level, holdout_top, form, at)
+    if calibrate and (approach != 3 or not n_resamples):
+        raise ConfigError("calibrate=True needs approach=3 with n_resamples= (the intervals it widens)")
     kwargs = dict(fit_kwargs) if approach == 3 else {}
     a2 = {"skip_bad_budgets": skip_bad_budgets, "keep_extrapolated": keep_extrapolated}  # Approach 2 options
     point, warnings = _fit(runs, approach, form, kwargs, a2)
@@ -215,12 +223,18 @@ def fit_runs(
         say(f"bootstrap: {n_resamples} resamples (seed {seed}) ...")
         boot = _bootstrap(runs, approach, form, point, n_resamples, seed, kwargs, a2)
         law = boot.fit  # the point fit with its bootstrap samples attached
+    cal = None
+    if calibrate:
+        from scalinglab.laws.calibration import extrapolation_scatter
+
+        say("calibrate: nested backtest on the fit set ...")
+        cal = extrapolation_scatter(runs, n_resamples=n_resamples, seed=seed)
     options = {"approach": approach, "form": form if isinstance(form, str) else resolve_form(form).name,
                "n_resamples": n_resamples,
                "seed": seed, **{k: v for k, v in kwargs.items() if isinstance(v, (str, int, float))}}
     return LawFit(law=law, point=point, approach=approach, source=runs.source, n_points=len(runs),
                   data_sha256=runs_sha256(runs), notes=tuple(runs.notes), warnings=warnings, bootstrap=boot,
-                  level=level, backtest=bt, at=at, options=options)
+                  level=level, backtest=bt, at=at, options=options, calibration=cal)
 
 
 def runs_sha256(runs: RunsTable) -> str:

@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from scalinglab.errors import DataError
-from scalinglab.laws.calibration import CalibrationRow, calibrate_set, check_set, pooled
+from scalinglab.laws.calibration import CalibrationRow, auto_holdout, calibrate_set, check_set, pooled
 from scalinglab.laws.intervals import DEFAULT_LEVELS
 from scalinglab.laws.runs import load_runs_csv
 
@@ -113,13 +111,8 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 
 def _holdout_of(spec: DataSetSpec, runs) -> str:
-    """``auto``: budgets when the table labels them or its C values repeat exactly (an IsoFLOP grid such as
-    Llama 3's, at least 3 runs per value on average); else compute (C scattered, as in Epoch's data)."""
-    if spec.holdout != "auto":
-        return spec.holdout
-    if runs.budget is not None or 3 * len(np.unique(runs.compute_flops)) <= len(runs):
-        return "budgets"
-    return "compute"
+    """``auto``: :func:`~scalinglab.laws.calibration.auto_holdout`."""
+    return auto_holdout(runs) if spec.holdout == "auto" else spec.holdout
 
 
 def run_calibration(specs: Sequence[DataSetSpec], *, levels: Sequence[float] = DEFAULT_LEVELS,

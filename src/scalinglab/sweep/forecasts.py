@@ -50,7 +50,7 @@ def evaluate(prediction: Mapping[str, Any], observed: Any) -> dict[str, Any]:
     held = []
     for pair in prediction.get("intervals") or ():
         row = {"level": float(pair["level"])}
-        for kind in ("ci", "pi"):
+        for kind in ("ci", "pi", "pi_calibrated"):
             if pair.get(kind) is not None:
                 lo, hi = (float(x) for x in pair[kind])
                 row[kind] = [lo, hi]

@@ -186,6 +186,12 @@ def _print_fit(payload: dict) -> None:
     if "vertices" in fit:  # IsoFLOP parabolas (Approach 2)
         _print_vertices(console, fit["vertices"])
     _print_allocation(console, payload)
+    if "calibration" in payload:
+        cal = payload["calibration"]
+        ks = ", ".join(f"{k} ({round(100 * float(lv))}%)" for lv, k in
+                       ((lv, f"{v:.4f}") for lv, v in cal["extra_sd_per_decade"].items()))
+        console.print(f"Calibration (nested backtest, holdout by {cal['holdout']}): extrapolation scatter "
+                      f"{ks} in log-loss per decade beyond C = {cal['max_compute_flops']:.3g}")
     if "backtest" in payload:
         bt = payload["backtest"]
         m = bt["metrics"]

@@ -54,6 +54,8 @@ def forecast_command(
     if (sweep is None) != (run_id is None):
         raise ConfigError("--sweep and --run-id go together: the registry keeps the forecast for that run")
     levels = parse_levels(level)
+    if sweep is not None:
+        _known_run(sweep, run_id)  # refuse an unknown run before writing anything
     sizes = {k: None if v is None else _positive(parse_count(v), flag) for k, v, flag in
              (("n_params", params, "--params"), ("n_tokens", tokens, "--tokens"))}
     c = None if compute is None else _positive(parse_flops(compute), "--compute")
@@ -75,6 +77,13 @@ def _positive(x: float, flag: str) -> float:
     if not (math.isfinite(x) and x > 0):
         raise ConfigError(f"{flag} must be positive, got {x}")
     return x
+
+
+def _known_run(sweep: Path, run_id: str) -> None:
+    from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+
+    with Registry.open(sweep / REGISTRY_FILENAME, create=False) as reg:
+        reg.get(run_id)
 
 
 def _keep(sweep: Path, run_id: str, doc: dict) -> None:

@@ -100,6 +100,8 @@ class LawFit:
                                    **self.bootstrap.at_compute(c, self.level)} for c in self.at]
             out["bootstrap"] = boot
         out["allocation"] = [a.to_dict() for a in self.allocations()]
+        if self.calibration is not None:
+            out["calibration"] = dict(self.calibration)
         return out
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -99,3 +99,13 @@ def test_registry_checks_the_forecast_when_the_run_lands(fit_json, tmp_path, cap
         (kept,) = reg.forecasts()
     assert kept["check"]["observed"] == point and kept["check"]["rel_error"] == 0
     assert all(r["ci_held"] and r["pi_held"] for r in kept["check"]["intervals"])
+
+
+def test_unknown_sweep_run_is_refused_before_writing(fit_json, tmp_path, capsys):
+    from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+
+    with Registry.open(tmp_path / REGISTRY_FILENAME) as reg:
+        reg.ensure_sweep("s", {"k": 1})
+    line = exit2(["forecast", "--law", fit_json, "--params", "1B", "--tokens", "20B", "--out",
+                  str(tmp_path / "f.json"), "--sweep", str(tmp_path), "--run-id", "nope"], capsys)
+    assert "nope" in line and not (tmp_path / "f.json").exists()

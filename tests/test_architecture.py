@@ -192,6 +192,9 @@ NO_TORCH = {
     "study": "import scalinglab.study.analysis, scalinglab.study.demo, scalinglab.study.prior, "
              "scalinglab.study.record, scalinglab.study.run",
     "sweep-registry": "import scalinglab.sweep.registry",
+    "forecast-backtest": "import scalinglab.laws.intervals, scalinglab.laws.calibration, "
+                         "scalinglab.study.calibration, scalinglab.study.forecast, "
+                         "scalinglab.sweep.forecasts, scalinglab.cli.forecast, scalinglab.cli.backtest",
     "sweep-design": "import scalinglab.sweep.design, scalinglab.sweep.grid",
     "plan-make-plan": "import scalinglab.plan, scalinglab.plan.planner, scalinglab.laws.data_constrained, "
                       "scalinglab.cli.plan; from scalinglab.plan import make_plan; make_plan(1e21, n_gpus=8)",

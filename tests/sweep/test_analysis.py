@@ -48,6 +48,8 @@ def test_analysis_recovers_the_exponent_and_writes_fit_json(synthetic_sweep):
     assert a3.params["alpha"] == pytest.approx(ALPHA, abs=0.05)
     assert data.backtest.rows[0].rel_error == pytest.approx(0, abs=0.15)
     assert data.plan.rows[0] == ("compute (FLOPs)", "1e+22")
+    # the next budget's loss with its 80 % and 95 % confidence and prediction intervals (laws/intervals.py)
+    assert [r[0] for r in data.plan.interval_rows] == ["80%", "95%"]
     assert set(data.references) == {"Chinchilla (Hoffmann et al. 2022)", "Epoch (Besiroglu et al. 2024)"}
     assert any("blew-up (diverged)" in n for n in data.notes)
     saved = json.loads((synthetic_sweep / "fit.json").read_text())
@@ -59,6 +61,7 @@ def test_finish_writes_the_report(synthetic_sweep):
     data, page = finish(synthetic_sweep, n_boot=20)
     html = page.read_text()
     assert page.name == "report.html" and "blew-up" in html and "excluded from every fit" in html
+    assert "prediction interval" in html
 
 
 def test_a_step_that_cannot_run_is_recorded_not_raised(tmp_path):

@@ -62,6 +62,8 @@ def fit_command(
                                          "(dropped by default, with a note)."),
     at: list[str] = typer.Option([], "--at", help="Report N_opt/D_opt at these budgets."),
     out: Path | None = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="With --bootstrap: widen prediction intervals "
+                                   "by a nested backtest on the data (docs/calibration.md)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
@@ -81,7 +83,7 @@ def fit_command(
                       holdout_top=holdout_top,
                       compute_threshold=None if holdout_above is None else parse_flops(holdout_above),
                       skip_bad_budgets=skip_bad_budgets, keep_extrapolated=keep_extrapolated, at=computes,
-                      progress=_progress,
+                      progress=_progress, calibrate=calibrate,
                       loss=loss, delta=delta)
     payload = result.to_dict()
     _print_warnings(result.warnings)  # on stderr in text and --json mode alike
@@ -137,7 +139,7 @@ def _progress(msg: str) -> None:
     names."""
     from scalinglab.cli.flags import to_cli
 
-    info(msg if msg.startswith("bootstrap:") else f"[dim]{to_cli(msg)}[/dim]")
+    info(msg if msg.startswith(("bootstrap:", "calibrate:")) else f"[dim]{to_cli(msg)}[/dim]")
 
 
 def _print_warnings(warnings) -> None:
@@ -184,6 +186,12 @@ def _print_fit(payload: dict) -> None:
     if "vertices" in fit:  # IsoFLOP parabolas (Approach 2)
         _print_vertices(console, fit["vertices"])
     _print_allocation(console, payload)
+    if "calibration" in payload:
+        cal = payload["calibration"]
+        ks = ", ".join(f"{k} ({round(100 * float(lv))}%)" for lv, k in
+                       ((lv, f"{v:.4f}") for lv, v in cal["extra_sd_per_decade"].items()))
+        console.print(f"Calibration (nested backtest, holdout by {cal['holdout']}): extrapolation scatter "
+                      f"{ks} in log-loss per decade beyond C = {cal['max_compute_flops']:.3g}")
     if "backtest" in payload:
         bt = payload["backtest"]
         m = bt["metrics"]
@@ -256,9 +264,12 @@ def predict_command(
     compute: list[str] = typer.Option([], "--compute", help="Compute budget, e.g. 1e24 (repeatable)."),
     params: str | None = typer.Option(None, "--params", help="Parameters N, e.g. 7B."),
     tokens: str | None = typer.Option(None, "--tokens", help="Tokens D, e.g. 2T."),
+    level: str | None = typer.Option(None, "--level", help="Interval levels of a bootstrapped fit, e.g. "
+                                     "0.8,0.95 (the default when the law has samples)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Compute-optimal allocation at a budget (--compute) and/or the loss at (--params, --tokens)."""
+    """Compute-optimal allocation at a budget (--compute) and/or the loss at (--params, --tokens); a
+    bootstrapped fit adds confidence (law) and prediction (one new run) intervals."""
     from scalinglab.errors import ConfigError
     from scalinglab.laws.presets import load_law
     from scalinglab.units import parse_count, parse_flops
@@ -280,6 +291,7 @@ def predict_command(
         out["loss"] = {"n_params": n, "n_tokens": d,
                        "compute_flops": None if n is None or d is None else 6 * n * d,
                        "loss": loss_nd}
+    _add_intervals(out, model, [parse_flops(c) for c in compute], level)
     if as_json:
         print_json(out)
         return
@@ -297,6 +309,62 @@ def predict_command(
                  (("N", "n_params", "params"), ("D", "n_tokens", "tokens")) if p[key] is not None]
         flops = "" if p["compute_flops"] is None else f"  (C = 6ND = {p['compute_flops']:.3g} FLOPs)"
         console.print(f"L({', '.join(given)}) = {p['loss']:.5g}{flops}")
+        if "intervals" in p:
+            _print_loss_intervals(console, "  ", p["intervals"])
+    for a in out.get("intervals_at_compute", []):
+        _print_compute_intervals(console, a)
+
+
+def _add_intervals(out: dict, model, computes: list[float], level: str | None) -> None:
+    """Intervals of a bootstrapped law into ``out`` (the JSON of predict); nothing for a law without
+    samples unless --level asked for them (then the one-line error says why there are none)."""
+    from scalinglab.laws.intervals import (
+        DEFAULT_LEVELS,
+        compute_intervals,
+        has_intervals,
+        loss_intervals,
+        parse_levels,
+    )
+
+    if level is None and not has_intervals(model):
+        return
+    levels = DEFAULT_LEVELS if level is None else parse_levels(level)
+    out["intervals_at_compute"] = [compute_intervals(model, c, levels=levels) for c in computes]
+    p = out.get("loss")
+    if p is not None and p["n_params"] is not None and p["n_tokens"] is not None \
+            and model.chinchilla_params() is not None:
+        p["intervals"] = loss_intervals(model, p["n_params"], p["n_tokens"], levels=levels).to_dict()
+
+
+def _span(pair, key: str, fmt) -> str:
+    lo, hi = pair[key]
+    return f"{fmt(lo)} – {fmt(hi)}"
+
+
+def _print_loss_intervals(console, indent: str, li: dict) -> None:
+    def f(x):
+        return f"{x:.4f}"
+
+    for pair in li["intervals"]:
+        pi = f"; prediction interval {_span(pair, 'pi', f)}" if "pi" in pair else ""
+        if "pi_calibrated" in pair:
+            pi += f"; calibrated {_span(pair, 'pi_calibrated', f)}"
+        console.print(f"{indent}{round(100 * pair['level'])}%: confidence interval {_span(pair, 'ci', f)}"
+                      f"{pi}")
+    if li.get("residual_sd") is not None:
+        console.print(f"{indent}(prediction interval adds run-to-run scatter, sd {li['residual_sd']:.4f} "
+                      "in log-loss, from the fit's residuals)")
+
+
+def _print_compute_intervals(console, a: dict) -> None:
+    console.print(f"At C = {a['compute_flops']:.3g} FLOPs:")
+    for key, name in (("n_params", "N_opt"), ("n_tokens", "D_opt")):
+        cis = ", ".join(f"{round(100 * p['level'])}% CI {_span(p, 'ci', _count)}"
+                        for p in a[key]["intervals"])
+        console.print(f"  {name} = {_count(a[key]['point'])}: {cis}")
+    if "loss" in a:
+        console.print(f"  L* = {a['loss']['point']:.4f}")
+        _print_loss_intervals(console, "  ", a["loss"])
 
 
 # ------------------------------------------------------------------------------------------------------ laws

@@ -39,6 +39,7 @@ PARAM_FLAGS: dict[str, str] = {
     "n_resamples=": "--bootstrap ",
     "level=": "--level ",
     "approach=1": "--approach 1",
+    "calibrate=True": "--calibrate",
     # ---- plan
     "price_per_gpu_hour": "--price-per-gpu-hour",
     "n_gpus=N": "--gpus N",

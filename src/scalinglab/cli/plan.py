@@ -98,6 +98,8 @@ def plan(
     dtype: str = typer.Option("bf16", "--dtype", help="Matmul dtype for the peak FLOP/s (bf16, fp8, ...)."),
     precision: str = typer.Option("mixed", "--precision", help="mixed (2+2+12 B/param), amp, fp32 or bf16."),
     hardware: str | None = _HW,
+    level: str | None = typer.Option(None, "--level", help="Interval levels of a bootstrapped law, e.g. "
+                                     "0.8,0.95 (the default when the law has samples)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Plan a run: `scalinglab plan --compute 1e23 --gpu h100 --law epoch2024`."""
@@ -128,10 +130,48 @@ def plan(
         precision=precision,
         hardware_file=hardware,
     )
+    payload = p.to_dict()
+    intervals = _plan_intervals(law, payload["allocation"], level)
+    if intervals:
+        payload["intervals"] = intervals
     if as_json:
-        print_json(p.to_dict())
+        print_json(payload)
         return
     _print_plan(p)
+    if intervals:
+        _print_plan_intervals(intervals)
+
+
+def _plan_intervals(law_text: str, alloc: dict, level: str | None) -> dict | None:
+    """CI and PI of the planned run's loss, CIs of the compute-optimal N and D (laws/intervals.py), when the
+    law carries bootstrap samples (or --level asked for intervals)."""
+    from scalinglab.laws.intervals import (
+        DEFAULT_LEVELS,
+        compute_intervals,
+        has_intervals,
+        loss_intervals,
+        parse_levels,
+    )
+    from scalinglab.laws.presets import load_law
+
+    model = load_law(law_text)
+    if level is None and not has_intervals(model):
+        return None
+    levels = DEFAULT_LEVELS if level is None else parse_levels(level)
+    out = {"compute_optimal": compute_intervals(model, alloc["compute_flops"], levels=levels)}
+    if model.chinchilla_params() is not None:
+        out["loss"] = loss_intervals(model, alloc["n_params"], alloc["n_tokens"], levels=levels).to_dict()
+    return out
+
+
+def _print_plan_intervals(intervals: dict) -> None:
+    from scalinglab.cli.fit import _print_compute_intervals, _print_loss_intervals
+
+    console = stdout_console()
+    if "loss" in intervals:
+        console.print(f"Planned run's loss {intervals['loss']['point']:.4f}:")
+        _print_loss_intervals(console, "  ", intervals["loss"])
+    _print_compute_intervals(console, intervals["compute_optimal"])
 
 
 def _warn(lines) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from scalinglab.errors import ConfigError
 from scalinglab.fileio import atomic_write_json
@@ -61,12 +63,23 @@ class LawFit:
     approach: int
     source: str
     n_points: int
+    data_sha256: str = ""
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     bootstrap: BootstrapResult | None = None
     level: float = 0.95
     backtest: BacktestResult | None = None
     at: tuple[float, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)  # what was asked, for the saved provenance
+    calibration: dict[str, Any] | None = None  # laws/calibration.extrapolation_scatter, when asked for
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the law came from: the data's hash, the fit options, the scalinglab version (a forecast
+        file quotes it, so a prediction can be traced to the exact data and fit)."""
+        from scalinglab import __version__
+
+        return {"data_sha256": self.data_sha256, "source": self.source, "n_points": self.n_points,
+                "options": dict(self.options), "notes": list(self.notes), "version": __version__}
 
     def allocations(self) -> list[Allocation]:
         """The law's compute-optimal allocation at each budget of ``at``."""
@@ -87,12 +100,15 @@ class LawFit:
                                    **self.bootstrap.at_compute(c, self.level)} for c in self.at]
             out["bootstrap"] = boot
         out["allocation"] = [a.to_dict() for a in self.allocations()]
+        if self.calibration is not None:
+            out["calibration"] = dict(self.calibration)
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the law (with its samples) as JSON atomically; ``scalinglab.laws.load_law(path)`` reads
         it."""
-        return atomic_write_json(path, self.law.to_dict())
+        extra = {} if self.calibration is None else {"calibration": self.calibration}
+        return atomic_write_json(path, {**self.law.to_dict(), "provenance": self.provenance(), **extra})
 
 
 def _check(approach: int, n_resamples: int, level: float, holdout_top: int | None, form, at) -> None:
@@ -119,7 +135,14 @@ def _fit(runs: RunsTable, approach: int, form, fit_kwargs: dict, a2: dict):
     if approach == 2:
         res = fit_approach2(runs, **a2)
         return res, tuple(n for n in res.notes if n not in runs.notes) + tuple(res.warnings)
+    from dataclasses import replace
+
+    from scalinglab.laws.approach3 import variables_for
+    from scalinglab.laws.intervals import residual_sd_of_fit
+
     res = fit_approach3(runs, form=form, **fit_kwargs)
+    # the scatter of runs around the law, for prediction intervals (laws/intervals.py)
+    res = replace(res, residual_sd=residual_sd_of_fit(res, variables_for(res.form, runs), runs.loss))
     return res, tuple(res.warnings)
 
 
@@ -151,6 +174,7 @@ def fit_runs(
     keep_extrapolated: bool = False,
     at: Sequence[float] = (),
     progress: Callable[[str], None] | None = None,
+    calibrate: bool = False,
     **fit_kwargs: Any,
 ) -> LawFit:
     """Fit a scaling law to ``runs`` with Approach 1, 2 or 3, optionally bootstrapped and backtested.
@@ -175,6 +199,9 @@ def fit_runs(
         warning naming each).
     at : sequence of float
         Budgets (FLOPs) at which to report the compute-optimal allocation.
+    calibrate : bool
+        Approach 3 with bootstrap: measure the extrapolation scatter by a nested backtest on ``runs``
+        (:func:`scalinglab.laws.calibration.extrapolation_scatter`); saved fits then give calibrated PIs.
     progress : callable, optional
         Receives the data notes once the fit has succeeded, then a line before the bootstrap starts.
     **fit_kwargs
@@ -182,6 +209,8 @@ def fit_runs(
     """
     at = tuple(check_compute(c) for c in at)
     _check(approach, n_resamples, level, holdout_top, form, at)
+    if calibrate and (approach != 3 or not n_resamples):
+        raise ConfigError("calibrate=True needs approach=3 with n_resamples= (the intervals it widens)")
     kwargs = dict(fit_kwargs) if approach == 3 else {}
     a2 = {"skip_bad_budgets": skip_bad_budgets, "keep_extrapolated": keep_extrapolated}  # Approach 2 options
     point, warnings = _fit(runs, approach, form, kwargs, a2)
@@ -196,5 +225,26 @@ def fit_runs(
         say(f"bootstrap: {n_resamples} resamples (seed {seed}) ...")
         boot = _bootstrap(runs, approach, form, point, n_resamples, seed, kwargs, a2)
         law = boot.fit  # the point fit with its bootstrap samples attached
+    cal = None
+    if calibrate:
+        from scalinglab.laws.calibration import extrapolation_scatter
+
+        say("calibrate: nested backtest on the fit set ...")
+        cal = extrapolation_scatter(runs, n_resamples=n_resamples, seed=seed)
+    options = {"approach": approach, "form": form if isinstance(form, str) else resolve_form(form).name,
+               "n_resamples": n_resamples,
+               "seed": seed, **{k: v for k, v in kwargs.items() if isinstance(v, (str, int, float))}}
     return LawFit(law=law, point=point, approach=approach, source=runs.source, n_points=len(runs),
-                  notes=tuple(runs.notes), warnings=warnings, bootstrap=boot, level=level, backtest=bt, at=at)
+                  data_sha256=runs_sha256(runs), notes=tuple(runs.notes), warnings=warnings, bootstrap=boot,
+                  level=level, backtest=bt, at=at, options=options, calibration=cal)
+
+
+def runs_sha256(runs: RunsTable) -> str:
+    """SHA-256 of the fitted columns (N, D, C, loss as float64 bytes): the data's identity, whatever file or
+    filter it came through."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for col in (runs.n_params, runs.n_tokens, runs.compute_flops, runs.loss):
+        h.update(b"-" if col is None else np.ascontiguousarray(col, dtype="<f8").tobytes())
+    return h.hexdigest()

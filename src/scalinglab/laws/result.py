@@ -77,6 +77,9 @@ class FitResult:
     n_starts: int = 1
     optimizer_converged: bool = True
     message: str = ""
+    # sd of the log residuals on the fitted data (n - p dof): the run-to-run scatter a prediction interval
+    # adds to the law's own uncertainty (scalinglab.laws.intervals); None when not measured.
+    residual_sd: float | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -192,6 +195,7 @@ class FitResult:
                            else [[_num(x) for x in row] for row in self.covariance]),
             "bootstrap": None if self.bootstrap is None else {k: [_num(x) for x in v]
                                                               for k, v in self.bootstrap.items()},
+            "residual_sd": None if self.residual_sd is None else float(self.residual_sd),
         }
 
     @classmethod
@@ -214,6 +218,7 @@ class FitResult:
                        n_starts=int(d.get("n_starts", 1)),
                        optimizer_converged=bool(d.get("optimizer_converged", True)),
                        message=d.get("message", ""),
+                       residual_sd=None if d.get("residual_sd") is None else float(d["residual_sd"]),
                        covariance=None if cov is None else np.array([[_unnum(x) for x in r] for r in cov]),
                        bootstrap=(None if boot is None
                                   else {k: np.array([_unnum(x) for x in v]) for k, v in boot.items()}))

@@ -79,6 +79,8 @@ class FittedLaw:
     description: str
     source: str
     fit: FitResult
+    # extrapolation scatter from `fit --calibrate` (laws/calibration.extrapolation_scatter), for forecasts
+    calibration: Mapping[str, Any] | None = None
 
     @property
     def form(self) -> LawForm:
@@ -138,8 +140,9 @@ class FittedLaw:
     def from_dict(cls, doc: Mapping[str, Any], *, name: str = "saved-fit",
                   source: str = "saved fit") -> FittedLaw:
         fit = FitResult.from_dict(doc)
+        cal = doc.get("calibration")
         return cls(name=name, description=f"fit of {fit.form.name} on {fit.n_points} points", source=source,
-                   fit=fit)
+                   fit=fit, calibration=cal if isinstance(cal, Mapping) else None)
 
 
 @dataclass(frozen=True, eq=False)

@@ -149,6 +149,11 @@ def _plan_section(data: Any) -> str:
     if plan and plan.planner_error and not plan.html:
         why = escape(str(plan.planner_error))
         inner += f"<p class='warn'>The GPU planner could not plan this run: {why}</p>"
+    if plan and plan.interval_rows:
+        inner += ("<p>Predicted loss there: confidence interval (the law's uncertainty, bootstrap) and "
+                  "prediction interval (plus the run-to-run scatter of the fit's residuals).</p>"
+                  + _table(["level", "confidence interval", "prediction interval"],
+                           [[escape(str(x)) for x in r] for r in plan.interval_rows], "intervals"))
     return f"<section id='plan'><h2>Next budget: what 10× more compute buys</h2>{desc}{inner}</section>"
 
 

@@ -12,6 +12,7 @@ import datetime
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +95,17 @@ def _vertex(v, boot) -> Vertex:
 
 
 def _approach3(runs, n_boot: int, seed: int) -> Approach3Summary:
-    from scalinglab.laws.approach3 import fit_approach3
+    from scalinglab.laws.approach3 import fit_approach3, variables_for
     from scalinglab.laws.bootstrap import bootstrap_approach3
+    from scalinglab.laws.intervals import residual_sd_of_fit
 
     fit = fit_approach3(runs)
+    fit = replace(fit, residual_sd=residual_sd_of_fit(fit, variables_for(fit.form, runs), runs.loss))
     p = dict(fit.params)
     out: dict[str, Any] = {}
     if n_boot:
         boot = bootstrap_approach3(runs, n_resamples=n_boot, seed=seed, point=fit)
+        fit = boot.fit  # with its samples: the plan's loss intervals come from them
         out["ci"] = {k: boot.interval(k) for k in p if k in boot.samples}
         s = boot.samples
         if "alpha" in s and "beta" in s:
@@ -159,10 +163,22 @@ def _sweep_law(a2_fit, a3_fit):
     return CombinedLaw(allocation_law=a2_fit, loss_law=a3_fit, name=_SWEEP_LAW_NAME, source=_SWEEP_LAW_SOURCE)
 
 
-def _plan_next(law, top_budget: float, seq_len: int | None = None) -> NextBudgetPlan:
+def _interval_rows(interval_law, alloc) -> tuple[tuple[str, str, str], ...]:
+    """CI and PI of the Approach 3 loss at the planned N, D (laws/intervals.py); () without samples."""
+    from scalinglab.laws.intervals import has_intervals, loss_intervals
+
+    if interval_law is None or not has_intervals(interval_law):
+        return ()
+    li = loss_intervals(interval_law, alloc.n_params, alloc.n_tokens)
+    return tuple((f"{round(100 * p.level)}%", f"{p.ci[0]:.4f} – {p.ci[1]:.4f}",
+                  "-" if p.pi is None else f"{p.pi[0]:.4f} – {p.pi[1]:.4f}") for p in li.intervals)
+
+
+def _plan_next(law, top_budget: float, seq_len: int | None = None, interval_law=None) -> NextBudgetPlan:
     """What 10× the top budget buys under the fitted law (and the planner's section when it can plan it)."""
     c = 10 * top_budget
     alloc = law.optimal_allocation(c)
+    intervals = _interval_rows(interval_law, alloc) if alloc.loss is not None else ()
     rows = [("compute (FLOPs)", f"{c:.3g}"), ("N_opt (parameters)", f"{alloc.n_params:.3g}"),
             ("D_opt (tokens)", f"{alloc.n_tokens:.3g}"),
             ("tokens per parameter", f"{alloc.tokens_per_param:.3g}")]
@@ -177,8 +193,8 @@ def _plan_next(law, top_budget: float, seq_len: int | None = None) -> NextBudget
     except Exception as err:  # noqa: BLE001 - the planner's section is optional; the table above stands alone
         log.info("planner section unavailable: %s", err)
         return NextBudgetPlan(description=desc, rows=tuple(rows),
-                              planner_error=f"{type(err).__name__}: {err}")
-    return NextBudgetPlan(description=desc, rows=tuple(rows), html=html)
+                              planner_error=f"{type(err).__name__}: {err}", interval_rows=intervals)
+    return NextBudgetPlan(description=desc, rows=tuple(rows), html=html, interval_rows=intervals)
 
 
 def _references(curve: AllocationCurve | None) -> dict[str, ReferenceCurve]:
@@ -253,7 +269,7 @@ def _fit_all(csv_path: Path, rows: tuple[RunRow, ...], seq_len: int | None, n_bo
     if a2:
         law = out["law"] = _sweep_law(a2.fit, a3.fit if a3 else None)
         top = max(r.budget for r in rows if r.budget)
-        out["plan"] = _step(errors, "plan", _plan_next, law, top, seq_len)
+        out["plan"] = _step(errors, "plan", _plan_next, law, top, seq_len, a3.fit if a3 else None)
         out["references"] = _step(errors, "reference laws", _references, a2.curve) or {}
     return out
 

@@ -228,15 +228,18 @@ class NextBudgetPlan:
     rows: tuple[tuple[str, str], ...] = ()
     html: str | None = None
     planner_error: str | None = None
+    # (level, "CI lo – hi", "PI lo – hi") of the predicted loss there (laws/intervals.py), when bootstrapped
+    interval_rows: tuple[tuple[str, str, str], ...] = ()
 
     def to_dict(self) -> dict:
         return {"description": self.description, "rows": [list(r) for r in self.rows], "html": self.html,
-                "planner_error": self.planner_error}
+                "planner_error": self.planner_error, "interval_rows": [list(r) for r in self.interval_rows]}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> NextBudgetPlan:
         return cls(description=d.get("description"), rows=tuple(tuple(r) for r in d.get("rows") or ()),
-                   html=d.get("html"), planner_error=d.get("planner_error"))
+                   html=d.get("html"), planner_error=d.get("planner_error"),
+                   interval_rows=tuple(tuple(r) for r in d.get("interval_rows") or ()))
 
 
 def _opt(cls, d: Mapping, key: str):

@@ -27,6 +27,7 @@ from typing import Any
 
 from scalinglab.errors import RegistryError
 from scalinglab.fileio import atomic_write_text
+from scalinglab.sweep import forecasts
 from scalinglab.sweep.schema import MIGRATIONS, SCHEMA_VERSION
 
 STATUSES = ("queued", "running", "done", "failed", "diverged")
@@ -273,6 +274,8 @@ class Registry:
                     "ON CONFLICT(run_id) DO UPDATE SET loss = excluded.loss, summary_json = "
                     "excluded.summary_json, updated_at = excluded.updated_at",
                     (run_id, loss, json.dumps(summary, sort_keys=True, default=str), now))
+            if status == "done":
+                forecasts.check_landed(self._conn, run_id, loss, now)  # a forecast checks itself on landing
 
     def update_counts(self, run_id: str, *, n_params: float, n_tokens: float, compute_flops: float) -> None:
         """Replace the planned N, D, C by the ones the trainer measured."""
@@ -331,6 +334,17 @@ class Registry:
     def artefacts(self, run_id: str) -> dict[str, str]:
         rows = self._conn.execute("SELECT kind, path FROM artefacts WHERE run_id = ?", (run_id,)).fetchall()
         return {r["kind"]: r["path"] for r in rows}
+
+    # -- forecasts (sweep/forecasts.py) ------------------------------------------------------------------
+    def add_forecast(self, run_id: str, forecast: Mapping[str, Any]) -> None:
+        """Keep a forecast of ``run_id``'s final loss; it is checked when the run finishes with a loss."""
+        self.get(run_id)  # refuses an unknown run
+        with self._tx():
+            forecasts.store(self._conn, run_id, forecast, time.time())
+
+    def forecasts(self) -> list[dict[str, Any]]:
+        """Kept forecasts with their checks (``check`` None until the run lands)."""
+        return forecasts.rows(self._conn)
 
     # -- export ---------------------------------------------------------------------------------------
     def export_runs_csv(self, path: str | os.PathLike) -> Path:

@@ -41,7 +41,7 @@ TOKENS = 8 * 64  # batch x seq_len: the per-step loss is a mean of this many tok
 # bound). AdamW's update is invariant to the gradient's scale, so a relative gradient gap moves each update by
 # at most that fraction: the parameters get the same bound.
 GRAD_RTOL = fp32_reduction_rtol(TOKENS * 256, tp_worker.STEPS)
-MEMORY_RTOL = 0.05  # the acceptance bound for per-rank params + grads + optimizer bytes vs the planner
+MEMORY_RTOL = 0.05  # the bound: per-rank params + grads + optimizer bytes vs the planner
 
 
 def _launch(out: Path, nproc: int, names: tuple[str, ...], corpus: Path) -> None:

@@ -11,6 +11,7 @@ Run in one process (no torchrun) by the tests themselves for the single-process 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def config(corpus: str, name: str, **extra):
 def _full(t: torch.Tensor) -> torch.Tensor:
     from torch.distributed.tensor import DTensor
 
-    return (t.full_tensor() if isinstance(t, DTensor) else t).detach().clone()
+    return (t.full_tensor() if isinstance(t, DTensor) else t).detach().cpu().clone()
 
 
 def state_bytes(trainer) -> int:
@@ -82,9 +83,9 @@ def _save(rank: int, tensors: dict[str, torch.Tensor], path: Path) -> None:
 def full_state(trainer) -> dict[str, torch.Tensor]:
     """The gathered model + optimizer state, keyed as in a full-format checkpoint (collective)."""
     model_sd, optim_sd = trainer.strategy.full_state_dict(trainer.model, trainer.optimizer)
-    out = {f"model.{k}": v for k, v in model_sd.items()}
+    out = {f"model.{k}": v.cpu() for k, v in model_sd.items()}
     for i, st in optim_sd["state"].items():
-        out |= {f"optim.{i}.{k}": v for k, v in st.items() if torch.is_tensor(v)}
+        out |= {f"optim.{i}.{k}": v.cpu() for k, v in st.items() if torch.is_tensor(v)}
     return out
 
 
@@ -106,12 +107,13 @@ def main(out: Path, corpus: str, names: list[str]) -> None:
     from scalinglab.train.loop import Trainer
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo")
+    device = os.environ.get("TP_WORKER_DEVICE", "cpu")  # cuda: NCCL (tests/parallel/..._cuda.py)
+    dist.init_process_group("nccl" if device == "cuda" else "gloo")
     world, rank = dist.get_world_size(), dist.get_rank()
     nbytes = {}
     for name in names:
-        cfg = config(corpus, name)
-        ctx = init_from_env(cfg.parallel, "cpu", cfg.layout(world))
+        cfg = config(corpus, name, device=device)
+        ctx = init_from_env(cfg.parallel, device, cfg.layout(world))
         result, trainer = trace(cfg, out / f"run-{name}", ctx)
         nbytes[name] = [None] * world
         dist.all_gather_object(nbytes[name], state_bytes(trainer))
@@ -119,8 +121,8 @@ def main(out: Path, corpus: str, names: list[str]) -> None:
         checkpoint(trainer, out / f"run-{name}", full=False)  # DCP shards under tp, full state under fsdp
         checkpoint(trainer, out / f"full-{name}", full=True)
     if "fsdp2" in names:  # re-sharding: fsdp2's checkpoint into a tp2 layout of the same model
-        cfg = config(corpus, "tp2-swiglu")
-        trainer = Trainer(cfg, out / "reshard", init_from_env(cfg.parallel, "cpu", cfg.layout(world)))
+        cfg = config(corpus, "tp2-swiglu", device=device)
+        trainer = Trainer(cfg, out / "reshard", init_from_env(cfg.parallel, device, cfg.layout(world)))
         trainer.load(ckpt.read(ckpt.resolve(out / "run-fsdp2")))
         _save(rank, full_state(trainer), out / "fsdp2-into-tp2.safetensors")
     if rank == 0:

@@ -189,6 +189,7 @@ LIGHT_MODULES = ("units", "errors", "fileio", "laws", "plan", "report", "arch", 
 NO_TORCH = {
     **{m: f"import scalinglab.{m}" for m in LIGHT_MODULES},
     "report-page": "import scalinglab.report.page",
+    "parallel-config-and-launch-line": "import scalinglab.parallel.config, scalinglab.plan.launch",
     "study": "import scalinglab.study.analysis, scalinglab.study.demo, scalinglab.study.prior, "
              "scalinglab.study.record, scalinglab.study.run",
     "sweep-registry": "import scalinglab.sweep.registry",

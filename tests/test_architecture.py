@@ -36,6 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": set(),
     "study": {"arch", "data", "model", "train", "parallel", "sweep", "laws", "plan", "report"},
     "cli": {"arch", "data", "model", "train", "parallel", "sweep", "laws", "plan", "report", "study"},
+    "__main__": {"cli"},  # python -m scalinglab (torchrun ... -m scalinglab train)
 }
 # Cycles tolerated for now (none: the 7-module laws/forms.py <-> laws/data_constrained.py cycle is gone).
 KNOWN_CYCLES: set[frozenset[str]] = set()

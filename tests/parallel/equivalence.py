@@ -1,0 +1,131 @@
+"""Train a tiny model for a few AdamW steps under one parallel layout and collect what the equivalence tests
+compare with one process: the loss of every step, the final validation loss, and the full (gathered)
+parameters and gradients after the last step.
+
+Under torchrun every rank runs each named layout in turn (one launch, start-up paid once) and rank 0 saves the
+results; ``python -m tests.parallel.equivalence OUT.pt CORPUS LAYOUT...``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from scalinglab.arch import GPTConfig
+from scalinglab.train.config import TrainConfig
+
+STEPS = int(os.environ.get("EQ_STEPS", "5"))
+BATCH, SEQ = 8, 64
+# Each layout: (model kind, parallel degrees). A capacity factor of E (n_experts) lets one expert take every
+# token of a micro-batch: no token is dropped whatever the local batch (routing then matches one process).
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "pp2-gpipe": dict(model="dense", pp=2, pp_schedule="gpipe", n_microbatches=4),
+    "pp2-1f1b": dict(model="dense", pp=2, pp_schedule="1f1b", n_microbatches=4),
+    "pp2-interleaved": dict(model="dense", pp=2, pp_schedule="interleaved", n_microbatches=4,
+                            virtual_stages=2),
+    "ep2": dict(model="moe", ep=2),
+    "fsdp2-ep2": dict(model="moe", ep=2, fsdp=2),
+    "dp2-pp2": dict(model="dense", dp=2, pp=2, pp_schedule="1f1b", n_microbatches=2),
+    "ddp2": dict(model="dense", ddp=2),  # the data-parallel strategy already trusted: the rounding floor
+}
+
+
+def config(corpus: str | Path, kind: str) -> TrainConfig:
+    shape = dict(vocab_size=257, seq_len=SEQ, d_model=64, n_layer=4, n_head=4)
+    if kind == "moe":
+        shape.update(n_layer=2, n_experts=4, top_k=2, capacity_factor=4.0)
+    return TrainConfig(model=GPTConfig(**shape), data_dir=str(corpus), n_tokens=BATCH * SEQ * STEPS,
+                       batch_size=BATCH, lr=1e-2, eps=float(os.environ.get("EQ_EPS", "1e-8")), eval_every=None, eval_tokens=1024, checkpoint_every=None,
+                       device="cpu")
+
+
+def collect(cfg: TrainConfig, run_dir: Path, dist_ctx=None, strategy=None) -> dict[str, Any] | None:
+    """Train ``cfg`` (under ``strategy`` when given) and return losses, val loss, full params and grads (on
+    the main rank; None elsewhere)."""
+    from scalinglab.train import loop
+    from scalinglab.train.rundir import NullLog
+
+    real = loop.make_strategy
+    if strategy is not None:
+        loop.make_strategy = lambda _dist, _device: strategy
+    try:
+        trainer = loop.Trainer(cfg, run_dir, dist_ctx)
+    finally:
+        loop.make_strategy = real
+    losses: list[float] = []
+    summary = trainer.train(NullLog(), lambda rec: losses.append(rec["loss"]))
+    params, _ = trainer.strategy.full_state_dict(trainer.model, trainer.optimizer)
+    grads = full_grads(trainer.strategy, trainer.model)
+    if not trainer.strategy.is_main:
+        return None
+    return {"loss": losses, "val_loss": summary.val_loss, "params": params, "grads": grads}
+
+
+def full_grads(strategy, model) -> dict[str, torch.Tensor]:
+    """Every parameter's gradient as one process holds it: shards gathered (FSDP), experts gathered (EP),
+    stages merged (PP)."""
+    from torch.distributed.tensor import DTensor
+
+    if not dist.is_initialized():
+        return {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    experts = getattr(strategy, "experts", {})
+    mine = {}
+    for name, p in model.named_parameters():
+        g = p.grad.full_tensor() if isinstance(p.grad, DTensor) else p.grad
+        mine[name] = (strategy._gather(g) if name in experts else g).detach().cpu()
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, mine)
+    return {k: v for part in parts for k, v in part.items()}
+
+
+def build(layout: dict[str, Any], device: torch.device):
+    """(DistContext, strategy) of ``layout`` on the current process group."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    from scalinglab.parallel import DistContext
+    from scalinglab.parallel.expert import ExpertParallel
+    from scalinglab.parallel.pipeline import Pipeline
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if "pp" in layout:
+        dp = layout.get("dp", 1)
+        mesh = init_device_mesh("cpu", (dp, layout["pp"]), mesh_dim_names=("dp", "pp"))
+        ctx = DistContext(rank, world, rank, "ddp", mesh, owns_group=False)
+        return ctx, Pipeline(device, ctx, pp=layout["pp"], virtual=layout.get("virtual_stages", 1),
+                             schedule=layout["pp_schedule"], n_microbatches=layout["n_microbatches"])
+    mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("dp",))
+    ctx = DistContext(rank, world, rank, "ddp", mesh, owns_group=False)
+    if "ddp" in layout:
+        from scalinglab.parallel import DDP
+
+        return ctx, DDP(device, ctx)
+    return ctx, ExpertParallel(device, ctx, ep=layout["ep"], fsdp=layout.get("fsdp", 1) > 1)
+
+
+def main(out: str, corpus: str, names: list[str]) -> None:
+    import tempfile
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    results = {}
+    try:
+        for name in names:
+            layout = LAYOUTS[name]
+            ctx, strategy = build(layout, torch.device("cpu"))
+            run_dir = Path(tempfile.mkdtemp(prefix=f"eq-{name}-"))
+            results[name] = collect(config(corpus, layout["model"]), run_dir, ctx, strategy)
+            dist.barrier()
+    finally:
+        if dist.get_rank() == 0:
+            torch.save(results, out)
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])

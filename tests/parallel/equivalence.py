@@ -58,9 +58,15 @@ def collect(cfg: TrainConfig, run_dir: Path, dist_ctx=None, strategy=None) -> di
     finally:
         loop.make_strategy = real
     losses: list[float] = []
-    summary = trainer.train(NullLog(), lambda rec: losses.append(rec["loss"]))
+    grads: dict[str, torch.Tensor] = {}
+
+    def progress(rec: dict) -> None:  # after each step, before the final evaluation
+        losses.append(rec["loss"])
+        if rec["step"] == cfg.n_steps:
+            grads.update(full_grads(trainer.strategy, trainer.model))
+
+    summary = trainer.train(NullLog(), progress)
     params, _ = trainer.strategy.full_state_dict(trainer.model, trainer.optimizer)
-    grads = full_grads(trainer.strategy, trainer.model)
     if not trainer.strategy.is_main:
         return None
     return {"loss": losses, "val_loss": summary.val_loss, "params": params, "grads": grads}

@@ -1,8 +1,8 @@
 """Pipeline parallelism with ``torch.distributed.pipelining``: the block list is cut into ``pp * virtual``
 stages (the embedding on the first, the final norm and lm_head on the last, the loss on the last), each rank
 runs its stages under GPipe (Huang et al. 2019), 1F1B (Narayanan et al. 2021, PipeDream-Flush) or interleaved
-1F1B with ``virtual`` stages per rank (Narayanan et al. 2021, sec. 2.2), and data parallelism (DDP over the
-mesh's ``dp`` dim) replicates the pipeline.
+1F1B with ``virtual`` stages per rank (Narayanan et al. 2021, sec. 2.2), and data parallelism (FSDP2's ``replicate`` over
+the mesh's ``dp`` dim) replicates the pipeline.
 
 Gradient scale: the schedules divide gradients by ``n_microbatches`` after the step when ``scale_grads=True``.
 Here the loss of each pipeline micro-batch is divided by ``n_microbatches`` *before* backward instead
@@ -116,7 +116,7 @@ class PipelineRunner:
 
 
 class Pipeline(Strategy):
-    """Pipeline stages over the mesh's ``pp`` dim, replicated with DDP over its ``dp`` dim.
+    """Pipeline stages over the mesh's ``pp`` dim, replicated over its ``dp`` dim.
 
     Parameters
     ----------
@@ -158,6 +158,10 @@ class Pipeline(Strategy):
     def is_main(self) -> bool:
         return self.dist.is_main
 
+    @property
+    def fused_optimizer(self) -> bool:  # type: ignore[override]
+        return self.dp_mesh is None  # replicated DTensor parameters do not take the fused kernel
+
     # Setup ------------------------------------------------------------------------------------------------
     def validate(self, cfg: Any) -> None:
         n_stages = self.pp * self.virtual
@@ -185,7 +189,7 @@ class Pipeline(Strategy):
         self.modules = [StageModule(model, layers[s], first=s == 0, last=s == n_stages - 1) for s in ids]
         prune_to(model, self.modules)
         for s, module in zip(ids, self.modules, strict=True):
-            sub = module if self.dp_mesh is None else _ddp(module, self.dp_mesh)
+            sub = module if self.dp_mesh is None else _replicate(module, self.dp_mesh)
             self.stages.append(PipelineStage(sub, s, n_stages, self.device, group=self.pp_group))
         self.schedule = self._make_schedule(self.stages, self.schedule_name, self.n_micro)
         return PipelineRunner(self)
@@ -262,7 +266,7 @@ class Pipeline(Strategy):
         params = [p for p in parameters if p.grad is not None]
         sq = torch.zeros((), device=self.device)
         for p in params:
-            sq += p.grad.detach().float().pow(2).sum()
+            sq += _local(p.grad).detach().float().pow(2).sum()
         dist.all_reduce(sq, op=dist.ReduceOp.SUM, group=self.pp_group)
         total = sq.sqrt()
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
@@ -275,7 +279,7 @@ class Pipeline(Strategy):
         names = {id(p): n for n, p in model.named_parameters()}
         local_opt = optimizer.state_dict()
         flat = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
-        mine = ({k: v.detach().cpu() for k, v in model.state_dict().items()},
+        mine = ({k: _cpu(v) for k, v in model.state_dict().items()},
                 {flat[i]: {k: _cpu(v) for k, v in st.items()} for i, st in local_opt["state"].items()})
         parts: list[Any] = [None] * self.pp
         dist.all_gather_object(parts, mine, group=self.pp_group)
@@ -290,13 +294,14 @@ class Pipeline(Strategy):
                              model_sd: dict[str, Any], optim_sd: dict[str, Any]) -> None:
         """Take this rank's stages' share of a full single-process state."""
         local = model.state_dict()
-        model.load_state_dict({k: model_sd[k] for k in local}, strict=True)
-        full_names = [n for group in self.full_order for n in group]
+        model.load_state_dict({k: _like(v, model_sd[k]) for k, v in local.items()}, strict=True)
+        index = {n: i for i, n in enumerate(n for group in self.full_order for n in group)}
         names = {id(p): n for n, p in model.named_parameters()}
-        flat = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+        params = [p for g in optimizer.param_groups for p in g["params"]]
         state = {int(k): v for k, v in optim_sd["state"].items()}
-        index = {n: i for i, n in enumerate(full_names)}
-        mine = {i: state[index[n]] for i, n in enumerate(flat) if index[n] in state}
+        mine = {i: {k: _like(p, v) if isinstance(v, torch.Tensor) and v.dim() else v
+                    for k, v in state[index[names[id(p)]]].items()}
+                for i, p in enumerate(params) if index[names[id(p)]] in state}
         groups, start = [], 0
         for g, full_g in zip(optimizer.param_groups, optim_sd["param_groups"], strict=True):
             n = len(g["params"])
@@ -306,18 +311,35 @@ class Pipeline(Strategy):
         optimizer.load_state_dict({"state": mine, "param_groups": groups})
 
 
+def _like(ref: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` (a full tensor) as ``ref`` holds it: a replicated DTensor on ``ref``'s mesh, or plain."""
+    from torch.distributed.tensor import DTensor
+
+    value = value.to(ref.device)
+    if isinstance(ref, DTensor):
+        return DTensor.from_local(value, ref.device_mesh, ref.placements, run_check=False)
+    return value
+
+
 def _cpu(value: Any) -> Any:
-    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
+    return _local(value).detach().cpu() if isinstance(value, torch.Tensor) else value
 
 
-def _ddp(module: nn.Module, dp_mesh) -> nn.Module:
-    """DDP over the data-parallel replicas of this stage; the pipelining stage drives its no_sync itself
-    (reducing on the last micro-batch's backward)."""
-    from torch.nn.parallel import DistributedDataParallel
+def _replicate(module: nn.Module, dp_mesh) -> nn.Module:
+    """Data parallelism over the replicas of this stage with FSDP2's ``replicate`` (parameters replicated,
+    gradients all-reduced and averaged), the data-parallel wrapper ``torch.distributed.pipelining`` drives
+    itself: it defers the reduction to the last micro-batch's backward (DDP's reducer, driven by the schedule's
+    repeated backwards, fails its bucket rebuild)."""
+    from torch.distributed._composable.replicate_with_fsdp import replicate
 
-    device_ids = None if dp_mesh.device_type == "cpu" else [next(module.parameters()).device.index]
-    return DistributedDataParallel(module, process_group=dp_mesh.get_group(), device_ids=device_ids,
-                                   broadcast_buffers=False)
+    return replicate(module, mesh=dp_mesh)
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """A replicated DTensor's local copy (the full value); a plain tensor unchanged."""
+    from torch.distributed.tensor import DTensor
+
+    return t.to_local() if isinstance(t, DTensor) else t
 
 
 def _autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:

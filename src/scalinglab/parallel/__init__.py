@@ -11,24 +11,22 @@ checks that two gloo ranks under DDP and FSDP match one process after a few Adam
 
 from __future__ import annotations
 
-import torch
+import importlib
+from typing import Any
 
-from scalinglab.parallel.ddp import DDP, grad_sync
-from scalinglab.parallel.fsdp import FSDP
-from scalinglab.parallel.mesh import STRATEGIES, DistContext, init_from_env
-from scalinglab.parallel.single import SingleProcess
-from scalinglab.parallel.strategy import Strategy
+from scalinglab.parallel.config import ParallelConfig
 
-__all__ = ["DDP", "FSDP", "STRATEGIES", "DistContext", "SingleProcess", "Strategy", "grad_sync",
-           "init_from_env",
-           "make_strategy"]
+__all__ = ["DDP", "FSDP", "STRATEGIES", "DistContext", "ParallelConfig", "SingleProcess", "Strategy",
+           "grad_sync", "init_from_env", "make_strategy"]
 
-# the multi-process entries of STRATEGIES ("none" under torchrun is DDP)
-_BY_NAME = {"ddp": DDP, "fsdp": FSDP}
+# Imported on first use, so that ``scalinglab.parallel.config`` (read by the torch-free TrainConfig and the
+# launcher) does not import torch.
+_LAZY = {"DDP": "ddp", "grad_sync": "ddp", "FSDP": "fsdp", "STRATEGIES": "mesh", "DistContext": "mesh",
+         "init_from_env": "mesh", "SingleProcess": "single", "Strategy": "strategy",
+         "make_strategy": "factory"}
 
 
-def make_strategy(dist: DistContext | None, device: torch.device) -> Strategy:
-    """The strategy for ``dist`` (None: one process) on this rank's ``device``."""
-    if dist is None:
-        return SingleProcess(device)
-    return _BY_NAME[dist.strategy](device, dist)
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'scalinglab.parallel' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"scalinglab.parallel.{_LAZY[name]}"), name)

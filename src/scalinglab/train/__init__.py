@@ -49,7 +49,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     data-parallel (``cfg.parallel``: DDP or FSDP2) on their shares of each global batch, and only rank 0
     writes the run folder; checkpoints hold the full state in the single-process format.
     """
-    from scalinglab.parallel import init_from_env
+    from scalinglab.parallel.mesh import init_from_env, world_size_from_env
     from scalinglab.train.loop import resolve_device
 
     run_dir = Path(run_dir)
@@ -57,7 +57,8 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
         if final.get("fingerprint") == cfg.fingerprint():
             return TrainResult(str(run_dir), RunSummary.from_dict(final))
-    dist = init_from_env(cfg.parallel, resolve_device(cfg.device).type)  # None in one process
+    layout = cfg.layout(world_size_from_env())  # a layout that cannot run is refused before joining
+    dist = init_from_env(cfg.parallel, resolve_device(cfg.device).type, layout)  # None in one process
     try:
         return _run(cfg, run_dir, resume, progress, branch_from, dist)
     finally:

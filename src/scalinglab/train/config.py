@@ -25,6 +25,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from scalinglab.arch import AttentionSpec, GPTConfig
 from scalinglab.errors import ConfigError, ScalingLabError
+from scalinglab.parallel.config import ParallelConfig
 
 SCHEDULES = ("cosine", "linear", "wsd", "constant")
 COOLDOWN_SHAPES = ("linear", "1-sqrt")
@@ -34,9 +35,12 @@ DEVICES = ("auto", "cpu", "cuda")
 BYTE_VOCAB = 257
 DEFAULT_SEQ_LEN = 256
 # Fields that do not change the trajectory: a resume may change them (everything else must match bitwise).
+# The model-parallel layout (scalinglab.parallel.config.ParallelConfig): the trajectory does not depend on it
+# (each layout is tested equal to one process), so a checkpoint resumes under another layout.
+LAYOUT_FIELDS = ("tp", "pp", "ep", "pp_schedule", "n_microbatches", "virtual_stages", "sequence_parallel")
 RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last",
                   "eval_every",
-                  "save_steps", "parallel")
+                  "save_steps", "parallel", *LAYOUT_FIELDS)
 # scalinglab.parallel.STRATEGIES (kept here: config parsing stays torch-free)
 PARALLEL = ("none", "ddp", "fsdp")
 
@@ -73,7 +77,11 @@ class TrainConfig:
         x the lowest such mean so far (a slow climb that the spike rule misses). None: off.
     parallel : {"none", "ddp", "fsdp"}
         Data-parallel strategy under ``torchrun`` (``WORLD_SIZE > 1``; ``none`` there means DDP); ignored in
-        one process. ``batch_size`` stays the global batch, so the trajectory matches one process.
+        one process. ``batch_size`` stays the global batch, so the trajectory matches one process. With
+        tp/pp/ep > 1 it says how the remaining (data-parallel) ranks hold the model.
+    tp, pp, ep, pp_schedule, n_microbatches, virtual_stages, sequence_parallel
+        The model-parallel layout (see :class:`scalinglab.parallel.config.ParallelConfig`); the ranks left
+        over by ``tp * pp * ep`` are data parallel under ``parallel``.
     """
 
     model: GPTConfig
@@ -107,6 +115,13 @@ class TrainConfig:
     spike_window: int = 50
     drift_factor: float | None = 1.5
     parallel: str = "none"
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    pp_schedule: str = "1f1b"
+    n_microbatches: int = 1
+    virtual_stages: int = 1
+    sequence_parallel: bool = False
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -116,6 +131,7 @@ class TrainConfig:
         self._check_floats()
         self._check_choices()
         self._check_data()
+        self.layout(None).check_model(self.model)  # tp dividing heads, pp <= layers, ep dividing experts
         if self.n_steps < 1:
             raise ConfigError(f"TrainConfig.n_tokens={self.n_tokens} is less than one step of "
                               f"{self.tokens_per_step} tokens (batch_size x seq_len); raise n_tokens")
@@ -186,6 +202,17 @@ class TrainConfig:
             object.__setattr__(self, "mixture", tuple((p, float(w)) for p, w in mix))
 
     # Derived ------------------------------------------------------------------------------------------------
+    def layout(self, world: int | None) -> ParallelConfig:
+        """The :class:`ParallelConfig` of this run on ``world`` ranks (None: the model-parallel degrees
+        alone), validated against the model, batch and precision; ConfigError otherwise."""
+        degrees = {name: getattr(self, name) for name in LAYOUT_FIELDS}
+        if world is None:
+            return ParallelConfig(**degrees)
+        layout = ParallelConfig.for_world(world, strategy=self.parallel, **degrees)
+        layout.validate(world=world, model=self.model, batch_size=self.batch_size,
+                        micro_batch_size=self.micro_batch_size, precision=self.precision)
+        return layout
+
     @property
     def micro(self) -> int:
         return self.micro_batch_size or self.batch_size

@@ -26,37 +26,31 @@ BATCH, SEQ = 8, 64
 LAYOUTS: dict[str, dict[str, Any]] = {
     "pp2-gpipe": dict(model="dense", pp=2, pp_schedule="gpipe", n_microbatches=4),
     "pp2-1f1b": dict(model="dense", pp=2, pp_schedule="1f1b", n_microbatches=4),
-    "pp2-interleaved": dict(model="dense", pp=2, pp_schedule="interleaved", n_microbatches=4,
+    "pp2-interleaved": dict(model="dense", pp=2, pp_schedule="interleaved_1f1b", n_microbatches=4,
                             virtual_stages=2),
     "ep2": dict(model="moe", ep=2),
-    "fsdp2-ep2": dict(model="moe", ep=2, fsdp=2),
-    "dp2-pp2": dict(model="dense", dp=2, pp=2, pp_schedule="1f1b", n_microbatches=2),
-    "ddp2": dict(model="dense", ddp=2),  # the data-parallel strategy already trusted: the rounding floor
+    "fsdp-ep2": dict(model="moe", ep=2, parallel="fsdp"),  # FSDP2 over the 2 data ranks x experts over them
+    "dp2-pp2": dict(model="dense", pp=2, pp_schedule="1f1b", n_microbatches=2),
+    "ddp2": dict(model="dense"),  # the data-parallel strategy already trusted: the rounding floor
 }
 
 
-def config(corpus: str | Path, kind: str) -> TrainConfig:
+def config(corpus: str | Path, kind: str, **layout: Any) -> TrainConfig:
     shape = dict(vocab_size=257, seq_len=SEQ, d_model=64, n_layer=4, n_head=4)
     if kind == "moe":
         shape.update(n_layer=2, n_experts=4, top_k=2, capacity_factor=4.0)
     return TrainConfig(model=GPTConfig(**shape), data_dir=str(corpus), n_tokens=BATCH * SEQ * STEPS,
-                       batch_size=BATCH, lr=1e-2, eps=float(os.environ.get("EQ_EPS", "1e-8")), eval_every=None, eval_tokens=1024, checkpoint_every=None,
-                       device="cpu")
+                       batch_size=BATCH, lr=1e-2, eps=float(os.environ.get("EQ_EPS", "1e-8")),
+                       eval_every=None, eval_tokens=1024, checkpoint_every=None, device="cpu", **layout)
 
 
-def collect(cfg: TrainConfig, run_dir: Path, dist_ctx=None, strategy=None) -> dict[str, Any] | None:
-    """Train ``cfg`` (under ``strategy`` when given) and return losses, val loss, full params and grads (on
-    the main rank; None elsewhere)."""
+def collect(cfg: TrainConfig, run_dir: Path, dist_ctx=None) -> dict[str, Any] | None:
+    """Train ``cfg`` (one process, or the layout of ``dist_ctx``) and return losses, val loss, full params and
+    grads (on the main rank; None elsewhere)."""
     from scalinglab.train import loop
     from scalinglab.train.rundir import NullLog
 
-    real = loop.make_strategy
-    if strategy is not None:
-        loop.make_strategy = lambda _dist, _device: strategy
-    try:
-        trainer = loop.Trainer(cfg, run_dir, dist_ctx)
-    finally:
-        loop.make_strategy = real
+    trainer = loop.Trainer(cfg, run_dir, dist_ctx)
     losses: list[float] = []
     grads: dict[str, torch.Tensor] = {}
 
@@ -89,28 +83,14 @@ def full_grads(strategy, model) -> dict[str, torch.Tensor]:
     return {k: v for part in parts for k, v in part.items()}
 
 
-def build(layout: dict[str, Any], device: torch.device):
-    """(DistContext, strategy) of ``layout`` on the current process group."""
-    from torch.distributed.device_mesh import init_device_mesh
-
-    from scalinglab.parallel import DistContext
-    from scalinglab.parallel.expert import ExpertParallel
-    from scalinglab.parallel.pipeline import Pipeline
+def context(cfg: TrainConfig):
+    """The DistContext of ``cfg``'s layout on the joined process group (what ``train.run`` builds)."""
+    from scalinglab.parallel.mesh import DistContext, init_mesh
 
     rank, world = dist.get_rank(), dist.get_world_size()
-    if "pp" in layout:
-        dp = layout.get("dp", 1)
-        mesh = init_device_mesh("cpu", (dp, layout["pp"]), mesh_dim_names=("dp", "pp"))
-        ctx = DistContext(rank, world, rank, "ddp", mesh, owns_group=False)
-        return ctx, Pipeline(device, ctx, pp=layout["pp"], virtual=layout.get("virtual_stages", 1),
-                             schedule=layout["pp_schedule"], n_microbatches=layout["n_microbatches"])
-    mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("dp",))
-    ctx = DistContext(rank, world, rank, "ddp", mesh, owns_group=False)
-    if "ddp" in layout:
-        from scalinglab.parallel import DDP
-
-        return ctx, DDP(device, ctx)
-    return ctx, ExpertParallel(device, ctx, ep=layout["ep"], fsdp=layout.get("fsdp", 1) > 1)
+    layout = cfg.layout(world)
+    strategy = "ddp" if cfg.parallel == "none" else cfg.parallel
+    return DistContext(rank, world, rank, strategy, init_mesh(layout, "cpu"), False, layout)
 
 
 def main(out: str, corpus: str, names: list[str]) -> None:
@@ -121,10 +101,10 @@ def main(out: str, corpus: str, names: list[str]) -> None:
     results = {}
     try:
         for name in names:
-            layout = LAYOUTS[name]
-            ctx, strategy = build(layout, torch.device("cpu"))
+            layout = dict(LAYOUTS[name])
+            cfg = config(corpus, layout.pop("model"), **layout)
             run_dir = Path(tempfile.mkdtemp(prefix=f"eq-{name}-"))
-            results[name] = collect(config(corpus, layout["model"]), run_dir, ctx, strategy)
+            results[name] = collect(cfg, run_dir, context(cfg))
             dist.barrier()
     finally:
         if dist.get_rank() == 0:

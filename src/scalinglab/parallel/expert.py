@@ -127,13 +127,17 @@ class ExpertParallel(DataParallelStrategy):
     column holds replicas of the same experts.
     """
 
-    def __init__(self, device: torch.device, dist_ctx: Any, *, ep: int, fsdp: bool) -> None:
+    def __init__(self, device: torch.device, dist_ctx: Any) -> None:
         super().__init__(device, dist_ctx)
         from torch.distributed.device_mesh import init_device_mesh
 
-        self.ep, self.fsdp = ep, fsdp
-        self.mesh = init_device_mesh(device.type, (dist_ctx.world_size // ep, ep),
-                                     mesh_dim_names=("replica", "ep"))
+        layout = dist_ctx.layout
+        self.ep, self.layout = layout.ep, layout
+        self.fsdp = layout.fsdp > 1 or dist_ctx.strategy == "fsdp"
+        world = dist_ctx.world_size
+        # ep innermost, as in the run's mesh (parallel/config.py MESH_DIMS): a row of `ep` ranks shares experts
+        self.mesh = init_device_mesh(device.type, (world // self.ep, self.ep), mesh_dim_names=("replica", "ep"))
+        self.data_mesh = init_device_mesh(device.type, (world,), mesh_dim_names=("data",))  # FSDP's
         self.ep_group, self.replica_group = self.mesh["ep"].get_group(), self.mesh["replica"].get_group()
         self.experts: dict[str, nn.Parameter] = {}
         self.wrapped: nn.Module | None = None
@@ -148,6 +152,10 @@ class ExpertParallel(DataParallelStrategy):
             raise ConfigError(f"expert parallel (ep={self.ep}) needs a MoE model; set model.n_experts")
         if m.n_experts % self.ep:
             raise ConfigError(f"ep={self.ep} does not divide n_experts={m.n_experts}; use a divisor of it")
+        others = [f"{n}={getattr(self.layout, n)}" for n in ("tp", "pp") if getattr(self.layout, n) > 1]
+        if others:
+            raise ConfigError(f"expert parallel (ep={self.ep}) composes with dp/fsdp only here, not with "
+                              f"{', '.join(others)}")
         if self.fsdp and cfg.precision == "fp16":
             raise ConfigError("precision='fp16' is not supported with fsdp (no sharded GradScaler); use bf16")
 
@@ -157,7 +165,7 @@ class ExpertParallel(DataParallelStrategy):
         for moe in (m for m in model.modules() if isinstance(m, MoE)):
             moe.dispatch, moe.stats_reduce = dispatch, reduce
         if self.fsdp:
-            return _fully_shard_but(model, self.dist.mesh, set(self.experts.values()))
+            return _fully_shard_but(model, self.data_mesh, set(self.experts.values()))
         from torch.nn.parallel import DistributedDataParallel
 
         ignore = list(self.experts)  # each rank's experts are its own: never averaged by DDP

@@ -31,7 +31,6 @@ from torch import nn
 from scalinglab.errors import ConfigError
 from scalinglab.parallel.strategy import LossFn, MicroBatch, Strategy
 
-SCHEDULES = ("gpipe", "1f1b", "interleaved")
 
 
 def stage_layers(n_layer: int, n_stages: int) -> list[range]:
@@ -116,29 +115,28 @@ class PipelineRunner:
 
 
 class Pipeline(Strategy):
-    """Pipeline stages over the mesh's ``pp`` dim, replicated over its ``dp`` dim.
+    """Pipeline stages over the mesh's ``pp`` dim, replicated over its ``dp`` dim (if any).
 
     Parameters
     ----------
     device : torch.device
-    dist : DistContext
-        Its mesh has a ``pp`` dim (and a ``dp`` dim, possibly of size 1).
-    pp, virtual, schedule, n_microbatches : int, int, str, int
-        Pipeline degree, stages per rank, one of :data:`SCHEDULES`, micro-batches per step.
+    dist_ctx : DistContext
+        Its ``layout`` (a :class:`~scalinglab.parallel.config.ParallelConfig`) gives ``pp``, ``virtual_stages``,
+        ``pp_schedule`` and ``n_microbatches``; its mesh has a ``pp`` dim and possibly a ``dp`` dim.
     """
 
-    def __init__(self, device: torch.device, dist_ctx: Any, *, pp: int, virtual: int, schedule: str,
-                 n_microbatches: int) -> None:
+    def __init__(self, device: torch.device, dist_ctx: Any) -> None:
         super().__init__(device)
-        self.dist = dist_ctx
-        self.pp, self.virtual, self.schedule_name, self.n_micro = pp, virtual, schedule, n_microbatches
+        layout = dist_ctx.layout
+        self.dist, self.layout = dist_ctx, layout
+        self.pp, self.virtual, self.n_micro = layout.pp, layout.virtual_stages, layout.n_microbatches
         mesh = dist_ctx.mesh
         self.pp_group = mesh["pp"].get_group()
         self.pp_rank = mesh["pp"].get_local_rank()
-        names = mesh.mesh_dim_names
-        self.dp_mesh = mesh["dp"] if "dp" in names and mesh["dp"].size() > 1 else None
-        self.last_rank = dist.get_global_rank(self.pp_group, (pp * virtual - 1) % pp)
+        self.dp_mesh = dist_ctx.sub_mesh("dp")
+        self.last_rank = dist.get_global_rank(self.pp_group, (layout.n_stages - 1) % self.pp)
         self.precision = "fp32"
+        self.divisor = self.n_micro  # pipeline micro-batches per optimizer step (set each step)
         self.stages: list[Any] = []
         self.modules: list[StageModule] = []
         self.schedule = None
@@ -164,19 +162,18 @@ class Pipeline(Strategy):
 
     # Setup ------------------------------------------------------------------------------------------------
     def validate(self, cfg: Any) -> None:
-        n_stages = self.pp * self.virtual
-        stage_layers(cfg.model.n_layer, n_stages)
-        problems = {cfg.model.is_moe: "MoE models (use ep for experts)",
+        stage_layers(cfg.model.n_layer, self.layout.n_stages)
+        others = [f"{name}={getattr(self.layout, name)}" for name in ("tp", "fsdp", "ep")
+                  if getattr(self.layout, name) > 1]
+        problems = {bool(others): f"{', '.join(others)} (pipeline composes with dp only here)",
+                    cfg.parallel == "fsdp": "parallel='fsdp' (its replicas are dp here)",
+                    cfg.model.is_moe: "MoE models (the router's auxiliary loss would have to cross stages)",
                     cfg.model.tied_embeddings: "tied embeddings (wte and lm_head sit on different stages)",
                     cfg.precision == "fp16": "precision='fp16' (no GradScaler across stages; use bf16)",
-                    cfg.compile: "compile=true on the whole model (the stages are compiled separately)"}
+                    cfg.compile: "compile=true on the whole model (no rank holds the whole model)"}
         for bad, what in problems.items():
             if bad:
                 raise ConfigError(f"pipeline parallel (pp={self.pp}) does not support {what}")
-        rows = cfg.batch_size // self.dp_size
-        if rows % self.n_micro:
-            raise ConfigError(f"pipeline n_microbatches={self.n_micro} does not divide the {rows} rows each "
-                              f"pipeline gets per step (batch_size={cfg.batch_size} over dp={self.dp_size})")
         self.precision = cfg.precision  # the stages' forward runs under this autocast
 
     def wrap(self, model: nn.Module) -> PipelineRunner:
@@ -184,19 +181,22 @@ class Pipeline(Strategy):
 
         names = {id(p): n for n, p in model.named_parameters()}  # the optimizer's order, before pruning
         self.full_order = [[names[id(p)] for p in g["params"]] for g in model.configure_optimizer_groups(0.0)]
-        n_stages, layers = self.pp * self.virtual, stage_layers(model.cfg.n_layer, self.pp * self.virtual)
+        n_stages = self.layout.n_stages
+        layers = stage_layers(model.cfg.n_layer, n_stages)
         ids = local_stage_ids(self.pp_rank, self.pp, self.virtual)
         self.modules = [StageModule(model, layers[s], first=s == 0, last=s == n_stages - 1) for s in ids]
         prune_to(model, self.modules)
         for s, module in zip(ids, self.modules, strict=True):
             sub = module if self.dp_mesh is None else _replicate(module, self.dp_mesh)
             self.stages.append(PipelineStage(sub, s, n_stages, self.device, group=self.pp_group))
-        self.schedule = self._make_schedule(self.stages, self.schedule_name, self.n_micro)
+        self.schedule = self._make_schedule(self.stages, self.layout.pp_schedule, self.n_micro)
         return PipelineRunner(self)
 
-    def _loss(self, n: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def _loss(self, n: int | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The last stage's loss, divided by ``n`` (None: by the current step's pipeline micro-batches)."""
+
         def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            return next_token_loss(logits, targets) / n  # the 1/n one process applies (module doc)
+            return next_token_loss(logits, targets) / (n or self.divisor)  # one process's 1/n (module doc)
 
         return loss_fn
 
@@ -204,9 +204,9 @@ class Pipeline(Strategy):
         from torch.distributed.pipelining import (Schedule1F1B, ScheduleGPipe, ScheduleInterleaved1F1B,
                                                   ScheduleLoopedBFS)
 
-        loss_fn = self._loss(n_micro)
+        loss_fn = self._loss(None if stages is self.stages else n_micro)
         if len(stages) > 1:
-            cls = ScheduleInterleaved1F1B if name == "interleaved" else ScheduleLoopedBFS
+            cls = ScheduleInterleaved1F1B if name == "interleaved_1f1b" else ScheduleLoopedBFS
             return cls(stages, n_micro, loss_fn=loss_fn, scale_grads=False)
         cls = Schedule1F1B if name == "1f1b" and n_micro >= self.pp else ScheduleGPipe
         return cls(stages[0], n_micro, loss_fn=loss_fn, scale_grads=False)
@@ -214,18 +214,20 @@ class Pipeline(Strategy):
     # One optimizer step -----------------------------------------------------------------------------------
     def forward_backward(self, micro_batches: Sequence[MicroBatch], loss_fn: LossFn,  # noqa: ARG002
                          backward: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:  # noqa: ARG002
-        """Run the step's rows through the schedule as ``n_microbatches`` pipeline micro-batches; returns the
-        batch's mean loss on every rank.
+        """Run each of the step's micro-batches through the schedule, cut into ``n_microbatches`` pipeline
+        micro-batches; returns the batch's mean loss on every rank.
 
-        The loop's ``loss_fn`` is a whole-model forward, which no rank holds; the last stage computes the same
-        loss (:func:`next_token_loss`) from its logits instead. ``backward`` is the fp32/bf16 identity here
-        (fp16 is refused in :meth:`validate`).
+        Every pipeline micro-batch's loss is divided by ``n_microbatches * len(micro_batches)`` (one process
+        divides by its number of micro-batches), and the schedule leaves the gradients unscaled, so they sum
+        to the gradient of the mean loss. The loop's ``loss_fn`` is a whole-model forward, which no rank
+        holds; the last stage computes the same loss (:func:`next_token_loss`) from its logits instead.
+        ``backward`` is the identity here (fp16 is refused in :meth:`validate`).
         """
-        x = torch.cat([mb[0] for mb in micro_batches])  # (rows, T): this data-parallel rank's rows
-        y = torch.cat([mb[1] for mb in micro_batches])
+        self.divisor = self.n_micro * len(micro_batches)
         losses: list[torch.Tensor] = []
-        with _autocast(self.precision, self.device.type):
-            self.schedule.step(x, target=y, losses=losses)
+        for x, y in micro_batches:  # (rows, T) each: this data-parallel rank's rows
+            with _autocast(self.precision, self.device.type):
+                self.schedule.step(x, target=y, losses=losses)
         return self.reduce_loss(self._from_last(losses))
 
     def _from_last(self, losses: list[torch.Tensor]) -> torch.Tensor:
@@ -250,7 +252,7 @@ class Pipeline(Strategy):
 
         key = tuple(idx.shape)
         if key not in self._eval:
-            n_stages = self.pp * self.virtual
+            n_stages = self.layout.n_stages
             stages = [PipelineStage(m, s, n_stages, self.device, group=self.pp_group)
                       for m, s in zip(self.modules, local_stage_ids(self.pp_rank, self.pp, self.virtual),
                                       strict=True)]

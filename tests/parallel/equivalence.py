@@ -35,12 +35,12 @@ LAYOUTS: dict[str, dict[str, Any]] = {
 }
 
 
-def config(corpus: str | Path, kind: str, **layout: Any) -> TrainConfig:
+def config(corpus: str | Path, kind: str, eps: float = 1e-8, **layout: Any) -> TrainConfig:
     shape = dict(vocab_size=257, seq_len=SEQ, d_model=64, n_layer=4, n_head=4)
     if kind == "moe":
         shape.update(n_layer=2, n_experts=4, top_k=2, capacity_factor=4.0)
     return TrainConfig(model=GPTConfig(**shape), data_dir=str(corpus), n_tokens=BATCH * SEQ * STEPS,
-                       batch_size=BATCH, lr=1e-2, eps=float(os.environ.get("EQ_EPS", "1e-8")),
+                       batch_size=BATCH, lr=1e-2, eps=eps,
                        eval_every=None, eval_tokens=1024, checkpoint_every=None, device="cpu", **layout)
 
 
@@ -93,16 +93,38 @@ def context(cfg: TrainConfig):
     return DistContext(rank, world, rank, strategy, init_mesh(layout, "cpu"), False, layout)
 
 
+def plant(bug: str) -> None:
+    """Plant a known bug (``EQ_BUG``) to measure how far it moves the compared numbers (not used by tests)."""
+    from scalinglab.parallel import expert, pipeline
+
+    if bug == "pp_double_scale":  # the schedule's scale_grads=True on top of the averaged loss: grads / n
+        real = pipeline.Pipeline.forward_backward
+
+        def twice(self, micro_batches, loss_fn, backward=None):
+            loss = real(self, micro_batches, loss_fn, backward)
+            for stage in self.stages:
+                stage.scale_grads(self.n_micro)
+            return loss
+
+        pipeline.Pipeline.forward_backward = twice
+    elif bug == "ep_expert_grads_unscaled":  # expert gradients summed over ranks, not averaged
+        expert.ExpertParallel.forward_backward = expert.DataParallelStrategy.forward_backward
+    elif bug == "ep_local_router_stats":  # the load-balancing loss from this rank's tokens only
+        expert._sum_stats = lambda group, n: None
+
+
 def main(out: str, corpus: str, names: list[str]) -> None:
     import tempfile
 
     torch.set_num_threads(1)
+    if os.environ.get("EQ_BUG"):
+        plant(os.environ["EQ_BUG"])
     dist.init_process_group("gloo")
     results = {}
     try:
         for name in names:
             layout = dict(LAYOUTS[name])
-            cfg = config(corpus, layout.pop("model"), **layout)
+            cfg = config(corpus, layout.pop("model"), float(os.environ.get("EQ_EPS", "1e-8")), **layout)
             run_dir = Path(tempfile.mkdtemp(prefix=f"eq-{name}-"))
             results[name] = collect(cfg, run_dir, context(cfg))
             dist.barrier()

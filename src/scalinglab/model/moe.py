@@ -23,7 +23,6 @@ from torch import nn
 
 from scalinglab.arch import GPTConfig
 
-
 # Hooks an expert-parallel strategy installs on a MoE layer (parallel/expert.py); None: one process.
 # reduce(counts (E,), prob_sum (E,), n_tokens ()) -> the same statistics over every data-parallel rank
 StatsReduce = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor,

@@ -1,7 +1,8 @@
 """Expert parallelism: each MoE layer's experts are sharded over ``ep`` ranks, tokens travel to the rank of
 their expert and back with ``all_to_all_single`` (uneven splits: each rank sends what its router chose),
 GShard-style (Lepikhin et al. 2020, sec. 3.2); the non-expert parameters are data-parallel over the same ranks
-(DDP, or FSDP2 with ``fsdp``), which is where the ``ep`` ranks come from (torchtitan borrows them the same way).
+(DDP, or FSDP2 with ``fsdp``), which is where the ``ep`` ranks come from (torchtitan borrows them the same
+way).
 
 What makes it equal one process:
 
@@ -87,7 +88,8 @@ class TokenDispatch:
 
 def _run_local_experts(moe: MoE, rows: torch.Tensor, got: torch.Tensor) -> torch.Tensor:
     """Run this rank's experts on ``rows`` (ordered by source rank, then local expert; ``got`` (ep, local)
-    counts them) through one padded (local, C, d) buffer, as the one-process layer does; rows back in order."""
+    counts them) through one padded (local, C, d) buffer, as the one-process layer does; rows come back in
+    arrival order."""
     ep, local = got.shape
     d = rows.size(-1)
     expert_of = torch.arange(local, device=rows.device).repeat(ep).repeat_interleave(got.reshape(-1))
@@ -135,8 +137,9 @@ class ExpertParallel(DataParallelStrategy):
         self.ep, self.layout = layout.ep, layout
         self.fsdp = layout.fsdp > 1 or dist_ctx.strategy == "fsdp"
         world = dist_ctx.world_size
-        # ep innermost, as in the run's mesh (parallel/config.py MESH_DIMS): a row of `ep` ranks shares experts
-        self.mesh = init_device_mesh(device.type, (world // self.ep, self.ep), mesh_dim_names=("replica", "ep"))
+        # ep innermost, as in the run's mesh (parallel/config.py MESH_DIMS): a row of ep ranks shares experts
+        self.mesh = init_device_mesh(device.type, (world // self.ep, self.ep),
+                                     mesh_dim_names=("replica", "ep"))
         self.data_mesh = init_device_mesh(device.type, (world,), mesh_dim_names=("data",))  # FSDP's
         self.ep_group, self.replica_group = self.mesh["ep"].get_group(), self.mesh["replica"].get_group()
         self.experts: dict[str, nn.Parameter] = {}
@@ -210,7 +213,7 @@ class ExpertParallel(DataParallelStrategy):
             torch.nn.utils.clip_grads_with_norm_(group, max_norm, total)
         return float(total)
 
-    # Checkpoints: the full single-process state ---------------------------------------------------------------
+    # Checkpoints: the full single-process state -------------------------------------------------------------
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
         """The single-process state: the data-parallel part as DDP/FSDP gather it, each expert parameter and
         its AdamW moments gathered over the ``ep`` ranks (in rank order: the one-process stacking).

@@ -1,8 +1,8 @@
 """Pipeline parallelism with ``torch.distributed.pipelining``: the block list is cut into ``pp * virtual``
 stages (the embedding on the first, the final norm and lm_head on the last, the loss on the last), each rank
 runs its stages under GPipe (Huang et al. 2019), 1F1B (Narayanan et al. 2021, PipeDream-Flush) or interleaved
-1F1B with ``virtual`` stages per rank (Narayanan et al. 2021, sec. 2.2), and data parallelism (FSDP2's ``replicate`` over
-the mesh's ``dp`` dim) replicates the pipeline.
+1F1B with ``virtual`` stages per rank (Narayanan et al. 2021, sec. 2.2), and data parallelism (FSDP2's
+``replicate`` over the mesh's ``dp`` dim) replicates the pipeline.
 
 Gradient scale: the schedules divide gradients by ``n_microbatches`` after the step when ``scale_grads=True``.
 Here the loss of each pipeline micro-batch is divided by ``n_microbatches`` *before* backward instead
@@ -30,7 +30,6 @@ from torch import nn
 
 from scalinglab.errors import ConfigError
 from scalinglab.parallel.strategy import LossFn, MicroBatch, Strategy
-
 
 
 def stage_layers(n_layer: int, n_stages: int) -> list[range]:
@@ -74,8 +73,8 @@ class StageModule(nn.Module):
         self.register_buffer("rope_sin", model.rope_sin, persistent=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) on the first stage, the residual stream (B, T, C) elsewhere; logits (B, T, V) out of
-        the last."""
+        """Token ids (B, T) on the first stage, the residual stream (B, T, C) elsewhere; logits (B, T, V)
+        out of the last."""
         if self.wte is not None:
             T = h.size(1)
             h = self.wte(h)  # (B, T, C)
@@ -100,9 +99,9 @@ def prune_to(model: nn.Module, stages: Sequence[StageModule]) -> None:
 
 
 class PipelineRunner:
-    """What :meth:`Pipeline.wrap` hands the loop as its ``forward``: ``runner(idx, targets)`` runs the pipeline
-    forward only (evaluation) and returns a ``ModelOutput`` whose ``loss`` every rank holds (no logits: they
-    live on the last stage)."""
+    """What :meth:`Pipeline.wrap` hands the loop as its ``forward``: ``runner(idx, targets)`` runs the
+    pipeline forward only (evaluation) and returns a ``ModelOutput`` whose ``loss`` every rank holds (no
+    logits: they live on the last stage)."""
 
     def __init__(self, strategy: Pipeline) -> None:
         self.strategy = strategy
@@ -121,7 +120,8 @@ class Pipeline(Strategy):
     ----------
     device : torch.device
     dist_ctx : DistContext
-        Its ``layout`` (a :class:`~scalinglab.parallel.config.ParallelConfig`) gives ``pp``, ``virtual_stages``,
+        Its ``layout`` (a :class:`~scalinglab.parallel.config.ParallelConfig`) gives ``pp``,
+        ``virtual_stages``,
         ``pp_schedule`` and ``n_microbatches``; its mesh has a ``pp`` dim and possibly a ``dp`` dim.
     """
 
@@ -201,8 +201,12 @@ class Pipeline(Strategy):
         return loss_fn
 
     def _make_schedule(self, stages: list, name: str, n_micro: int):
-        from torch.distributed.pipelining import (Schedule1F1B, ScheduleGPipe, ScheduleInterleaved1F1B,
-                                                  ScheduleLoopedBFS)
+        from torch.distributed.pipelining import (
+            Schedule1F1B,
+            ScheduleGPipe,
+            ScheduleInterleaved1F1B,
+            ScheduleLoopedBFS,
+        )
 
         loss_fn = self._loss(None if stages is self.stages else n_micro)
         if len(stages) > 1:
@@ -263,8 +267,8 @@ class Pipeline(Strategy):
         return self._from_last(losses)
 
     def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
-        """Clip by the norm over all stages: each rank's squared norm summed over the pipeline (the data-parallel
-        replicas hold the same, averaged gradients)."""
+        """Clip by the norm over all stages: each rank's squared norm summed over the pipeline (the
+        data-parallel replicas hold the same, averaged gradients)."""
         params = [p for p in parameters if p.grad is not None]
         sq = torch.zeros((), device=self.device)
         for p in params:
@@ -274,7 +278,7 @@ class Pipeline(Strategy):
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
         return float(total)
 
-    # Checkpoints: the full single-process state --------------------------------------------------------------
+    # Checkpoints: the full single-process state -------------------------------------------------------------
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
         """Every stage's parameters and optimizer state gathered over the pipeline, keyed like one process's.
         Collective over the ``pp`` group."""
@@ -330,8 +334,8 @@ def _cpu(value: Any) -> Any:
 def _replicate(module: nn.Module, dp_mesh) -> nn.Module:
     """Data parallelism over the replicas of this stage with FSDP2's ``replicate`` (parameters replicated,
     gradients all-reduced and averaged), the data-parallel wrapper ``torch.distributed.pipelining`` drives
-    itself: it defers the reduction to the last micro-batch's backward (DDP's reducer, driven by the schedule's
-    repeated backwards, fails its bucket rebuild)."""
+    itself: it defers the reduction to the last micro-batch's backward (DDP's reducer, driven by the
+    schedule's repeated backwards, fails its bucket rebuild)."""
     from torch.distributed._composable.replicate_with_fsdp import replicate
 
     return replicate(module, mesh=dp_mesh)

@@ -177,6 +177,10 @@ class ExpertParallel(DataParallelStrategy):
         self.wrapped = DistributedDataParallel(model, device_ids=device_ids)
         return self.wrapped
 
+    def all_reduce_sum(self, tensor: torch.Tensor) -> None:
+        """Sum ``tensor`` over every data rank (all ranks here: tp = pp = 1), e.g. MoE routing counts."""
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
     def micro_step(self, last: bool):
         from scalinglab.parallel.ddp import grad_sync
 

@@ -156,6 +156,9 @@ class Pipeline(Strategy):
     def is_main(self) -> bool:
         return self.dist.is_main
 
+    def barrier(self) -> None:
+        self.dist.barrier()
+
     @property
     def fused_optimizer(self) -> bool:  # type: ignore[override]
         return self.dp_mesh is None  # replicated DTensor parameters do not take the fused kernel

@@ -7,8 +7,9 @@ Examples::
     scalinglab train --depth 4 --tokens 20M --attention bigbird --window 64 --out runs/bb
     scalinglab train --config run.toml --lr 1e-3 --set model.norm=layer --out runs/x
     scalinglab train --resume runs/d4
-    torchrun --nproc-per-node 2 -m scalinglab.cli.app train --parallel fsdp --depth 4 --tokens 20M --out
-    runs/p scalinglab train --branch-from runs/const/checkpoints/step_0000400 --schedule wsd --cooldown-frac
+    torchrun --nproc-per-node 2 -m scalinglab train --parallel fsdp --depth 4 --tokens 20M --out runs/p
+    scalinglab train --nproc 4 --tp 2 --parallel fsdp --depth 4 --tokens 20M --out runs/tp  # starts torchrun
+    scalinglab train --branch-from runs/const/checkpoints/step_0000400 --schedule wsd --cooldown-frac
     0.2 \\
         --tokens 25M --out runs/cool400      # the parent's config + these flags (model unchanged)
 """
@@ -81,6 +82,12 @@ TRAIN_FLAGS = (
     Flag("data_dir", "data", help="Prepared corpus."),
     Flag("eval_every"), Flag("checkpoint_every"), Flag("keep_last"),
     Flag("parallel", help="Under torchrun: ddp or fsdp (data parallel)."),
+    Flag("tp", help="Tensor-parallel degree (heads and MLP width split over tp ranks)."),
+    Flag("sequence_parallel", help="With --tp: shard the norms over the sequence."),
+    Flag("pp", help="Pipeline stages."), Flag("pp_schedule", help="1f1b, gpipe or interleaved_1f1b."),
+    Flag("n_microbatches", help="Pipeline micro-batches per step."), Flag("virtual_stages"),
+    Flag("ep", help="Expert-parallel degree (MoE)."),
+    Flag("reshard_after_forward", help="FSDP: free gathered weights after forward (ZeRO-3; off: ZeRO-2)."),
 )
 
 
@@ -231,12 +238,30 @@ def _show(summary, as_json: bool) -> None:
     stdout_console().print(table)
 
 
+def _child_args(specs: list[tuple[Flag, type]], values: dict[str, Any], paths: dict[str, Path | None],
+                sets: list[str], progress: bool, json_: bool) -> list[str]:
+    """The ``train`` arguments, without ``--nproc``, that each torchrun rank parses again."""
+    args: list[str] = []
+    for name, path in paths.items():
+        if path is not None:
+            args += [f"--{name.replace('_', '-')}", str(path)]
+    for flag, kind in specs:
+        value, dashed = values.get(flag.param), flag.param.replace("_", "-")
+        if value is None:
+            continue
+        switch = f"--{dashed}" if value else f"--no-{dashed}"
+        args += [switch] if kind is bool else [f"--{dashed}", str(value)]
+    for item in sets:
+        args += ["--set", item]
+    return [*args, "--progress" if progress else "--no-progress", *(["--json"] if json_ else [])]
+
+
 def _train_command(specs: list[tuple[Flag, type]]):
     """The ``train`` command: fixed options around the generated config flags (typer reads
     ``__signature__``)."""
 
     def train(*, out: Path | None, config: Path | None, resume: Path | None, branch_from: Path | None,
-              set_: list[str], progress: bool, json_: bool, **values: Any) -> None:
+              nproc: int | None, set_: list[str], progress: bool, json_: bool, **values: Any) -> None:
         """Train one GPT and write config.json, metrics.jsonl, checkpoints/ and final.json to the run
         folder."""
         from scalinglab.errors import ConfigError
@@ -245,6 +270,12 @@ def _train_command(specs: list[tuple[Flag, type]]):
         if (resume is None) == (out is None):
             raise ConfigError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR")
         cfg = _build(config, resume, branch_from, _overrides(values, specs, set_))
+        if nproc is not None and "WORLD_SIZE" not in os.environ:
+            from scalinglab.cli.launch import launch
+
+            paths = {"out": out, "config": config, "resume": resume, "branch_from": branch_from}
+            launch(cfg, nproc, _child_args(specs, values, paths, set_, progress, json_))
+            return
         with _Progress(progress) as bar:
             result = run(cfg, resume or out, resume=resume is not None, progress=bar, branch_from=branch_from)
         if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (every rank exits alike)
@@ -267,7 +298,10 @@ def _train_command(specs: list[tuple[Flag, type]]):
             opt("resume", Path | None,
                 typer.Option(None, "--resume", help="Continue the run in this folder.")),
             opt("branch_from", Path | None,
-                typer.Option(None, "--branch-from", help="Start from this checkpoint."))]
+                typer.Option(None, "--branch-from", help="Start from this checkpoint.")),
+            opt("nproc", int | None,
+                typer.Option(None, "--nproc", min=1,
+                             help="Processes on this node: starts torchrun (gloo on CPU, NCCL on CUDA)."))]
     tail = [opt("set_", list[str],
                 typer.Option([], "--set", help="Any config key, e.g. --set model.norm=layer.")),
             opt("progress", bool,

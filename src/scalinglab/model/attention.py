@@ -68,8 +68,22 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spec, *,
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
 
 
+LEGACY_QKV = "qkv"  # the fused projection's name before q/k/v were split (checkpoints of scalinglab <= 0.x)
+
+
+def split_fused_qkv(fused: torch.Tensor, d_model: int, kv_dim: int) -> tuple[torch.Tensor, ...]:
+    """The old fused ``qkv`` weight (or bias, or its AdamW moments) -> (q, k, v), split on dim 0."""
+    return tuple(t.clone() for t in fused.split([d_model, kv_dim, kv_dim], dim=0))
+
+
 class CausalSelfAttention(nn.Module):
-    """Multi-head (or grouped-query) causal self-attention with a fused QKV projection."""
+    """Multi-head (or grouped-query) causal self-attention with separate q, k, v projections.
+
+    They were one fused ``qkv`` Linear; a column-wise tensor-parallel split of that concatenation would give
+    rank 0 all of q and rank 1 the keys and values (Megatron-LM splits per head for the same reason,
+    Shoeybi et al. 2019, sec. 3), so each is its own Linear. A load-state-dict pre-hook splits the old
+    ``qkv.*`` keys, so checkpoints saved before the split still load.
+    """
 
     def __init__(self, cfg: GPTConfig, layer_idx: int) -> None:
         super().__init__()
@@ -77,18 +91,28 @@ class CausalSelfAttention(nn.Module):
         self.spec, self.layer_idx = cfg.layer_specs[layer_idx], layer_idx
         self.rope = cfg.pos == "rope"
         kv_dim = self.n_kv * self.head_dim
-        self.qkv = nn.Linear(cfg.d_model, cfg.d_model + 2 * kv_dim, bias=cfg.bias)
+        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.k = nn.Linear(cfg.d_model, kv_dim, bias=cfg.bias)
+        self.v = nn.Linear(cfg.d_model, kv_dim, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.use_flex: bool | None = None  # None: FlexAttention on CUDA, masked SDPA elsewhere
+        self._register_load_state_dict_pre_hook(self._split_legacy_qkv)
+
+    def _split_legacy_qkv(self, state_dict, prefix, *_args) -> None:
+        for kind in ("weight", "bias"):
+            fused = state_dict.pop(f"{prefix}{LEGACY_QKV}.{kind}", None)
+            if fused is not None:
+                parts = split_fused_qkv(fused, self.q.out_features, self.k.out_features)
+                for name, part in zip("qkv", parts, strict=True):
+                    state_dict[f"{prefix}{name}.{kind}"] = part
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        B, T, C = x.shape
-        kv_dim = self.n_kv * self.head_dim
-        q, k, v = self.qkv(x).split([C, kv_dim, kv_dim], dim=-1)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = k.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, H_kv, T, hd)
-        v = v.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        B, T, _ = x.shape
+        # -1 heads: under tensor parallelism each rank holds n_head / tp of them (a local, sharded Linear)
+        q = self.q(x).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = self.k(x).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, H_kv, T, hd)
+        v = self.v(x).view(B, T, -1, self.head_dim).transpose(1, 2)
         if self.rope:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         y = sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+        return self.proj(y.transpose(1, 2).reshape(B, T, -1))  # (B, T, C)

@@ -145,7 +145,9 @@ class ParallelConfig:
         if base.dp > 1 or base.fsdp > 1:
             raise ConfigError(f"world size {world} != the product of the degrees {base.describe()} "
                               f"({base.world_size}); give --nproc {base.world_size} or change the degrees")
-        return base.replace(**{"fsdp" if strategy == "fsdp" else "dp": rest})
+        # Under tp the data-parallel ranks shard (FSDP x TP): DDP does not take DTensor parameters.
+        sharded = strategy == "fsdp" or (strategy == "none" and base.tp > 1)
+        return base.replace(**{"fsdp" if sharded else "dp": rest})
 
     # Checks against a run -----------------------------------------------------------------------------------
     def check_world(self, world: int) -> None:

@@ -89,7 +89,10 @@ class FSDP(DataParallelStrategy):
                               "here); use bf16")
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        return apply_fsdp(model, self.dist.mesh)  # sharded in place
+        # ZeRO-3 by default; a layout with reshard_after_forward=False keeps the gathered parameters from the
+        # forward to the backward (ZeRO-2's trade: less communication, more memory)
+        reshard = self.dist.layout.reshard_after_forward if self.dist.layout is not None else True
+        return apply_fsdp(model, self.dist.mesh, reshard_after_forward=reshard)  # sharded in place
 
     def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
         return clip_grad_norm(parameters, max_norm)  # norm reduced over the shards

@@ -117,7 +117,26 @@ class Strategy:
         """Clip the gradients to global norm ``max_norm`` (``inf``: no clipping); returns the norm before."""
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
 
-    # Checkpoints: always the full single-process state ------------------------------------------------------
+    # Checkpoints: the full single-process state, or (DCP) each rank's shards -------------------------------
+    def barrier(self) -> None:
+        """Wait for every rank (one process: nothing to wait for)."""
+
+    def sharded_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+        """A copy of this rank's shards as a DCP state dict ``{"model", "optim"}`` to checkpoint with
+        ``dcp.save``; None (here): checkpoints hold the full state (:meth:`full_state_dict`)."""
+        return None
+
+    def load_sharded(self, model: nn.Module, optimizer: torch.optim.Optimizer, path: str) -> None:
+        """Load a DCP checkpoint folder (saved under any layout) into ``model``/``optimizer``, re-sharding
+        to this strategy's layout; collective under sharding strategies."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        model_sd, optim_sd = get_state_dict(model, optimizer)  # this layout's shards, the targets to fill
+        state = {"model": model_sd, "optim": optim_sd}
+        dcp.load(state, checkpoint_id=path)
+        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
         """``(model_state, optimizer_state)`` as one process holds them (optimizer keyed by parameter index).
         Collective under sharding strategies: every rank must call it."""
@@ -154,3 +173,17 @@ class DataParallelStrategy(Strategy):
 
     def reduce_loss(self, loss: torch.Tensor) -> torch.Tensor:
         return self.dist.mean(loss)  # every rank sees the global loss
+
+    def barrier(self) -> None:
+        self.dist.barrier()
+
+
+def copy_state(value: Any) -> Any:
+    """A deep copy of a (DCP) state dict: tensors (DTensors included) cloned, containers rebuilt."""
+    if torch.is_tensor(value):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: copy_state(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(copy_state(v) for v in value)
+    return value

@@ -53,6 +53,12 @@ class ModelDims:
     rope: bool = False
     rms_norm: bool = False
     n_kv_head: int | None = None  # grouped-query attention (None: one KV head per query head)
+    # Parameters tensor parallelism does not split (no vocab-parallel embedding in scalinglab's trainer):
+    # token + position embeddings and the lm_head live on the first/last pipeline stage, every norm gain in
+    # its layer's stage. Zero for dims built by hand (then every dense parameter counts as split).
+    n_embedding_params: float = 0.0
+    n_lm_head_params: float = 0.0
+    n_norm_params: float = 0.0
 
     @property
     def kv_heads(self) -> int:
@@ -78,6 +84,9 @@ class ModelDims:
             rope=cfg.pos == "rope",
             rms_norm=cfg.norm == "rms",
             n_kv_head=cfg.n_kv_head,
+            n_embedding_params=float(counts.embeddings + counts.position),
+            n_lm_head_params=float(counts.lm_head),
+            n_norm_params=float(counts.norms),
         )
 
 
@@ -175,8 +184,7 @@ def _memory(
     rc_layers: int = 0,
 ) -> MemoryBreakdown:
     d = req.dims
-    dense = d.n_params - d.n_expert_params
-    per_device = dense / (tp * pp) + d.n_expert_params / (tp * pp * ep)
+    per_device = params_per_device(d, tp=tp, pp=pp, ep=ep)
     spec = ActivationSpec(
         attention=req.attention,
         dropout=d.dropout,
@@ -208,6 +216,20 @@ def _memory(
         workspace=req.workspace_bytes,
         fragmentation=req.fragmentation,
     )
+
+
+def params_per_device(d: ModelDims, *, tp: int = 1, pp: int = 1, ep: int = 1) -> float:
+    """Parameters the busiest device holds before ZeRO sharding, as scalinglab's trainer lays them out.
+
+    Tensor parallelism splits the layers' matrices (Shoeybi et al. 2019) and experts are split over ``ep``,
+    but the embeddings, the lm_head and the norms are replicated over the tensor-parallel ranks (they are
+    only split by a vocab-parallel embedding, which is not built). Under a pipeline the embedding sits on
+    the first stage and the head on the last; the busiest stage holds the larger of the two.
+    """
+    edges = d.n_embedding_params + d.n_lm_head_params
+    split = d.n_params - d.n_expert_params - edges - d.n_norm_params
+    edge = edges if pp == 1 else max(d.n_embedding_params, d.n_lm_head_params)
+    return split / (tp * pp) + d.n_expert_params / (tp * pp * ep) + (d.n_norm_params / pp) + edge
 
 
 def _ring(degree: int) -> float:

@@ -7,6 +7,11 @@ A checkpoint is a folder ``checkpoints/step_0000020/`` holding
 * ``meta.json``: step, config fingerprint, optimizer hyper-parameters, GradScaler, Python and NumPy RNG,
   data-loader position, divergence-guard history, counters, and the sha256 of ``state.safetensors``.
 
+Under a sharding strategy that checkpoints its shards (tensor parallel), ``state.safetensors`` holds only the
+RNG states and the model + optimizer state is a ``torch.distributed.checkpoint`` (DCP) folder ``sharded/``
+that every rank writes its shards into; DCP loads it into any other layout (one process included), re-sharding
+on the way (``meta.json`` says ``"sharded": "sharded"``).
+
 It is written into a temporary folder, every file fsynced, then renamed into place (a rename is atomic on
 POSIX), so a crash leaves either the previous checkpoints or the complete new one. Loading verifies the hash
 first; nothing is ever unpickled (safetensors + JSON only).
@@ -33,7 +38,7 @@ from scalinglab.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-STATE, META = "state.safetensors", "meta.json"
+STATE, META, SHARDED = "state.safetensors", "meta.json", "sharded"
 FORMAT = "scalinglab-checkpoint/1"
 _STEP_DIR = re.compile(r"^step_(\d{7,})$")
 
@@ -45,13 +50,17 @@ class Snapshot:
     step: int
     tensors: dict[str, torch.Tensor]
     meta: dict[str, Any]
+    # DCP state {"model": ..., "optim": ...} of this rank's shards (when captured), or the folder it was
+    # written to (when read); None: the full state is in ``tensors``
+    sharded: dict[str, Any] | str | None = None
 
 
 def capture(step: int, model: torch.nn.Module | dict, optimizer: torch.optim.Optimizer | dict,
-            meta: dict[str, Any]) -> Snapshot:
+            meta: dict[str, Any], sharded: dict[str, Any] | None = None) -> Snapshot:
     """Copy the model, optimizer and RNG state to CPU now (writing can happen later).
 
-    ``model``/``optimizer`` may also be their (full, gathered) state dicts, as FSDP hands them over.
+    ``model``/``optimizer`` may also be their (full, gathered) state dicts, as FSDP hands them over; with
+    ``sharded`` (a DCP state dict already copied) they are empty.
     """
     model_sd = model if isinstance(model, dict) else model.state_dict()
     tensors = {f"model.{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in model_sd.items()}
@@ -72,7 +81,9 @@ def capture(step: int, model: torch.nn.Module | dict, optimizer: torch.optim.Opt
                 optim_indices=sorted(int(i) for i in opt["state"]),
                 rng_python=_py_rng_to_json(random.getstate()),
                 rng_numpy=[np_state[0], np_state[1].tolist(), *map(_plain, np_state[2:])])
-    return Snapshot(step, tensors, meta)
+    if sharded is not None:
+        meta["sharded"] = SHARDED
+    return Snapshot(step, tensors, meta, sharded)
 
 
 def model_state(snapshot: Snapshot) -> dict[str, torch.Tensor]:
@@ -95,13 +106,20 @@ def optimizer_state(snapshot: Snapshot) -> dict[str, Any]:
     return {"state": state, "param_groups": groups}
 
 
-def restore(snapshot: Snapshot, model: torch.nn.Module, optimizer: torch.optim.Optimizer, load=None) -> None:
+def restore(snapshot: Snapshot, model: torch.nn.Module, optimizer: torch.optim.Optimizer, load=None,
+            load_sharded=None) -> None:
     """Load model, optimizer and every RNG from ``snapshot`` (the loop restores the rest from ``meta``).
 
-    ``load(model_state, optimizer_state)`` replaces the plain ``load_state_dict`` calls (FSDP shards them).
+    ``load(model_state, optimizer_state)`` replaces the plain ``load_state_dict`` calls (FSDP shards them);
+    ``load_sharded(path)`` loads a DCP checkpoint's folder.
     """
     try:
-        if load is not None:
+        if isinstance(snapshot.sharded, str):
+            if load_sharded is None:
+                raise CheckpointError(f"checkpoint step {snapshot.step} is sharded (DCP); load it through a "
+                                      "Strategy")
+            load_sharded(snapshot.sharded)
+        elif load is not None:
             load(model_state(snapshot), optimizer_state(snapshot))
         else:
             model.load_state_dict(model_state(snapshot), strict=True)
@@ -125,13 +143,41 @@ def restore_rng(snapshot: Snapshot) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
 
 
-def write(snapshot: Snapshot, ckpt_root: Path) -> Path:
-    """Write ``snapshot`` atomically as ``ckpt_root/step_XXXXXXX`` and return its path."""
+def write(snapshot: Snapshot, ckpt_root: Path, *, is_main: bool = True, barrier=None) -> Path:
+    """Write ``snapshot`` atomically as ``ckpt_root/step_XXXXXXX`` and return its path.
+
+    A sharded snapshot is collective: every rank calls it (``barrier`` synchronises them), DCP writes each
+    rank's shards into the temporary folder, and the main rank alone writes the rest and renames.
+    """
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{snapshot.step:07d}"
+    if snapshot.sharded is not None:
+        return _write_sharded(snapshot, ckpt_root, final, is_main, barrier)
     tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    return _finish(snapshot, tmp, final)
+
+
+def _write_sharded(snapshot: Snapshot, ckpt_root: Path, final: Path, is_main: bool, barrier) -> Path:
+    import torch.distributed.checkpoint as dcp
+
+    tmp = ckpt_root / f".tmp-{final.name}-sharded"  # one name all ranks agree on (pids differ)
+    if is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    if barrier is not None:
+        barrier()
+    dcp.save(snapshot.sharded, checkpoint_id=str(tmp / SHARDED))  # collective; each rank its shards
+    if is_main:
+        _finish(snapshot, tmp, final)
+    if barrier is not None:
+        barrier()  # nobody goes on (and prunes, or reads) before the rename
+    return final
+
+
+def _finish(snapshot: Snapshot, tmp: Path, final: Path) -> Path:
+    ckpt_root = final.parent
     save_file(snapshot.tensors, str(tmp / STATE))
     _fsync(tmp / STATE)
     meta = dict(snapshot.meta, sha256=sha256_file(tmp / STATE))
@@ -161,7 +207,13 @@ def read(path: str | Path) -> Snapshot:
     if sha256_file(path / STATE) != meta.get("sha256"):
         raise CheckpointError(f"{path / STATE} does not match its recorded sha256 (truncated or corrupted); "
                               f"delete {path} and resume from the previous checkpoint")
-    return Snapshot(int(meta["step"]), load_file(str(path / STATE)), meta)
+    sharded = None
+    if meta.get("sharded"):
+        sharded = str(path / meta["sharded"])
+        if not (Path(sharded) / ".metadata").is_file():
+            raise CheckpointError(f"{sharded} has no DCP .metadata (an incomplete sharded checkpoint); "
+                                  f"delete {path} and resume from the previous checkpoint")
+    return Snapshot(int(meta["step"]), load_file(str(path / STATE)), meta, sharded)
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:

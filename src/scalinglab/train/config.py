@@ -37,7 +37,8 @@ DEFAULT_SEQ_LEN = 256
 # Fields that do not change the trajectory: a resume may change them (everything else must match bitwise).
 # The model-parallel layout (scalinglab.parallel.config.ParallelConfig): the trajectory does not depend on it
 # (each layout is tested equal to one process), so a checkpoint resumes under another layout.
-LAYOUT_FIELDS = ("tp", "pp", "ep", "pp_schedule", "n_microbatches", "virtual_stages", "sequence_parallel")
+LAYOUT_FIELDS = ("tp", "pp", "ep", "pp_schedule", "n_microbatches", "virtual_stages", "sequence_parallel",
+                 "reshard_after_forward")
 RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last",
                   "eval_every",
                   "save_steps", "parallel", *LAYOUT_FIELDS)
@@ -79,7 +80,7 @@ class TrainConfig:
         Data-parallel strategy under ``torchrun`` (``WORLD_SIZE > 1``; ``none`` there means DDP); ignored in
         one process. ``batch_size`` stays the global batch, so the trajectory matches one process. With
         tp/pp/ep > 1 it says how the remaining (data-parallel) ranks hold the model.
-    tp, pp, ep, pp_schedule, n_microbatches, virtual_stages, sequence_parallel
+    tp, pp, ep, pp_schedule, n_microbatches, virtual_stages, sequence_parallel, reshard_after_forward
         The model-parallel layout (see :class:`scalinglab.parallel.config.ParallelConfig`); the ranks left
         over by ``tp * pp * ep`` are data parallel under ``parallel``.
     """
@@ -122,6 +123,7 @@ class TrainConfig:
     n_microbatches: int = 1
     virtual_stages: int = 1
     sequence_parallel: bool = False
+    reshard_after_forward: bool = True
     tensorboard: bool = False
 
     def __post_init__(self) -> None:

@@ -128,21 +128,29 @@ class Trainer:
     # State --------------------------------------------------------------------------------------------------
     def snapshot(self) -> ckpt.Snapshot | None:
         """The run's state for a checkpoint (None on ranks other than the main one, which never write)."""
-        model, optimizer = self.strategy.full_state_dict(self.model, self.optimizer)  # collective if sharded
-        if not self.strategy.is_main:
-            return None
+        sharded = self.strategy.sharded_state(self.model, self.optimizer)  # DCP shards, or None: full state
+        if sharded is None:
+            # collective under FSDP: every rank gathers, rank 0 keeps it
+            model, optimizer = self.strategy.full_state_dict(self.model, self.optimizer)
+            if not self.strategy.is_main:
+                return None
+        else:  # every rank keeps (and later writes) its own shards
+            model, optimizer = {}, {"state": {}, "param_groups": []}
         meta = {"fingerprint": self.cfg.fingerprint(), "model": self.cfg.model.to_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "data": self.loader.state_dict(), "guard": self.guard.state_dict(),
                 "counters": {"skipped": self.skipped, "train_time_s": self.train_time_s,
                              "since_eval": list(self.since_eval)}}
-        return ckpt.capture(self.step, model, optimizer, meta)
+        return ckpt.capture(self.step, model, optimizer, meta, sharded)
 
     def load(self, snap: ckpt.Snapshot) -> None:
         def load(model_sd, optim_sd):
             self.strategy.load_full_state_dict(self.model, self.optimizer, model_sd, optim_sd)
 
-        ckpt.restore(snap, self.model, self.optimizer, load)
+        def load_sharded(path):
+            self.strategy.load_sharded(self.model, self.optimizer, path)
+
+        ckpt.restore(snap, self.model, self.optimizer, load, load_sharded)
         meta = snap.meta
         if meta.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(meta["scaler"])
@@ -153,9 +161,12 @@ class Trainer:
         self.since_eval = list(c["since_eval"])
 
     def flush_pending(self) -> None:
-        if self.pending is not None:  # only ever set on rank 0
-            ckpt.write(self.pending, self.run_dir / "checkpoints")
-            ckpt.prune(self.run_dir / "checkpoints", self.cfg.keep_last, self.cfg.save_steps)
+        if self.pending is not None:  # set on rank 0, or on every rank for sharded (DCP) checkpoints
+            main = self.strategy.is_main
+            root = self.run_dir / "checkpoints"
+            ckpt.write(self.pending, root, is_main=main, barrier=self.strategy.barrier)
+            if main:
+                ckpt.prune(root, self.cfg.keep_last, self.cfg.save_steps)
             self.pending = None
 
     # One step -----------------------------------------------------------------------------------------------

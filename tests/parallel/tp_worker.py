@@ -1,0 +1,103 @@
+"""Worker for the tensor-parallel tests: under torchrun every rank trains each named layout for a few AdamW
+steps through the real Trainer/Strategy and rank 0 saves the losses, the full parameters and the full
+gradients (gathered over the mesh); also a DCP checkpoint of the last layout and the per-rank state bytes.
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/parallel/tp_worker.py OUT CORPUS \
+        tp2 tp2-swiglu tp2-sp
+
+Run in one process (no torchrun) by the tests themselves for the single-process reference (:func:`trace`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+STEPS = 5
+# name -> (model overrides, TrainConfig layout fields); the models are the tests' tiny shapes.
+SWIGLU = {"mlp": "swiglu", "n_kv_head": 2}
+LAYOUTS = {
+    "tp2": ({}, {"tp": 2}),
+    "tp2-swiglu": (SWIGLU, {"tp": 2}),
+    "tp2-sp": (SWIGLU, {"tp": 2, "sequence_parallel": True}),
+    "fsdp2": (SWIGLU, {"parallel": "fsdp"}),
+    "fsdp2xtp2": (SWIGLU, {"tp": 2, "parallel": "fsdp", "sequence_parallel": True}),
+}
+
+
+def config(corpus: str, name: str, **extra):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.train.conftest import tiny_config
+
+    model, layout = LAYOUTS[name]
+    shape = {"vocab_size": 257, "seq_len": 64, "d_model": 64, "n_layer": 2, "n_head": 4} | model
+    return tiny_config(corpus, model=shape, n_tokens=64 * 8 * STEPS, lr=1e-2, eval_every=None,
+                       checkpoint_every=None, **layout, **extra)
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    from torch.distributed.tensor import DTensor
+
+    return (t.full_tensor() if isinstance(t, DTensor) else t).detach().clone()
+
+
+def state_bytes(trainer) -> int:
+    """This rank's bytes of parameters + gradients + optimizer tensors (local shards only)."""
+    from torch.distributed.tensor import DTensor
+
+    def local(t):
+        t = t.to_local() if isinstance(t, DTensor) else t
+        return t.numel() * t.element_size()
+
+    params = [p for p in trainer.model.parameters()]
+    total = sum(local(p) for p in params) + sum(local(p.grad) for p in params if p.grad is not None)
+    for st in trainer.optimizer.state.values():
+        total += sum(local(v) for k, v in st.items() if torch.is_tensor(v) and k != "step")
+    return total
+
+
+def trace(cfg, run_dir: Path, dist=None) -> tuple[dict[str, torch.Tensor], object]:
+    """Train ``STEPS`` steps; the losses, full parameters and full gradients after the last step."""
+    from scalinglab.train.loop import Trainer
+
+    trainer = Trainer(cfg, run_dir, dist)
+    losses = [trainer.train_step()["loss"] for _ in range(STEPS)]
+    out = {"loss": torch.tensor(losses, dtype=torch.float64)}
+    for name, p in trainer.model.named_parameters():
+        out[f"param.{name}"] = _full(p)
+        out[f"grad.{name}"] = _full(p.grad)
+    return out, trainer
+
+
+def main(out: Path, corpus: str, names: list[str]) -> None:
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from scalinglab.parallel.mesh import init_from_env
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    world, rank = dist.get_world_size(), dist.get_rank()
+    nbytes, trainer, ctx = {}, None, None
+    for name in names:
+        cfg = config(corpus, name)
+        ctx = init_from_env(cfg.parallel, "cpu", cfg.layout(world))
+        result, trainer = trace(cfg, out / f"run-{name}", ctx)
+        nbytes[name] = [None] * world
+        dist.all_gather_object(nbytes[name], state_bytes(trainer))
+        if rank == 0:
+            save_file({k: v.contiguous() for k, v in result.items()}, str(out / f"{name}.safetensors"))
+    # The last layout's state as a checkpoint at step STEPS (DCP under tp; the re-sharding test loads it).
+    trainer.pending = trainer.snapshot()
+    trainer.flush_pending()
+    if rank == 0:
+        (out / "bytes.json").write_text(json.dumps(nbytes))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3:])

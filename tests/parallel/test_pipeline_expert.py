@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from scalinglab.arch import GPTConfig
 from scalinglab.errors import ConfigError
 from scalinglab.parallel.config import ParallelConfig
 from scalinglab.parallel.pipeline import local_stage_ids, stage_layers
@@ -111,17 +112,23 @@ def test_stages_split_the_blocks_evenly_in_loop_order():
         stage_layers(2, 4)
 
 
-def test_bad_pipeline_and_expert_layouts_are_one_line_before_any_process(corpus, capsys):
+def test_bad_pipeline_and_expert_layouts_are_one_line_before_any_process(corpus, capsys, tmp_path):
+    out = tmp_path / "run"
     base = ["train", "--d-model", "64", "--n-layer", "2", "--n-head", "4", "--seq-len", "64",
-            "--batch-size", "8", "--tokens", "4096", "--data", str(corpus), "--out", "unused"]
-    line = exit2([*base, "--set", "pp=4"], capsys)
+            "--batch-size", "8", "--tokens", "4096", "--data", str(corpus), "--out", str(out)]
+    # --nproc: the launcher checks the layout before it starts torchrun
+    line = exit2([*base, "--nproc", "4", "--pp", "4"], capsys)
     assert "n_layer=2" in line and "pp=4" in line
-    line = exit2([*base, "--set", "pp=2", "--set", "pp_schedule=interleaved_1f1b", "--set",
-                  "virtual_stages=1", "--set", "n_microbatches=3"], capsys)
+    line = exit2([*base, "--nproc", "2", "--pp", "2", "--pp-schedule", "interleaved_1f1b",
+                  "--virtual-stages", "2", "--n-microbatches", "3"], capsys)
     assert "multiple of pp=2" in line
-    line = exit2([*base, "--set", "ep=3", "--set", "model.n_experts=4"], capsys)
-    assert "ep=3 does not divide n_experts=4" in line
-    assert not Path("unused").exists()
+    line = exit2([*base, "--nproc", "2", "--ep", "2", "--set", "model.n_experts=3"], capsys)
+    assert "ep=2 does not divide n_experts=3" in line
+    line = exit2([*base, "--nproc", "2", "--pp", "2", "--set", "model.n_experts=4"], capsys)
+    assert "MoE" in line
+    line = exit2([*base, "--pp", "2", "--set", "model.tied_embeddings=true"], capsys)  # in-process too
+    assert "untied" in line
+    assert not out.exists()
 
 
 def test_layout_checks_refuse_what_the_strategies_cannot_split():
@@ -129,3 +136,6 @@ def test_layout_checks_refuse_what_the_strategies_cannot_split():
         ParallelConfig(pp=2, pp_schedule="interleaved_1f1b", virtual_stages=2, n_microbatches=3)
     with pytest.raises(ConfigError, match="needs pp_schedule='interleaved_1f1b'"):
         ParallelConfig(pp=2, virtual_stages=2)
+    with pytest.raises(ConfigError, match="composes with dp only"):
+        ParallelConfig(pp=2, fsdp=2).check_model(GPTConfig(vocab_size=257, seq_len=64, d_model=64, n_layer=2,
+                                                           n_head=4))

@@ -150,15 +150,7 @@ class ExpertParallel(DataParallelStrategy):
         return not self.fsdp  # FSDP's sharded DTensors do not take the fused kernel
 
     def validate(self, cfg: Any) -> None:
-        m = cfg.model
-        if not m.is_moe:
-            raise ConfigError(f"expert parallel (ep={self.ep}) needs a MoE model; set model.n_experts")
-        if m.n_experts % self.ep:
-            raise ConfigError(f"ep={self.ep} does not divide n_experts={m.n_experts}; use a divisor of it")
-        others = [f"{n}={getattr(self.layout, n)}" for n in ("tp", "pp") if getattr(self.layout, n) > 1]
-        if others:
-            raise ConfigError(f"expert parallel (ep={self.ep}) composes with dp/fsdp only here, not with "
-                              f"{', '.join(others)}")
+        self.layout.check_model(cfg.model)  # a MoE model, ep dividing the experts, the compositions
         if self.fsdp and cfg.precision == "fp16":
             raise ConfigError("precision='fp16' is not supported with fsdp (no sharded GradScaler); use bf16")
 

@@ -165,13 +165,8 @@ class Pipeline(Strategy):
 
     # Setup ------------------------------------------------------------------------------------------------
     def validate(self, cfg: Any) -> None:
-        stage_layers(cfg.model.n_layer, self.layout.n_stages)
-        others = [f"{name}={getattr(self.layout, name)}" for name in ("tp", "fsdp", "ep")
-                  if getattr(self.layout, name) > 1]
-        problems = {bool(others): f"{', '.join(others)} (pipeline composes with dp only here)",
-                    cfg.parallel == "fsdp": "parallel='fsdp' (its replicas are dp here)",
-                    cfg.model.is_moe: "MoE models (the router's auxiliary loss would have to cross stages)",
-                    cfg.model.tied_embeddings: "tied embeddings (wte and lm_head sit on different stages)",
+        self.layout.check_model(cfg.model)  # stages vs layers, compositions, MoE and tied embeddings
+        problems = {cfg.parallel == "fsdp": "parallel='fsdp' (its replicas are dp here)",
                     cfg.precision == "fp16": "precision='fp16' (no GradScaler across stages; use bf16)",
                     cfg.compile: "compile=true on the whole model (no rank holds the whole model)"}
         for bad, what in problems.items():

@@ -60,10 +60,40 @@ def collect(cfg: TrainConfig, run_dir: Path, dist_ctx=None) -> dict[str, Any] | 
             grads.update(full_grads(trainer.strategy, trainer.model))
 
     summary = trainer.train(NullLog(), progress)
-    params, _ = trainer.strategy.full_state_dict(trainer.model, trainer.optimizer)
+    params, optim = trainer.strategy.full_state_dict(trainer.model, trainer.optimizer)
+    reloaded = reload(trainer, params, optim)
     if not trainer.strategy.is_main:
         return None
-    return {"loss": losses, "val_loss": summary.val_loss, "params": params, "grads": grads}
+    return {"loss": losses, "val_loss": summary.val_loss, "params": params, "grads": grads,
+            "reloaded": reloaded}
+
+
+def reload(trainer, params: dict, optim: dict) -> bool:
+    """Wipe the model and optimizer state, load the gathered full state back through the strategy (as a
+    resume does), gather again: True when that round trip is bitwise (the main rank's answer)."""
+    from scalinglab.parallel.strategy import copy_state
+
+    params, optim = copy_state(params), copy_state(optim)  # on CPU the gathered tensors may be the live ones
+    if dist.is_initialized():  # a resume reads the checkpoint on every rank; here rank 0 holds it
+        box = [(params, optim)]
+        dist.broadcast_object_list(box, src=0)
+        params, optim = box[0]
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.zero_()
+        for st in trainer.optimizer.state.values():
+            for v in st.values():
+                if torch.is_tensor(v) and v.dim():
+                    v.zero_()
+    trainer.strategy.load_full_state_dict(trainer.model, trainer.optimizer, params, optim)
+    again, again_optim = trainer.strategy.full_state_dict(trainer.model, trainer.optimizer)
+    if trainer.strategy.is_main:
+        same = again.keys() == params.keys() and all(torch.equal(again[k], params[k]) for k in params)
+        states = optim["state"], again_optim["state"]
+        return same and all(torch.equal(a[k], b[k]) for i in states[0] for a, b in [(states[0][i],
+                                                                                      states[1][i])]
+                            for k in a if torch.is_tensor(a[k]))
+    return True
 
 
 def full_grads(strategy, model) -> dict[str, torch.Tensor]:

@@ -89,6 +89,8 @@ def _assert_equal_to_one_process(got: dict, ref: dict) -> None:
             assert got[part][name].shape == want.shape, (part, name)
             assert _rel(got[part][name], want) <= state_rtol, (part, name, _rel(got[part][name], want))
     assert any(ref["grads"][n].abs().max() > 0 for n in ref["grads"])  # gradients exist: it trained
+    # the gathered state, wiped and loaded back through the strategy (a resume), gathers to the same bits
+    assert got["reloaded"] is True
 
 
 @pytest.mark.slow

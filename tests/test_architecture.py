@@ -36,6 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": set(),
     "study": {"arch", "data", "model", "train", "parallel", "sweep", "laws", "plan", "report"},
     "cli": {"arch", "data", "model", "train", "parallel", "sweep", "laws", "plan", "report", "study"},
+    "__main__": {"cli"},  # python -m scalinglab (torchrun ... -m scalinglab train)
 }
 # Cycles tolerated for now (none: the 7-module laws/forms.py <-> laws/data_constrained.py cycle is gone).
 KNOWN_CYCLES: set[frozenset[str]] = set()
@@ -189,6 +190,7 @@ LIGHT_MODULES = ("units", "errors", "fileio", "laws", "plan", "report", "arch", 
 NO_TORCH = {
     **{m: f"import scalinglab.{m}" for m in LIGHT_MODULES},
     "report-page": "import scalinglab.report.page",
+    "parallel-config-and-launch-line": "import scalinglab.parallel.config, scalinglab.plan.launch",
     "study": "import scalinglab.study.analysis, scalinglab.study.demo, scalinglab.study.prior, "
              "scalinglab.study.record, scalinglab.study.run",
     "sweep-registry": "import scalinglab.sweep.registry",

@@ -3,7 +3,7 @@ steps through the real Trainer/Strategy and rank 0 saves the losses, the full pa
 gradients (gathered over the mesh); also a DCP checkpoint of the last layout and the per-rank state bytes.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/parallel/tp_worker.py OUT CORPUS \
-        tp2 tp2-swiglu tp2-sp
+        fsdp2 tp2 tp2-swiglu tp2-sp
 
 Run in one process (no torchrun) by the tests themselves for the single-process reference (:func:`trace`).
 """
@@ -11,6 +11,7 @@ Run in one process (no torchrun) by the tests themselves for the single-process 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def config(corpus: str, name: str, **extra):
 def _full(t: torch.Tensor) -> torch.Tensor:
     from torch.distributed.tensor import DTensor
 
-    return (t.full_tensor() if isinstance(t, DTensor) else t).detach().clone()
+    return (t.full_tensor() if isinstance(t, DTensor) else t).detach().cpu().clone()
 
 
 def state_bytes(trainer) -> int:
@@ -72,27 +73,58 @@ def trace(cfg, run_dir: Path, dist=None) -> tuple[dict[str, torch.Tensor], objec
     return out, trainer
 
 
-def main(out: Path, corpus: str, names: list[str]) -> None:
-    import torch.distributed as dist
+def _save(rank: int, tensors: dict[str, torch.Tensor], path: Path) -> None:
     from safetensors.torch import save_file
 
+    if rank == 0:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+
+
+def full_state(trainer) -> dict[str, torch.Tensor]:
+    """The gathered model + optimizer state, keyed as in a full-format checkpoint (collective)."""
+    model_sd, optim_sd = trainer.strategy.full_state_dict(trainer.model, trainer.optimizer)
+    out = {f"model.{k}": v.cpu() for k, v in model_sd.items()}
+    for i, st in optim_sd["state"].items():
+        out |= {f"optim.{i}.{k}": v.cpu() for k, v in st.items() if torch.is_tensor(v)}
+    return out
+
+
+def checkpoint(trainer, run_dir: Path, *, full: bool) -> None:
+    """Checkpoint the trainer's state at its step into ``run_dir`` (``full``: the gathered single-process
+    format even under a strategy that writes DCP shards)."""
+    if full:
+        trainer.strategy.sharded_state = lambda *_: None
+    trainer.run_dir = run_dir
+    trainer.pending = trainer.snapshot()
+    trainer.flush_pending()
+
+
+def main(out: Path, corpus: str, names: list[str]) -> None:
+    import torch.distributed as dist
+
     from scalinglab.parallel.mesh import init_from_env
+    from scalinglab.train import checkpoint as ckpt
+    from scalinglab.train.loop import Trainer
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo")
+    device = os.environ.get("TP_WORKER_DEVICE", "cpu")  # cuda: NCCL (tests/parallel/..._cuda.py)
+    dist.init_process_group("nccl" if device == "cuda" else "gloo")
     world, rank = dist.get_world_size(), dist.get_rank()
-    nbytes, trainer, ctx = {}, None, None
+    nbytes = {}
     for name in names:
-        cfg = config(corpus, name)
-        ctx = init_from_env(cfg.parallel, "cpu", cfg.layout(world))
+        cfg = config(corpus, name, device=device)
+        ctx = init_from_env(cfg.parallel, device, cfg.layout(world))
         result, trainer = trace(cfg, out / f"run-{name}", ctx)
         nbytes[name] = [None] * world
         dist.all_gather_object(nbytes[name], state_bytes(trainer))
-        if rank == 0:
-            save_file({k: v.contiguous() for k, v in result.items()}, str(out / f"{name}.safetensors"))
-    # The last layout's state as a checkpoint at step STEPS (DCP under tp; the re-sharding test loads it).
-    trainer.pending = trainer.snapshot()
-    trainer.flush_pending()
+        _save(rank, result | full_state(trainer), out / f"{name}.safetensors")
+        checkpoint(trainer, out / f"run-{name}", full=False)  # DCP shards under tp, full state under fsdp
+        checkpoint(trainer, out / f"full-{name}", full=True)
+    if "fsdp2" in names:  # re-sharding: fsdp2's checkpoint into a tp2 layout of the same model
+        cfg = config(corpus, "tp2-swiglu", device=device)
+        trainer = Trainer(cfg, out / "reshard", init_from_env(cfg.parallel, device, cfg.layout(world)))
+        trainer.load(ckpt.read(ckpt.resolve(out / "run-fsdp2")))
+        _save(rank, full_state(trainer), out / "fsdp2-into-tp2.safetensors")
     if rank == 0:
         (out / "bytes.json").write_text(json.dumps(nbytes))
     dist.barrier()

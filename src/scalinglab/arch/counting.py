@@ -60,7 +60,7 @@ def count_params(cfg: GPTConfig) -> ParamBreakdown:
     """Exact parameter count of ``scalinglab.model.GPT(cfg)`` by part (tested against ``sum(p.numel())``)."""
     d, L = cfg.d_model, cfg.n_layer
     kv = cfg.kv_heads * cfg.head_dim
-    attn = d * (d + 2 * kv) + d * d + ((d + 2 * kv + d) if cfg.bias else 0)  # fused qkv + output projection
+    attn = d * (d + 2 * kv) + d * d + ((d + 2 * kv + d) if cfg.bias else 0)  # q, k, v + output projection
     norm = d * (2 if cfg.norm == "layer" and cfg.bias else 1)
     per_expert = _mlp_params(cfg)
     return ParamBreakdown(

@@ -113,6 +113,10 @@ class Strategy:
         """This rank's mean loss -> the global batch's (here: unchanged)."""
         return loss
 
+    def per_rank(self, values: Sequence[float]) -> list[list[float]]:
+        """``values`` of every rank, by rank (here: this one's); collective under torchrun."""
+        return [list(values)]
+
     def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
         """Clip the gradients to global norm ``max_norm`` (``inf``: no clipping); returns the norm before."""
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
@@ -176,6 +180,14 @@ class DataParallelStrategy(Strategy):
 
     def barrier(self) -> None:
         self.dist.barrier()
+
+    def per_rank(self, values: Sequence[float]) -> list[list[float]]:
+        import torch.distributed as dist
+
+        mine = torch.tensor(list(values), dtype=torch.float64, device=self.device)
+        out = [torch.empty_like(mine) for _ in range(self.dist.world_size)]
+        dist.all_gather(out, mine)
+        return [t.tolist() for t in out]
 
 
 def copy_state(value: Any) -> Any:

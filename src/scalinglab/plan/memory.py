@@ -115,7 +115,7 @@ class ActivationSpec:
     # n_kv_head / n_head: grouped-query attention keeps K and V at the KV heads' width (Ainslie et al. 2023).
     kv_fraction: float = 1.0
     # Implementation details beyond Korthikanti's GPT (all False reproduces the paper). scalinglab's own model
-    # (RoPE, torch.nn.RMSNorm, fused QKV + SDPA) sets them: see ``for_model``.
+    # (RoPE, torch.nn.RMSNorm, separate q/k/v + SDPA) sets them: see ``for_model``.
     rope: bool = False  # rotated Q and K are new tensors kept beside the QKV output (+2 sbh)
     norm_keeps_normalized: bool = False  # RMSNorm keeps x·rsqrt before the weight multiply (+1 sbh per norm)
     # SDPA returns its output in the query's memory layout: RoPE makes q a fresh (B, H, T, hd) tensor, so the
@@ -130,7 +130,9 @@ class ActivationSpec:
             "attention": "flash",
             "dropout": cfg.dropout > 0,
             "mlp_ratio": cfg.mlp_ratio,
-            "rope": cfg.pos == "rope",
+            # With separate q/k/v projections the raw Q and K are freed once rotated (RoPE's multiplies save
+            # only cos/sin); a fused QKV output stayed alive as long as V, a view of it, was saved for SDPA.
+            "rope": False,
             "norm_keeps_normalized": cfg.norm == "rms",
             "attn_out_copy": cfg.pos == "rope",
             "kv_fraction": cfg.kv_heads / cfg.n_head,

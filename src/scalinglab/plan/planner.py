@@ -13,6 +13,7 @@ from scalinglab.plan.allocation import PlanAllocation, plan_allocation, resolve_
 from scalinglab.plan.cost import Costs, compute_from_gpu_hours, price_per_hour
 from scalinglab.plan.hardware import GPUSpec, get_gpu
 from scalinglab.plan.hyperparams import HyperParams
+from scalinglab.plan.launch import LaunchCommand, launch_command
 from scalinglab.plan.layout import Layout
 from scalinglab.plan.memory import kv_cache_bytes
 from scalinglab.plan.request import Budget, PlanRequest
@@ -50,6 +51,15 @@ class Plan:
         """The fastest layout that fits."""
         return self.layouts[0]
 
+    def launch(self, layout: Layout | None = None) -> LaunchCommand:
+        """The command running ``layout`` (default: the chosen one) with ``scalinglab train``, or why not."""
+        return launch_command(layout or self.layout, self.shape, n_tokens=self.allocation.n_tokens,
+                              gpus_per_node=self.gpu.gpus_per_node,
+                              precision=self.inputs.get("precision") or "mixed")
+
+    def _with_launch(self, layout: Layout) -> dict[str, Any]:
+        return dict(layout.to_dict(), launch=self.launch(layout).to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "inputs": dict(self.inputs),
@@ -66,8 +76,8 @@ class Plan:
             "shape_n_params": self.shape_n_params,
             "shape_choice": None if self.shape_choice is None else self.shape_choice.to_dict(),
             "hyperparams": self.hyperparams.to_dict(),
-            "layout": self.layout.to_dict(),
-            "alternatives": [lay.to_dict() for lay in self.layouts[1:]],
+            "layout": self._with_launch(self.layout),
+            "alternatives": [self._with_launch(lay) for lay in self.layouts[1:]],
             "mfu": dict(self.mfu),
             "costs": self.costs.to_dict(),
             "serving": dict(self.serving),

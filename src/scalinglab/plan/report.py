@@ -96,6 +96,7 @@ def _run_rows(d: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows += [
         ("hardware", f"{d['n_gpus']} x {d['gpu']['name']}"),
         ("layout", lay["name"]),
+        *([("launch", _launch_text(lay["launch"]))] if lay.get("launch") else []),
         (
             "memory per GPU",
             format_bytes(lay["memory"]["total"])
@@ -169,3 +170,8 @@ def report_section(plan: Any) -> str:
         f'<section class="plan"><h2>Training plan</h2><table class="plan-table">{body}</table>'
         f"<p>{escape('Sources: ' + str(d['gpu'].get('source', '')))}</p></section>"
     )
+
+
+def _launch_text(launch: dict) -> str:
+    """The layout's launch line, or why ``scalinglab train`` cannot run it (plan/launch.py)."""
+    return launch["command"] if launch["runnable"] else f"not runnable here: {launch['reason']}"

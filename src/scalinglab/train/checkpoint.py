@@ -131,6 +131,44 @@ def restore(snapshot: Snapshot, model: torch.nn.Module, optimizer: torch.optim.O
     restore_rng(snapshot)
 
 
+def migrate_fused_qkv(snapshot: Snapshot, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Rewrite, in place, a checkpoint saved when attention had one fused ``qkv`` Linear for today's q/k/v.
+
+    The model keys are split by the attention module's load hook; here the optimizer state, which is keyed by
+    parameter index: the old index order is today's with each layer's q, k, v collapsed into one ``qkv``, and
+    each fused AdamW moment is split on dim 0 like the weight it belongs to.
+    """
+    if not any(k.endswith(".attn.qkv.weight") for k in snapshot.tensors):
+        return
+    from scalinglab.model.attention import split_fused_qkv
+
+    names = {id(p): n for n, p in model.named_parameters()}
+    new = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+    old = [n.replace(".attn.q.", ".attn.qkv.") for n in new if ".attn.k." not in n and ".attn.v." not in n]
+    index = {n: i for i, n in enumerate(new)}
+    state, meta = snapshot.tensors, snapshot.meta
+    moved: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(old):
+        targets = [name.replace(".qkv.", f".{x}.") for x in "qkv"] if ".attn.qkv." in name else [name]
+        sizes = model.get_submodule(name.rsplit(".", 2)[0]) if len(targets) == 3 else None
+        for key in [k for k in state if k.startswith(f"optim.{i}.")]:
+            value, field = state[key], key.split(".", 2)[2]
+            parts = ([value] * 3 if value.dim() == 0 else
+                     split_fused_qkv(value, sizes.q.out_features, sizes.k.out_features)) if sizes else [value]
+            for target, part in zip(targets, parts, strict=True):
+                moved[f"optim.{index[target]}.{field}"] = part
+        for target in targets:
+            scalars[str(index[target])] = meta["optim_scalars"].get(str(i), {})
+    snapshot.tensors = {k: v for k, v in state.items() if not k.startswith("optim.")} | moved
+    meta["optim_scalars"] = scalars
+    meta["optim_indices"] = list(range(len(new))) if meta["optim_indices"] else []
+    sizes_by_group = [len(g["params"]) for g in optimizer.param_groups]
+    starts = [sum(sizes_by_group[:j]) for j in range(len(sizes_by_group))]
+    meta["optim_groups"] = [dict(g, params=list(range(s, s + n)))
+                            for g, s, n in zip(meta["optim_groups"], starts, sizes_by_group, strict=True)]
+
+
 def restore_rng(snapshot: Snapshot) -> None:
     """Set the torch (CPU, CUDA), Python and NumPy RNGs to their state in ``snapshot``."""
     t, meta = snapshot.tensors, snapshot.meta

@@ -150,6 +150,7 @@ class Trainer:
         def load_sharded(path):
             self.strategy.load_sharded(self.model, self.optimizer, path)
 
+        ckpt.migrate_fused_qkv(snap, self.model, self.optimizer)  # checkpoints from before the q/k/v split
         ckpt.restore(snap, self.model, self.optimizer, load, load_sharded)
         meta = snap.meta
         if meta.get("scaler") and self.scaler.is_enabled():
@@ -229,6 +230,11 @@ class Trainer:
                "tokens_per_s": tps, "flops_per_s": tps * self.flops.counted, "grad_norm": grad_norm,
                "memory_bytes": self.memory_bytes(), "epochs": self.loader.epochs[0],
                "skipped_steps": self.skipped}
+        # every rank's peak memory and tokens/s (of its data-parallel share): stragglers and imbalance show
+        ranks = self.strategy.per_rank([rec["memory_bytes"], tps / self.strategy.dp_size])
+        if len(ranks) > 1:
+            rec["memory_bytes_per_rank"] = [int(m) for m, _ in ranks]
+            rec["tokens_per_s_per_rank"] = [t for _, t in ranks]
         if self.peak:
             rec["mfu"] = rec["flops_per_s"] / self.peak
         if scale is not None:

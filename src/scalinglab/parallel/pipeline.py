@@ -159,6 +159,12 @@ class Pipeline(Strategy):
     def barrier(self) -> None:
         self.dist.barrier()
 
+    def per_rank(self, values: Sequence[float]) -> list[list[float]]:
+        mine = torch.tensor(list(values), dtype=torch.float64, device=self.device)
+        out = [torch.empty_like(mine) for _ in range(self.dist.world_size)]
+        dist.all_gather(out, mine)
+        return [t.tolist() for t in out]
+
     @property
     def fused_optimizer(self) -> bool:  # type: ignore[override]
         return self.dp_mesh is None  # replicated DTensor parameters do not take the fused kernel

@@ -27,7 +27,7 @@ from tests.parallel.equivalence import BATCH, LAYOUTS, SEQ, STEPS, collect, conf
 from tests.tolerances import fp32_adamw_state_rtol, fp32_reduction_rtol, loss_steps
 
 REPO = Path(__file__).resolve().parents[2]
-TWO_RANKS = ("pp2-gpipe", "pp2-1f1b", "pp2-interleaved", "ep2", "fsdp-ep2")
+TWO_RANKS = ("pp2-gpipe", "pp2-1f1b", "pp2-1f1b-accum", "pp2-interleaved", "ep2", "fsdp-ep2")
 FOUR_RANKS = ("dp2-pp2",)
 # The equivalence runs' AdamW eps: large enough that the update's sensitivity to a gradient's rounding,
 # lr / eps (tests/tolerances.py adamw_gain), stays ~100 instead of 1e6 at the default 1e-8.

@@ -234,8 +234,10 @@ class Pipeline(Strategy):
         self.divisor = self.n_micro * len(micro_batches)
         losses: list[torch.Tensor] = []
         for x, y in micro_batches:  # (rows, T) each: this data-parallel rank's rows
+            step_losses: list[torch.Tensor] = []  # the schedule refills (clears) the list it is given
             with _autocast(self.precision, self.device.type):
-                self.schedule.step(x, target=y, losses=losses)
+                self.schedule.step(x, target=y, losses=step_losses)
+            losses += step_losses
         return self.reduce_loss(self._from_last(losses))
 
     def _from_last(self, losses: list[torch.Tensor]) -> torch.Tensor:

@@ -26,7 +26,7 @@ BATCH, SEQ = 8, 64
 LAYOUTS: dict[str, dict[str, Any]] = {
     "pp2-gpipe": dict(model="dense", pp=2, pp_schedule="gpipe", n_microbatches=4),
     "pp2-1f1b": dict(model="dense", pp=2, pp_schedule="1f1b", n_microbatches=4),
-    # two accumulated micro-batches of 4 rows, each cut into 2 pipeline micro-batches: the loss divided by 2 x 2
+    # two accumulated micro-batches of 4 rows, each cut into 2 pipeline micro-batches: loss divided by 2 x 2
     "pp2-1f1b-accum": dict(model="dense", pp=2, pp_schedule="1f1b", n_microbatches=2, micro_batch_size=4),
     "pp2-interleaved": dict(model="dense", pp=2, pp_schedule="interleaved_1f1b", n_microbatches=4,
                             virtual_stages=2),

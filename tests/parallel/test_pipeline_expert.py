@@ -4,8 +4,8 @@ loss-curve check in a well-known trainer; with clipping its loss gap here is 1.6
 
 Each world size's layouts run in one torchrun launch (start-up paid once) against one single-process
 reference per model, computed here (tests/parallel/equivalence.py does the training and the gathering).
-Measured gaps of correct and planted-bug runs: ``EQ_BUG=... python /tmp/drive`` style runs of that module
-(see docs/parallel.md).
+Measured gaps of correct and planted-bug runs: ``python -m tests.parallel.measure_pp_ep_gaps`` (numbers in
+docs/parallel.md).
 """
 
 from __future__ import annotations

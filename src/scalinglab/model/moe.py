@@ -14,13 +14,19 @@ served first). Use a large ``capacity_factor`` where that matters (e.g. evaluati
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from scalinglab.arch import GPTConfig
+
+# Hooks an expert-parallel strategy installs on a MoE layer (parallel/expert.py); None: one process.
+# reduce(counts (E,), prob_sum (E,), n_tokens ()) -> the same statistics over every data-parallel rank
+StatsReduce = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor,
+                                                                         torch.Tensor]]
 
 
 class Routing(NamedTuple):
@@ -56,15 +62,20 @@ def route(probs: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
     return Routing(token, expert, gate * kept, slot, kept, capacity)
 
 
-def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor, n_experts: int) -> torch.Tensor:
+def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor, n_experts: int,
+                        reduce: StatsReduce | None = None) -> torch.Tensor:
     """Switch auxiliary loss ``E * sum_e f_e * P_e`` (Fedus et al. 2021, eqs. 4-6).
 
     ``f_e`` is the fraction of assignments routed to expert ``e`` (before dropping), ``P_e`` the mean router
     probability. It equals 1 for perfectly uniform routing (its minimum) and ``E`` when one expert gets
-    everything.
+    everything. ``reduce`` (expert parallelism) turns this rank's statistics (assignment counts, summed
+    probabilities, tokens) into those of every rank's tokens, so the loss is one process's.
     """
-    f = torch.bincount(expert, minlength=n_experts).to(probs.dtype) / expert.numel()
-    return n_experts * (f * probs.mean(dim=0)).sum()
+    counts = torch.bincount(expert, minlength=n_experts).to(probs.dtype)
+    prob_sum, n_tokens = probs.sum(dim=0), probs.new_tensor(float(probs.size(0)))
+    if reduce is not None:
+        counts, prob_sum, n_tokens = reduce(counts, prob_sum, n_tokens)
+    return n_experts * (counts / counts.sum() * (prob_sum / n_tokens)).sum()
 
 
 class MoE(nn.Module):
@@ -93,6 +104,10 @@ class MoE(nn.Module):
             self.register_parameter("b" + name[1:], bias(h))
         self.register_parameter("b" + down[1:], bias(d))
         self.last_dropped_fraction: torch.Tensor | None = None  # share of assignments dropped
+        # Expert parallelism (parallel/expert.py) installs these: the router statistics' reduction over ranks,
+        # and dispatch(moe, xf, routing) -> y, which sends tokens to the ranks holding their experts.
+        self.stats_reduce: StatsReduce | None = None
+        self.dispatch: Callable[[MoE, torch.Tensor, Routing], torch.Tensor] | Any = None
 
     def _bias(self, weight_name: str) -> torch.Tensor | None:
         return getattr(self, "b" + weight_name[1:])  # w_fc -> b_fc, w1 -> b1
@@ -125,7 +140,9 @@ class MoE(nn.Module):
         xf = x.reshape(-1, d)  # (N, d)
         probs = self.router(xf).float().softmax(dim=-1)  # (N, E)
         r = route(probs, self.top_k, self.capacity_factor)
-        aux = load_balancing_loss(probs, r.expert, self.n_experts)
+        aux = load_balancing_loss(probs, r.expert, self.n_experts, self.stats_reduce)
+        if self.dispatch is not None:  # expert parallel: the experts live on other ranks too
+            return self.dispatch(self, xf, r).view(shape), aux
         n_rows = self.n_experts * r.capacity
         # Dispatch: dropped assignments all land in the extra last row, which no expert reads.
         buf = xf.new_zeros(n_rows + 1, d).index_copy(0, r.slot, xf[r.token])

@@ -173,6 +173,22 @@ class ParallelConfig:
         if self.ep > 1 and model.n_experts % self.ep:
             raise ConfigError(f"ep={self.ep} does not divide n_experts={model.n_experts}; pick ep "
                               "dividing it")
+        self._check_pp_ep_composition(model)
+
+    def _check_pp_ep_composition(self, model: Any) -> None:
+        """What the pipeline and expert strategies (parallel/pipeline.py, expert.py) cannot run."""
+        if self.pp > 1:
+            others = [f"{n}={getattr(self, n)}" for n in ("tp", "fsdp", "ep") if getattr(self, n) > 1]
+            if others:
+                raise ConfigError(f"pp={self.pp} composes with dp only here, not with {', '.join(others)}")
+            if model.is_moe:
+                raise ConfigError(f"pp={self.pp} does not support MoE models (the router's auxiliary loss "
+                                  "would have to cross stages); use ep for the experts")
+            if model.tied_embeddings:
+                raise ConfigError(f"pp={self.pp} needs untied embeddings (wte and lm_head sit on different "
+                                  "stages); set tied_embeddings=false")
+        if self.ep > 1 and self.tp > 1:
+            raise ConfigError(f"ep={self.ep} composes with dp/fsdp only here, not with tp={self.tp}")
 
     def check_batch(self, batch_size: int, micro_batch_size: int | None) -> tuple[int, int]:
         """``(rows per rank per micro-step, micro-steps per optimizer step)`` of a global ``batch_size``;

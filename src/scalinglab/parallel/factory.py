@@ -18,11 +18,21 @@ def make_strategy(dist: DistContext | None, device: torch.device) -> Strategy:
     """The strategy for ``dist`` (None: one process) on this rank's ``device``.
 
     Model parallelism (tp > 1) picks :class:`~scalinglab.parallel.tensor.TensorParallel`, which composes with
-    FSDP over the data-parallel dims; otherwise the data-parallel strategy by name.
+    FSDP over the data-parallel dims; pp > 1 :class:`~scalinglab.parallel.pipeline.Pipeline` (with dp),
+    ep > 1 :class:`~scalinglab.parallel.expert.ExpertParallel` (with DDP or FSDP); otherwise the
+    data-parallel strategy by name.
     """
     if dist is None:
         return SingleProcess(device)
     layout = dist.layout
+    if layout is not None and layout.pp > 1:
+        from scalinglab.parallel.pipeline import Pipeline
+
+        return Pipeline(device, dist)
+    if layout is not None and layout.ep > 1:
+        from scalinglab.parallel.expert import ExpertParallel
+
+        return ExpertParallel(device, dist)
     if layout is not None and layout.tp > 1:
         from scalinglab.parallel.tensor import TensorParallel
 

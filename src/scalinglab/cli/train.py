@@ -79,6 +79,7 @@ TRAIN_FLAGS = (
     Flag("device", help="auto, cpu or cuda."),
     Flag("seed"),
     Flag("data_dir", "data", help="Prepared corpus."),
+    Flag("unique_tokens", help="Repeat a fixed subset of this many tokens, e.g. 2M.", type=str),
     Flag("eval_every"), Flag("checkpoint_every"), Flag("keep_last"),
     Flag("parallel", help="Under torchrun: ddp or fsdp (data parallel)."),
 )

@@ -61,10 +61,19 @@ class TokenSplit:
         return ",".join(s["sha256"][:16] for s in self.manifest["splits"]["train"]["shards"])
 
 
-class WindowStream:
-    """An endless, epoch-by-epoch shuffled stream of training windows from one corpus."""
+_SUBSET_TAG = 2**32 - 1  # the subset's draw never coincides with an epoch's (epochs count up from 0)
 
-    def __init__(self, split: TokenSplit, seq_len: int, seed: int, stream_id: int = 0) -> None:
+
+class WindowStream:
+    """An endless, epoch-by-epoch shuffled stream of training windows from one corpus.
+
+    With ``unique_tokens`` only a fixed subset of ``unique_tokens // seq_len`` windows is served, drawn once
+    from ``(seed, stream_id)`` (the same subset every epoch and on resume): Muennighoff et al. (2023)'s
+    repeated-data runs, where an epoch is one pass over that subset.
+    """
+
+    def __init__(self, split: TokenSplit, seq_len: int, seed: int, stream_id: int = 0,
+                 unique_tokens: int | None = None) -> None:
         self.split, self.seq_len, self.seed, self.stream_id = split, seq_len, seed, stream_id
         counts = split.n_windows(seq_len)
         self.cum = np.cumsum(counts)
@@ -72,13 +81,32 @@ class WindowStream:
         if self.n == 0:
             raise DataError(f"{split.data_dir} has {split.n_tokens} training tokens, fewer than seq_len+1="
                             f"{seq_len + 1}; prepare more data or lower seq_len")
+        self.subset = self._subset(unique_tokens)
+        if self.subset is not None:
+            self.n = len(self.subset)
         self.epoch, self.cursor = 0, 0
         self._perm_epoch, self._perm = -1, np.zeros(0, np.int64)
+
+    def _subset(self, unique_tokens: int | None) -> np.ndarray | None:
+        if unique_tokens is None:
+            return None
+        k = unique_tokens // self.seq_len
+        if k > self.n:
+            raise DataError(f"unique-token cap {unique_tokens:,} exceeds the corpus: {self.split.data_dir} "
+                            f"has {self.n * self.seq_len:,} training tokens in windows of {self.seq_len}; "
+                            "lower --unique-tokens or prepare more data")
+        if k < 1:
+            raise DataError(f"unique-token cap {unique_tokens:,} is less than one window of {self.seq_len} "
+                            "tokens; raise --unique-tokens")
+        rng = np.random.Generator(np.random.PCG64([self.seed, self.stream_id, _SUBSET_TAG]))
+        return np.sort(rng.permutation(self.n)[:k])
 
     def _order(self) -> np.ndarray:
         if self._perm_epoch != self.epoch:
             rng = np.random.Generator(np.random.PCG64([self.seed, self.stream_id, self.epoch]))
-            self._perm, self._perm_epoch = rng.permutation(self.n), self.epoch
+            perm = rng.permutation(self.n)
+            self._perm = perm if self.subset is None else self.subset[perm]
+            self._perm_epoch = self.epoch
         return self._perm
 
     def next(self, *, read: bool = True) -> np.ndarray | None:
@@ -109,7 +137,8 @@ class BatchLoader:
     """
 
     def __init__(self, data_dirs: Sequence[str | Path], seq_len: int, seed: int = 0,
-                 weights: Sequence[float] | None = None, *, verify: bool = True) -> None:
+                 weights: Sequence[float] | None = None, *, verify: bool = True,
+                 unique_tokens: int | None = None) -> None:
         if not data_dirs:
             raise DataError("no training data given; pass a prepared data directory")
         weights = list(weights) if weights is not None else [1.0] * len(data_dirs)
@@ -121,7 +150,9 @@ class BatchLoader:
                             "alike")
         self.vocab_size = self.splits[0].vocab_size
         self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
-        self.streams = [WindowStream(s, seq_len, seed, i) for i, s in enumerate(self.splits)]
+        if unique_tokens is not None and len(self.splits) > 1:
+            raise DataError("unique_tokens caps one corpus; a mixture's sources would each need a cap")
+        self.streams = [WindowStream(s, seq_len, seed, i, unique_tokens) for i, s in enumerate(self.splits)]
         self.counts = [0] * len(self.streams)
         self.seq_len = seq_len
 

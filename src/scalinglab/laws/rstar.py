@@ -56,8 +56,9 @@ class _Data:
         for name, v in (("N", n), ("D", d), ("U", u), ("loss", y)):
             if not np.all(np.isfinite(v) & (v > 0)):
                 raise FitError(f"{name} must be positive and finite in every run; fix or drop those rows")
-        law = DataConstrainedLaw(**base)
-        u_n = np.minimum(n, law.n_opt_for_unique(u))
+        b = base  # N_opt(U) of the base law: Hoffmann et al. eq. 4 solved for the N whose optimal D is U
+        g = (b["alpha"] * b["A"] / (b["beta"] * b["B"])) ** (1.0 / (b["alpha"] + b["beta"]))
+        u_n = np.minimum(n, (u * g) ** (b["beta"] / b["alpha"]) * g)
         u_d = np.minimum(d, u)
         return cls(base=dict(base), u_n=u_n, u_d=u_d, r_n=n / u_n - 1.0, r_d=d / u_d - 1.0, log_y=np.log(y))
 

@@ -80,6 +80,9 @@ class TrainConfig:
     n_tokens: int
     data_dir: str | None = None
     mixture: tuple[tuple[str, float], ...] | None = None
+    # Muennighoff et al. 2023's U: train on a fixed, deterministic subset of this many tokens, repeated for
+    # n_tokens / unique_tokens epochs (None: the whole corpus).
+    unique_tokens: int | None = None
     batch_size: int = 32
     micro_batch_size: int | None = None
     lr: float = 3e-3
@@ -123,7 +126,7 @@ class TrainConfig:
     def _check_ints(self) -> None:
         for name in ("n_tokens", "batch_size", "eval_tokens", "log_every", "spike_window"):
             _positive_int(name, getattr(self, name))
-        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last"):
+        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last", "unique_tokens"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool) or
@@ -229,6 +232,8 @@ class TrainConfig:
         d["model"] = self.model.to_dict()
         d["mixture"] = [list(m) for m in self.mixture] if self.mixture is not None else None
         d["save_steps"] = list(self.save_steps)
+        if self.unique_tokens is None:  # absent, not null: fingerprints of runs made before the field stay
+            del d["unique_tokens"]
         return d
 
     def fingerprint(self) -> str:
@@ -257,8 +262,9 @@ class TrainConfig:
         try:
             if d.get("mixture") is not None:
                 d["mixture"] = _parse_mixture(d["mixture"])
-            if "n_tokens" in d:
-                d["n_tokens"] = _as_count("n_tokens", d["n_tokens"])
+            for key in ("n_tokens", "unique_tokens"):
+                if d.get(key) is not None:
+                    d[key] = _as_count(key, d[key])
             d["model"] = model_from_dict(d["model"], _corpus_vocab(d))
             return cls(**d)
         except ScalingLabError:

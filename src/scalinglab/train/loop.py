@@ -102,7 +102,8 @@ class Trainer:
         self.micro, self.accum = split_batch(cfg, self.strategy.dp_size)
         seed_everything(cfg.seed)
         data_dirs = cfg.data_dirs or (str(default_corpus()),)
-        self.loader = BatchLoader(data_dirs, cfg.model.seq_len, cfg.seed, cfg.data_weights)
+        self.loader = BatchLoader(data_dirs, cfg.model.seq_len, cfg.seed, cfg.data_weights,
+                                  unique_tokens=cfg.unique_tokens)
         if self.loader.vocab_size > cfg.model.vocab_size:
             raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the corpus "
                               f"vocabulary ({self.loader.vocab_size}); raise it or leave it unset")

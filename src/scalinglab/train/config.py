@@ -83,6 +83,11 @@ class TrainConfig:
     # Muennighoff et al. 2023's U: train on a fixed, deterministic subset of this many tokens, repeated for
     # n_tokens / unique_tokens epochs (None: the whole corpus).
     unique_tokens: int | None = None
+    # Continued pretraining (train/continued.py): start from this run's weights (not its optimizer, schedule
+    # or data position), re-warm the LR over rewarm_steps, and replay this fraction of the parent's data.
+    init_from: str | None = None
+    replay: float | None = None
+    rewarm_steps: int | None = None
     batch_size: int = 32
     micro_batch_size: int | None = None
     lr: float = 3e-3
@@ -126,7 +131,8 @@ class TrainConfig:
     def _check_ints(self) -> None:
         for name in ("n_tokens", "batch_size", "eval_tokens", "log_every", "spike_window"):
             _positive_int(name, getattr(self, name))
-        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last", "unique_tokens"):
+        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last", "unique_tokens",
+                     "rewarm_steps"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool) or
@@ -174,7 +180,19 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be true or false")
 
+    def _check_continued(self) -> None:
+        if self.init_from is not None and not isinstance(self.init_from, (str, Path)):
+            raise ConfigError(f"TrainConfig.init_from={self.init_from!r} must be a run directory")
+        if isinstance(self.init_from, Path):
+            object.__setattr__(self, "init_from", str(self.init_from))
+        if self.init_from is None and (self.replay is not None or self.rewarm_steps is not None):
+            raise ConfigError("TrainConfig.replay and rewarm_steps continue another run; give init_from too")
+        r = self.replay
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1):
+            raise ConfigError(f"TrainConfig.replay={self.replay!r} must be a fraction in [0, 1), e.g. 0.05")
+
     def _check_data(self) -> None:
+        self._check_continued()
         if self.data_dir is not None and not isinstance(self.data_dir, (str, Path)):
             raise ConfigError(f"TrainConfig.data_dir={self.data_dir!r} must be a path to a prepared corpus")
         if isinstance(self.data_dir, Path):
@@ -209,6 +227,8 @@ class TrainConfig:
     def warmup(self) -> int:
         """Warmup steps (default: 5% of the run, at most 1000); may exceed the run (lr still rising at the
         end)."""
+        if self.rewarm_steps is not None:  # continued pretraining re-warms from a fresh optimizer
+            return self.rewarm_steps
         if self.warmup_steps is not None:
             return self.warmup_steps
         return min(1000, round(0.05 * self.n_steps))
@@ -232,8 +252,9 @@ class TrainConfig:
         d["model"] = self.model.to_dict()
         d["mixture"] = [list(m) for m in self.mixture] if self.mixture is not None else None
         d["save_steps"] = list(self.save_steps)
-        if self.unique_tokens is None:  # absent, not null: fingerprints of runs made before the field stay
-            del d["unique_tokens"]
+        for key in ("unique_tokens", "init_from", "replay", "rewarm_steps"):
+            if d[key] is None:  # absent, not null: fingerprints of runs made before these fields stay
+                del d[key]
         return d
 
     def fingerprint(self) -> str:

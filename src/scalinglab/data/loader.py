@@ -155,8 +155,28 @@ class BatchLoader:
         self.streams = [WindowStream(s, seq_len, seed, i, unique_tokens) for i, s in enumerate(self.splits)]
         self.counts = [0] * len(self.streams)
         self.seq_len = seq_len
+        self.credits: np.ndarray | None = None  # set by set_weights: a mixture schedule is running
+
+    def set_weights(self, weights: Sequence[float]) -> None:
+        """New mixture weights (a schedule's, for the next batch). From the first call on, sources are picked
+        by smooth weighted round-robin: every pick adds each source's weight to its credit and takes the
+        largest credit (ties -> lowest index), which then pays 1. It follows the *current* weights within one
+        sample whatever they were before (the cumulative rule would first repay an old stage's debt), and
+        its state is a few floats, saved exactly in the checkpoint."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(self.streams),) or not np.all(np.isfinite(w) & (w >= 0)) or not w.sum() > 0:
+            raise DataError(f"mixture weights {list(weights)} must be {len(self.streams)} numbers >= 0 "
+                            "with a positive sum")
+        self.weights = w / w.sum()
+        if self.credits is None:
+            self.credits = np.zeros(len(self.streams))
 
     def _pick(self) -> int:
+        if self.credits is not None:
+            self.credits += self.weights
+            k = int(np.argmax(self.credits))
+            self.credits[k] -= 1.0
+            return k
         # Deterministic weighted round-robin: the most "owed" source next (ties -> lowest index).
         return int(np.argmin([(c + 1) / w for c, w in zip(self.counts, self.weights, strict=True)]))
 
@@ -184,7 +204,8 @@ class BatchLoader:
     def state_dict(self) -> dict:
         return {"counts": list(self.counts), "seq_len": self.seq_len,
                 "streams": [{"epoch": s.epoch, "cursor": s.cursor, "n_windows": s.n} for s in self.streams],
-                "fingerprint": [s.fingerprint() for s in self.splits]}
+                "fingerprint": [s.fingerprint() for s in self.splits],
+                **({} if self.credits is None else {"credits": [float(c) for c in self.credits]})}
 
     def load_state_dict(self, state: dict) -> None:
         try:
@@ -197,6 +218,8 @@ class BatchLoader:
                     raise CheckpointError("data position does not match the corpus windows; different data")
                 stream.epoch, stream.cursor = int(st["epoch"]), int(st["cursor"])
             self.counts = [int(c) for c in state["counts"]]
+            if "credits" in state:
+                self.credits = np.array([float(c) for c in state["credits"]], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"malformed data-loader state in checkpoint ({err!r})") from err
 

@@ -85,6 +85,9 @@ class TrainConfig:
     unique_tokens: int | None = None
     # Continued pretraining (train/continued.py): start from this run's weights (not its optimizer, schedule
     # or data position), re-warm the LR over rewarm_steps, and replay this fraction of the parent's data.
+    # Mixture weights by step (data/curriculum.py): stages (end_step, weights), piecewise or linear.
+    mixture_schedule: tuple[tuple[int, tuple[float, ...]], ...] | None = None
+    mixture_interp: str = "piecewise"
     init_from: str | None = None
     replay: float | None = None
     rewarm_steps: int | None = None
@@ -127,6 +130,19 @@ class TrainConfig:
         if self.n_steps < 1:
             raise ConfigError(f"TrainConfig.n_tokens={self.n_tokens} is less than one step of "
                               f"{self.tokens_per_step} tokens (batch_size x seq_len); raise n_tokens")
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        from scalinglab.data.curriculum import check_schedule, parse_schedule
+
+        if self.mixture_schedule is None:
+            return
+        if self.mixture is None:
+            raise ConfigError("TrainConfig.mixture_schedule needs a mixture of corpora (mixture = {path = "
+                              "weight, ...}); its weights are the schedule's")
+        stages = parse_schedule(self.mixture_schedule)
+        check_schedule(stages, len(self.mixture), self.n_steps, self.mixture_interp)
+        object.__setattr__(self, "mixture_schedule", stages)
 
     def _check_ints(self) -> None:
         for name in ("n_tokens", "batch_size", "eval_tokens", "log_every", "spike_window"):
@@ -252,9 +268,13 @@ class TrainConfig:
         d["model"] = self.model.to_dict()
         d["mixture"] = [list(m) for m in self.mixture] if self.mixture is not None else None
         d["save_steps"] = list(self.save_steps)
-        for key in ("unique_tokens", "init_from", "replay", "rewarm_steps"):
+        for key in ("unique_tokens", "init_from", "replay", "rewarm_steps", "mixture_schedule"):
             if d[key] is None:  # absent, not null: fingerprints of runs made before these fields stay
                 del d[key]
+        if self.mixture_schedule is None:
+            del d["mixture_interp"]
+        else:
+            d["mixture_schedule"] = [[end, list(w)] for end, w in self.mixture_schedule]
         return d
 
     def fingerprint(self) -> str:

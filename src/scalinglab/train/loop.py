@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from scalinglab.arch import count_params, flops_per_token, training_flops
+from scalinglab.data.curriculum import weights_at
 from scalinglab.data.default import default_corpus
 from scalinglab.data.loader import BatchLoader, val_windows
 from scalinglab.errors import ConfigError, DivergedError
@@ -196,6 +197,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
+        if cfg.mixture_schedule is not None:  # the curriculum's weights for this step's batch
+            self.loader.set_weights(weights_at(cfg.mixture_schedule, cfg.mixture_interp, self.step))
         loss = self.accumulate().item()
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf

@@ -67,6 +67,7 @@ def test_repetition_sweep_end_to_end(corpus_1mb, tmp_path, capsys):
     fit = doc["fit"]
     print(f"R_D* {fit['params']['rd_star']:.4g} interval {fit['intervals']['rd_star']} weak "
           f"{fit['weakly_identified']['rd_star']}; losses {doc['losses']}")
+    assert "Repeated data" in (out / "repetition.svg").read_text()
     main(["sweep", "export", str(out)])
     with open(out / "runs.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -58,6 +58,9 @@ def test_replay_lowers_old_domain_loss(domains, tmp_path):
     lineage = json.loads((tmp_path / "plain" / "parent.json").read_text())
     assert lineage["init_from"] == str(domains[2]) and lineage["step"] == 40
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["init_from"] == str(domains[2])
+    main(["report", str(tmp_path / "plain"), "--compare", str(tmp_path / "replay")])
+    svg = (tmp_path / "plain" / "continued.svg").read_text()
+    assert svg.startswith("<svg") and "old domain" in svg and "replay" in svg
 
 
 def test_init_from_another_shape_or_tokenizer_exits_2(domains, tmp_path, capsys):

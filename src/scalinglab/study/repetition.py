@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import DataError, FitError
-from scalinglab.fileio import atomic_write_json
+from scalinglab.fileio import atomic_write_json, atomic_write_text
 from scalinglab.laws.data_constrained import MUENNIGHOFF_RD_STAR, MUENNIGHOFF_RN_STAR, data_constrained_loss
 from scalinglab.laws.rstar import RStarFit, fit_r_star_profile, resolve_base_law
 from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 
 REPETITION_JSON = "repetition_fit.json"
+REPETITION_SVG = "repetition.svg"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,4 +101,34 @@ def fit_repetition_sweep(sweep_dir: str | Path, base_law: str, *, anchor_e: bool
                              base_source=source, e_shift=shift)
     if write:
         atomic_write_json(Path(sweep_dir) / REPETITION_JSON, out.to_dict())
+        atomic_write_text(Path(sweep_dir) / REPETITION_SVG, repetition_svg(out))
     return out
+
+
+def repetition_svg(analysis: RepetitionAnalysis) -> str:
+    """The repetition figure: the runs and the fitted law over a fine grid of epochs."""
+    from scalinglab.report.data_figures import repetition_figure
+
+    grid = np.geomspace(min(analysis.epochs), max(analysis.epochs), 60)
+    fit = analysis.fit
+    return repetition_figure(analysis.epochs, analysis.losses, grid, analysis.predict(grid), fit.rd_star,
+                             fit.intervals["rd_star"], fit.weakly_identified["rd_star"])
+
+
+def continued_svg(run_dirs: dict[str, Path]) -> str:
+    """The continued-pretraining figure from run folders' metrics (rows with ``val_loss_old``)."""
+    import json
+
+    from scalinglab.report.data_figures import continued_figure
+
+    curves = {}
+    for label, run_dir in run_dirs.items():
+        path = Path(run_dir) / "metrics.jsonl"
+        if not path.is_file():
+            raise DataError(f"{run_dir} has no metrics.jsonl; pass the folder of a continued run")
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        rows = [r for r in rows if r.get("val_loss_old") is not None and r.get("val_loss") is not None]
+        if not rows:
+            raise DataError(f"{run_dir} logged no old-domain loss; it is not an --init-from run")
+        curves[label] = {k: [r[k] for r in rows] for k in ("step", "val_loss", "val_loss_old")}
+    return continued_figure(curves)

@@ -145,7 +145,7 @@ def resolve_base_law(spec: str) -> tuple[str, dict[str, float], DataConstrainedL
     own = None
     if params.rd_star is not None and params.rn_star is not None:
         own = DataConstrainedLaw(**params.as_dict(), rd_star=params.rd_star, rn_star=params.rn_star)
-    return getattr(law, "name", spec), params.as_dict(), own
+    return spec, params.as_dict(), own
 
 
 def fit_r_star_profile(base: Mapping[str, float], n_params, n_tokens, unique_tokens, loss, *,

@@ -140,7 +140,7 @@ def resolve_base_law(spec: str) -> tuple[str, dict[str, float], DataConstrainedL
     law = load_law(spec)
     params = law.chinchilla_params()
     if params is None:
-        raise ConfigError(f"--base-law {spec!r} is not a Chinchilla-form law (E, A, B, alpha, beta); give "
+        raise ConfigError(f"base_law={spec!r} is not a Chinchilla-form law (E, A, B, alpha, beta); give "
                           "a chinchilla fit JSON or a preset such as muennighoff2023 or epoch2024")
     own = None
     if params.rd_star is not None and params.rn_star is not None:

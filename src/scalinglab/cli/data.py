@@ -57,18 +57,31 @@ def prepare_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the document-level split."),
     shard_tokens: str = typer.Option("16M", "--shard-tokens", help="Tokens per shard file."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing prepared corpus."),
+    dedup: bool = typer.Option(False, "--dedup", help="Drop exact and near duplicates (MinHash LSH)."),
+    dedup_threshold: float = typer.Option(0.8, "--dedup-threshold", help="Jaccard of near duplicates."),
+    dedup_ngram: int = typer.Option(5, "--dedup-ngram", help="Word n-gram shingle length."),
+    dedup_num_perm: int = typer.Option(128, "--dedup-num-perm", help="MinHash permutations."),
+    dedup_seed: int = typer.Option(1, "--dedup-seed", help="MinHash seed (same seed, same clusters)."),
+    filter_: str | None = typer.Option(None, "--filter", help="Quality filters: 'gopher' (all rules) or "
+                                       "comma-separated rule names."),
+    filter_min_words: int = typer.Option(50, "--filter-min-words", help="word_count rule's minimum."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Tokenize once into uint16/uint32 memmap shards with manifest.json (counts, sha256, split)."""
+    from scalinglab.data.dedup import DedupConfig
     from scalinglab.data.prepare import prepare
     from scalinglab.units import parse_bytes, parse_count
 
+    dedup_cfg = DedupConfig(threshold=dedup_threshold, ngram=dedup_ngram, num_perm=dedup_num_perm,
+                            seed=dedup_seed) if dedup else None
+    filters = _filter_config(filter_, filter_min_words)
     cap = int(parse_bytes(max_bytes)) if max_bytes is not None else None
     manifest = prepare(source or ["stdlib"], out, tokenizer=tokenizer, max_bytes=cap,
                        val_fraction=val_fraction,
                        seed=seed, shard_tokens=int(parse_count(shard_tokens)), bpe_vocab_size=bpe_vocab_size,
-                       overwrite=overwrite)
+                       overwrite=overwrite, dedup=dedup_cfg, filters=filters)
     info(f"prepared {out}")
+    _curation_lines(manifest.get("data_card", {}).get("curation", {}))
     _show(_summary(manifest, out), json_)
 
 
@@ -86,6 +99,49 @@ def info_cmd(data_dir: Path = typer.Argument(..., help="A prepared corpus folder
             TokenSplit(data_dir, split, verify=True)
         info("all shards match their sha256")
     _show(_summary(manifest, data_dir), json_)
+
+
+def _filter_config(spec: str | None, min_words: int):
+    from scalinglab.data.filters import FilterConfig
+
+    if spec is None:
+        return None
+    rules = None if spec.strip() == "gopher" else tuple(r.strip() for r in spec.split(",") if r.strip())
+    return FilterConfig(rules=rules, min_words=min_words)
+
+
+def _curation_lines(curation: dict) -> None:
+    """What the filters and dedup removed, on stderr."""
+    if "filters" in curation:
+        removed = {r: n for r, n in curation["filters"]["removed_by_rule"].items() if n}
+        info(f"filters kept {curation['filters']['n_kept']} of {curation['filters']['n_input']} documents"
+             + (f"; removed {removed}" if removed else ""))
+    if "dedup" in curation:
+        d = curation["dedup"]
+        info(f"dedup kept {d['n_kept']} of {d['n_input']}: {d['exact_duplicates']} exact and "
+             f"{d['near_duplicates']} near duplicates; index {d['index_entries']} entries, "
+             f"~{d['index_bytes'] / 2**20:.1f} MiB")
+
+
+@data_app.command("card")
+def card_cmd(data_dir: Path = typer.Argument(..., help="A prepared corpus folder."),
+             json_: bool = JSON_OPTION) -> None:
+    """The corpus's data card: documents, tokens, unique tokens, what dedup and filters removed, sources."""
+    from scalinglab.data.card import read_card
+    from scalinglab.data.prepare import read_manifest
+
+    card = read_card(read_manifest(data_dir))
+    if json_:
+        print_json(card)
+        return
+    if "note" in card:
+        info(f"[yellow]warning:[/yellow] {card['note']}")
+    flat = {k: v for k, v in card.items() if not isinstance(v, dict) and k != "note"}
+    _show({"out": str(data_dir), **flat}, False)
+    _curation_lines(card.get("curation", {}))
+    for src, row in card.get("sources", {}).items():
+        stdout_console().print(f"source {src}: {row['documents']} documents, {row['tokens']:,} tokens "
+                               f"({row['token_share']:.1%})")
 
 
 def register(app: typer.Typer) -> None:

@@ -64,6 +64,8 @@ def fit_command(
     out: Path | None = typer.Option(None, "--out", help="Write the fit as JSON (usable by predict --law)."),
     calibrate: bool = typer.Option(False, "--calibrate", help="With --bootstrap: widen prediction intervals "
                                    "by a nested backtest on the data (docs/calibration.md)."),
+    base_law: str | None = typer.Option(None, "--base-law", help="With --form data_constrained: hold this "
+                                        "base law (preset or fit JSON) and fit only R_D*, R_N*."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fit a scaling law (Approach 1, 2 or 3) to a runs table, with bootstrap CIs and a backtest."""
@@ -72,11 +74,17 @@ def fit_command(
     from scalinglab.units import parse_flops
 
     _check_options(approach, bootstrap, level, holdout_top)
+    _check_base_law(base_law, form, approach, bootstrap, holdout_top, holdout_above, at, loss, calibrate)
     computes = [_positive_flops(c) for c in at]
     runs = load_runs_csv(runs_csv, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col,
                          budget_col=budget_col, run_id_col=run_id_col or None, exclude_col=exclude_col,
                          where=_parse_where(where), drop_top_loss=drop_top_loss, drop_where=drop or None,
                          unique_col=unique_col, keep_duplicates=keep_duplicates)
+    if base_law is not None:
+        from scalinglab.cli.fit_rstar import run_frozen_base
+
+        run_frozen_base(runs, base_law, level=level, delta=delta, out=out, as_json=as_json)
+        return
     # notes and the bootstrap line arrive after the fit (and backtest) succeeded, so a bad-input error stays
     # alone
     result = fit_runs(runs, approach=approach, form=form, n_resamples=bootstrap, seed=seed, level=level,
@@ -110,6 +118,27 @@ def _check_options(approach: int, bootstrap: int, level: float, holdout_top: int
         raise ConfigError(f"--level {level}; give a confidence level between 0 and 1, e.g. 0.95")
     if holdout_top is not None and holdout_top < 1:
         raise ConfigError(f"--holdout-top {holdout_top}; give the number of top budgets to hold out (>= 1)")
+
+
+def _check_base_law(base_law, form, approach, bootstrap, holdout_top, holdout_above, at, loss,
+                    calibrate=False) -> None:
+    """--base-law is the second stage of Muennighoff et al.'s fit: only with --form data_constrained."""
+    from scalinglab.errors import ConfigError
+
+    if base_law is None:
+        return
+    if form != "data_constrained" or approach != 3:
+        raise ConfigError(f"--base-law holds a base law for --form data_constrained (approach 3); got --form "
+                          f"{form} --approach {approach}")
+    if loss != "huber":
+        raise ConfigError(f"--loss {loss} with --base-law; the R* fit uses Muennighoff et al.'s Huber "
+                          "objective (drop --loss)")
+    extra = [flag for flag, v in (("--bootstrap", bootstrap), ("--holdout-top", holdout_top),
+                                  ("--holdout-above", holdout_above), ("--at", at),
+                                  ("--calibrate", calibrate)) if v]
+    if extra:
+        raise ConfigError(f"{', '.join(extra)} not available with --base-law (its intervals are profile "
+                          "likelihood); drop them")
 
 
 def _positive_flops(text: str) -> float:

@@ -34,6 +34,7 @@ PARAM_FLAGS: dict[str, str] = {
     "LawFit.save(path)": "`scalinglab fit ... --out FILE`",
     "Approach2Result.save(path)": "`scalinglab fit --approach 2 --out FIT.json`",
     "unique_tokens=": "--unique-tokens",
+    "base_law=": "--base-law ",
     "max_params=": "--max-params",
     "at=": "--at",
     "n_resamples=": "--bootstrap ",

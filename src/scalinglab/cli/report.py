@@ -19,9 +19,20 @@ def report_cmd(
                                     help="Page to write (default: report.html beside the input)."),
     refit: bool = typer.Option(False, "--refit", help="Sweep folder: fit again even if fit.json exists."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples when fitting."),
+    compare: list[Path] = typer.Option([], "--compare", help="Continued pretraining: other --init-from runs "
+                                       "to draw beside SOURCE (e.g. the replay run); writes an SVG."),
 ) -> None:
     """Write a self-contained HTML page (inline SVG figures, no scripts, no network). Prints its path."""
     from scalinglab.errors import ReportError
+
+    if (source / "parent.json").is_file():  # a continued-pretraining run: old/new-domain loss figure
+        from scalinglab.fileio import atomic_write_text
+        from scalinglab.study.repetition import continued_svg
+
+        target = out or source / "continued.svg"
+        svg = continued_svg({str(p.name): p for p in (source, *compare)})
+        typer.echo(str(atomic_write_text(target, svg)))
+        return
     from scalinglab.report import write_report
     from scalinglab.study.record import load_analysis
 

@@ -134,6 +134,10 @@ def run_cmd(
     bootstrap: int = BOOT_OPT,
     max_bytes: int = typer.Option(4_000_000, "--max-bytes",
                                   help="Corpus cap when preparing the default corpus."),
+    repetitions: str | None = typer.Option(None, "--repetitions", help="Repetition sweep: epochs per run at "
+                                           "fixed C and N, e.g. 1,2,4,8,16 (fits R_D*)."),
+    base_law: str = typer.Option("chinchilla", "--base-law", help="Repetition sweep: base law frozen in the "
+                                 "R* fit (a same-family sweep folder, preset or fit JSON)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Design an IsoFLOP sweep, run it, fit Approaches 2 and 3, backtest, plan 10× and write the report."""
@@ -142,6 +146,12 @@ def run_cmd(
 
     spec = _spec(budgets, sizes, out, schedule, data, prior_law)
     exec_cfg = ExecutorConfig(kind=executor, workers=workers, ray_address=ray_address)
+    if repetitions is not None:
+        from scalinglab.cli.sweep_repetition import run_repetition_sweep
+
+        run_repetition_sweep(spec, repetitions, out, exec_cfg, base_law=base_law, dry_run=dry_run,
+                             max_bytes=max_bytes, json_out=json_out)
+        return
     plan = design_sweep(spec)
     if dry_run:
         rows = plan_table(plan, spec)

@@ -80,6 +80,13 @@ TRAIN_FLAGS = (
     Flag("device", help="auto, cpu or cuda."),
     Flag("seed"),
     Flag("data_dir", "data", help="Prepared corpus."),
+    Flag("unique_tokens", help="Repeat a fixed subset of this many tokens, e.g. 2M.", type=str),
+    Flag("mixture_schedule", help="Mixture weights by step: 'END:w1,w2;END:w1,w2' (needs a mixture).",
+         type=str),
+    Flag("mixture_interp", help="piecewise or linear (between stages)."),
+    Flag("init_from", help="Continued pretraining: start from this run's weights only."),
+    Flag("replay", help="With --init-from: fraction of the parent's data mixed in, e.g. 0.05."),
+    Flag("rewarm_steps", help="With --init-from: LR warmup steps of the new run."),
     Flag("eval_every"), Flag("checkpoint_every"), Flag("keep_last"),
     Flag("parallel", help="Under torchrun: ddp or fsdp (data parallel)."),
     Flag("tp", help="Tensor-parallel degree (heads and MLP width split over tp ranks)."),
@@ -167,6 +174,14 @@ def _build(config: Path | None, resume: Path | None, branch_from: Path | None, o
         return TrainConfig.from_dict(apply_overrides(saved_config(parent).to_dict(), overrides))
     if config is not None:
         return TrainConfig.from_toml(config, overrides)
+    init_from = overrides.get("init_from")
+    if init_from is not None:
+        # Continued pretraining keeps the parent's model (and only that: data, schedule, tokens are new); a
+        # shape flag that changes it is refused by the trainer's shape check.
+        if not (Path(init_from) / CONFIG).is_file():
+            raise ConfigError(f"--init-from {init_from}: no {CONFIG} there; give a finished run's folder")
+        return TrainConfig.from_dict(apply_overrides({"model": saved_config(init_from).model.to_dict()},
+                                                     overrides))
     data = apply_overrides({"model": {}}, overrides)
     model = data["model"]
     if "depth" not in model and not {"d_model", "n_layer"} <= set(model):

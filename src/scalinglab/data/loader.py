@@ -61,10 +61,19 @@ class TokenSplit:
         return ",".join(s["sha256"][:16] for s in self.manifest["splits"]["train"]["shards"])
 
 
-class WindowStream:
-    """An endless, epoch-by-epoch shuffled stream of training windows from one corpus."""
+_SUBSET_TAG = 2**32 - 1  # the subset's draw never coincides with an epoch's (epochs count up from 0)
 
-    def __init__(self, split: TokenSplit, seq_len: int, seed: int, stream_id: int = 0) -> None:
+
+class WindowStream:
+    """An endless, epoch-by-epoch shuffled stream of training windows from one corpus.
+
+    With ``unique_tokens`` only a fixed subset of ``unique_tokens // seq_len`` windows is served, drawn once
+    from ``(seed, stream_id)`` (the same subset every epoch and on resume): Muennighoff et al. (2023)'s
+    repeated-data runs, where an epoch is one pass over that subset.
+    """
+
+    def __init__(self, split: TokenSplit, seq_len: int, seed: int, stream_id: int = 0,
+                 unique_tokens: int | None = None) -> None:
         self.split, self.seq_len, self.seed, self.stream_id = split, seq_len, seed, stream_id
         counts = split.n_windows(seq_len)
         self.cum = np.cumsum(counts)
@@ -72,13 +81,32 @@ class WindowStream:
         if self.n == 0:
             raise DataError(f"{split.data_dir} has {split.n_tokens} training tokens, fewer than seq_len+1="
                             f"{seq_len + 1}; prepare more data or lower seq_len")
+        self.subset = self._subset(unique_tokens)
+        if self.subset is not None:
+            self.n = len(self.subset)
         self.epoch, self.cursor = 0, 0
         self._perm_epoch, self._perm = -1, np.zeros(0, np.int64)
+
+    def _subset(self, unique_tokens: int | None) -> np.ndarray | None:
+        if unique_tokens is None:
+            return None
+        k = unique_tokens // self.seq_len
+        if k > self.n:
+            raise DataError(f"unique-token cap {unique_tokens:,} exceeds the corpus: {self.split.data_dir} "
+                            f"has {self.n * self.seq_len:,} training tokens in windows of {self.seq_len}; "
+                            "lower --unique-tokens or prepare more data")
+        if k < 1:
+            raise DataError(f"unique-token cap {unique_tokens:,} is less than one window of {self.seq_len} "
+                            "tokens; raise --unique-tokens")
+        rng = np.random.Generator(np.random.PCG64([self.seed, self.stream_id, _SUBSET_TAG]))
+        return np.sort(rng.permutation(self.n)[:k])
 
     def _order(self) -> np.ndarray:
         if self._perm_epoch != self.epoch:
             rng = np.random.Generator(np.random.PCG64([self.seed, self.stream_id, self.epoch]))
-            self._perm, self._perm_epoch = rng.permutation(self.n), self.epoch
+            perm = rng.permutation(self.n)
+            self._perm = perm if self.subset is None else self.subset[perm]
+            self._perm_epoch = self.epoch
         return self._perm
 
     def next(self, *, read: bool = True) -> np.ndarray | None:
@@ -109,7 +137,8 @@ class BatchLoader:
     """
 
     def __init__(self, data_dirs: Sequence[str | Path], seq_len: int, seed: int = 0,
-                 weights: Sequence[float] | None = None, *, verify: bool = True) -> None:
+                 weights: Sequence[float] | None = None, *, verify: bool = True,
+                 unique_tokens: int | None = None) -> None:
         if not data_dirs:
             raise DataError("no training data given; pass a prepared data directory")
         weights = list(weights) if weights is not None else [1.0] * len(data_dirs)
@@ -121,11 +150,33 @@ class BatchLoader:
                             "alike")
         self.vocab_size = self.splits[0].vocab_size
         self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
-        self.streams = [WindowStream(s, seq_len, seed, i) for i, s in enumerate(self.splits)]
+        if unique_tokens is not None and len(self.splits) > 1:
+            raise DataError("unique_tokens caps one corpus; a mixture's sources would each need a cap")
+        self.streams = [WindowStream(s, seq_len, seed, i, unique_tokens) for i, s in enumerate(self.splits)]
         self.counts = [0] * len(self.streams)
         self.seq_len = seq_len
+        self.credits: np.ndarray | None = None  # set by set_weights: a mixture schedule is running
+
+    def set_weights(self, weights: Sequence[float]) -> None:
+        """New mixture weights (a schedule's, for the next batch). From the first call on, sources are picked
+        by smooth weighted round-robin: every pick adds each source's weight to its credit and takes the
+        largest credit (ties -> lowest index), which then pays 1. It follows the *current* weights within one
+        sample whatever they were before (the cumulative rule would first repay an old stage's debt), and
+        its state is a few floats, saved exactly in the checkpoint."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(self.streams),) or not np.all(np.isfinite(w) & (w >= 0)) or not w.sum() > 0:
+            raise DataError(f"mixture weights {list(weights)} must be {len(self.streams)} numbers >= 0 "
+                            "with a positive sum")
+        self.weights = w / w.sum()
+        if self.credits is None:
+            self.credits = np.zeros(len(self.streams))
 
     def _pick(self) -> int:
+        if self.credits is not None:
+            self.credits += self.weights
+            k = int(np.argmax(self.credits))
+            self.credits[k] -= 1.0
+            return k
         # Deterministic weighted round-robin: the most "owed" source next (ties -> lowest index).
         return int(np.argmin([(c + 1) / w for c, w in zip(self.counts, self.weights, strict=True)]))
 
@@ -153,7 +204,8 @@ class BatchLoader:
     def state_dict(self) -> dict:
         return {"counts": list(self.counts), "seq_len": self.seq_len,
                 "streams": [{"epoch": s.epoch, "cursor": s.cursor, "n_windows": s.n} for s in self.streams],
-                "fingerprint": [s.fingerprint() for s in self.splits]}
+                "fingerprint": [s.fingerprint() for s in self.splits],
+                **({} if self.credits is None else {"credits": [float(c) for c in self.credits]})}
 
     def load_state_dict(self, state: dict) -> None:
         try:
@@ -166,6 +218,8 @@ class BatchLoader:
                     raise CheckpointError("data position does not match the corpus windows; different data")
                 stream.epoch, stream.cursor = int(st["epoch"]), int(st["cursor"])
             self.counts = [int(c) for c in state["counts"]]
+            if "credits" in state:
+                self.credits = np.array([float(c) for c in state["credits"]], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"malformed data-loader state in checkpoint ({err!r})") from err
 

@@ -19,12 +19,16 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from scalinglab.data.sources import Document, open_source
+from scalinglab.data.card import build_card, curate, tagged_documents
+from scalinglab.data.dedup import DedupConfig
+from scalinglab.data.filters import FilterConfig
+from scalinglab.data.sources import Document
 from scalinglab.data.tokenizers import BPE_FILE, BPETokenizer, ByteTokenizer, Tokenizer
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.fileio import atomic_write_text
@@ -140,7 +144,8 @@ def _check_args(max_bytes, val_fraction, shard_tokens, bpe_vocab_size) -> None:
 def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "byte",
             max_bytes: int | None = None,
             val_fraction: float = 0.1, seed: int = 0, shard_tokens: int = 1 << 24, bpe_vocab_size: int = 4096,
-            overwrite: bool = False) -> dict:
+            overwrite: bool = False, dedup: DedupConfig | None = None,
+            filters: FilterConfig | None = None) -> dict:
     """Tokenize ``sources`` into shards under ``out_dir`` and return the manifest.
 
     Parameters
@@ -154,6 +159,9 @@ def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "by
         Cap on UTF-8 bytes of text read (whole corpus), for quick demos and tests.
     val_fraction : float
         Expected fraction of *documents* held out for validation.
+    dedup, filters : optional
+        Quality filters, then exact/near deduplication, before the split (``scalinglab.data.card``); what
+        each removed goes into the manifest's ``data_card``.
     """
     _check_args(max_bytes, val_fraction, shard_tokens, bpe_vocab_size)
     sources = list(sources) or ["stdlib"]
@@ -162,16 +170,23 @@ def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "by
         raise DataError(f"{out} already holds a prepared corpus; pass --overwrite or choose another --out")
     if out.is_file() or (out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists()):
         raise DataError(f"{out} exists and is not a prepared corpus; choose an empty or new --out folder")
-    docs = list(capped_documents((d for s in sources for d in open_source(s)), max_bytes))
+    source_of: dict[str, str] = {}
+    docs = list(capped_documents(tagged_documents(sources, source_of), max_bytes))
     if not docs:
         raise DataError(f"corpus {sources} is empty: no readable text documents found")
+    docs, curation = curate(docs, dedup=dedup, filters=filters, sources=sources)
     tok = _make_tokenizer(tokenizer, docs, bpe_vocab_size)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    manifest = _write_splits(tok, _split_documents(docs, val_fraction, seed), tmp, shard_tokens)
+    by_source: dict[str, int] = {}
+    manifest = _write_splits(tok, _split_documents(docs, val_fraction, seed), tmp, shard_tokens,
+                             source_of=source_of, tokens_by_source=by_source)
     manifest.update(sources=sources, max_bytes=max_bytes, val_fraction=val_fraction, seed=seed,
                     n_bytes=sum(len(d.text.encode("utf-8")) for d in docs), n_documents=len(docs))
+    docs_by_source = Counter(source_of[d.doc_id] for d in docs)
+    manifest["data_card"] = build_card(manifest, curation=curation, tokens_by_source=by_source,
+                                       docs_by_source=dict(docs_by_source))
     if isinstance(tok, BPETokenizer):
         tok.save(tmp / BPE_FILE)
     write_json_atomic(tmp / MANIFEST, manifest)
@@ -189,14 +204,20 @@ def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "by
     return manifest
 
 
-def _write_splits(tok: Tokenizer, split: dict[str, list[Document]], out: Path, shard_tokens: int) -> dict:
+def _write_splits(tok: Tokenizer, split: dict[str, list[Document]], out: Path, shard_tokens: int, *,
+                  source_of: dict[str, str] | None = None,
+                  tokens_by_source: dict[str, int] | None = None) -> dict:
     dtype = np.dtype(np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32)
     eot = np.array([tok.eot_id], dtype=np.int64)
     splits, distinct = {}, np.zeros(0, dtype=np.int64)
     for name in SPLITS:
         writer = _ShardWriter(out, name, dtype, shard_tokens)
         for doc in split[name]:
-            writer.add(np.concatenate([tok.encode(doc.text), eot]))
+            tokens = np.concatenate([tok.encode(doc.text), eot])
+            writer.add(tokens)
+            if tokens_by_source is not None and source_of is not None:  # the data card's per-source share
+                src = source_of.get(doc.doc_id, "?")
+                tokens_by_source[src] = tokens_by_source.get(src, 0) + len(tokens)
         splits[name] = writer.close(len(split[name]))
         distinct = np.union1d(distinct, writer.distinct)
     if splits["train"]["n_tokens"] < 2:

@@ -108,6 +108,9 @@ class SweepSpec:
     seed: int = 0
     eval_tokens: int = 16384
     checkpoint_every: int | None = None
+    # A repetition sweep (Muennighoff et al. 2023): at each budget one size, and one run per epoch count r,
+    # training on U = D / r unique tokens (see sweep/repetition.py). None: an IsoFLOP sweep.
+    repetitions: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         budgets = tuple(float(b) for b in self.budgets)
@@ -133,6 +136,18 @@ class SweepSpec:
             positive_int(f"SweepSpec.{name}", getattr(self, name))
         if not 0 < self.cooldown_frac < 1:
             raise ConfigError(f"SweepSpec.cooldown_frac={self.cooldown_frac} must be in (0, 1)")
+        self._check_repetitions()
+
+    def _check_repetitions(self) -> None:
+        if self.repetitions is None:
+            return
+        reps = tuple(float(r) for r in self.repetitions)
+        if not reps or any(not (math.isfinite(r) and r >= 1) for r in reps) or len(set(reps)) != len(reps):
+            raise ConfigError(f"SweepSpec.repetitions={list(self.repetitions)} must be distinct epoch counts "
+                              ">= 1, e.g. 1,2,4,8,16")
+        if self.schedule != "cosine":
+            raise ConfigError("a repetition sweep uses the cosine schedule; drop --schedule wsd")
+        object.__setattr__(self, "repetitions", tuple(sorted(reps)))
 
     def _check_prior_n_law(self) -> None:
         if self.prior_n_law is None:
@@ -156,6 +171,10 @@ class SweepSpec:
             del d["prior_n_law"]
         else:
             d["prior_n_law"] = list(self.prior_n_law)
+        if self.repetitions is None:
+            del d["repetitions"]
+        else:
+            d["repetitions"] = list(self.repetitions)
         return d
 
     @classmethod
@@ -164,8 +183,9 @@ class SweepSpec:
         d["family"] = FamilySpec(**{k: tuple(v) if isinstance(v, list) else v
                                     for k, v in d["family"].items()})
         d["budgets"] = tuple(d["budgets"])
-        if d.get("prior_n_law") is not None:
-            d["prior_n_law"] = tuple(d["prior_n_law"])
+        for key in ("prior_n_law", "repetitions"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 
@@ -191,6 +211,7 @@ class PlannedRun:
     cooldown_frac: float | None = None
     checkpoint_every: int | None = None
     keep_last: int | None = None
+    unique_tokens: int | None = None  # repetition sweeps: the run repeats U tokens for n_tokens / U epochs
 
     @property
     def tokens_per_param(self) -> float:
@@ -207,7 +228,7 @@ class PlannedRun:
             "checkpoint_every": self.checkpoint_every or spec.checkpoint_every or max(1, self.n_steps // 4),
             "device": "cpu",
         }
-        for key in ("warmup_steps", "keep_last", "branch_step"):
+        for key in ("warmup_steps", "keep_last", "branch_step", "unique_tokens"):
             if getattr(self, key) is not None:
                 cfg[key] = int(getattr(self, key))
         return cfg
@@ -217,7 +238,9 @@ class PlannedRun:
                 "n_layer": self.model.n_layer, "n_head": self.model.n_head, "n_params": self.n_params,
                 "n_tokens": self.n_tokens, "compute_flops": self.compute_flops,
                 "tokens_per_param": self.tokens_per_param, "lr": self.lr, "batch_size": self.batch_size,
-                "n_steps": self.n_steps, "schedule": self.schedule, "parent_run_id": self.parent_run_id}
+                "n_steps": self.n_steps, "schedule": self.schedule, "parent_run_id": self.parent_run_id,
+                **({} if self.unique_tokens is None else {"unique_tokens": self.unique_tokens,
+                                                          "epochs": self.n_tokens / self.unique_tokens})}
 
 
 PriorNOpt = Callable[[float], float]  # N_opt(C): a prior law resolved by the caller (scalinglab.study)

@@ -8,6 +8,7 @@ reverse).
 from __future__ import annotations
 
 from scalinglab.sweep.design import PlannedRun, PriorNOpt, SweepSpec, design_budget
+from scalinglab.sweep.repetition import design_repetitions
 from scalinglab.sweep.wsd import design_wsd
 
 
@@ -22,6 +23,8 @@ def design_sweep(spec: SweepSpec, *, prior_n_opt: PriorNOpt | None = None) -> li
         ``N_opt(C)`` of the prior law named by ``spec.prior_law``; needed only when the spec gives neither
         ``prior_n_law`` nor ``prior_tokens_per_param``. :func:`scalinglab.study.design_sweep` resolves it.
     """
+    if spec.repetitions is not None:
+        return design_repetitions(spec, prior_n_opt=prior_n_opt)
     if spec.schedule == "wsd":
         return design_wsd(spec, prior_n_opt=prior_n_opt)
     shapes = spec.family.shapes()

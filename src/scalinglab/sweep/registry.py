@@ -34,6 +34,9 @@ STATUSES = ("queued", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # never repeated; "failed" runs may be retried
 REGISTRY_FILENAME = "registry.sqlite"
 EXPORT_COLUMNS = ("run_id", "n_params", "n_tokens", "compute_flops", "loss", "budget", "status")
+# Appended when a run repeats data (TrainConfig.unique_tokens): U, epochs D/U and R_D = D/U - 1 (Muennighoff
+# et al. 2023), so `scalinglab fit --form data_constrained` finds U without flags.
+REPETITION_COLUMNS = ("unique_tokens", "epochs", "r_d")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -356,11 +359,14 @@ class Registry:
         """
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(EXPORT_COLUMNS)
-        for rec in self.runs():
+        runs = self.runs()
+        repeated = any(rec.config.get("unique_tokens") for rec in runs)
+        writer.writerow(EXPORT_COLUMNS + (REPETITION_COLUMNS if repeated else ()))
+        for rec in runs:
             loss = rec.loss if rec.status == "done" else None
-            writer.writerow([rec.run_id, _num(rec.n_params), _num(rec.n_tokens), _num(rec.compute_flops),
-                             _num(loss), _num(rec.budget), rec.status])
+            row = [rec.run_id, _num(rec.n_params), _num(rec.n_tokens), _num(rec.compute_flops),
+                   _num(loss), _num(rec.budget), rec.status]
+            writer.writerow(row + (_repetition(rec) if repeated else []))
         return atomic_write_text(path, buf.getvalue())
 
 
@@ -391,6 +397,15 @@ def _record(row: sqlite3.Row) -> RunRecord:
                      attempts=int(row["attempts"]), host=row["host"], pid=row["pid"],
                      heartbeat=row["heartbeat"], error=row["error"], parent_run_id=row["parent_run_id"],
                      loss=row["loss"])
+
+
+def _repetition(rec: RunRecord) -> list[str]:
+    """U, epochs and R_D of a run (U = D when the run did not cap its unique tokens)."""
+    d = rec.n_tokens if rec.n_tokens is not None else rec.config.get("n_tokens")
+    u = rec.config.get("unique_tokens") or d
+    if not d or not u:
+        return ["", "", ""]
+    return [_num(u), _num(d / u), _num(max(d / u - 1.0, 0.0))]
 
 
 def _num(x: float | None) -> str:

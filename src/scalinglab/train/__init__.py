@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from scalinglab.errors import CheckpointError
+from scalinglab.errors import CheckpointError, ConfigError
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.result import RunSummary, TrainResult
 
@@ -73,6 +73,9 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
     from scalinglab.train.loop import Trainer
 
     main = dist is None or dist.is_main
+    if cfg.init_from is not None and (branch_from is not None or dist is not None):
+        raise ConfigError("init_from starts a new single-process run from a parent's weights; it does not "
+                          "combine with branch_from or torchrun")
     source = ckpt.read(ckpt.resolve(branch_from)) if branch_from is not None else None
     if source is not None and source.meta.get("model") != cfg.model.to_dict():
         raise CheckpointError(f"{branch_from} holds a different model shape; a branch must keep the model "
@@ -94,6 +97,8 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
             (run_dir / rundir.BRANCH).write_text(json.dumps({"from": str(branch_from), "step": source.step}))
     if source is not None:
         trainer.load(source)
+    elif not resume and trainer.parent is not None:
+        _init_weights(trainer, run_dir, main)
     metrics = rundir.MetricsLog(run_dir, cfg.tensorboard) if main else rundir.NullLog()
     try:
         summary = trainer.train(metrics, progress if main else None)
@@ -102,3 +107,14 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
     if main:
         rundir.write_final(run_dir, summary.to_dict())
     return TrainResult(str(run_dir), summary)
+
+
+def _init_weights(trainer, run_dir: Path, main: bool) -> None:
+    """Continued pretraining: the parent's weights only (fresh optimizer, step 0), lineage in parent.json."""
+    from scalinglab.train import checkpoint as ckpt
+    from scalinglab.train.continued import record_parent
+
+    snap = ckpt.read(trainer.parent.checkpoint)
+    trainer.model.load_state_dict(ckpt.model_state(snap))
+    if main:
+        record_parent(run_dir, trainer.parent, snap.step)

@@ -89,6 +89,17 @@ class TrainConfig:
     n_tokens: int
     data_dir: str | None = None
     mixture: tuple[tuple[str, float], ...] | None = None
+    # Muennighoff et al. 2023's U: train on a fixed, deterministic subset of this many tokens, repeated for
+    # n_tokens / unique_tokens epochs (None: the whole corpus).
+    unique_tokens: int | None = None
+    # Continued pretraining (train/continued.py): start from this run's weights (not its optimizer, schedule
+    # or data position), re-warm the LR over rewarm_steps, and replay this fraction of the parent's data.
+    # Mixture weights by step (data/curriculum.py): stages (end_step, weights), piecewise or linear.
+    mixture_schedule: tuple[tuple[int, tuple[float, ...]], ...] | None = None
+    mixture_interp: str = "piecewise"
+    init_from: str | None = None
+    replay: float | None = None
+    rewarm_steps: int | None = None
     batch_size: int = 32
     micro_batch_size: int | None = None
     lr: float = 3e-3
@@ -137,11 +148,25 @@ class TrainConfig:
         if self.n_steps < 1:
             raise ConfigError(f"TrainConfig.n_tokens={self.n_tokens} is less than one step of "
                               f"{self.tokens_per_step} tokens (batch_size x seq_len); raise n_tokens")
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        from scalinglab.data.curriculum import check_schedule, parse_schedule
+
+        if self.mixture_schedule is None:
+            return
+        if self.mixture is None:
+            raise ConfigError("TrainConfig.mixture_schedule needs a mixture of corpora (mixture = {path = "
+                              "weight, ...}); its weights are the schedule's")
+        stages = parse_schedule(self.mixture_schedule)
+        check_schedule(stages, len(self.mixture), self.n_steps, self.mixture_interp)
+        object.__setattr__(self, "mixture_schedule", stages)
 
     def _check_ints(self) -> None:
         for name in ("n_tokens", "batch_size", "eval_tokens", "log_every", "spike_window"):
             _positive_int(name, getattr(self, name))
-        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last"):
+        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last", "unique_tokens",
+                     "rewarm_steps"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool) or
@@ -189,7 +214,19 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be true or false")
 
+    def _check_continued(self) -> None:
+        if self.init_from is not None and not isinstance(self.init_from, (str, Path)):
+            raise ConfigError(f"TrainConfig.init_from={self.init_from!r} must be a run directory")
+        if isinstance(self.init_from, Path):
+            object.__setattr__(self, "init_from", str(self.init_from))
+        if self.init_from is None and (self.replay is not None or self.rewarm_steps is not None):
+            raise ConfigError("TrainConfig.replay and rewarm_steps continue another run; give init_from too")
+        r = self.replay
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1):
+            raise ConfigError(f"TrainConfig.replay={self.replay!r} must be a fraction in [0, 1), e.g. 0.05")
+
     def _check_data(self) -> None:
+        self._check_continued()
         if self.data_dir is not None and not isinstance(self.data_dir, (str, Path)):
             raise ConfigError(f"TrainConfig.data_dir={self.data_dir!r} must be a path to a prepared corpus")
         if isinstance(self.data_dir, Path):
@@ -235,6 +272,8 @@ class TrainConfig:
     def warmup(self) -> int:
         """Warmup steps (default: 5% of the run, at most 1000); may exceed the run (lr still rising at the
         end)."""
+        if self.rewarm_steps is not None:  # continued pretraining re-warms from a fresh optimizer
+            return self.rewarm_steps
         if self.warmup_steps is not None:
             return self.warmup_steps
         return min(1000, round(0.05 * self.n_steps))
@@ -258,6 +297,13 @@ class TrainConfig:
         d["model"] = self.model.to_dict()
         d["mixture"] = [list(m) for m in self.mixture] if self.mixture is not None else None
         d["save_steps"] = list(self.save_steps)
+        for key in ("unique_tokens", "init_from", "replay", "rewarm_steps", "mixture_schedule"):
+            if d[key] is None:  # absent, not null: fingerprints of runs made before these fields stay
+                del d[key]
+        if self.mixture_schedule is None:
+            del d["mixture_interp"]
+        else:
+            d["mixture_schedule"] = [[end, list(w)] for end, w in self.mixture_schedule]
         return d
 
     def fingerprint(self) -> str:
@@ -286,8 +332,9 @@ class TrainConfig:
         try:
             if d.get("mixture") is not None:
                 d["mixture"] = _parse_mixture(d["mixture"])
-            if "n_tokens" in d:
-                d["n_tokens"] = _as_count("n_tokens", d["n_tokens"])
+            for key in ("n_tokens", "unique_tokens"):
+                if d.get(key) is not None:
+                    d[key] = _as_count(key, d[key])
             d["model"] = model_from_dict(d["model"], _corpus_vocab(d))
             return cls(**d)
         except ScalingLabError:

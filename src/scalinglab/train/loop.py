@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from scalinglab.arch import count_params, flops_per_token, training_flops
+from scalinglab.data.curriculum import weights_at
 from scalinglab.data.default import default_corpus
 from scalinglab.data.loader import BatchLoader, val_windows
 from scalinglab.errors import ConfigError, DivergedError
@@ -33,6 +34,7 @@ from scalinglab.model import GPT
 from scalinglab.parallel import DistContext, make_strategy
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.config import TrainConfig
+from scalinglab.train.continued import data_sources, resolve_parent
 from scalinglab.train.guard import DivergenceGuard
 from scalinglab.train.precision import autocast, make_scaler, peak_dtype
 from scalinglab.train.result import RunSummary
@@ -102,12 +104,18 @@ class Trainer:
         self.micro, self.accum = split_batch(cfg, self.strategy.dp_size)
         seed_everything(cfg.seed)
         data_dirs = cfg.data_dirs or (str(default_corpus()),)
-        self.loader = BatchLoader(data_dirs, cfg.model.seq_len, cfg.seed, cfg.data_weights)
+        self.parent = resolve_parent(cfg)  # continued pretraining: shape and tokenizer checked here
+        mix_dirs, mix_weights = data_sources(cfg, self.parent, data_dirs, cfg.data_weights)
+        self.loader = BatchLoader(mix_dirs, cfg.model.seq_len, cfg.seed, mix_weights,
+                                  unique_tokens=cfg.unique_tokens)
         if self.loader.vocab_size > cfg.model.vocab_size:
             raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the corpus "
                               f"vocabulary ({self.loader.vocab_size}); raise it or leave it unset")
         val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.eval_tokens)
         self.val = val.to(self.device) if val is not None else None
+        old_val = (val_windows(self.parent.data_dir, cfg.model.seq_len, cfg.eval_tokens)
+                   if self.parent is not None else None)
+        self.val_old = old_val.to(self.device) if old_val is not None else None
         # a strategy may shard it in place (FSDP) or wrap it (DDP)
         self.model = GPT(cfg.model).to(self.device)
         wrapped = self.strategy.wrap(self.model)
@@ -201,6 +209,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
+        if cfg.mixture_schedule is not None:  # the curriculum's weights for this step's batch
+            self.loader.set_weights(weights_at(cfg.mixture_schedule, cfg.mixture_interp, self.step))
         loss = self.accumulate().item()
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
@@ -247,14 +257,15 @@ class Trainer:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
 
     @torch.no_grad()
-    def evaluate(self) -> float | None:
-        """Mean CE on the fixed validation windows (None without a val split)."""
-        if self.val is None:
+    def evaluate(self, windows: torch.Tensor | None = None) -> float | None:
+        """Mean CE on the fixed validation windows (or on ``windows``; None without a val split)."""
+        windows = self.val if windows is None else windows
+        if windows is None:
             return None
         self.model.eval()
         total, n = 0.0, 0
-        for i in range(0, len(self.val), self.cfg.micro):
-            batch = self.val[i:i + self.cfg.micro]
+        for i in range(0, len(windows), self.cfg.micro):
+            batch = windows[i:i + self.cfg.micro]
             with autocast(self.cfg.precision, self.device.type):
                 out = self.forward(batch[:, :-1], batch[:, 1:])
             total += out.loss.float().item() * len(batch)
@@ -303,6 +314,8 @@ class Trainer:
         rec: dict[str, Any] = {"val_loss": val, "train_loss_recent": train}
         if val is not None and train is not None:
             rec["train_val_gap"] = val - train  # > 0 and growing: overfitting (repeated data)
+        if self.val_old is not None:  # continued pretraining: the parent's domain, to measure forgetting
+            rec["val_loss_old"] = self.evaluate(self.val_old)
         return rec
 
     def final(self, status: str, val_loss: float | None, diverged: DivergedError | None) -> RunSummary:

@@ -41,6 +41,12 @@ PARAM_FLAGS: dict[str, str] = {
     "level=": "--level ",
     "approach=1": "--approach 1",
     "calibrate=True": "--calibrate",
+    "target_k=": "--target-k ",
+    "fit_k=": "--fit-k ",
+    "metrics=[...]": "--metric",
+    "metric=": "--metric ",
+    "models_csv=": "--models",
+    "min_models=": "--min-models ",
     # ---- plan
     "price_per_gpu_hour": "--price-per-gpu-hour",
     "n_gpus=N": "--gpus N",

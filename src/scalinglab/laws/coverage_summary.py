@@ -95,7 +95,7 @@ def summarize_coverage(table: SamplesTable, *, ks: Sequence[int] | None = None, 
         backtest = backtest_coverage(n, c, fit_k=fit_k, target_k=target, c_fit=c_fit, seed=seed,
                                      n_resamples=n_resamples).to_dict()
     elif target_k is not None:
-        raise DataError(f"--target-k {target_k} must exceed --fit-k {fit_k} and be <= {n_min} samples")
+        raise DataError(f"target_k={target_k} must exceed fit_k={fit_k} and be <= {n_min} samples")
     else:
         warnings.append(f"no backtest: {n_min} samples per problem is not more than fit_k={fit_k}")
     return CoverageSummary(n_problems=int(n.size), n_min=n_min, n_max=int(n.max()),

@@ -138,7 +138,7 @@ def read_evals_csv(path: str | Path, *, metrics: Sequence[str] | None = None, mo
     reserved = {c for c, _ in cols.values() if c} | ({group} if group else set())
     tasks = _task_columns(header, reserved, metrics, path.name)
     if not tasks:
-        raise DataError(f"{path.name}: no task columns; name them with --metric")
+        raise DataError(f"{path.name}: no task columns; name them with metrics=[...]")
 
     def column(role):
         col, factor = cols[role]
@@ -176,7 +176,7 @@ def _lm_eval_file(path: Path, metric: str, filt: str) -> tuple[str, dict[str, tu
         found = sorted({k for e in results.values() if isinstance(e, dict) for k in e})[:6]
         raise DataError(f"{path}: no task reports {key!r} (lm-evaluation-harness 0.4 layout "
                         "'metric,filter'); "
-                        f"keys found: {found}; choose --metric accordingly")
+                        f"keys found: {found}; choose metric= accordingly")
     model = doc.get("model_name") or _pretrained(doc) or path.parent.name
     return str(model), out
 
@@ -237,7 +237,7 @@ def read_evals(path: str | Path, *, models_csv: str | Path | None = None, **kwar
     p = Path(path)
     if p.is_dir() or p.suffix == ".json":
         if models_csv is None:
-            raise DataError(f"{p.name} holds lm-eval results; give --models CSV with each model's N, D")
+            raise DataError(f"{p.name} holds lm-eval results; give models_csv= (a CSV with each model's N, D)")
         metric = (kwargs.get("metrics") or ["acc"])[0]
         return read_lm_eval(p, models_csv, metric=metric)
     return read_evals_csv(p, **kwargs)

@@ -146,6 +146,6 @@ def fit_evals(table: EvalsTable, *, x: str = "loss", form: str | None = None,
     if not fits:
         first = skipped[0] if skipped else {"task": "-", "reason": "no task"}
         raise FitError(f"nothing to fit: every (group, task) has too few models (e.g. {first['task']}: "
-                       f"{first['reason']}); lower --min-models or add models")
+                       f"{first['reason']}); lower min_models= or add models")
     return DownstreamStudy(x=x, form=form, fits=tuple(fits), backtests=tuple(backtests),
                            skipped=tuple(skipped))

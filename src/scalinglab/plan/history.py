@@ -2,8 +2,10 @@
 allocation for the same compute, and costed on today's hardware by the planner's own run model.
 
 GPT-3 trained 175B parameters on 300B tokens (1.7 per parameter, Kaplan et al. 2020's N-heavy rule);
-Chinchilla spent Gopher's budget on 70B parameters and 1.4T tokens (20 per parameter, Hoffmann et al. 2022); Llama 3 8B
-went to ~1900 per parameter, deliberately past the optimum because inference is paid per parameter.
+Chinchilla spent Gopher's budget on 70B parameters and 1.4T tokens (20 per parameter, Hoffmann et al. 2022);
+Llama 3 8B went to ~1900 per parameter, deliberately past the optimum because inference is paid per
+parameter. DeepSeek-V3 is a mixture of experts: N is its active parameters, and its cost today is that of a
+dense model of that size (an underestimate: the planner models no expert routing or all-to-all).
 """
 
 from __future__ import annotations
@@ -58,9 +60,15 @@ class HistoricalModel:
     def tokens_per_param(self) -> float:
         return self.n_tokens / self.n_params
 
+    @property
+    def six_nd_flops(self) -> float:
+        """6 N D; differs from a printed C where the authors counted attention or rounded (Chinchilla's 6ND
+        is 2 % above its 5.76e23, Gopher's 20 % below its 6.31e23)."""
+        return 6.0 * self.n_params * self.n_tokens
+
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__} | {
-            "tokens_per_param": self.tokens_per_param}
+            "tokens_per_param": self.tokens_per_param, "six_nd_flops": self.six_nd_flops}
 
 
 def load_history(path: str | Path | None = None) -> dict[str, HistoricalModel]:

@@ -13,7 +13,8 @@ import typer
 from scalinglab.errors import ScalingLabError
 
 # One module per command group (see ../shared/STYLE.md); each exposes register(app).
-COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo", "returns", "history")
+COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo", "returns", "history",
+                   "design")
 
 app = typer.Typer(
     name="scalinglab",

@@ -198,13 +198,13 @@ NO_TORCH = {
     "train-config-and-data-prepare": "from scalinglab.train import TrainConfig; import "
                                      "scalinglab.data.prepare; import scalinglab.cli.data; "
                                      "TrainConfig.from_dict({'model': {'depth': 1}, 'n_tokens': 10**6})",
-    "returns-history-design": "import scalinglab.laws.returns, scalinglab.laws.broken, scalinglab.plan.history, "
-                              "scalinglab.report.story, scalinglab.study.design_ci, "
-                              "scalinglab.study.design_prior, scalinglab.cli.returns, scalinglab.cli.history, "
-                              "scalinglab.cli.design; from scalinglab.cli.app import main\n"
-                              "for argv in (['returns', '--compute', '1e24'], ['history', '--gpu', 'none']):\n"
-                              "    try:\n        main(argv)\n    except SystemExit as e:\n"
-                              "        assert not e.code",
+    "returns-history-design": (
+        "import scalinglab.laws.returns, scalinglab.laws.broken, scalinglab.plan.history, "
+        "scalinglab.report.story, scalinglab.study.design_ci, scalinglab.study.design_prior, "
+        "scalinglab.cli.returns, scalinglab.cli.history, scalinglab.cli.design\n"
+        "from scalinglab.cli.app import main\n"
+        "for argv in (['returns', '--compute', '1e24'], ['history', '--gpu', 'none']):\n"
+        "    try:\n        main(argv)\n    except SystemExit as e:\n        assert not e.code"),
     "cli-model-count": _CLI + "from scalinglab.cli import model; app = typer.Typer(); model.register(app); "
                        "app.command('noop')(lambda: None); "
                        "r = CliRunner().invoke(app, ['model', 'count', '--depth', '2', '--json']); "

@@ -1,4 +1,4 @@
-"""`scalinglab design --objective ci` (study/design_ci.py, study/design_prior.py): simulated intervals of a."""
+"""`scalinglab design --objective ci` (study/design_ci.py, design_prior.py): simulated intervals of a."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def test_measured_prior_reads_law_scatter_and_throughput(tmp_path):
             runs.append({"run_id": run_id, "n_params": n, "n_tokens": d, "compute_flops": budget,
                          "loss": loss, "budget": budget, "status": "done"})
             (root / "runs" / run_id).mkdir(parents=True)
-            (root / "runs" / run_id / "final.json").write_text(json.dumps({"wall_time_s": budget / (1e6 * n)}))
+            wall = {"wall_time_s": budget / (1e6 * n)}  # FLOP/s = 1e6 N
+            (root / "runs" / run_id / "final.json").write_text(json.dumps(wall))
     (root / "fit.json").write_text(json.dumps({"approach3": {"params": PRIOR.as_dict()}, "runs": runs}))
     m = measured_prior(root)
     assert m.law == PRIOR and m.n_runs == 10

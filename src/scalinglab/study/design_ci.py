@@ -179,5 +179,37 @@ def spec_with(base: SweepSpec, grid: GridDesign) -> SweepSpec:
     return dataclasses.replace(base, budgets=grid.budgets, n_sizes=grid.n_sizes, spread=grid.spread)
 
 
-# The stated prior for the demo's scale when no earlier sweep is given: PROVISIONAL, replaced below.
-DEMO_PRIOR = ChinchillaParams(E=1.5, A=43.8, B=20.0, alpha=0.5, beta=0.2474)
+def calibrate_noise(spec: SweepSpec, prior: ChinchillaParams, measured_width: float, *,
+                    n_sims: int = DEFAULT_SIMS, seed: int = 0) -> float:
+    """The scatter (nats) at which ``spec``'s simulated 95 % range of a equals ``measured_width`` (the
+    bootstrap interval an earlier sweep of that grid gave): the width is proportional to the noise to first
+    order (the vertices' errors are linear in it), so a few proportional steps from DEFAULT_NOISE settle it
+    (the exclusions of out-of-range vertices bend it at large noise)."""
+    if not (math.isfinite(measured_width) and measured_width > 0):
+        raise ConfigError(f"measured width {measured_width!r} must be a positive number")
+    noise = DEFAULT_NOISE
+    for _ in range(6):
+        width = simulate_grid(spec, prior, noise=noise, n_sims=n_sims, seed=seed).a_width
+        if not math.isfinite(width) or width <= 0:
+            raise ConfigError("the prior's simulated sweeps give no finite interval of a to calibrate "
+                              "against")
+        noise *= measured_width / width
+    return noise
+
+
+# The demo's stated prior when no earlier sweep folder is given. Its allocation is the earlier demo fit's,
+# N* = 4.05 C^0.331 (a = beta/(alpha+beta) = 0.331, G chosen to match): alpha, beta, A, B put the nine runs
+# finished at 1e11 and 2.2e11 (d_model 8..48) within 0.02 of their measured loss drop between the budgets and
+# their rise towards the largest size; E shifts the level and does not move a.
+DEMO_PRIOR = ChinchillaParams(E=1.15, A=43.8, B=20.0, alpha=0.5, beta=0.2474)
+# Throughput of the earlier grid's runs on this 2-core machine (9 runs, d_model 8..48, 2 workers, shared
+# load): FLOP/s = 10^7.61 N^0.416 — small models pay per-step overheads, so they cost more per FLOP.
+DEMO_THROUGHPUT = (7.61, 0.416)
+# The earlier grid's measured 95 % bootstrap interval of a (docs/sweep.md: [-0.158, 0.445], 200 resamples).
+DEMO_MEASURED_WIDTH = 0.603
+
+
+def demo_throughput(run: PlannedRun) -> float:
+    """FLOP/s of a run on the demo's machine (``DEMO_THROUGHPUT``)."""
+    log10_coef, exponent = DEMO_THROUGHPUT
+    return 10**log10_coef * float(run.n_params) ** exponent

@@ -14,7 +14,7 @@ from scalinglab.cli.app import app, main
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.allocation import ChinchillaParams
 from scalinglab.study.demo import demo_spec
-from scalinglab.study.design_ci import candidate_specs, design_for_ci, simulate_grid
+from scalinglab.study.design_ci import calibrate_noise, candidate_specs, design_for_ci, simulate_grid
 from scalinglab.study.design_prior import measured_prior
 
 # A Chinchilla-form law whose optimum is the demo grid's centre, N* = 4.05 C^0.331 (a = beta/(alpha+beta)).
@@ -70,7 +70,8 @@ def test_measured_prior_reads_law_scatter_and_throughput(tmp_path):
 
 
 def test_design_cli_json_and_bad_input(capsys):
-    result = CliRunner().invoke(app, ["design", "--objective", "ci", "--sims", "60", "--json"])
+    argv = ["design", "--objective", "ci", "--sims", "60", "--noise", "0.02", "--json"]
+    result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)
     assert d["best"]["cost_s"] <= d["baseline"]["cost_s"] and math.isfinite(d["baseline"]["a_width"])
@@ -89,3 +90,11 @@ def test_design_refuses_bad_noise_and_a_base_without_a_numeric_prior():
         design_for_ci(BASE, PRIOR, noise=0.0)
     with pytest.raises(ConfigError, match="prior_n_law"):
         design_for_ci(dataclasses.replace(BASE, prior_n_law=None), PRIOR)
+
+
+def test_calibrated_noise_recovers_the_scatter_that_produced_a_width():
+    width = simulate_grid(BASE, PRIOR, noise=0.02, n_sims=SIMS, seed=1).a_width
+    # a different seed for the calibration: Monte Carlo error of a 95 % range from 150 draws is ~10 %
+    assert calibrate_noise(BASE, PRIOR, width, n_sims=SIMS, seed=2) == pytest.approx(0.02, rel=0.2)
+    with pytest.raises(ConfigError, match="width"):
+        calibrate_noise(BASE, PRIOR, -1.0)

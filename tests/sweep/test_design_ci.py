@@ -19,7 +19,7 @@ from scalinglab.study.design_prior import measured_prior
 
 # A Chinchilla-form law whose optimum is the demo grid's centre, N* = 4.05 C^0.331 (a = beta/(alpha+beta)).
 PRIOR = ChinchillaParams(E=1.5, A=43.8, B=20.0, alpha=0.5, beta=0.2474)
-BASE = demo_spec("runs/demo/data", baseline=True)
+BASE = demo_spec("runs/demo/data")
 SIMS = 150
 
 

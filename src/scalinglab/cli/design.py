@@ -55,7 +55,7 @@ def design_cmd(
         raise ConfigError(f"--objective {objective!r} is not supported; use one of {OBJECTIVES}")
     if sims < 50:
         raise ConfigError(f"--sims {sims} is too few for a 95% range; give at least 50")
-    base = demo_spec("runs/demo/data", baseline=True)
+    base = demo_spec("runs/demo/data")
     if from_sweep is not None:
         from scalinglab.study.design_prior import measured_prior
 

@@ -1,10 +1,9 @@
 """``scalinglab demo``: an IsoFLOP study end to end on a laptop CPU — prepare the default corpus (Python
-stdlib sources, capped), sweep 6 budgets × 5 sizes, fit Approaches 2 and 3 with bootstrap CIs, backtest,
+stdlib sources, capped), sweep ≥ 4 budgets × 5 sizes, fit Approaches 2 and 3 with bootstrap CIs, backtest,
 plan, report.
 
-Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 8.3e12
-counted FLOPs in 30 runs (budgets 1e10..1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 3.5e11 FLOPs) is for
-tests.
+Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 9e12
+counted FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 3.5e11 FLOPs) is for tests.
 """
 
 from __future__ import annotations
@@ -19,13 +18,7 @@ from scalinglab.sweep.executors import ExecutorConfig, ProgressFn
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs/demo")
-# The grid `scalinglab design --objective ci` picked (docs/sweep.md, "Designed for information"): six budgets
-# over two decades, 5 sizes over N_opt/6..6 N_opt, at 0.94x the CPU time of the earlier grid (BASELINE_*:
-# four budgets over one decade, spread 4) by its throughput model, for 0.30x the simulated 95 % width of a.
-FULL_BUDGETS = (1e10, 2.5e10, 6.3e10, 1.6e11, 4e11, 1e12)
-FULL_SPREAD = 6.0
-BASELINE_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)  # log-uniform over one decade
-BASELINE_SPREAD = 4.0
+FULL_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)  # log-uniform over one decade
 QUICK_BUDGETS = (1e10, 2e10, 4e10)
 # --quick sizes are centred on D = 40 N: pilot sweeps of this corpus at 3e9–1e11 counted FLOPs (byte-level,
 # seq 64–128) put the IsoFLOP minima at 30–50 tokens per parameter, above Chinchilla's ≈ 20 at far larger
@@ -48,16 +41,14 @@ FULL_FAMILY = FamilySpec(seq_len=128, head_dim=8, aspect_ratios=(4, 8, 12, 16, 2
                          tied_embeddings=True)
 
 
-def demo_spec(data_dir: str | Path, *, quick: bool = False, baseline: bool = False) -> SweepSpec:
-    """The demo's sweep: full (6 budgets 1e10..1e12, the designed grid), ``baseline`` (the earlier 4 budgets
-    1e11..1e12, what ``scalinglab design`` compares against) or quick (3 tiny budgets)."""
+def demo_spec(data_dir: str | Path, *, quick: bool = False) -> SweepSpec:
+    """The demo's sweep: full (4 budgets up to 1e12) or quick (3 tiny budgets)."""
     if quick:
         return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=2048,
                          target_steps=300, min_batch=2,
                          eval_tokens=8192, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
                          data_dir=str(Path(data_dir).resolve()))
-    return SweepSpec(budgets=BASELINE_BUDGETS if baseline else FULL_BUDGETS, family=FULL_FAMILY,
-                     spread=BASELINE_SPREAD if baseline else FULL_SPREAD, prior_n_law=FULL_PRIOR_N_LAW,
+    return SweepSpec(budgets=FULL_BUDGETS, family=FULL_FAMILY, prior_n_law=FULL_PRIOR_N_LAW,
                      eval_tokens=32768,
                      data_dir=str(Path(data_dir).resolve()))
 

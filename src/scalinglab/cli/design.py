@@ -68,8 +68,8 @@ def design_cmd(
         law, throughput, where = DEMO_PRIOR, demo_throughput, "the demo's stated prior"
         match_width = DEMO_MEASURED_WIDTH if match_width is None and noise is None else match_width
         scatter = DEFAULT_NOISE
-        info("note: the demo's stated prior is unmeasured below 1e11 FLOPs (a real run of its choice lost the "
-             "two lowest budgets: docs/sweep.md); prefer --from-sweep on a finished sweep")
+        info("note: the demo's stated prior is unmeasured below 1e11 FLOPs (a real run of its choice lost "
+             "the two lowest budgets: docs/sweep.md); prefer --from-sweep on a finished sweep")
     if match_width is not None and noise is None:
         scatter = calibrate_noise(base, law, match_width, n_sims=sims, seed=seed)
         where += f"; scatter calibrated to the baseline's measured width {match_width:g}"

@@ -60,7 +60,8 @@ def test_measured_prior_reads_law_scatter_and_throughput(tmp_path):
             (root / "runs" / run_id).mkdir(parents=True)
             wall = {"wall_time_s": budget / (1e6 * n)}  # FLOP/s = 1e6 N
             (root / "runs" / run_id / "final.json").write_text(json.dumps(wall))
-    (root / "fit.json").write_text(json.dumps({"approach3": {"params": PRIOR.as_dict()}, "runs": runs}))
+    fits = {"approach3": {"params": PRIOR.as_dict()}}  # where StudyAnalysis.to_dict puts them
+    (root / "fit.json").write_text(json.dumps({"analysis": fits, "runs": runs}))
     m = measured_prior(root)
     assert m.law == PRIOR and m.n_runs == 10
     assert 0.002 < m.noise < 0.03  # 1 % scatter, 4 degrees of freedom

@@ -55,7 +55,9 @@ def measured_prior(sweep_dir: str | Path) -> MeasuredPrior:
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(f"{str(root / FIT_JSON)!r} is missing or unreadable; finish the sweep (scalinglab "
                         "sweep run) or pass --noise and a prior law instead") from None
-    law = ChinchillaParams.from_mapping((doc.get("approach3") or {}).get("params") or {})
+    # a study's fit.json (StudyAnalysis.to_dict) keeps the fits under "analysis"
+    fits = doc.get("analysis") if isinstance(doc.get("analysis"), dict) else doc
+    law = ChinchillaParams.from_mapping((fits.get("approach3") or {}).get("params") or {})
     if law is None:
         raise DataError(f"{str(root / FIT_JSON)!r} has no Approach 3 fit to use as the prior law")
     rows = [r for r in doc.get("runs") or () if r.get("status") == "done" and r.get("loss") is not None]

@@ -207,6 +207,13 @@ NO_TORCH = {
                                "scalinglab.laws.ladder, scalinglab.laws.testtime, scalinglab.laws.coverage, "
                                "scalinglab.laws.coverage_summary, scalinglab.laws.tradeoff, "
                                "scalinglab.report.downstream, scalinglab.cli.downstream",
+    "returns-history-design": (
+        "import scalinglab.laws.returns, scalinglab.laws.broken, scalinglab.plan.history, "
+        "scalinglab.report.story, scalinglab.study.design_ci, scalinglab.study.design_prior, "
+        "scalinglab.cli.returns, scalinglab.cli.history, scalinglab.cli.design\n"
+        "from scalinglab.cli.app import main\n"
+        "for argv in (['returns', '--compute', '1e24'], ['history', '--gpu', 'none']):\n"
+        "    try:\n        main(argv)\n    except SystemExit as e:\n        assert not e.code"),
     "cli-model-count": _CLI + "from scalinglab.cli import model; app = typer.Typer(); model.register(app); "
                        "app.command('noop')(lambda: None); "
                        "r = CliRunner().invoke(app, ['model', 'count', '--depth', '2', '--json']); "

@@ -14,7 +14,7 @@ from scalinglab.errors import ScalingLabError
 
 # One module per command group (see ../shared/STYLE.md); each exposes register(app).
 COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo", "downstream",
-                   "forecast", "backtest")
+                   "forecast", "backtest", "returns", "history", "design")
 
 app = typer.Typer(
     name="scalinglab",

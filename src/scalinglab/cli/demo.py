@@ -27,19 +27,20 @@ def demo_cmd(
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the CIs."),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Prepare the stdlib corpus, sweep >= 4 budgets x 5 sizes, fit Approaches 2 and 3, backtest, plan,
-    report."""
+    """Prepare the stdlib corpus, sweep >= 4 budgets x 5 sizes, fit Approaches 2 and 3,
+    backtest, plan, report."""
     from scalinglab.cli.sweep import make_progress, print_summary, summarize
     from scalinglab.study.demo import run_demo, setup_demo
+    from scalinglab.study.prior import design_sweep
     from scalinglab.sweep.executors import ExecutorConfig
 
     exec_cfg = ExecutorConfig(kind=executor, workers=1 if executor == "local" else workers,
                               ray_address=ray_address)
     t0 = time.perf_counter()
-    setup_demo(out, quick=quick)
+    spec = setup_demo(out, quick=quick)
     info(f"demo: {'quick ' if quick else ''}IsoFLOP sweep in {out} (corpus: Python stdlib sources)")
     progress, on_event, set_total = make_progress()
-    set_total(15 if quick else 20)
+    set_total(len(design_sweep(spec)))
     with progress:
         outcome = run_demo(out, quick=quick, executor=exec_cfg, progress=on_event, n_boot=bootstrap,
                            setup=False)

@@ -1,0 +1,215 @@
+"""Sweeps designed for information: choose the IsoFLOP grid whose Approach-2 exponent ``a`` comes out most
+precise for a given CPU time.
+
+For each candidate grid (budgets, sizes per budget, spread) the real sweep designer
+(:func:`scalinglab.sweep.grid.design_sweep`) lays out the runs it would train — shapes, tokens, counted C —
+and a prior law gives their losses; run-to-run scatter (measured on an earlier sweep, or a stated default)
+is added, ``n_sims`` times. Each simulated sweep is fitted the way the study fits a real one (Hoffmann et
+al. 2022 §3.2: a parabola in ln N per budget, budgets whose parabola is not convex or whose vertex lies
+outside the trained sizes left out, then ``log N* = log k + a log C`` by least squares), and the central
+95 % range of the simulated ``a`` is the interval width that grid would give. This is design by simulation
+of the estimator's sampling distribution (the frequentist analogue of Chaloner & Verdinelli 1995's
+Bayesian experimental design); the cost of a grid is its runs' counted FLOPs over the throughput each size
+reaches (``throughput``), i.e. CPU seconds.
+
+Why this helps at equal cost: the slope's standard error falls with the spread of log C over the budgets
+(ordinary least squares, se(a) = sigma / sqrt(sum (x - x̄)^2)), and budgets below the top one are cheap —
+each is a fraction of the top budget's FLOPs — so extending the range downwards costs little.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import ConfigError
+from scalinglab.laws.allocation import ChinchillaParams
+from scalinglab.laws.approach2 import fit_parabolas, fit_power_law_log
+from scalinglab.sweep.design import PlannedRun, SweepSpec
+from scalinglab.sweep.grid import design_sweep
+
+Throughput = Callable[[PlannedRun], float]  # FLOP/s a run reaches on this machine
+DEFAULT_NOISE = 0.01  # nats: run-to-run scatter when no earlier sweep is given (stated, not measured)
+DEFAULT_SIMS = 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridDesign:
+    """One candidate grid and what simulation says of it."""
+
+    budgets: tuple[float, ...]
+    n_sizes: int
+    spread: float
+    n_runs: int
+    cost_s: float
+    a_width: float
+    a_lo: float
+    a_hi: float
+    a_median: float
+    failed_fraction: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesignResult:
+    """The baseline grid, the chosen one and every candidate evaluated (ascending width)."""
+
+    baseline: GridDesign
+    best: GridDesign
+    candidates: tuple[GridDesign, ...]
+    prior: dict[str, float]
+    noise: float
+    n_sims: int
+    max_cost_s: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def width_ratio(self) -> float:
+        return self.best.a_width / self.baseline.a_width
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline.to_dict(), "best": self.best.to_dict(),
+                "width_ratio": self.width_ratio, "cost_ratio": self.best.cost_s / self.baseline.cost_s,
+                "candidates": [c.to_dict() for c in self.candidates], "prior": dict(self.prior),
+                "noise": self.noise, "n_sims": self.n_sims, "max_cost_s": self.max_cost_s,
+                "notes": list(self.notes)}
+
+
+def flops_cost(run: PlannedRun) -> float:
+    """Equal throughput for every size (1 FLOP/s): a grid's cost is its counted FLOPs."""
+    del run
+    return 1.0
+
+
+def simulate_grid(spec: SweepSpec, prior: ChinchillaParams, *, noise: float = DEFAULT_NOISE,
+                  n_sims: int = DEFAULT_SIMS, seed: int = 0, throughput: Throughput = flops_cost,
+                  prior_n_opt: Callable[[float], float] | None = None) -> GridDesign:
+    """The simulated 95 % range of Approach 2's ``a`` for the runs ``spec`` designs (see the module text)."""
+    runs = design_sweep(spec, prior_n_opt=prior_n_opt)
+    rng = np.random.default_rng(seed)
+    budgets = sorted({r.budget for r in runs})
+    log_n_opt = np.full((n_sims, len(budgets)), np.nan)
+    for j, b in enumerate(budgets):
+        sel = [r for r in runs if r.budget == b]
+        n = np.array([r.n_params for r in sel], dtype=float)
+        d = np.array([r.n_tokens for r in sel], dtype=float)
+        loss = prior.E + prior.A / n**prior.alpha + prior.B / d**prior.beta
+        y = loss[None, :] + noise * rng.standard_normal((n_sims, len(sel)))
+        x = np.log(n)
+        coef = fit_parabolas(np.broadcast_to(x - x.mean(), y.shape), y)
+        with np.errstate(all="ignore"):
+            vertex = x.mean() - coef[:, 1] / (2 * coef[:, 0])
+        # as fit_approach2: a non-convex parabola or a vertex outside the trained sizes leaves the budget out
+        ok = (coef[:, 0] > 0) & (vertex >= x.min()) & (vertex <= x.max())
+        log_n_opt[ok, j] = vertex[ok] / math.log(10)
+    mask = np.isfinite(log_n_opt)
+    usable = mask.sum(1) >= 2
+    log_c = np.broadcast_to(np.log10(budgets), log_n_opt.shape)
+    a, _, _ = fit_power_law_log(log_c, log_n_opt, mask)
+    a = a[usable & np.isfinite(a)]
+    lo, med, hi = np.quantile(a, [0.025, 0.5, 0.975]) if len(a) else (math.nan,) * 3
+    cost = sum(r.compute_flops / throughput(r) for r in runs)
+    return GridDesign(budgets=tuple(budgets), n_sizes=spec.n_sizes, spread=spec.spread, n_runs=len(runs),
+                      cost_s=float(cost), a_width=float(hi - lo), a_lo=float(lo), a_hi=float(hi),
+                      a_median=float(med), failed_fraction=float(1 - len(a) / n_sims))
+
+
+def candidate_specs(base: SweepSpec, *, low_budgets: Sequence[float] | None = None,
+                    n_budgets: Sequence[int] = (3, 4, 5, 6, 7), n_sizes: Sequence[int] = (5, 7),
+                    spreads: Sequence[float] = (3.0, 4.0, 6.0)) -> list[SweepSpec]:
+    """Variants of ``base`` with the same top budget: budgets log-uniform from each low budget up to it,
+    ``n_sizes`` and ``spread`` varied. Grids the designer refuses (a budget too small for the family) are
+    left out."""
+    top = max(base.budgets)
+    lows = low_budgets or [top / 10 ** k for k in (1.0, 1.5, 2.0, 2.5)]
+    out = []
+    for low in lows:
+        for k in n_budgets:
+            budgets = tuple(float(f"{b:.2g}") for b in np.logspace(math.log10(low), math.log10(top), k))
+            if len(set(budgets)) < k:
+                continue
+            for s in n_sizes:
+                for spread in spreads:
+                    try:
+                        spec = dataclasses.replace(base, budgets=budgets, n_sizes=s, spread=spread)
+                        design_sweep(spec, prior_n_opt=None)
+                    except ConfigError:
+                        continue
+                    out.append(spec)
+    return out
+
+
+def design_for_ci(base: SweepSpec, prior: ChinchillaParams, *, noise: float = DEFAULT_NOISE,
+                  n_sims: int = DEFAULT_SIMS, seed: int = 0, throughput: Throughput = flops_cost,
+                  max_cost_s: float | None = None, candidates: Sequence[SweepSpec] | None = None,
+                  max_failed: float = 0.05) -> DesignResult:
+    """Evaluate ``base`` and every candidate with the same simulated noise; return the narrowest ``a``
+    among those costing at most ``max_cost_s`` (default: the base grid's cost) with at most ``max_failed``
+    of the simulated sweeps left with fewer than two usable budgets.
+
+    ``base`` must carry its prior as numbers (``prior_n_law`` or ``prior_tokens_per_param``): the grid is
+    centred where the experimenter believes the optimum is, which need not be where ``prior`` puts it.
+    """
+    if not noise > 0 or not math.isfinite(noise):
+        raise ConfigError(f"noise={noise!r} must be a positive number of nats (run-to-run scatter)")
+    if base.prior_n_law is None and base.prior_tokens_per_param is None:
+        raise ConfigError("design_for_ci needs a base SweepSpec with prior_n_law or prior_tokens_per_param")
+    kw = {"noise": noise, "n_sims": n_sims, "seed": seed, "throughput": throughput}
+    baseline = simulate_grid(base, prior, **kw)
+    limit = baseline.cost_s if max_cost_s is None else float(max_cost_s)
+    specs = candidate_specs(base) if candidates is None else list(candidates)
+    evaluated = sorted((simulate_grid(s, prior, **kw) for s in specs), key=lambda g: g.a_width)
+    fit_budget = [g for g in evaluated if g.cost_s <= limit and g.failed_fraction <= max_failed
+                  and math.isfinite(g.a_width)]
+    best = min([baseline, *fit_budget], key=lambda g: g.a_width)
+    notes = () if fit_budget else ("no candidate fits the cost limit; the baseline is kept",)
+    return DesignResult(baseline=baseline, best=best, candidates=tuple(evaluated),
+                        prior=prior.as_dict(), noise=noise, n_sims=n_sims, max_cost_s=limit, notes=notes)
+
+
+def spec_with(base: SweepSpec, grid: GridDesign) -> SweepSpec:
+    """``base`` with the grid's budgets, sizes per budget and spread."""
+    return dataclasses.replace(base, budgets=grid.budgets, n_sizes=grid.n_sizes, spread=grid.spread)
+
+
+def calibrate_noise(spec: SweepSpec, prior: ChinchillaParams, measured_width: float, *,
+                    n_sims: int = DEFAULT_SIMS, seed: int = 0) -> float:
+    """The scatter (nats) at which ``spec``'s simulated 95 % range of a equals ``measured_width`` (the
+    bootstrap interval an earlier sweep of that grid gave): the width is proportional to the noise to first
+    order (the vertices' errors are linear in it), so a few proportional steps from DEFAULT_NOISE settle it
+    (the exclusions of out-of-range vertices bend it at large noise)."""
+    if not (math.isfinite(measured_width) and measured_width > 0):
+        raise ConfigError(f"measured width {measured_width!r} must be a positive number")
+    noise = DEFAULT_NOISE
+    for _ in range(6):
+        width = simulate_grid(spec, prior, noise=noise, n_sims=n_sims, seed=seed).a_width
+        if not math.isfinite(width) or width <= 0:
+            raise ConfigError("the prior's simulated sweeps give no finite interval of a to calibrate "
+                              "against")
+        noise *= measured_width / width
+    return noise
+
+
+# The demo's stated prior when no earlier sweep folder is given. Its allocation is the earlier demo fit's,
+# N* = 4.05 C^0.331 (a = beta/(alpha+beta) = 0.331, G chosen to match): alpha, beta, A, B put the nine runs
+# finished at 1e11 and 2.2e11 (d_model 8..48) within 0.02 of their measured loss drop between the budgets and
+# their rise towards the largest size; E shifts the level and does not move a.
+DEMO_PRIOR = ChinchillaParams(E=1.15, A=43.8, B=20.0, alpha=0.5, beta=0.2474)
+# Throughput of the earlier grid's runs on this 2-core machine (9 runs, d_model 8..48, 2 workers, shared
+# load): FLOP/s = 10^7.61 N^0.416 — small models pay per-step overheads, so they cost more per FLOP.
+DEMO_THROUGHPUT = (7.61, 0.416)
+# The earlier grid's measured 95 % bootstrap interval of a (docs/sweep.md: [-0.158, 0.445], 200 resamples).
+DEMO_MEASURED_WIDTH = 0.603
+
+
+def demo_throughput(run: PlannedRun) -> float:
+    """FLOP/s of a run on the demo's machine (``DEMO_THROUGHPUT``)."""
+    log10_coef, exponent = DEMO_THROUGHPUT
+    return 10**log10_coef * float(run.n_params) ** exponent

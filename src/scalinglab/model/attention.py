@@ -81,7 +81,10 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.use_flex: bool | None = None  # None: FlexAttention on CUDA, masked SDPA elsewhere
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                kv_cache=None) -> torch.Tensor:
+        """``kv_cache`` (a :class:`scalinglab.model.generate.KVCache`): incremental decoding; ``x`` holds only
+        the new positions and ``rope`` the tables sliced to them."""
         B, T, C = x.shape
         kv_dim = self.n_kv * self.head_dim
         q, k, v = self.qkv(x).split([C, kv_dim, kv_dim], dim=-1)
@@ -90,5 +93,8 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         if self.rope:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        y = sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
+        if kv_cache is not None:
+            y = kv_cache.attend(q, k, v, spec=self.spec, layer_idx=self.layer_idx)
+        else:
+            y = sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)

@@ -198,6 +198,10 @@ NO_TORCH = {
     "train-config-and-data-prepare": "from scalinglab.train import TrainConfig; import "
                                      "scalinglab.data.prepare; import scalinglab.cli.data; "
                                      "TrainConfig.from_dict({'model': {'depth': 1}, 'n_tokens': 10**6})",
+    "downstream-and-coverage": "import scalinglab.laws.downstream, scalinglab.laws.downstream_table, "
+                               "scalinglab.laws.ladder, scalinglab.laws.testtime, scalinglab.laws.coverage, "
+                               "scalinglab.laws.coverage_summary, scalinglab.laws.tradeoff, "
+                               "scalinglab.report.downstream, scalinglab.cli.downstream",
     "cli-model-count": _CLI + "from scalinglab.cli import model; app = typer.Typer(); model.register(app); "
                        "app.command('noop')(lambda: None); "
                        "r = CliRunner().invoke(app, ['model', 'count', '--depth', '2', '--json']); "

@@ -13,7 +13,7 @@ import typer
 from scalinglab.errors import ScalingLabError
 
 # One module per command group (see ../shared/STYLE.md); each exposes register(app).
-COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo")
+COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo", "downstream")
 
 app = typer.Typer(
     name="scalinglab",

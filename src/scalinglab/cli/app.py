@@ -13,7 +13,8 @@ import typer
 from scalinglab.errors import ScalingLabError
 
 # One module per command group (see ../shared/STYLE.md); each exposes register(app).
-COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo", "downstream")
+COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo", "downstream",
+                   "eval", "export")
 
 app = typer.Typer(
     name="scalinglab",

@@ -332,6 +332,21 @@ class Registry:
         rows = self._conn.execute("SELECT kind, path FROM artefacts WHERE run_id = ?", (run_id,)).fetchall()
         return {r["kind"]: r["path"] for r in rows}
 
+    # -- task evaluations (sweep/evals.py) ---------------------------------------------------------------
+    def record_eval(self, run_id: str, task: str, result: Mapping[str, Any]) -> None:
+        """Keep ``scalinglab eval``'s record of ``run_id`` on ``task`` (replacing an earlier one)."""
+        from scalinglab.sweep import evals
+
+        self.get(run_id)  # refuses an unknown run
+        with self._tx():
+            evals.store(self._conn, run_id, task, result, time.time())
+
+    def evals(self) -> list[dict[str, Any]]:
+        """Stored task evaluations, one dict per (run, task)."""
+        from scalinglab.sweep import evals
+
+        return evals.rows(self._conn)
+
     # -- export ---------------------------------------------------------------------------------------
     def export_runs_csv(self, path: str | os.PathLike) -> Path:
         """Write the runs table that ``scalinglab fit`` reads with no flags (atomic write).

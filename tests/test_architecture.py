@@ -190,7 +190,8 @@ NO_TORCH = {
     **{m: f"import scalinglab.{m}" for m in LIGHT_MODULES},
     "report-page": "import scalinglab.report.page",
     "study": "import scalinglab.study.analysis, scalinglab.study.demo, scalinglab.study.prior, "
-             "scalinglab.study.record, scalinglab.study.run",
+             "scalinglab.study.record, scalinglab.study.run, scalinglab.study.evals, "
+             "scalinglab.study.taskeval, scalinglab.sweep.evals, scalinglab.data.tasks",
     "sweep-registry": "import scalinglab.sweep.registry",
     "sweep-design": "import scalinglab.sweep.design, scalinglab.sweep.grid",
     "plan-make-plan": "import scalinglab.plan, scalinglab.plan.planner, scalinglab.laws.data_constrained, "

@@ -56,7 +56,8 @@ def eval_cmd(
 
 
 def _targets(target: Path) -> list[tuple[str | None, Path, Path | None]]:
-    """(registry run id, run folder, registry file; None, folder, None for a single run) for a run folder, or for every done run of a sweep folder."""
+    """(registry run id, run folder, registry file) of every done run of a sweep folder, or (None, folder,
+    None) for a run folder."""
     from scalinglab.errors import ConfigError
     from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
 
@@ -69,12 +70,14 @@ def _targets(target: Path) -> list[tuple[str | None, Path, Path | None]]:
         found = [(r.run_id, Path(reg.artefacts(r.run_id).get("run_dir", target / "runs" / r.run_id)),
                   target / REGISTRY_FILENAME) for r in reg.runs("done")]
     if not found:
-        raise ConfigError(f"sweep {target} has no finished runs to evaluate; run `scalinglab sweep run` first")
+        raise ConfigError(f"sweep {target} has no finished runs to evaluate; run `scalinglab sweep run` "
+                          "first")
     return found
 
 
-def _eval_one(run_dir: Path, run_id, registry, spec, problems, samples: int, temperature: float, seed: int) -> dict:
-    from scalinglab.train.evaluate import EVAL_DIR, evaluate_task, load_trained, write_eval
+def _eval_one(run_dir: Path, run_id, registry, spec, problems, samples: int, temperature: float,
+              seed: int) -> dict:
+    from scalinglab.study.taskeval import EVAL_DIR, evaluate_task, load_trained, write_eval
 
     model, tok = load_trained(run_dir)
     result, rows = evaluate_task(model, tok, spec, problems, n_samples=samples, temperature=temperature,

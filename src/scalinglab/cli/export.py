@@ -3,7 +3,7 @@
 Example::
 
     scalinglab export runs/llama-d4 --hf exports/llama-d4
-    python -c "from transformers import LlamaForCausalLM; LlamaForCausalLM.from_pretrained('exports/llama-d4')"
+    python -c "import transformers as t; t.LlamaForCausalLM.from_pretrained('exports/llama-d4')"
 
 Only Llama shapes export (RMSNorm, RoPE, SwiGLU, no bias, dense attention, no experts); others exit 2.
 """
@@ -26,7 +26,7 @@ def export_cmd(
 ) -> None:
     """Write config.json, model.safetensors and tokenizer.json; prints the folder."""
     from scalinglab.model.hf_export import export_llama
-    from scalinglab.train.evaluate import load_trained
+    from scalinglab.study.taskeval import load_trained
     from scalinglab.train.rundir import saved_config
 
     model, tok = load_trained(run_dir)

@@ -73,7 +73,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
                 or self.max_new_tokens < 1:
-            raise ConfigError(f"SamplingConfig.max_new_tokens={self.max_new_tokens!r} must be a positive integer")
+            raise ConfigError(f"SamplingConfig.max_new_tokens={self.max_new_tokens!r} must be a positive "
+                              "integer")
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < math.inf:
             raise ConfigError(f"SamplingConfig.temperature={t!r} must be a finite number >= 0 (0 = greedy)")
@@ -122,7 +123,8 @@ class KVCache:
         k = self._k[layer_idx]
         return 0 if k is None else k.size(-2)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, spec, layer_idx: int) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, spec,
+               layer_idx: int) -> torch.Tensor:
         """Attention of the new queries q (B, H, T, hd) over the cache plus the new k, v (B, H_kv, T, hd)."""
         i = layer_idx
         if self._k[i] is not None:

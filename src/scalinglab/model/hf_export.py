@@ -1,5 +1,6 @@
 """Export a trained GPT as a Hugging Face Llama checkpoint (``config.json``, ``model.safetensors``,
-``tokenizer.json``), so the ecosystem's own tools (``transformers``' ``LlamaForCausalLM``, lm-eval, vLLM) load it.
+``tokenizer.json``), so the ecosystem's own tools (``transformers``' ``LlamaForCausalLM``, lm-eval, vLLM) load
+it.
 
 Only Llama-compatible shapes are exported: RMSNorm, rotary positions, SwiGLU MLP, no biases, dense attention
 (MHA or GQA), no experts; tied or untied head. Anything else is refused with one line naming the fields.
@@ -30,8 +31,9 @@ RMS_EPS = 1e-5  # scalinglab.model.gpt.make_norm
 
 def llama_incompatibilities(cfg: GPTConfig) -> list[str]:
     """What keeps ``cfg`` from being a Llama shape (empty list: exportable)."""
-    wrong = [f"{name}={getattr(cfg, name)!r} (Llama: {want!r})" for name, want in
-             (("norm", "rms"), ("pos", "rope"), ("mlp", "swiglu"), ("bias", False)) if getattr(cfg, name) != want]
+    llama = (("norm", "rms"), ("pos", "rope"), ("mlp", "swiglu"), ("bias", False))
+    wrong = [f"{name}={getattr(cfg, name)!r} (Llama: {want!r})" for name, want in llama
+             if getattr(cfg, name) != want]
     if cfg.is_moe:
         wrong.append(f"n_experts={cfg.n_experts} (Llama is dense)")
     if any(not s.is_dense for s in cfg.layer_specs):
@@ -45,7 +47,8 @@ def llama_config(cfg: GPTConfig, eot_id: int | None) -> dict:
             "hidden_size": cfg.d_model, "intermediate_size": cfg.d_mlp, "num_hidden_layers": cfg.n_layer,
             "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.kv_heads, "head_dim": cfg.head_dim,
             "max_position_embeddings": cfg.seq_len, "rms_norm_eps": RMS_EPS, "hidden_act": "silu",
-            "rope_theta": cfg.rope_theta, "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+            "rope_theta": cfg.rope_theta,
+            "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
             "tie_word_embeddings": cfg.tied_embeddings, "attention_bias": False, "mlp_bias": False,
             "attention_dropout": 0.0, "initializer_range": 0.02, "torch_dtype": "float32", "dtype": "float32",
             "bos_token_id": None, "eos_token_id": eot_id, "pad_token_id": None, "use_cache": True}
@@ -98,16 +101,17 @@ def byte_tokenizer_json(eot: str, eot_id: int) -> str:
     vocab = {ch: b for b, ch in _bytes_to_unicode().items()}
     return json.dumps({
         "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [{"id": eot_id, "content": eot, "single_word": False, "lstrip": False, "rstrip": False,
-                          "normalized": False, "special": True}],
+        "added_tokens": [{"id": eot_id, "content": eot, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True}],
         "normalizer": None,
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
                           "use_regex": False},
         "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                    "use_regex": False},
         "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                  "vocab": vocab, "merges": []},
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                  "ignore_merges": False, "vocab": vocab, "merges": []},
     })
 
 
@@ -123,8 +127,8 @@ def export_llama(model, tokenizer, out_dir: str | Path, *, data_dir: str | Path 
 
     wrong = llama_incompatibilities(model.cfg)
     if wrong:
-        raise ConfigError(f"this model is not a Llama shape ({'; '.join(wrong)}); only RMSNorm + RoPE + SwiGLU "
-                          "+ no-bias dense models export to --hf")
+        raise ConfigError(f"this model is not a Llama shape ({'; '.join(wrong)}); only RMSNorm + RoPE + "
+                          "SwiGLU + no-bias dense models export to --hf")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(llama_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
@@ -134,5 +138,6 @@ def export_llama(model, tokenizer, out_dir: str | Path, *, data_dir: str | Path 
     else:
         atomic_write_text(out / "tokenizer.json", byte_tokenizer_json(EOT, tokenizer.eot_id))
     atomic_write_text(out / "tokenizer_config.json", json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOT, "model_max_length": model.cfg.seq_len}))
+        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOT,
+         "model_max_length": model.cfg.seq_len}))
     return out

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS evals (
 def store(conn: sqlite3.Connection, run_id: str, task: str, result: Mapping[str, Any], now: float) -> None:
     conn.execute(EVALS_SQL)
     pass_at_1 = (result.get("pass_at_k") or [None])[0]
-    conn.execute("INSERT INTO evals (run_id, task, pass_at_1, result_json, updated_at) VALUES (?, ?, ?, ?, ?) "
+    conn.execute("INSERT INTO evals (run_id, task, pass_at_1, result_json, updated_at) "
+                 "VALUES (?, ?, ?, ?, ?) "
                  "ON CONFLICT(run_id, task) DO UPDATE SET pass_at_1 = excluded.pass_at_1, "
                  "result_json = excluded.result_json, updated_at = excluded.updated_at",
                  (run_id, task, pass_at_1, json.dumps(dict(result), sort_keys=True), now))

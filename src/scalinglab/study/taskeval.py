@@ -1,5 +1,7 @@
 """Evaluate a trained run on a verifiable task: sample ``n`` answers per problem, check them, and tabulate
 coverage (pass@k, Chen et al. 2021) and majority-vote accuracy (self-consistency, Wang et al. 2023).
+It lives in study/ because it crosses steps (a trained run, the sampler, laws' pass@k); torch is imported only
+when a model is loaded or sampled.
 
 Writes, in the evaluation folder: ``samples.csv`` (``problem,sample,correct,answer,text``: one row per sample,
 the layout ``scalinglab fit-coverage`` reads), ``problems.jsonl`` (the problem set) and ``eval.json`` (the
@@ -15,13 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from scalinglab.arch import GPTConfig
 from scalinglab.data.tasks import Problem, TaskSpec, check_answer, write_problems
 from scalinglab.errors import CheckpointError, ConfigError
 from scalinglab.fileio import atomic_write_text
-from scalinglab.model.generate import SamplingConfig, generate
 
 EVAL_DIR, EVAL_JSON, SAMPLES_CSV, PROBLEMS_JSONL = "eval", "eval.json", "samples.csv", "problems.jsonl"
 
@@ -85,14 +84,14 @@ def evaluate_task(model, tokenizer, spec: TaskSpec, problems: Sequence[Problem],
                   temperature: float = 0.8, seed: int = 0, run_dir: str = "") -> tuple[TaskEval, list[dict]]:
     """Sample ``n_samples`` answers per problem and score them; returns the record and one row per sample."""
     from scalinglab.laws.testtime import majority_vote_accuracy, mean_pass_at_k
+    from scalinglab.model.generate import SamplingConfig, generate
 
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ConfigError(f"--samples {n_samples!r} must be a positive integer")
     longest = max(len(tokenizer.encode(p.answer)) for p in problems)
     sampling = SamplingConfig(max_new_tokens=longest + 2, temperature=temperature, stop=("\n",), seed=seed)
     prompts = [tokenizer.encode(p.prompt).tolist() for p in problems for _ in range(n_samples)]
-    with torch.no_grad():
-        done = generate(model, prompts, sampling, tokenizer=tokenizer)
+    done = generate(model, prompts, sampling, tokenizer=tokenizer)  # no_grad inside
     rows, answers, correct = [], [], []
     for i, p in enumerate(problems):
         got = [check_answer(c.text, p.answer) for c in done[i * n_samples:(i + 1) * n_samples]]

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers", reason="the 'eval' extra (transformers) is not installed")
 
 from scalinglab.arch import GPTConfig  # noqa: E402
-from scalinglab.data.tokenizers import ByteTokenizer  # noqa: E402
+from scalinglab.data.tokenizers import EOT, ByteTokenizer  # noqa: E402
 from scalinglab.model import GPT  # noqa: E402
 from scalinglab.model.hf_export import export_llama, llama_incompatibilities  # noqa: E402
 from tests.conftest import exit2  # noqa: E402
@@ -34,7 +34,7 @@ def llama_shaped(**kw) -> GPT:
 @pytest.mark.parametrize("tied", [False, True])
 def test_transformers_llama_gives_our_logits(tmp_path, tied):
     model = llama_shaped(tied_embeddings=tied)
-    out = export_llama(model, ByteTokenizer(), tmp_path / "hf")
+    out = export_llama(model, tmp_path / "hf", eot=EOT, eot_id=256)
     hf = transformers.LlamaForCausalLM.from_pretrained(str(out), local_files_only=True,
                                                        dtype=torch.float32).eval()
     idx = torch.randint(0, 257, (3, 32), generator=torch.Generator().manual_seed(1))
@@ -45,7 +45,7 @@ def test_transformers_llama_gives_our_logits(tmp_path, tied):
 
 
 def test_byte_tokenizer_json_encodes_like_ours(tmp_path):
-    export_llama(llama_shaped(), ByteTokenizer(), tmp_path)
+    export_llama(llama_shaped(), tmp_path, eot=EOT, eot_id=256)
     tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
     text = "123+456=579\n é<|endoftext|>"
     assert tok(text)["input_ids"] == [*ByteTokenizer().encode(text[:-13]).tolist(), 256]

@@ -32,7 +32,7 @@ def test_problems_are_distinct_correct_and_absent_from_the_corpus(name):
             assert p.answer == p.prompt[:-1][::-1]
     lines = corpus_lines(spec, 5000, exclude=problems)
     prompts = {p.prompt for p in problems}
-    assert len(lines) == 5000 and not any(line[:len(p)] in prompts for line in lines for p in problems[:1])
+    assert len(lines) == 5000
     assert not {line.split("=")[0] + "=" if name == "addition" else line.split(">")[0] + ">"
                 for line in lines} & prompts
     assert make_problems(spec, 5, seed=2) == problems[:5]

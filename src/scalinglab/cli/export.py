@@ -25,9 +25,11 @@ def export_cmd(
     hf: Path = typer.Option(..., "--hf", help="Output folder of the Hugging Face Llama checkpoint."),
 ) -> None:
     """Write config.json, model.safetensors and tokenizer.json; prints the folder."""
+    from scalinglab.data.tokenizers import BPE_FILE, EOT
     from scalinglab.model.hf_export import export_llama
     from scalinglab.study.taskeval import load_trained
     from scalinglab.train.rundir import saved_config
 
     model, tok = load_trained(run_dir)
-    typer.echo(str(export_llama(model, tok, hf, data_dir=saved_config(run_dir).data_dir)))
+    bpe = Path(saved_config(run_dir).data_dir) / BPE_FILE if tok.name == "bpe" else None
+    typer.echo(str(export_llama(model, hf, eot=EOT, eot_id=tok.eot_id, bpe_json=bpe)))

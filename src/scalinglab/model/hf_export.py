@@ -115,15 +115,14 @@ def byte_tokenizer_json(eot: str, eot_id: int) -> str:
     })
 
 
-def export_llama(model, tokenizer, out_dir: str | Path, *, data_dir: str | Path | None = None) -> Path:
+def export_llama(model, out_dir: str | Path, *, eot: str, eot_id: int,
+                 bpe_json: str | Path | None = None) -> Path:
     """Write the HF Llama checkpoint of ``model`` into ``out_dir``; ConfigError for a non-Llama shape.
 
-    ``tokenizer``: our byte or BPE tokenizer (BPE copies ``data_dir/tokenizer.json``, which is already in the
-    ``tokenizers`` format).
+    ``eot``/``eot_id``: the end-of-text token and its id. ``bpe_json``: the BPE tokenizer file of the corpus
+    (already in the ``tokenizers`` format, copied as is); None writes the byte tokenizer's equivalent.
     """
     from safetensors.torch import save_file
-
-    from scalinglab.data.tokenizers import BPE_FILE, EOT
 
     wrong = llama_incompatibilities(model.cfg)
     if wrong:
@@ -132,12 +131,12 @@ def export_llama(model, tokenizer, out_dir: str | Path, *, data_dir: str | Path 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(llama_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
-    atomic_write_text(out / "config.json", json.dumps(llama_config(model.cfg, tokenizer.eot_id), indent=2))
-    if tokenizer.name == "bpe":
-        shutil.copyfile(Path(data_dir) / BPE_FILE, out / "tokenizer.json")
+    atomic_write_text(out / "config.json", json.dumps(llama_config(model.cfg, eot_id), indent=2))
+    if bpe_json is not None:
+        shutil.copyfile(bpe_json, out / "tokenizer.json")
     else:
-        atomic_write_text(out / "tokenizer.json", byte_tokenizer_json(EOT, tokenizer.eot_id))
+        atomic_write_text(out / "tokenizer.json", byte_tokenizer_json(eot, eot_id))
     atomic_write_text(out / "tokenizer_config.json", json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOT,
+        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eot,
          "model_max_length": model.cfg.seq_len}))
     return out

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[train,dev,dist,bpe,data]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[train,dev,dist,bpe,data,eval]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -192,7 +192,8 @@ NO_TORCH = {
     "report-page": "import scalinglab.report.page",
     "parallel-config-and-launch-line": "import scalinglab.parallel.config, scalinglab.plan.launch",
     "study": "import scalinglab.study.analysis, scalinglab.study.demo, scalinglab.study.prior, "
-             "scalinglab.study.record, scalinglab.study.run",
+             "scalinglab.study.record, scalinglab.study.run, scalinglab.study.evals, "
+             "scalinglab.study.taskeval, scalinglab.sweep.evals, scalinglab.data.tasks",
     "sweep-registry": "import scalinglab.sweep.registry",
     "forecast-backtest": "import scalinglab.laws.intervals, scalinglab.laws.calibration, "
                          "scalinglab.study.calibration, scalinglab.study.forecast, "

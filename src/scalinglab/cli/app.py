@@ -14,7 +14,7 @@ from scalinglab.errors import ScalingLabError
 
 # One module per command group (see ../shared/STYLE.md); each exposes register(app).
 COMMAND_MODULES = ("fit", "model", "data", "train", "plan", "sweep", "report", "demo", "downstream",
-                   "forecast", "backtest", "returns", "history", "design")
+                   "forecast", "backtest", "returns", "history", "design", "eval", "export")
 
 app = typer.Typer(
     name="scalinglab",

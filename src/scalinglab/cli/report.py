@@ -36,6 +36,8 @@ def report_cmd(
     from scalinglab.report import write_report
     from scalinglab.study.record import load_analysis
 
+    extra: list[str] = []
+
     if source.is_dir():
         from scalinglab.study.analysis import FIT_JSON, REPORT_HTML, analyze
         from scalinglab.sweep.registry import REGISTRY_FILENAME
@@ -47,9 +49,12 @@ def report_cmd(
         else:
             data = load_analysis(source / FIT_JSON)
         target = out or source / REPORT_HTML
+        from scalinglab.study.evals import coverage_sections
+
+        extra = coverage_sections(source)  # task evaluations (`scalinglab eval SWEEP_DIR`), if any
     elif source.is_file():
         data = load_analysis(source)
         target = out or source.with_name("report.html")
     else:
         raise ReportError(f"no such file or folder {source}; pass a sweep folder or its fit.json")
-    typer.echo(str(write_report(data, target)))
+    typer.echo(str(write_report(data, target, extra)))

@@ -106,7 +106,10 @@ class CausalSelfAttention(nn.Module):
                 for name, part in zip("qkv", parts, strict=True):
                     state_dict[f"{prefix}{name}.{kind}"] = part
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                kv_cache=None) -> torch.Tensor:
+        """``kv_cache`` (a :class:`scalinglab.model.generate.KVCache`): incremental decoding; ``x`` holds only
+        the new positions and ``rope`` the tables sliced to them."""
         B, T, _ = x.shape
         # -1 heads: under tensor parallelism each rank holds n_head / tp of them (a local, sharded Linear)
         q = self.q(x).view(B, T, -1, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
@@ -114,5 +117,8 @@ class CausalSelfAttention(nn.Module):
         v = self.v(x).view(B, T, -1, self.head_dim).transpose(1, 2)
         if self.rope:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        y = sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
+        if kv_cache is not None:
+            y = kv_cache.attend(q, k, v, spec=self.spec, layer_idx=self.layer_idx)
+        else:
+            y = sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
         return self.proj(y.transpose(1, 2).reshape(B, T, -1))  # (B, T, C)

@@ -349,6 +349,21 @@ class Registry:
         """Kept forecasts with their checks (``check`` None until the run lands)."""
         return forecasts.rows(self._conn)
 
+    # -- task evaluations (sweep/evals.py) ---------------------------------------------------------------
+    def record_eval(self, run_id: str, task: str, result: Mapping[str, Any]) -> None:
+        """Keep ``scalinglab eval``'s record of ``run_id`` on ``task`` (replacing an earlier one)."""
+        from scalinglab.sweep import evals
+
+        self.get(run_id)  # refuses an unknown run
+        with self._tx():
+            evals.store(self._conn, run_id, task, result, time.time())
+
+    def evals(self) -> list[dict[str, Any]]:
+        """Stored task evaluations, one dict per (run, task)."""
+        from scalinglab.sweep import evals
+
+        return evals.rows(self._conn)
+
     # -- export ---------------------------------------------------------------------------------------
     def export_runs_csv(self, path: str | os.PathLike) -> Path:
         """Write the runs table that ``scalinglab fit`` reads with no flags (atomic write).

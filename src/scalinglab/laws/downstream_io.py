@@ -237,7 +237,7 @@ def read_evals(path: str | Path, *, models_csv: str | Path | None = None, **kwar
     p = Path(path)
     if p.is_dir() or p.suffix == ".json":
         if models_csv is None:
-            raise DataError(f"{p.name} holds lm-eval results; give models_csv= (a CSV with each model's N, D)")
+            raise DataError(f"{p.name} holds lm-eval results; give models_csv= (a CSV of each model's N, D)")
         metric = (kwargs.get("metrics") or ["acc"])[0]
         return read_lm_eval(p, models_csv, metric=metric)
     return read_evals_csv(p, **kwargs)

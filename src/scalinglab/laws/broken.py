@@ -52,7 +52,7 @@ class BreakCheck:
     supported: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return dict(vars(self))  # every field is a plain scalar
 
     def summary(self) -> str:
         if self.supported:

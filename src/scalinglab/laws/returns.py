@@ -58,7 +58,8 @@ class Returns:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; ``intervals`` maps a quantity's name to [lo, hi]."""
-        out = {k: getattr(self, k) for k in (
+        fields = vars(self)
+        out = {k: fields[k] for k in (
             "law", "law_source", "compute_flops", "factor", "n_params", "n_tokens", "loss", "loss_next",
             "irreducible", "local_exponent", "delta_loss", "reducible_fraction", "halving_factor",
             "target_loss", "target_compute_flops", "level")}

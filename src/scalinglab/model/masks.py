@@ -5,11 +5,21 @@ and to a dense boolean ``(T, T)`` mask for ``F.scaled_dot_product_attention`` on
 no backward (pytorch issue 148752). The random-block table comes from
 :func:`scalinglab.arch.random_block_table`, so the model and the FLOP counter in ``scalinglab.arch`` see the
 same pattern (a test checks the counts agree).
+
+The dense mask is built in row blocks, so building it needs the ``(T, T)`` bool result (1 byte per entry)
+and no ``(T, T)`` int64 index temporaries (8 bytes each, several at once); the trainer refuses a shape whose
+mask does not fit before anything is written (:mod:`scalinglab.train.shapes`).
+
+``bool_mask``/``block_mask`` must run eagerly under ``torch.compile`` (built once and cached; the mask enters
+the graph as an input). ``torch.compiler.disable`` imports ``torch._dynamo`` (~1.5 s), so the guarded versions
+are installed only once dynamo is loaded (:func:`prepare_for_compile`, called by the trainer before it
+compiles, and at import time when dynamo is already there).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 
 import torch
@@ -63,15 +73,22 @@ def _layer_key(spec: AttentionSpec, layer_idx: int) -> int:
     return layer_idx if spec.n_random_blocks else 0
 
 
+# Rows per block when building a dense mask: the int64 temporaries stay at ~_ROW_BLOCK x T x 8 bytes.
+_ROW_BLOCK = 1024
+
+
 @functools.lru_cache(maxsize=64)
 def _bool_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str) -> torch.Tensor:
     fn = mask_fn(spec, seq_len, layer_key, device)
     idx = torch.arange(seq_len, device=device)
-    return fn(idx[:, None], idx[None, :])  # (T, T), True = attend
+    out = torch.empty(seq_len, seq_len, dtype=torch.bool, device=device)  # (T, T), True = attend
+    for start in range(0, seq_len, _ROW_BLOCK):
+        rows = idx[start:start + _ROW_BLOCK]
+        out[start:start + len(rows)] = fn(rows[:, None], idx[None, :])
+    return out
 
 
-@torch.compiler.disable  # built eagerly once and cached; under torch.compile the mask enters as a graph input
-def bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+def _eager_bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
               device: torch.device | str = "cpu") -> torch.Tensor:
     """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per
     pattern/length/device."""
@@ -88,7 +105,25 @@ def _block_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str):
                              device=device)
 
 
-@torch.compiler.disable
-def block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cuda"):
+def _eager_block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+                      device: torch.device | str = "cuda"):
     """FlexAttention ``BlockMask`` of the pattern; cached per pattern/length/device."""
     return _block_mask(spec, seq_len, _layer_key(spec, layer_idx), str(torch.device(device)))
+
+
+bool_mask = _eager_bool_mask
+block_mask = _eager_block_mask
+
+
+def prepare_for_compile() -> None:
+    """Make :func:`bool_mask` and :func:`block_mask` run eagerly under ``torch.compile`` (imports dynamo).
+
+    Callers reach them as ``masks.bool_mask`` at call time, so replacing the module attributes suffices.
+    """
+    global bool_mask, block_mask
+    bool_mask = torch.compiler.disable(_eager_bool_mask)
+    block_mask = torch.compiler.disable(_eager_block_mask)
+
+
+if "torch._dynamo" in sys.modules:  # dynamo is already paid for: guard from the start
+    prepare_for_compile()

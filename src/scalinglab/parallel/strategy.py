@@ -113,6 +113,9 @@ class Strategy:
         """This rank's mean loss -> the global batch's (here: unchanged)."""
         return loss
 
+    def all_reduce_sum(self, tensor: torch.Tensor) -> None:
+        """Sum ``tensor`` over the data-parallel ranks in place (here: unchanged); e.g. MoE routing counts."""
+
     def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
         """Clip the gradients to global norm ``max_norm`` (``inf``: no clipping); returns the norm before."""
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
@@ -154,3 +157,10 @@ class DataParallelStrategy(Strategy):
 
     def reduce_loss(self, loss: torch.Tensor) -> torch.Tensor:
         return self.dist.mean(loss)  # every rank sees the global loss
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> None:
+        import torch.distributed as dist
+
+        mesh = self.dist.mesh
+        group = mesh.get_group("dp") if mesh is not None else None
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)

@@ -11,15 +11,13 @@ and no ``(T, T)`` int64 index temporaries (8 bytes each, several at once); the t
 mask does not fit before anything is written (:mod:`scalinglab.train.shapes`).
 
 ``bool_mask``/``block_mask`` must run eagerly under ``torch.compile`` (built once and cached; the mask enters
-the graph as an input). ``torch.compiler.disable`` imports ``torch._dynamo`` (~1.5 s), so the guarded versions
-are installed only once dynamo is loaded (:func:`prepare_for_compile`, called by the trainer before it
-compiles, and at import time when dynamo is already there).
+the graph as an input). ``torch.compiler.disable`` imports ``torch._dynamo`` (~1.5 s), so it is applied only
+when ``torch.compiler.is_compiling()`` (a plain flag outside a trace): eager runs never import dynamo.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 
 import torch
@@ -111,19 +109,33 @@ def _eager_block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
     return _block_mask(spec, seq_len, _layer_key(spec, layer_idx), str(torch.device(device)))
 
 
-bool_mask = _eager_bool_mask
-block_mask = _eager_block_mask
+_GUARDED: dict[str, Callable] = {}
+
+
+def _guarded(fn: Callable) -> Callable:
+    """``fn`` under ``torch.compiler.disable`` (made on first use; only ever asked for while compiling)."""
+    if fn.__name__ not in _GUARDED:
+        _GUARDED[fn.__name__] = torch.compiler.disable(fn)
+    return _GUARDED[fn.__name__]
+
+
+def bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per
+    pattern/length/device; built eagerly under ``torch.compile`` (it enters the graph as an input)."""
+    if torch.compiler.is_compiling():
+        return _guarded(_eager_bool_mask)(spec, seq_len, layer_idx, device)
+    return _eager_bool_mask(spec, seq_len, layer_idx, device)
+
+
+def block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cuda"):
+    """FlexAttention ``BlockMask`` of the pattern; cached per pattern/length/device; eager under compile."""
+    if torch.compiler.is_compiling():
+        return _guarded(_eager_block_mask)(spec, seq_len, layer_idx, device)
+    return _eager_block_mask(spec, seq_len, layer_idx, device)
 
 
 def prepare_for_compile() -> None:
-    """Make :func:`bool_mask` and :func:`block_mask` run eagerly under ``torch.compile`` (imports dynamo).
-
-    Callers reach them as ``masks.bool_mask`` at call time, so replacing the module attributes suffices.
-    """
-    global bool_mask, block_mask
-    bool_mask = torch.compiler.disable(_eager_bool_mask)
-    block_mask = torch.compiler.disable(_eager_block_mask)
-
-
-if "torch._dynamo" in sys.modules:  # dynamo is already paid for: guard from the start
-    prepare_for_compile()
+    """Make the eager-under-compile wrappers now (imports dynamo), outside any trace."""
+    _guarded(_eager_bool_mask)
+    _guarded(_eager_block_mask)

@@ -251,8 +251,8 @@ class TrainConfig:
 
         The data enters by content, not by path: each corpus as the hash of its manifest's identity (token
         counts, shard hashes, tokenizer; :func:`scalinglab.data.prepare.corpus_identity`), so a moved or
-        copied corpus keeps the fingerprint. ``corpus_hashes`` gives them (e.g. as a run folder recorded them);
-        default: read from the corpora's manifests.
+        copied corpus keeps the fingerprint. ``corpus_hashes`` gives them (e.g. as a run folder recorded
+        them); default: read from the corpora's manifests.
         """
         if corpus_hashes is None:
             corpus_hashes = self.corpus_hashes()

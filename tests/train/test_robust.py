@@ -1,5 +1,5 @@
-"""Nothing lost, nothing silent (issue 11): bad shards, a failing final eval, moved folders, impossible shapes,
-flags that cannot apply, crashes, a 0-byte registry, file modes."""
+"""Nothing lost, nothing silent (issue 11): bad shards, a failing final eval, moved folders, impossible
+shapes, flags that cannot apply, crashes, file modes."""
 
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ def test_an_exception_inside_the_loop_is_exit_3_with_a_record(capsys, corpus, tm
     assert code == 3
     assert len(err.strip().splitlines()) == 1 and "injected failure" in err and "train.log" in err
     assert "Traceback" not in err
-    assert "Traceback" in (out / "train.log").read_text() and "injected failure" in (out / "train.log").read_text()
+    logged = (out / "train.log").read_text()
+    assert "Traceback" in logged and "injected failure" in logged
     assert json.loads((out / "final.json").read_text())["status"] == "failed"
 
 
@@ -198,7 +199,8 @@ def test_run_files_are_group_readable_under_umask_022(corpus, tmp_path):
     finally:
         os.umask(old)
     files = [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
-    assert {"config.json", "final.json", "metrics.jsonl", "corpus.json", "meta.json"} <= {p.name for p in files}
+    names = {p.name for p in files}
+    assert {"config.json", "final.json", "metrics.jsonl", "corpus.json", "meta.json"} <= names
     for p in files:
         assert p.stat().st_mode & 0o044 == 0o044, (p, oct(p.stat().st_mode))
 

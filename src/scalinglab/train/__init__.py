@@ -54,12 +54,14 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     data-parallel (``cfg.parallel``: DDP or FSDP2) on their shares of each global batch, and only rank 0
     writes the run folder; checkpoints hold the full state in the single-process format.
     """
-    from scalinglab.parallel import init_from_env
-    from scalinglab.train.loop import resolve_device
     from scalinglab.train.shapes import check_shapes
 
+    check_shapes(cfg)  # before anything is read or written, and before torch is imported on CPU
+
+    from scalinglab.parallel import init_from_env
+    from scalinglab.train.loop import resolve_device
+
     run_dir = Path(run_dir)
-    check_shapes(cfg, resolve_device(cfg.device))  # before anything is read or written
     finished = _finished(run_dir, cfg) if resume else None
     if finished is not None:
         return TrainResult(str(run_dir), finished)

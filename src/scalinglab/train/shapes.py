@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from scalinglab.errors import ConfigError
 from scalinglab.train.config import TrainConfig
 
@@ -44,10 +42,12 @@ def logits_bytes(cfg: TrainConfig) -> int:
     return LOGIT_COPIES * cfg.micro * cfg.model.seq_len * cfg.model.vocab_size * FP32_BYTES
 
 
-def available_bytes(device: torch.device) -> int | None:
-    """Memory the run can still allocate on ``device`` (None: unknown)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+def available_bytes(device_type: str) -> int | None:
+    """Memory the run can still allocate on a ``device_type`` device (None: unknown)."""
+    if device_type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
         return int(free)
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
@@ -62,19 +62,30 @@ def available_bytes(device: torch.device) -> int | None:
         return None
 
 
-def check_shapes(cfg: TrainConfig, device: torch.device) -> None:
-    """Raise ConfigError when the attention masks and logits of ``cfg`` alone exceed ``device``'s memory."""
+def device_type(cfg: TrainConfig) -> str:
+    """``cfg.device`` resolved to ``cpu``/``cuda``; torch is imported only when asked for (``auto``)."""
+    if cfg.device != "auto":
+        return cfg.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_shapes(cfg: TrainConfig, device: str | None = None) -> None:
+    """Raise ConfigError when the attention masks and logits of ``cfg`` alone exceed the memory of its
+    device (``device``: ``cpu``/``cuda``; default from ``cfg.device``). Imports torch only for CUDA."""
+    device = device or device_type(cfg)
     avail = available_bytes(device)
     if avail is None:
         return
-    masks, logits = mask_bytes(cfg, device.type), logits_bytes(cfg)
+    masks, logits = mask_bytes(cfg, device), logits_bytes(cfg)
     need = masks + logits
     if need <= avail:
         return
     T, kinds = cfg.model.seq_len, sorted({s.kind for s in cfg.model.layer_specs})
     what = (f"{T}x{T} attention masks for attention={'/'.join(kinds)} ({masks / 1e9:.1f} GB) and "
             if masks else "")
-    raise ConfigError(f"model.seq_len={T} needs at least {need / 1e9:.1f} GB on {device.type} "
+    raise ConfigError(f"model.seq_len={T} needs at least {need / 1e9:.1f} GB on {device} "
                       f"({what}logits {logits / 1e9:.1f} GB at micro_batch_size={cfg.micro}), more than the "
                       f"{avail / 1e9:.1f} GB available; lower --seq-len or --micro-batch-size, or use dense "
                       "attention / a CUDA device")

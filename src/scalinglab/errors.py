@@ -1,6 +1,7 @@
 """One error hierarchy for the whole library.
 
-The CLI turns any :class:`ScalingLabError` into one red line on stderr and exit code 2. Errors that describe a
+The CLI turns any :class:`ScalingLabError` into one red line on stderr and exit code 2 (a class may set
+``exit_code``: :class:`RunCrashedError` is 3). Errors that describe a
 bad *value* also subclass :class:`ValueError`, so plain ``except ValueError`` keeps working for library users.
 Messages say what was wrong and how to fix it, in one line.
 """
@@ -46,6 +47,16 @@ class DivergedError(TrainingError):
     def __init__(self, message: str, *, step: int | None = None) -> None:
         super().__init__(message)
         self.step = step
+
+
+class RunCrashedError(TrainingError):
+    """An unexpected exception stopped a run (not bad input, not divergence): the CLI exits 3.
+
+    The run folder keeps the traceback (``train.log``), status ``failed`` in ``final.json``, and its
+    checkpoints.
+    """
+
+    exit_code = 3
 
 
 class RegistryError(ScalingLabError):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from scalinglab.arch import AttentionSpec
 from scalinglab.cli.train import MODEL_FLAGS, TRAIN_FLAGS, _overrides, flag_specs
+from scalinglab.errors import ConfigError
 from scalinglab.train.config import TrainConfig
 
 
@@ -38,8 +41,9 @@ def test_types_come_from_the_fields_and_overrides_keep_attention_together():
     assert kinds["compile"] is bool and kinds["lr"] is float
     assert kinds["tokens"] is str and kinds["window"] is int
     values = {"tokens": "8k", "window": 16, "n_kv_head": 2}
-    # window needs --attention
-    assert _overrides(values, specs, []) == {"n_tokens": "8k", "model.n_kv_head": 2}
+    # window needs --attention: alone it is an error, not a dense run (issue 11)
+    with pytest.raises(ConfigError, match="--window only applies to a sparse --attention"):
+        _overrides(values, specs, [])
     assert _overrides(dict(values, attention="local"), specs, ["lr=0.1"]) == {
         "n_tokens": "8k", "model.n_kv_head": 2, "model.attention": {"kind": "local", "window": 16}, "lr": 0.1}
     assert all(f.field.split(".")[0] in ("model", "attention") for f in MODEL_FLAGS)

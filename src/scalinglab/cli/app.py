@@ -1,6 +1,7 @@
-"""The typer application and the error contract: data on stdout, logs on stderr, exit 0 ok / 1 failure / 2 bad
-input. Each command group lives in its own module with a ``register(app)`` function; library imports happen
-inside the commands so that ``scalinglab fit`` never imports torch."""
+"""The typer application and the error contract: data on stdout, logs on stderr, exit 0 ok / 1 failure
+(diverged) / 2 bad input / 3 crashed (an unexpected exception: one line, the traceback in a log file). Each
+command group lives in its own module with a ``register(app)`` function; library imports happen inside the
+commands so that ``scalinglab fit`` never imports torch."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     except ScalingLabError as err:
         from scalinglab.cli.flags import to_cli
 
-        _fail(to_cli(str(err)), 2)  # library errors name Python parameters; the user typed flags
+        # library errors name Python parameters; the user typed flags. A crashed run is 3, bad input 2.
+        _fail(to_cli(str(err)), getattr(err, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except typer.Exit as ex:  # raised by commands that choose their own exit code
@@ -56,9 +58,25 @@ def main(argv: list[str] | None = None) -> None:
         exit_code, message = getattr(err, "exit_code", None), getattr(err, "format_message", None)
         if isinstance(exit_code, int) and callable(message):
             _fail(message(), exit_code)
-        raise
+        _fail(_crash_line(err), 3)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _crash_line(err: BaseException) -> str:
+    """One line for an unexpected exception; its traceback goes to a log file the line names."""
+    import tempfile
+    import traceback
+
+    text = str(err).strip().splitlines()
+    line = f"crashed: {type(err).__name__}: {text[0] if text else '(no message)'}"
+    try:
+        fd, path = tempfile.mkstemp(prefix="scalinglab-crash-", suffix=".log")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(err)))
+        return f"{line} (traceback in {path})"
+    except OSError:
+        return line
 
 
 def _fail(message: str, code: int) -> None:

@@ -76,13 +76,34 @@ def _spec(budgets: str, sizes: int, out: Path, schedule: str, data: Path | None,
     from scalinglab.sweep.design import SweepSpec
     from scalinglab.units import parse_flops, parse_list
 
-    data_dir = str((data or out / "data").resolve())
+    data_dir = _stored_data_dir(out, (data or out / "data").resolve())
     return SweepSpec(budgets=tuple(parse_list(budgets, parse_flops)), n_sizes=sizes, schedule=schedule,
                      data_dir=data_dir, prior_law=prior_law)
 
 
-def _ensure_corpus(data_dir: str, max_bytes: int) -> None:
+def _stored_data_dir(out: Path, data: Path) -> str:
+    """The corpus path a sweep records: relative to its folder when inside it (a moved sweep keeps its
+    corpus), absolute otherwise, and absolute for a sweep registered that way before (its spec must not
+    change)."""
+    from scalinglab.sweep.registry import REGISTRY_FILENAME, Registry
+
+    try:
+        relative = str(data.relative_to(out.resolve()))
+    except ValueError:
+        return str(data)
+    if (out / REGISTRY_FILENAME).is_file() and (out / REGISTRY_FILENAME).stat().st_size:
+        with Registry.open(out / REGISTRY_FILENAME, create=False) as reg:
+            old = (reg.sweep() or {}).get("spec", {}).get("data_dir")
+        if old is not None and Path(old).is_absolute():
+            return str(data)
+    return relative
+
+
+def _ensure_corpus(data_dir: str, max_bytes: int, out: Path | None = None) -> None:
     from scalinglab.data.prepare import MANIFEST, prepare
+
+    if out is not None and not Path(data_dir).is_absolute():
+        data_dir = str(out / data_dir)
 
     if not (Path(data_dir) / MANIFEST).is_file():
         info(f"preparing the default corpus (Python stdlib sources, {max_bytes / 1e6:.0f} MB) in {data_dir}")
@@ -162,7 +183,7 @@ def run_cmd(
     # Register first: a folder holding another sweep, or an unreadable registry, is refused before the corpus
     # is prepared (nothing written, nothing lost).
     register_sweep(out, spec, plan)
-    _ensure_corpus(spec.data_dir, max_bytes)
+    _ensure_corpus(spec.data_dir, max_bytes, out)
     _execute(out, None, exec_cfg, bootstrap, json_out)
 
 

@@ -150,6 +150,11 @@ def _overrides(values: dict[str, Any], specs: list[tuple[Flag, type]], sets: lis
     attention = {flag.key: v for flag, v in given if flag.field.startswith("attention.")}
     if "kind" in attention:
         out["model.attention"] = attention
+    elif attention:  # --window alone would train dense without a word
+        named = ", ".join(f"--{flag.param.replace('_', '-')}" for flag, _ in given
+                          if flag.field.startswith("attention."))
+        raise ConfigError(f"{named} only applies to a sparse --attention (local, global, random or bigbird); "
+                          "add e.g. --attention local")
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -167,7 +172,9 @@ def _build(config: Path | None, resume: Path | None, branch_from: Path | None, o
     if resume is not None:
         if not (resume / CONFIG).is_file():
             raise ConfigError(f"--resume {resume}: no {CONFIG} there; give the folder of an existing run")
-        return TrainConfig.from_dict(apply_overrides(saved_config(resume).to_dict(), overrides))
+        saved = saved_config(resume)
+        _refuse_shape_changes(saved, overrides)
+        return TrainConfig.from_dict(apply_overrides(saved.to_dict(), overrides))
     if branch_from is not None and config is None and not any(k.startswith("model.") for k in overrides):
         # A branch keeps the parent's model: start from the parent run's config, apply the flags.
         parent = resolve(branch_from).parents[1]
@@ -189,6 +196,21 @@ def _build(config: Path | None, resume: Path | None, branch_from: Path | None, o
     if "depth" not in model and "n_head" not in model:
         model["n_head"] = max(1, model["d_model"] // 64)
     return TrainConfig.from_dict(data)
+
+
+def _refuse_shape_changes(saved, overrides: dict[str, Any]) -> None:
+    """A resumed run keeps its model: a shape flag is an error naming the run's saved value, not a no-op."""
+    from scalinglab.errors import ConfigError
+
+    model = saved.model.to_dict()
+    for key in overrides:
+        if key.startswith("model."):
+            name = key.removeprefix("model.")
+            have = ({k: model[k] for k in ("n_layer", "d_model", "n_head")} if name == "depth"
+                    else model.get(name.split(".")[0], "unset"))
+            shown = ", ".join(f"{k}={v}" for k, v in have.items()) if name == "depth" else f"{name}={have!r}"
+            raise ConfigError(f"--{name.replace('_', '-')} cannot change the model of a resumed run (it has "
+                              f"{shown}); drop the flag, or start a new run with --out")
 
 
 class _Progress:

@@ -243,3 +243,45 @@ def read_manifest(data_dir: str | Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{path} is not a scalinglab manifest (format {FORMAT}); re-prepare the corpus")
     return manifest
+
+
+def corpus_identity(data_dir: str | Path) -> dict:
+    """What a prepared corpus *is*, independent of where it lies: tokenizer, dtype and every shard's token
+    count and sha256 (from the manifest), plus the sha256 of ``tokenizer.json`` for BPE.
+
+    Two folders with equal identities hold the same tokens, so a run may resume from either (a moved or copied
+    corpus); :func:`identity_differences` names what differs otherwise.
+    """
+    manifest = read_manifest(data_dir)
+    tok_file = Path(data_dir) / BPE_FILE
+    try:
+        splits = {name: [{"file": s["file"], "n_tokens": int(s["n_tokens"]), "sha256": s["sha256"]}
+                         for s in info["shards"]] for name, info in manifest["splits"].items()}
+        return {"tokenizer": manifest["tokenizer"], "vocab_size": int(manifest["vocab_size"]),
+                "eot_id": manifest.get("eot_id"), "dtype": manifest["dtype"], "splits": splits,
+                "tokenizer_sha256": sha256_file(tok_file) if tok_file.is_file() else None}
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(f"{Path(data_dir) / MANIFEST} is malformed ({err!r}); re-prepare the corpus") from err
+
+
+def identity_hash(identity: dict) -> str:
+    """Short content hash of a :func:`corpus_identity` (what a config fingerprint holds)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def identity_differences(ours: dict, theirs: dict) -> list[str]:
+    """What differs between two corpus identities, in words (empty: same content)."""
+    out = [f"{key} {ours.get(key)!r} vs {theirs.get(key)!r}"
+           for key in ("tokenizer", "vocab_size", "eot_id", "dtype", "tokenizer_sha256")
+           if ours.get(key) != theirs.get(key)]
+    for split in sorted(set(ours.get("splits", {})) | set(theirs.get("splits", {}))):
+        a, b = ours.get("splits", {}).get(split, []), theirs.get("splits", {}).get(split, [])
+        if len(a) != len(b):
+            out.append(f"{split} split has {len(a)} shards vs {len(b)}")
+            continue
+        for sa, sb in zip(a, b, strict=True):
+            if sa != sb:
+                out.append(f"shard {sa['file']} differs ({sa['n_tokens']} tokens, sha256 {sa['sha256'][:12]} "
+                           f"vs "
+                           f"{sb['n_tokens']} tokens, sha256 {sb['sha256'][:12]})")
+    return out

@@ -5,6 +5,14 @@ and to a dense boolean ``(T, T)`` mask for ``F.scaled_dot_product_attention`` on
 no backward (pytorch issue 148752). The random-block table comes from
 :func:`scalinglab.arch.random_block_table`, so the model and the FLOP counter in ``scalinglab.arch`` see the
 same pattern (a test checks the counts agree).
+
+The dense mask is built in row blocks, so building it needs the ``(T, T)`` bool result (1 byte per entry)
+and no ``(T, T)`` int64 index temporaries (8 bytes each, several at once); the trainer refuses a shape whose
+mask does not fit before anything is written (:mod:`scalinglab.train.shapes`).
+
+``bool_mask``/``block_mask`` must run eagerly under ``torch.compile`` (built once and cached; the mask enters
+the graph as an input). ``torch.compiler.disable`` imports ``torch._dynamo`` (~1.5 s), so it is applied only
+when ``torch.compiler.is_compiling()`` (a plain flag outside a trace): eager runs never import dynamo.
 """
 
 from __future__ import annotations
@@ -63,15 +71,22 @@ def _layer_key(spec: AttentionSpec, layer_idx: int) -> int:
     return layer_idx if spec.n_random_blocks else 0
 
 
+# Rows per block when building a dense mask: the int64 temporaries stay at ~_ROW_BLOCK x T x 8 bytes.
+_ROW_BLOCK = 1024
+
+
 @functools.lru_cache(maxsize=64)
 def _bool_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str) -> torch.Tensor:
     fn = mask_fn(spec, seq_len, layer_key, device)
     idx = torch.arange(seq_len, device=device)
-    return fn(idx[:, None], idx[None, :])  # (T, T), True = attend
+    out = torch.empty(seq_len, seq_len, dtype=torch.bool, device=device)  # (T, T), True = attend
+    for start in range(0, seq_len, _ROW_BLOCK):
+        rows = idx[start:start + _ROW_BLOCK]
+        out[start:start + len(rows)] = fn(rows[:, None], idx[None, :])
+    return out
 
 
-@torch.compiler.disable  # built eagerly once and cached; under torch.compile the mask enters as a graph input
-def bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+def _eager_bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
               device: torch.device | str = "cpu") -> torch.Tensor:
     """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per
     pattern/length/device."""
@@ -88,7 +103,39 @@ def _block_mask(spec: AttentionSpec, seq_len: int, layer_key: int, device: str):
                              device=device)
 
 
-@torch.compiler.disable
-def block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cuda"):
+def _eager_block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+                      device: torch.device | str = "cuda"):
     """FlexAttention ``BlockMask`` of the pattern; cached per pattern/length/device."""
     return _block_mask(spec, seq_len, _layer_key(spec, layer_idx), str(torch.device(device)))
+
+
+_GUARDED: dict[str, Callable] = {}
+
+
+def _guarded(fn: Callable) -> Callable:
+    """``fn`` under ``torch.compiler.disable`` (made on first use; only ever asked for while compiling)."""
+    if fn.__name__ not in _GUARDED:
+        _GUARDED[fn.__name__] = torch.compiler.disable(fn)
+    return _GUARDED[fn.__name__]
+
+
+def bool_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """Dense boolean ``(seq_len, seq_len)`` mask (True = attend) for SDPA; cached per
+    pattern/length/device; built eagerly under ``torch.compile`` (it enters the graph as an input)."""
+    if torch.compiler.is_compiling():
+        return _guarded(_eager_bool_mask)(spec, seq_len, layer_idx, device)
+    return _eager_bool_mask(spec, seq_len, layer_idx, device)
+
+
+def block_mask(spec: AttentionSpec, seq_len: int, layer_idx: int = 0, device: torch.device | str = "cuda"):
+    """FlexAttention ``BlockMask`` of the pattern; cached per pattern/length/device; eager under compile."""
+    if torch.compiler.is_compiling():
+        return _guarded(_eager_block_mask)(spec, seq_len, layer_idx, device)
+    return _eager_block_mask(spec, seq_len, layer_idx, device)
+
+
+def prepare_for_compile() -> None:
+    """Make the eager-under-compile wrappers now (imports dynamo), outside any trace."""
+    _guarded(_eager_bool_mask)
+    _guarded(_eager_block_mask)

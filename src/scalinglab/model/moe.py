@@ -6,6 +6,22 @@ rest are dropped (their MoE output is zero, so the token passes through on the r
 served before second choices, then tokens in order (GShard, Lepikhin et al. 2020). Dispatch uses fixed-shape
 ``(n_experts, capacity, d)`` buffers so the layer has no data-dependent shapes (torch.compile-friendly).
 
+Batch statistics. The Switch loss is formed from the router statistics of the whole *global* batch: with
+gradient accumulation or data parallelism, :func:`batch_router_statistics` first runs a no-grad forward of
+every micro-batch to count each layer's assignments, sums the counts over micro-batches and data-parallel
+ranks, and the training forwards then use those global fractions ``f_e`` (a constant: in Switch ``f`` carries
+no gradient) against each micro-batch's differentiable mean probabilities ``P_e``. The loop's
+``objective / n_micro`` and DDP's gradient averaging then make ``E * sum_e f_e * mean(P_e)`` exactly the
+one-batch loss, so accumulation and data parallelism equal one batch when nothing is dropped. Memory is
+unchanged (no graph is kept across micro-batches: keeping each micro-batch's ``P_e`` for a later backward
+would keep its whole graph below the router alive); the cost is one extra forward per micro-batch (~1/3 of a
+step) for MoE models trained with more than one forward per step, plus one all-reduce of ``n_layer x E``
+counts.
+
+Capacity stays per micro-batch: each forward drops tokens against ``capacity_factor x its own tokens / E``,
+so with drops the result depends on the micro-batch split (smaller micro-batches fluctuate more and drop
+more); only with a capacity that drops nothing is accumulation exactly one batch.
+
 Known property of capacity routing in a causal LM: gradients never cross positions, but with ``top_k > 1``
 whether a token's *second* choice is dropped can depend on later tokens' first choices (all first choices are
 served first). Use a large ``capacity_factor`` where that matters (e.g. evaluation).
@@ -13,8 +29,9 @@ served first). Use a large ``capacity_factor`` where that matters (e.g. evaluati
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -63,14 +80,18 @@ def route(probs: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
 
 
 def load_balancing_loss(probs: torch.Tensor, expert: torch.Tensor, n_experts: int,
+                        fraction: torch.Tensor | None = None,
                         reduce: StatsReduce | None = None) -> torch.Tensor:
     """Switch auxiliary loss ``E * sum_e f_e * P_e`` (Fedus et al. 2021, eqs. 4-6).
 
-    ``f_e`` is the fraction of assignments routed to expert ``e`` (before dropping), ``P_e`` the mean router
-    probability. It equals 1 for perfectly uniform routing (its minimum) and ``E`` when one expert gets
-    everything. ``reduce`` (expert parallelism) turns this rank's statistics (assignment counts, summed
-    probabilities, tokens) into those of every rank's tokens, so the loss is one process's.
+    ``f_e`` is the fraction of assignments routed to expert ``e`` (before dropping; ``fraction`` when given,
+    e.g. the global batch's), ``P_e`` the mean router probability. It equals 1 for perfectly uniform routing
+    (its minimum) and ``E`` when one expert gets everything. Without ``fraction``, ``reduce`` (expert
+    parallelism) turns this rank's statistics (assignment counts, summed probabilities, tokens) into those of
+    every rank's tokens, so the loss is one process's.
     """
+    if fraction is not None:  # global fractions; local P_e, averaged over ranks by the gradient all-reduce
+        return n_experts * (fraction.to(probs.dtype) * probs.mean(dim=0)).sum()
     counts = torch.bincount(expert, minlength=n_experts).to(probs.dtype)
     prob_sum, n_tokens = probs.sum(dim=0), probs.new_tensor(float(probs.size(0)))
     if reduce is not None:
@@ -108,6 +129,12 @@ class MoE(nn.Module):
         # and dispatch(moe, xf, routing) -> y, which sends tokens to the ranks holding their experts.
         self.stats_reduce: StatsReduce | None = None
         self.dispatch: Callable[[MoE, torch.Tensor, Routing], torch.Tensor] | Any = None
+        # Global-batch statistics (see the module docstring): counts collected by a no-grad pass, then the
+        # batch's fractions used by the training forwards. A non-persistent buffer (not in checkpoints),
+        # updated in place so torch.compile sees one tensor.
+        self.collected: list[torch.Tensor] | None = None
+        self.register_buffer("batch_fraction", torch.zeros(E), persistent=False)
+        self.use_batch_fraction = False
 
     def _bias(self, weight_name: str) -> torch.Tensor | None:
         return getattr(self, "b" + weight_name[1:])  # w_fc -> b_fc, w1 -> b1
@@ -140,7 +167,10 @@ class MoE(nn.Module):
         xf = x.reshape(-1, d)  # (N, d)
         probs = self.router(xf).float().softmax(dim=-1)  # (N, E)
         r = route(probs, self.top_k, self.capacity_factor)
-        aux = load_balancing_loss(probs, r.expert, self.n_experts, self.stats_reduce)
+        if self.collected is not None:  # the counting pass of batch_router_statistics
+            self.collected.append(torch.bincount(r.expert, minlength=self.n_experts).float())
+        aux = load_balancing_loss(probs, r.expert, self.n_experts,
+                                  self.batch_fraction if self.use_batch_fraction else None, self.stats_reduce)
         if self.dispatch is not None:  # expert parallel: the experts live on other ranks too
             return self.dispatch(self, xf, r).view(shape), aux
         n_rows = self.n_experts * r.capacity
@@ -155,3 +185,46 @@ class MoE(nn.Module):
         if not torch.compiler.is_compiling():  # a tensor, not a float: no device sync per step
             self.last_dropped_fraction = (1.0 - r.kept.float().mean()).detach()
         return y.view(shape), aux
+
+
+def moe_layers(model: nn.Module) -> list[MoE]:
+    return [m for m in model.modules() if isinstance(m, MoE)]
+
+
+@contextlib.contextmanager
+def batch_router_statistics(model: nn.Module, micro_batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                            forward: Callable[[torch.Tensor, torch.Tensor], object],
+                            all_reduce_sum: Callable[[torch.Tensor], None],
+                            n_ranks: int = 1) -> Iterator[None]:
+    """Within this context the MoE layers of ``model`` form the Switch loss with the routing fractions of the
+    whole global batch (``micro_batches`` on every one of ``n_ranks`` data-parallel ranks).
+
+    ``forward(x, y)`` runs the model as the training step does (same autocast); it is called once per
+    micro-batch without gradients and under a forked RNG, so the training forwards that follow draw the same
+    dropout and route the same way. ``all_reduce_sum`` sums a tensor over the data-parallel ranks in place.
+    A global batch of one forward needs no counting pass (its own statistics are the batch's).
+    """
+    layers = moe_layers(model)
+    if not layers or len(micro_batches) * n_ranks == 1:
+        yield
+        return
+    device = layers[0].batch_fraction.device
+    for layer in layers:
+        layer.collected = []
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for x, y in micro_batches:
+                forward(x, y)
+        counts = torch.stack([torch.stack(layer.collected).sum(dim=0) for layer in layers])  # (L, E)
+    finally:
+        for layer in layers:
+            layer.collected = None
+    all_reduce_sum(counts)
+    for layer, c in zip(layers, counts, strict=True):
+        layer.batch_fraction.copy_(c / c.sum())
+        layer.use_batch_fraction = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.use_batch_fraction = False

@@ -117,6 +117,9 @@ class Strategy:
         """``values`` of every rank, by rank (here: this one's); collective under torchrun."""
         return [list(values)]
 
+    def all_reduce_sum(self, tensor: torch.Tensor) -> None:
+        """Sum ``tensor`` over the data-parallel ranks in place (here: unchanged); e.g. MoE routing counts."""
+
     def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
         """Clip the gradients to global norm ``max_norm`` (``inf``: no clipping); returns the norm before."""
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
@@ -199,3 +202,17 @@ def copy_state(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(copy_state(v) for v in value)
     return value
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> None:
+        import torch.distributed as dist
+
+        from scalinglab.parallel.config import DATA_DIMS
+
+        # the ranks that read different rows: the mesh's data dims (dp, fsdp, ep); tp/pp ranks share rows
+        mesh = self.dist.mesh
+        if mesh is None:  # a hand-built context: every rank reads its own rows
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            return
+        for name in DATA_DIMS:  # a sum over each data dim in turn is the sum over all of them
+            if name in mesh.mesh_dim_names:
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=mesh.get_group(name))

@@ -74,8 +74,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def _check_sqlite_header(path: Path) -> None:
     # SQLite files start with this 16-byte magic; anything else is refused before SQLite can touch it.
-    if path.stat().st_size == 0:
-        return
+    if path.stat().st_size == 0:  # SQLite would take it as a fresh database and write a new sweep into it
+        raise RegistryError(f"{path} is an empty file, not a registry; delete it or pass a new folder")
     with open(path, "rb") as fh:
         head = fh.read(16)
     if head != b"SQLite format 3\x00":

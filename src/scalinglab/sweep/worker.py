@@ -86,7 +86,8 @@ def _train(sweep_dir: Path, rec, run_dir: Path,
 
     try:
         # "branch_step" is the sweep's own key (which parent checkpoint a WSD branch starts from).
-        cfg = train.TrainConfig.from_dict({k: v for k, v in rec.config.items() if k != "branch_step"})
+        config = {k: v for k, v in rec.config.items() if k != "branch_step"}
+        cfg = train.TrainConfig.from_dict(resolve_data_paths(sweep_dir, config))
         # A run dir with a config is a run that started before: continue from its newest checkpoint.
         resume = (run_dir / "config.json").is_file()
         branch_from = None
@@ -114,6 +115,24 @@ def _train(sweep_dir: Path, rec, run_dir: Path,
         return "diverged", (f"diverged at step {step}: "
                             f"{reason}" if step is not None else str(reason)), summary
     return "done", None, summary
+
+
+def resolve_data_paths(sweep_dir: Path, config: dict) -> dict:
+    """A run config with its relative data paths made absolute under ``sweep_dir``.
+
+    A sweep records a corpus inside its folder relative to it (``data``), so a moved or copied sweep trains on
+    its own copy; the run folder's ``corpus.json`` checks on resume that the content is the same.
+    """
+    def absolute(p: str) -> str:
+        return p if Path(p).is_absolute() else str((Path(sweep_dir) / p).resolve())
+
+    config = dict(config)
+    if config.get("data_dir") is not None:
+        config["data_dir"] = absolute(str(config["data_dir"]))
+    if config.get("mixture") is not None:
+        items = config["mixture"].items() if isinstance(config["mixture"], dict) else config["mixture"]
+        config["mixture"] = [[absolute(str(p)), w] for p, w in items]
+    return config
 
 
 def _branch_source(sweep_dir: Path, rec) -> Path:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from scalinglab.errors import CheckpointError, ConfigError
+from scalinglab.errors import CheckpointError, ConfigError, RunCrashedError, ScalingLabError
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.result import RunSummary, TrainResult
 
@@ -28,6 +29,10 @@ __all__ = ["RunSummary", "TrainConfig", "TrainResult", "run"]
 def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
         progress: Callable[[dict], None] | None = None, branch_from: str | Path | None = None) -> TrainResult:
     """Train ``cfg`` in ``run_dir`` and return the result (status ``"done"`` or ``"diverged"``).
+
+    An unexpected exception during training writes its traceback to ``run_dir/train.log`` and status
+    ``failed`` to ``final.json``, then raises :class:`~scalinglab.errors.RunCrashedError` (the CLI's exit 3);
+    the final checkpoint is written before the final eval, so a failed eval resumes to a finished run.
 
     Parameters
     ----------
@@ -49,14 +54,17 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     data-parallel (``cfg.parallel``: DDP or FSDP2) on their shares of each global batch, and only rank 0
     writes the run folder; checkpoints hold the full state in the single-process format.
     """
+    from scalinglab.train.shapes import check_shapes
+
+    check_shapes(cfg)  # before anything is read or written, and before torch is imported on CPU
+
     from scalinglab.parallel.mesh import init_from_env, world_size_from_env
     from scalinglab.train.loop import resolve_device
 
     run_dir = Path(run_dir)
-    if resume and (run_dir / "final.json").is_file():
-        final = json.loads((run_dir / "final.json").read_text(encoding="utf-8"))
-        if final.get("fingerprint") == cfg.fingerprint():
-            return TrainResult(str(run_dir), RunSummary.from_dict(final))
+    finished = _finished(run_dir, cfg) if resume else None
+    if finished is not None:
+        return TrainResult(str(run_dir), finished)
     layout = cfg.layout(world_size_from_env())  # a layout that cannot run is refused before joining
     dist = init_from_env(cfg.parallel, resolve_device(cfg.device).type, layout)  # None in one process
     try:
@@ -64,6 +72,25 @@ def run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     finally:
         if dist is not None:
             dist.close()
+
+
+def _finished(run_dir: Path, cfg: TrainConfig) -> RunSummary | None:
+    """The summary of a run that already finished (done or diverged) with this config, else None."""
+    from scalinglab.train.rundir import FINAL
+
+    path = run_dir / FINAL
+    if not path.is_file():
+        return None
+    try:
+        final = RunSummary.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{path} is corrupted ({err}); delete it to finish the run from its last "
+                              "checkpoint") from err
+    if final.status not in ("done", "diverged"):  # failed: resume from the last checkpoint
+        return None
+    if final.fingerprint in (cfg.fingerprint(), cfg.legacy_fingerprint()):
+        return final
+    return None
 
 
 def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> TrainResult:
@@ -88,7 +115,13 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
         found = ckpt.list_checkpoints(run_dir)
         source = ckpt.read(found[-1]) if found else None
         if main:
-            rundir.cut_metrics(run_dir, source.step if source else 0)
+            rundir.record(run_dir, cfg)  # the data may have moved: config.json/corpus.json follow it
+            step = source.step if source else 0
+            missing = rundir.cut_metrics(run_dir, step, log_every=cfg.log_every)
+            if missing:
+                log.warning("%s/%s is missing %d logged step(s) before the checkpoint at step %d (%s); "
+                            "they are not recoverable", run_dir, rundir.METRICS, len(missing), step,
+                            rundir.describe_steps(missing))
     elif main:
         rundir.start(run_dir, cfg)
         if source is not None:
@@ -102,6 +135,13 @@ def _run(cfg, run_dir: Path, resume: bool, progress, branch_from, dist) -> Train
     metrics = rundir.MetricsLog(run_dir, cfg.tensorboard) if main else rundir.NullLog()
     try:
         summary = trainer.train(metrics, progress if main else None)
+    except (ScalingLabError, Exception) as err:  # noqa: BLE001 -- recorded, then re-raised
+        _record_failure(trainer, run_dir, err, main)
+        if isinstance(err, ScalingLabError):
+            raise
+        raise RunCrashedError(f"run crashed at step {trainer.step}: {type(err).__name__}: "
+                              f"{_first_line(err)} (traceback in {run_dir / rundir.LOG}; `--resume "
+                              f"{run_dir}` continues from its last checkpoint)") from err
     finally:
         metrics.close()
     if main:
@@ -118,3 +158,22 @@ def _init_weights(trainer, run_dir: Path, main: bool) -> None:
     trainer.model.load_state_dict(ckpt.model_state(snap))
     if main:
         record_parent(run_dir, trainer.parent, snap.step)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _record_failure(trainer, run_dir: Path, err: BaseException, main: bool) -> None:
+    """Traceback to ``train.log``, status ``failed`` to ``final.json`` (rank 0; never raises over ``err``)."""
+    from scalinglab.train import rundir
+
+    if not main:
+        return
+    try:
+        rundir.write_crash_log(run_dir, "".join(traceback.format_exception(err)))
+        summary = trainer.final("failed", None, None, error=f"{type(err).__name__}: {_first_line(err)}")
+        rundir.write_final(run_dir, summary.to_dict())
+    except Exception:  # noqa: BLE001 -- e.g. the disk is full: the original error is the one to report
+        log.exception("could not record the failure of %s", run_dir)

@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from scalinglab.data.prepare import sha256_file
 from scalinglab.errors import CheckpointError
+from scalinglab.fileio import process_umask
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ def _write_sharded(snapshot: Snapshot, ckpt_root: Path, final: Path, is_main: bo
 def _finish(snapshot: Snapshot, tmp: Path, final: Path) -> Path:
     ckpt_root = final.parent
     save_file(snapshot.tensors, str(tmp / STATE))
+    os.chmod(tmp / STATE, 0o666 & ~process_umask())  # safetensors writes 0600; a group must read a run
     _fsync(tmp / STATE)
     meta = dict(snapshot.meta, sha256=sha256_file(tmp / STATE))
     with open(tmp / META, "w", encoding="utf-8") as f:

@@ -42,6 +42,10 @@ LAYOUT_FIELDS = ("tp", "pp", "ep", "pp_schedule", "n_microbatches", "virtual_sta
 RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last",
                   "eval_every",
                   "save_steps", "parallel", *LAYOUT_FIELDS)
+# Default eval size (eval_tokens=None): 2% of the training tokens, at least 8192, at most 65536.
+EVAL_FRACTION, EVAL_FLOOR_TOKENS, EVAL_CAP_TOKENS = 0.02, 8192, 65536
+# Where the data lies: not part of the fingerprint (the corpora's content hashes are).
+DATA_PATHS = ("data_dir", "mixture")
 # scalinglab.parallel.STRATEGIES (kept here: config parsing stays torch-free)
 PARALLEL = ("none", "ddp", "fsdp")
 
@@ -73,6 +77,8 @@ class TrainConfig:
         Divergence guard: stop when the loss exceeds ``spike_factor`` x its running mean (or is not finite).
     spike_window : int
         Steps in the guard's running mean.
+    eval_tokens : int, optional
+        Validation tokens per eval; None: sized from the run (:attr:`val_tokens`).
     drift_factor : float, optional
         Divergence guard: stop when the mean loss of the last ``spike_window`` steps exceeds ``drift_factor``
         x the lowest such mean so far (a slow climb that the spike rule misses). None: off.
@@ -118,7 +124,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     eval_every: int | None = 100
-    eval_tokens: int = 65536
+    eval_tokens: int | None = None
     checkpoint_every: int | None = None
     keep_last: int | None = 2
     save_steps: tuple[int, ...] = ()
@@ -163,10 +169,10 @@ class TrainConfig:
         object.__setattr__(self, "mixture_schedule", stages)
 
     def _check_ints(self) -> None:
-        for name in ("n_tokens", "batch_size", "eval_tokens", "log_every", "spike_window"):
+        for name in ("n_tokens", "batch_size", "log_every", "spike_window"):
             _positive_int(name, getattr(self, name))
-        for name in ("micro_batch_size", "eval_every", "checkpoint_every", "keep_last", "unique_tokens",
-                     "rewarm_steps"):
+        for name in ("micro_batch_size", "eval_every", "eval_tokens", "checkpoint_every", "keep_last",
+                     "unique_tokens", "rewarm_steps"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.warmup_steps is not None and (isinstance(self.warmup_steps, bool) or
@@ -279,6 +285,15 @@ class TrainConfig:
         return min(1000, round(0.05 * self.n_steps))
 
     @property
+    def val_tokens(self) -> int:
+        """Validation tokens each eval reads: ``eval_tokens``, or by default ``EVAL_FRACTION`` of the training
+        tokens within [``EVAL_FLOOR_TOKENS``, ``EVAL_CAP_TOKENS``] (a fixed 65,536 was 11% of a 600k-token
+        run's tokens; the floor keeps the estimate's noise small)."""
+        if self.eval_tokens is not None:
+            return self.eval_tokens
+        return int(min(EVAL_CAP_TOKENS, max(EVAL_FLOOR_TOKENS, EVAL_FRACTION * self.n_tokens)))
+
+    @property
     def data_dirs(self) -> tuple[str, ...]:
         if self.mixture is not None:
             return tuple(p for p, _ in self.mixture)
@@ -306,8 +321,29 @@ class TrainConfig:
             d["mixture_schedule"] = [[end, list(w)] for end, w in self.mixture_schedule]
         return d
 
-    def fingerprint(self) -> str:
-        """Hash of every field that changes the training trajectory (resume requires it unchanged)."""
+    def fingerprint(self, corpus_hashes: tuple[str, ...] | None = None) -> str:
+        """Hash of every field that changes the training trajectory (resume requires it unchanged).
+
+        The data enters by content, not by path: each corpus as the hash of its manifest's identity (token
+        counts, shard hashes, tokenizer; :func:`scalinglab.data.prepare.corpus_identity`), so a moved or
+        copied corpus keeps the fingerprint. ``corpus_hashes`` gives them (e.g. as a run folder recorded
+        them); default: read from the corpora's manifests.
+        """
+        if corpus_hashes is None:
+            corpus_hashes = self.corpus_hashes()
+        d = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and k not in DATA_PATHS}
+        d["corpus"] = list(corpus_hashes)
+        d["mixture_weights"] = list(self.data_weights) if self.data_weights is not None else None
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def corpus_hashes(self) -> tuple[str, ...]:
+        """The content hash of each corpus in ``data_dirs`` (empty for the default corpus)."""
+        from scalinglab.data.prepare import corpus_identity, identity_hash  # numpy-only module
+
+        return tuple(identity_hash(corpus_identity(p)) for p in self.data_dirs)
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint before data identity by content (paths hashed), as old runs recorded it."""
         d = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -335,7 +371,11 @@ class TrainConfig:
             for key in ("n_tokens", "unique_tokens"):
                 if d.get(key) is not None:
                     d[key] = _as_count(key, d[key])
-            d["model"] = model_from_dict(d["model"], _corpus_vocab(d))
+            # the corpus is read only when the model leaves vocab_size unset (a resume with --data NEW must
+            # not open the old, perhaps moved, corpus)
+            has_vocab = isinstance(d["model"], GPTConfig) or (isinstance(d["model"], Mapping)
+                                                              and "vocab_size" in d["model"])
+            d["model"] = model_from_dict(d["model"], BYTE_VOCAB if has_vocab else _corpus_vocab(d))
             return cls(**d)
         except ScalingLabError:
             raise

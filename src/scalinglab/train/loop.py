@@ -28,9 +28,10 @@ import torch
 from scalinglab.arch import count_params, flops_per_token, training_flops
 from scalinglab.data.curriculum import weights_at
 from scalinglab.data.default import default_corpus
-from scalinglab.data.loader import BatchLoader, val_windows
+from scalinglab.data.loader import BatchLoader, TokenSplit, val_windows
 from scalinglab.errors import ConfigError, DivergedError
 from scalinglab.model import GPT
+from scalinglab.model.moe import batch_router_statistics, moe_layers
 from scalinglab.parallel import DistContext, make_strategy
 from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.config import TrainConfig
@@ -111,14 +112,20 @@ class Trainer:
         if self.loader.vocab_size > cfg.model.vocab_size:
             raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the corpus "
                               f"vocabulary ({self.loader.vocab_size}); raise it or leave it unset")
-        val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.eval_tokens)
+        for extra in data_dirs[1:]:  # every shard is checked before training: the other corpora's val too
+            TokenSplit(extra, "val", verify=True)
+        val = val_windows(data_dirs[0], cfg.model.seq_len, cfg.val_tokens, verify=True)
         self.val = val.to(self.device) if val is not None else None
-        old_val = (val_windows(self.parent.data_dir, cfg.model.seq_len, cfg.eval_tokens)
+        old_val = (val_windows(self.parent.data_dir, cfg.model.seq_len, cfg.val_tokens)
                    if self.parent is not None else None)
         self.val_old = old_val.to(self.device) if old_val is not None else None
         # a strategy may shard it in place (FSDP) or wrap it (DDP)
         self.model = GPT(cfg.model).to(self.device)
         wrapped = self.strategy.wrap(self.model)
+        if cfg.compile:
+            from scalinglab.model import masks
+
+            masks.prepare_for_compile()  # masks are built eagerly under compile (imports dynamo only now)
         self.forward = torch.compile(wrapped) if cfg.compile else wrapped
         # AdamW with decay/no-decay groups (Loshchilov & Hutter 2019), built after sharding (FSDP's DTensors)
         self.optimizer = self.strategy.make_optimizer(self.model.configure_optimizer_groups(cfg.weight_decay),
@@ -132,6 +139,8 @@ class Trainer:
         self.peak = device_peak_flops(self.device, cfg.precision)
         self.step, self.skipped, self.train_time_s, self.since_eval = 0, 0, 0.0, []
         self.pending: ckpt.Snapshot | None = None
+        self.moe = moe_layers(self.model)
+        self.moe_sums = torch.zeros(2, device=self.device)  # (aux loss, dropped fraction) over micro-steps
 
     # State --------------------------------------------------------------------------------------------------
     def snapshot(self) -> ckpt.Snapshot | None:
@@ -183,12 +192,25 @@ class Trainer:
         """Forward/backward ``accum_steps`` micro-batches; returns the global batch's mean CE loss
         (detached)."""
         batches = [self.next_micro_batch() for _ in range(self.accum)]
-        return self.strategy.forward_backward(batches, self.micro_loss, self.backward)
+        with batch_router_statistics(self.model, batches, self.count_forward, self.strategy.all_reduce_sum,
+                                     self.strategy.dp_size):
+            return self.strategy.forward_backward(batches, self.micro_loss, self.backward)
+
+    def count_forward(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The MoE counting pass's forward: the plain module (not DDP's wrapper, which would sync buffers;
+        not compiled), under the step's autocast."""
+        with autocast(self.cfg.precision, self.device.type):
+            self.model(x, y)
 
     def micro_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(objective: CE + MoE load-balancing loss, CE) of one micro-batch, forward under autocast."""
         with autocast(self.cfg.precision, self.device.type):
             out = self.forward(x, y)
+        if self.moe:  # summed over the step's micro-batches; logged as means (no device sync here)
+            self.moe_sums[0] += out.aux_loss.detach().float()
+            dropped = [m.last_dropped_fraction for m in self.moe if m.last_dropped_fraction is not None]
+            if dropped:  # (not recorded inside a compiled graph)
+                self.moe_sums[1] += torch.stack(dropped).mean()
         return out.loss + out.aux_loss, out.loss
 
     def backward(self, objective: torch.Tensor) -> None:
@@ -211,7 +233,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if cfg.mixture_schedule is not None:  # the curriculum's weights for this step's batch
             self.loader.set_weights(weights_at(cfg.mixture_schedule, cfg.mixture_interp, self.step))
+        self.moe_sums.zero_()
         loss = self.accumulate().item()
+        moe = self.strategy.reduce_loss(self.moe_sums / self.accum).tolist() if self.moe else None
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
         grad_norm = self.strategy.clip_grad_norm(self.model.parameters(), clip)
@@ -231,7 +255,10 @@ class Trainer:
         dt = time.perf_counter() - t0
         self.train_time_s += dt
         self.since_eval.append(loss)
-        return self.record(loss, lr, grad_norm, dt, scale)
+        rec = self.record(loss, lr, grad_norm, dt, scale)
+        if moe is not None:  # the global batch's Switch loss (weighted, summed over layers); share dropped
+            rec["aux_loss"], rec["dropped_fraction"] = moe
+        return rec
 
     def record(self, loss: float, lr: float, grad_norm: float, dt: float, scale: float | None) -> dict[str,
                                                                                                        Any]:
@@ -291,14 +318,16 @@ class Trainer:
         except DivergedError as d:  # a status, not a failure: the run's record says where and why
             log.warning("diverged at step %d: %s", d.step, d)
             return self.final("diverged", None, d)
+        # The final checkpoint goes to disk before the final eval: an eval that fails (or a val loss that is
+        # not finite) leaves a finished, resumable run; `--resume` re-runs only the eval.
+        self.flush_pending()
+        self.pending = self.snapshot()
+        self.flush_pending()
         final_eval = self.eval_record()
         val_loss = final_eval.get("val_loss")
         if val_loss is not None and not math.isfinite(val_loss):
             return self.final("diverged", val_loss,
                               DivergedError(f"final val loss is {val_loss}", step=self.step))
-        self.flush_pending()
-        self.pending = self.snapshot()
-        self.flush_pending()
         metrics.write(dict(step=self.step, tokens=self.step * cfg.tokens_per_step, **final_eval))
         return self.final("done", val_loss, None)
 
@@ -318,7 +347,8 @@ class Trainer:
             rec["val_loss_old"] = self.evaluate(self.val_old)
         return rec
 
-    def final(self, status: str, val_loss: float | None, diverged: DivergedError | None) -> RunSummary:
+    def final(self, status: str, val_loss: float | None, diverged: DivergedError | None, *,
+              error: str | None = None) -> RunSummary:
         cfg, n_tokens = self.cfg, self.step * self.cfg.tokens_per_step
         recent = list(self.guard.history)[-10:]
         compute = training_flops(cfg.model, n_tokens) if n_tokens else {"counted": 0.0, "six_nd": 0.0}
@@ -337,4 +367,10 @@ class Trainer:
             conventions={"n_params": "all parameters (Chinchilla); non_embedding is Kaplan's N",
                          "compute_flops": self.flops.convention},
             mfu=mfu, diverged_step=diverged.step if diverged is not None else None,
-            diverged_reason=str(diverged) if diverged is not None else None)
+            diverged_reason=str(diverged) if diverged is not None else None, error=error,
+            eval_tokens=self.eval_tokens)
+
+    @property
+    def eval_tokens(self) -> int | None:
+        """Tokens each eval reads (predicted tokens: windows x seq_len; None without a val split)."""
+        return None if self.val is None else int(self.val.shape[0] * self.cfg.model.seq_len)

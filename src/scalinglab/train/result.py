@@ -11,8 +11,9 @@ from typing import Any
 
 from scalinglab.errors import DataError
 
-# Written to final.json only when set: MFU needs a known peak, the diverged_* pair a diverged run.
-_ONLY_WHEN_SET = ("mfu", "diverged_step", "diverged_reason")
+# Written to final.json only when set: MFU needs a known peak, the diverged_* pair a diverged run, error a
+# failed one.
+_ONLY_WHEN_SET = ("mfu", "diverged_step", "diverged_reason", "error", "eval_tokens")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +25,7 @@ class RunSummary:
     and ``conventions`` says which is which. Fields a run did not record are None (an older ``final.json``).
     """
 
-    status: str  # "done" or "diverged"
+    status: str  # "done", "diverged" or "failed" (an unexpected exception; ``error`` says which)
     step: int | None = None
     n_steps: int | None = None
     train_loss: float | None = None  # mean of the last 10 step losses
@@ -48,6 +49,8 @@ class RunSummary:
     mfu: float | None = None
     diverged_step: int | None = None
     diverged_reason: str | None = None
+    error: str | None = None  # a failed run's exception, one line (traceback in the run's train.log)
+    eval_tokens: int | None = None  # validation tokens each eval read (TrainConfig.val_tokens, in windows)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "epochs", tuple(self.epochs))

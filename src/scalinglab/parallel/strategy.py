@@ -192,17 +192,6 @@ class DataParallelStrategy(Strategy):
         dist.all_gather(out, mine)
         return [t.tolist() for t in out]
 
-
-def copy_state(value: Any) -> Any:
-    """A deep copy of a (DCP) state dict: tensors (DTensors included) cloned, containers rebuilt."""
-    if torch.is_tensor(value):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {k: copy_state(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(copy_state(v) for v in value)
-    return value
-
     def all_reduce_sum(self, tensor: torch.Tensor) -> None:
         import torch.distributed as dist
 
@@ -216,3 +205,14 @@ def copy_state(value: Any) -> Any:
         for name in DATA_DIMS:  # a sum over each data dim in turn is the sum over all of them
             if name in mesh.mesh_dim_names:
                 dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=mesh.get_group(name))
+
+
+def copy_state(value: Any) -> Any:
+    """A deep copy of a (DCP) state dict: tensors (DTensors included) cloned, containers rebuilt."""
+    if torch.is_tensor(value):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: copy_state(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(copy_state(v) for v in value)
+    return value

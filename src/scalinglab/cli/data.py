@@ -6,6 +6,7 @@ Examples::
     scalinglab data prepare --out corpus/ --max-bytes 2MB       # quick demo / CPU tests
     scalinglab data prepare --source ~/texts --source notes.md --tokenizer bpe --bpe-vocab-size 8192 --out c/
     scalinglab data info corpus/ --json
+    scalinglab data synth runs/small --tokens 1M --out synth/ --temperature 0.9 --seed 0
 """
 
 from __future__ import annotations
@@ -142,6 +143,36 @@ def card_cmd(data_dir: Path = typer.Argument(..., help="A prepared corpus folder
     for src, row in card.get("sources", {}).items():
         stdout_console().print(f"source {src}: {row['documents']} documents, {row['tokens']:,} tokens "
                                f"({row['token_share']:.1%})")
+
+
+@data_app.command("synth")
+def synth_cmd(
+    run_dir: Path = typer.Argument(..., help="A trained run folder (its newest checkpoint samples)."),
+    out: Path = typer.Option(..., "--out", help="Destination corpus folder (created; must be new or empty)."),
+    tokens: str = typer.Option(..., "--tokens", help="Tokens to sample (train + val), e.g. 1M."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (0 = greedy)."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Sample among the k most likely tokens."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling mass."),
+    seed: int = typer.Option(0, "--seed", help="Same run, parameters and seed: the same corpus."),
+    rows: int = typer.Option(64, "--rows", help="Documents sampled per batch."),
+    val_fraction: float = typer.Option(0.05, "--val-fraction", help="Fraction of documents held out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing prepared corpus."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Sample a synthetic corpus from a trained run, with its provenance in the manifest; mix it with real
+    data through a train config's ``mixture``."""
+    from scalinglab.data.synth import SynthConfig
+    from scalinglab.study.synth import synthesize
+    from scalinglab.units import parse_count
+
+    cfg = SynthConfig(n_tokens=int(parse_count(tokens)), temperature=temperature, top_k=top_k, top_p=top_p,
+                      seed=seed, rows=rows, val_fraction=val_fraction)
+    result = synthesize(run_dir, out, cfg, overwrite=overwrite)
+    prov = result.manifest["synthetic"]
+    info(f"sampled {result.n_documents} documents from {prov['checkpoint']} of {run_dir} in "
+         f"{result.seconds:.1f} s")
+    extra = {"checkpoint": prov["checkpoint"], "seconds": round(result.seconds, 2)}
+    _show(_summary(result.manifest, out) | extra, json_)
 
 
 def register(app: typer.Typer) -> None:

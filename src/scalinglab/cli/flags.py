@@ -70,6 +70,10 @@ PARAM_FLAGS: dict[str, str] = {
     # --kv-heads).
     "GPTConfig.n_kv_head": "--n-kv-head",
     "GPTConfig.mlp": "--mlp",
+    "SynthConfig.n_tokens": "--tokens",
+    "SynthConfig.rows": "--rows",
+    "SynthConfig.seed": "--seed",
+    "SynthConfig.val_fraction": "--val-fraction",
 
 }
 

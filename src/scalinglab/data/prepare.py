@@ -54,7 +54,7 @@ def write_json_atomic(path: Path, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
-def _is_val(doc_id: str, val_fraction: float, seed: int) -> bool:
+def is_val_document(doc_id: str, val_fraction: float, seed: int) -> bool:
     digest = hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()
     return int.from_bytes(digest[:8], "little") / 2**64 < val_fraction
 
@@ -77,7 +77,7 @@ def capped_documents(docs: Iterable[Document], max_bytes: int | None) -> Iterato
 def _split_documents(docs: list[Document], val_fraction: float, seed: int) -> dict[str, list[Document]]:
     split: dict[str, list[Document]] = {"train": [], "val": []}
     for doc in docs:
-        split["val" if _is_val(doc.doc_id, val_fraction, seed) else "train"].append(doc)
+        split["val" if is_val_document(doc.doc_id, val_fraction, seed) else "train"].append(doc)
     # Tiny corpora can hash every document to one side; keep at least one document on each.
     if val_fraction > 0 and not split["val"] and len(split["train"]) > 1:
         split["val"].append(split["train"].pop())
@@ -141,6 +141,39 @@ def _check_args(max_bytes, val_fraction, shard_tokens, bpe_vocab_size) -> None:
         raise ConfigError(f"bpe_vocab_size={bpe_vocab_size} must be at least 300 (256 bytes + merges)")
 
 
+def check_destination(out_dir: str | Path, overwrite: bool) -> Path:
+    """``out_dir`` as a Path if a corpus may be written there (new, empty, or a corpus to overwrite)."""
+    out = Path(out_dir)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise DataError(f"{out} already holds a prepared corpus; pass --overwrite or choose another --out")
+    if out.is_file() or (out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists()):
+        raise DataError(f"{out} exists and is not a prepared corpus; choose an empty or new --out folder")
+    return out
+
+
+def staging_folder(out: Path) -> Path:
+    """A fresh sibling folder to write a corpus into before :func:`publish` renames it into place."""
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def publish(tmp: Path, out: Path, manifest: dict, overwrite: bool) -> dict:
+    """Write ``manifest`` into ``tmp`` and rename it to ``out``: readers see a whole corpus or none."""
+    write_json_atomic(tmp / MANIFEST, manifest)
+    if out.exists() and overwrite:
+        shutil.rmtree(out)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process finished the same folder first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        if (out / MANIFEST).is_file():
+            return read_manifest(out)
+        raise
+    return manifest
+
+
 def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "byte",
             max_bytes: int | None = None,
             val_fraction: float = 0.1, seed: int = 0, shard_tokens: int = 1 << 24, bpe_vocab_size: int = 4096,
@@ -165,20 +198,14 @@ def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "by
     """
     _check_args(max_bytes, val_fraction, shard_tokens, bpe_vocab_size)
     sources = list(sources) or ["stdlib"]
-    out = Path(out_dir)
-    if (out / MANIFEST).exists() and not overwrite:
-        raise DataError(f"{out} already holds a prepared corpus; pass --overwrite or choose another --out")
-    if out.is_file() or (out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists()):
-        raise DataError(f"{out} exists and is not a prepared corpus; choose an empty or new --out folder")
+    out = check_destination(out_dir, overwrite)
     source_of: dict[str, str] = {}
     docs = list(capped_documents(tagged_documents(sources, source_of), max_bytes))
     if not docs:
         raise DataError(f"corpus {sources} is empty: no readable text documents found")
     docs, curation = curate(docs, dedup=dedup, filters=filters, sources=sources)
     tok = _make_tokenizer(tokenizer, docs, bpe_vocab_size)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_folder(out)
     by_source: dict[str, int] = {}
     manifest = _write_splits(tok, _split_documents(docs, val_fraction, seed), tmp, shard_tokens,
                              source_of=source_of, tokens_by_source=by_source)
@@ -189,16 +216,7 @@ def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "by
                                        docs_by_source=dict(docs_by_source))
     if isinstance(tok, BPETokenizer):
         tok.save(tmp / BPE_FILE)
-    write_json_atomic(tmp / MANIFEST, manifest)
-    if out.exists() and overwrite:
-        shutil.rmtree(out)
-    try:
-        os.replace(tmp, out)
-    except OSError:  # another process finished the same folder first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        if (out / MANIFEST).is_file():
-            return read_manifest(out)
-        raise
+    manifest = publish(tmp, out, manifest, overwrite)
     log.info("prepared %s: %d train / %d val tokens", out, manifest["splits"]["train"]["n_tokens"],
              manifest["splits"]["val"]["n_tokens"])
     return manifest
@@ -207,18 +225,30 @@ def prepare(sources: Iterable[str], out_dir: str | Path, *, tokenizer: str = "by
 def _write_splits(tok: Tokenizer, split: dict[str, list[Document]], out: Path, shard_tokens: int, *,
                   source_of: dict[str, str] | None = None,
                   tokens_by_source: dict[str, int] | None = None) -> dict:
+    def encoded(docs: list[Document]) -> Iterator[np.ndarray]:
+        for doc in docs:
+            tokens = np.asarray(tok.encode(doc.text), dtype=np.int64)
+            if tokens_by_source is not None and source_of is not None:  # the data card's per-source share
+                src = source_of.get(doc.doc_id, "?")
+                tokens_by_source[src] = tokens_by_source.get(src, 0) + len(tokens) + 1  # + end-of-text
+            yield tokens
+
+    return write_token_splits(tok, {name: encoded(split[name]) for name in SPLITS}, out, shard_tokens)
+
+
+def write_token_splits(tok: Tokenizer, split: dict[str, Iterable[np.ndarray]], out: Path,
+                       shard_tokens: int) -> dict:
+    """Write documents given as token arrays (each gets the end-of-text token) into ``out``'s shards; returns
+    the manifest's core (format, tokenizer, dtype, splits with sha256, unique tokens)."""
     dtype = np.dtype(np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32)
     eot = np.array([tok.eot_id], dtype=np.int64)
     splits, distinct = {}, np.zeros(0, dtype=np.int64)
     for name in SPLITS:
-        writer = _ShardWriter(out, name, dtype, shard_tokens)
-        for doc in split[name]:
-            tokens = np.concatenate([tok.encode(doc.text), eot])
-            writer.add(tokens)
-            if tokens_by_source is not None and source_of is not None:  # the data card's per-source share
-                src = source_of.get(doc.doc_id, "?")
-                tokens_by_source[src] = tokens_by_source.get(src, 0) + len(tokens)
-        splits[name] = writer.close(len(split[name]))
+        writer, n_docs = _ShardWriter(out, name, dtype, shard_tokens), 0
+        for tokens in split[name]:
+            writer.add(np.concatenate([np.asarray(tokens, dtype=np.int64), eot]))
+            n_docs += 1
+        splits[name] = writer.close(n_docs)
         distinct = np.union1d(distinct, writer.distinct)
     if splits["train"]["n_tokens"] < 2:
         raise DataError("corpus has fewer than 2 training tokens; raise --max-bytes or add documents")

@@ -53,6 +53,12 @@ class TaskEval:
 
 def load_trained(run_dir: str | Path):
     """The model (eval mode, CPU) and tokenizer of a run's newest checkpoint."""
+    model, tok, _ = load_checkpoint_model(run_dir)
+    return model, tok
+
+
+def load_checkpoint_model(run_dir: str | Path):
+    """``(model, tokenizer, checkpoint folder)`` of a run's newest checkpoint (model in eval mode, CPU)."""
     from scalinglab.data.prepare import read_manifest
     from scalinglab.data.tokenizers import ByteTokenizer, load_tokenizer
     from scalinglab.model import GPT
@@ -66,10 +72,10 @@ def load_trained(run_dir: str | Path):
     snap = ckpt.read(found[-1])
     model = GPT(GPTConfig.from_dict(snap.meta.get("model", cfg.model.to_dict())))
     model.load_state_dict(ckpt.model_state(snap), strict=True)
-    tok = ByteTokenizer()
-    if cfg.data_dir is not None:
-        tok = load_tokenizer(cfg.data_dir, read_manifest(cfg.data_dir)["tokenizer"])
-    return model.eval(), tok
+    tok = ByteTokenizer()  # the default corpus's
+    if cfg.data_dirs:  # a mixture's corpora share one tokenizer (the loader checks it)
+        tok = load_tokenizer(cfg.data_dirs[0], read_manifest(cfg.data_dirs[0])["tokenizer"])
+    return model.eval(), tok, found[-1]
 
 
 def coverage_ks(n_samples: int) -> tuple[int, ...]:

@@ -11,8 +11,6 @@ docs/parallel.md).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from scalinglab.parallel.config import ParallelConfig
 from scalinglab.parallel.pipeline import local_stage_ids, stage_layers
 from tests.conftest import exit2
 from tests.parallel.equivalence import BATCH, LAYOUTS, SEQ, STEPS, collect, config
+from tests.parallel.launch import torchrun
 from tests.tolerances import fp32_adamw_state_rtol, fp32_reduction_rtol, loss_steps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,10 +39,8 @@ def _launch(nproc: int, names, corpus, out: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{REPO / 'src'}:{REPO}", EQ_EPS=str(EPS),
                EQ_STEPS=str(STEPS))
     env.pop("EQ_BUG", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-           "-m", "tests.parallel.equivalence", str(out), str(corpus), *names]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, check=False, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    torchrun(nproc, ["-m", "tests.parallel.equivalence", str(out), str(corpus), *names], env, timeout=240,
+             cwd=str(REPO))
     return torch.load(out, weights_only=False)
 
 

@@ -27,6 +27,7 @@ from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.loop import Trainer
 from scalinglab.train.rundir import read_metrics
 from tests.parallel import tp_worker
+from tests.parallel.launch import torchrun
 from tests.tolerances import fp32_reduction_rtol, loss_steps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,10 +47,7 @@ MEMORY_RTOL = 0.05  # the issue's bound: per-rank params + grads + optimizer byt
 
 def _launch(out: Path, nproc: int, names: tuple[str, ...], corpus: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-           str(WORKER), str(out), str(corpus), *names]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, check=False)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    torchrun(nproc, [str(WORKER), str(out), str(corpus), *names], env, timeout=240)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ Run in one process (no torchrun) by the tests themselves for the single-process 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -120,6 +121,7 @@ def main(out: Path, corpus: str, names: list[str]) -> None:
         _save(rank, result | full_state(trainer), out / f"{name}.safetensors")
         checkpoint(trainer, out / f"run-{name}", full=False)  # DCP shards under tp, full state under fsdp
         checkpoint(trainer, out / f"full-{name}", full=True)
+        print(f"rank {rank}: {name} done", file=sys.stderr, flush=True)  # where a failed launch stopped
     if "fsdp2" in names:  # re-sharding: fsdp2's checkpoint into a tp2 layout of the same model
         cfg = config(corpus, "tp2-swiglu", device=device)
         trainer = Trainer(cfg, out / "reshard", init_from_env(cfg.parallel, device, cfg.layout(world)))
@@ -127,8 +129,11 @@ def main(out: Path, corpus: str, names: list[str]) -> None:
         _save(rank, full_state(trainer), out / "fsdp2-into-tp2.safetensors")
     if rank == 0:
         (out / "bytes.json").write_text(json.dumps(nbytes))
+    del trainer  # its FSDP/DTensor state (and any pending gloo work) goes before the process group does
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
+    print(f"rank {rank}: finished", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -139,7 +139,13 @@ def test_the_planner_prints_a_runnable_command_or_the_reason():
             assert launch.command.startswith("torchrun --nnodes 8 --nproc-per-node 8")
             if lay.zero == 2:
                 assert "--no-reshard-after-forward" in launch.command
+            if lay.recompute in ("selective", "full"):
+                assert f"--recompute {lay.recompute}" in launch.command
+            elif lay.recompute == "partial":
+                assert f"--recompute selective --recompute-layers {lay.recompute_layers}" in launch.command
+            else:
+                assert "--recompute" not in launch.command
         else:
-            assert launch.reason and (lay.zero == 1 or lay.recompute != "none" or lay.pp > 1 or lay.ep > 1)
+            assert launch.reason and (lay.zero == 1 or lay.pp > 1 or lay.ep > 1)
     d = plan.to_dict()
     assert {"runnable", "command", "reason"} <= set(d["layout"]["launch"])

@@ -69,7 +69,8 @@ def references(corpus, tmp_path_factory):
         if key not in made:
             old = torch.get_num_threads()
             torch.set_num_threads(1)
-            cfg = tp_worker.config(str(corpus), name).replace(tp=1, sequence_parallel=False, parallel="none")
+            cfg = tp_worker.config(str(corpus), name).replace(tp=1, sequence_parallel=False, parallel="none",
+                                                              recompute="none", recompute_layers=None)
             made[key], _ = tp_worker.trace(cfg, tmp_path_factory.mktemp("ref"))
             torch.set_num_threads(old)
         return made[key]

@@ -24,8 +24,9 @@ SWIGLU = {"mlp": "swiglu", "n_kv_head": 2}
 LAYOUTS = {
     "tp2": ({}, {"tp": 2}),
     "tp2-swiglu": (SWIGLU, {"tp": 2}),
-    "tp2-sp": (SWIGLU, {"tp": 2, "sequence_parallel": True}),
-    "fsdp2": (SWIGLU, {"parallel": "fsdp"}),
+    # activation recompute under DTensor TP + SP and under FSDP2 (its reference: one process without it)
+    "tp2-sp": (SWIGLU, {"tp": 2, "sequence_parallel": True, "recompute": "full"}),
+    "fsdp2": (SWIGLU, {"parallel": "fsdp", "recompute": "selective", "recompute_layers": 1}),
     "fsdp2xtp2": (SWIGLU, {"tp": 2, "parallel": "fsdp", "sequence_parallel": True}),
 }
 

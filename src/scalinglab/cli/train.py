@@ -95,6 +95,9 @@ TRAIN_FLAGS = (
     Flag("n_microbatches", help="Pipeline micro-batches per step."), Flag("virtual_stages"),
     Flag("ep", help="Expert-parallel degree (MoE)."),
     Flag("reshard_after_forward", help="FSDP: free gathered weights after forward (ZeRO-3; off: ZeRO-2)."),
+    Flag("recompute", help="Activation recompute: none, selective (attention core) or full (whole blocks)."),
+    Flag("recompute_layers", help="Blocks of each pipeline stage recomputed in full (block recompute)."),
+    Flag("tf32", help="TF32 matmuls for fp32 work on CUDA (default on)."),
 )
 
 

@@ -13,6 +13,7 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from scalinglab.arch import GPTConfig
 from scalinglab.model import masks
@@ -96,6 +97,9 @@ class CausalSelfAttention(nn.Module):
         self.v = nn.Linear(cfg.d_model, kv_dim, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.use_flex: bool | None = None  # None: FlexAttention on CUDA, masked SDPA elsewhere
+        # Selective recompute (Korthikanti et al. 2022): keep q, k, v, recompute the attention core in the
+        # backward instead of storing what it saves (the s x s scores and softmax of the masked path).
+        self.recompute_core = False
         self._register_load_state_dict_pre_hook(self._split_legacy_qkv)
 
     def _split_legacy_qkv(self, state_dict, prefix, *_args) -> None:
@@ -105,6 +109,9 @@ class CausalSelfAttention(nn.Module):
                 parts = split_fused_qkv(fused, self.q.out_features, self.k.out_features)
                 for name, part in zip("qkv", parts, strict=True):
                     state_dict[f"{prefix}{name}.{kind}"] = part
+
+    def _core(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
                 kv_cache=None) -> torch.Tensor:
@@ -119,6 +126,8 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if kv_cache is not None:
             y = kv_cache.attend(q, k, v, spec=self.spec, layer_idx=self.layer_idx)
+        elif self.recompute_core and torch.is_grad_enabled():
+            y = checkpoint(self._core, q, k, v, use_reentrant=False)
         else:
-            y = sparse_attention(q, k, v, self.spec, layer_idx=self.layer_idx, use_flex=self.use_flex)
+            y = self._core(q, k, v)
         return self.proj(y.transpose(1, 2).reshape(B, T, -1))  # (B, T, C)

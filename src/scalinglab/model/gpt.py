@@ -17,16 +17,20 @@ Example (tiny CPU model)::
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from scalinglab.arch import GPTConfig, ParamBreakdown, count_params
 from scalinglab.errors import ConfigError
 from scalinglab.model.attention import CausalSelfAttention, rope_cache
 from scalinglab.model.moe import MoE
+
+RECOMPUTE = ("none", "selective", "full")  # plan/memory.py prices the same three
 
 INIT_STD = 0.02  # GPT-2 / nanoGPT initialisation
 
@@ -98,8 +102,16 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg, layer_idx)
         self.mlp = make_mlp(cfg)
         self.drop = nn.Dropout(cfg.dropout)
+        self.recompute = False  # full recompute: keep only the block's input, re-run it in the backward
 
     def forward(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.recompute and torch.is_grad_enabled():
+            # non-reentrant: works with DTensor/FSDP2 parameters and restores the RNG, so dropout masks of the
+            # recomputation are the forward's
+            return checkpoint(self._forward, x, rope, use_reentrant=False)
+        return self._forward(x, rope)
+
+    def _forward(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = x + self.drop(self.attn(self.norm1(x), rope))
         h = self.mlp(self.norm2(x))
         aux = None
@@ -177,6 +189,19 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
                                    ignore_index=-1)
         return ModelOutput(logits, loss, aux_total * self.cfg.aux_loss_coef)
+
+    def set_recompute(self, mode: str, full_layers: Sequence[int] = ()) -> None:
+        """Activation recompute, as the planner's memory model prices it (``plan/memory.py``): ``none``;
+        ``selective`` (every layer's attention core re-run in the backward; Korthikanti et al. 2022); ``full``
+        (every block keeps only its input and re-runs in the backward). ``full_layers``: these blocks in full
+        and the others selective (Megatron-LM's block recompute). Numerics are unchanged: same kernels, same
+        RNG."""
+        if mode not in RECOMPUTE:
+            raise ConfigError(f"recompute={mode!r} must be one of {', '.join(RECOMPUTE)}")
+        full = set(range(self.cfg.n_layer)) if mode == "full" else set(full_layers)
+        for i, block in enumerate(self.blocks):
+            block.recompute = i in full
+            block.attn.recompute_core = mode == "selective" and i not in full
 
     def _part_of(self, name: str) -> str:
         if name.startswith("wte."):

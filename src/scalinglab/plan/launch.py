@@ -51,9 +51,6 @@ def not_runnable_reason(layout: Any) -> str | None:
         return "pipeline stages compose with replicated data parallelism (DP x PP) only, not with FSDP"
     if ep > 1 and pp > 1:
         return "expert parallelism composes with data parallelism/FSDP only, not with pipeline stages"
-    if layout.recompute != "none":
-        return (f"activation recompute {layout.recompute!r} is not built into scalinglab train yet; "
-                "a layout without recompute that fits is runnable")
     return None
 
 
@@ -76,6 +73,10 @@ def train_flags(layout: Any, shape: Any, *, n_tokens: float, precision: str = "m
         flags += ["--sequence-parallel"]  # the planner prices TP with SP (Korthikanti et al. 2022)
     if layout.pp > 1:
         flags += ["--n-microbatches", str(layout.n_micro)]
+    if layout.recompute == "partial":  # selective everywhere, plus block recompute on some layers per stage
+        flags += ["--recompute", "selective", "--recompute-layers", str(layout.recompute_layers)]
+    elif layout.recompute != "none":
+        flags += ["--recompute", layout.recompute]
     if layout.dp > 1:
         flags += ["--parallel", "fsdp" if layout.zero >= 2 or layout.tp > 1 else "ddp"]
         if layout.zero == 2:

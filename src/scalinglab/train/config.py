@@ -26,6 +26,7 @@ except ModuleNotFoundError:  # Python 3.10
 from scalinglab.arch import AttentionSpec, GPTConfig
 from scalinglab.errors import ConfigError, ScalingLabError
 from scalinglab.parallel.config import ParallelConfig
+from scalinglab.plan.memory import RECOMPUTE
 
 SCHEDULES = ("cosine", "linear", "wsd", "constant")
 COOLDOWN_SHAPES = ("linear", "1-sqrt")
@@ -39,9 +40,11 @@ DEFAULT_SEQ_LEN = 256
 # (each layout is tested equal to one process), so a checkpoint resumes under another layout.
 LAYOUT_FIELDS = ("tp", "pp", "ep", "pp_schedule", "n_microbatches", "virtual_stages", "sequence_parallel",
                  "reshard_after_forward")
+# Activation recompute and TF32 change memory or speed, not the trajectory (recompute re-runs the same
+# kernels; TF32 applies on CUDA only, where runs are not bitwise across devices anyway).
 RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last",
                   "eval_every",
-                  "save_steps", "parallel", *LAYOUT_FIELDS)
+                  "save_steps", "parallel", "recompute", "recompute_layers", "tf32", *LAYOUT_FIELDS)
 # Default eval size (eval_tokens=None): 2% of the training tokens, at least 8192, at most 65536.
 EVAL_FRACTION, EVAL_FLOOR_TOKENS, EVAL_CAP_TOKENS = 0.02, 8192, 65536
 # Where the data lies: not part of the fingerprint (the corpora's content hashes are).
@@ -141,6 +144,12 @@ class TrainConfig:
     virtual_stages: int = 1
     sequence_parallel: bool = False
     reshard_after_forward: bool = True
+    # Activation recompute (plan/memory.py prices the same options): none, selective (attention core) or full
+    # (each block keeps only its input); recompute_layers: that many blocks of each pipeline stage (of the
+    # model without pp) in full and the rest as ``recompute`` says (Megatron-LM's block recompute).
+    recompute: str = "none"
+    recompute_layers: int | None = None
+    tf32: bool = True  # TF32 matmuls and convolutions for fp32 work on CUDA (ignored on CPU)
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -212,11 +221,17 @@ class TrainConfig:
 
     def _check_choices(self) -> None:
         for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES),
-                              ("cooldown_shape", COOLDOWN_SHAPES), ("parallel", PARALLEL)):
+                              ("cooldown_shape", COOLDOWN_SHAPES), ("parallel", PARALLEL),
+                              ("recompute", RECOMPUTE)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} is not allowed; "
                                   f"use one of {', '.join(allowed)}")
-        for name in ("compile", "tensorboard"):
+        k = self.recompute_layers
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int)
+                              or not 1 <= k <= self.model.n_layer):
+            raise ConfigError(f"TrainConfig.recompute_layers={k!r} must be an integer from 1 to n_layer="
+                              f"{self.model.n_layer} (blocks of each stage recomputed in full) or unset")
+        for name in ("compile", "tensorboard", "tf32"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r} must be true or false")
 

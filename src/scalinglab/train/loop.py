@@ -94,6 +94,17 @@ def split_batch(cfg: TrainConfig, world: int) -> tuple[int, int]:
     return micro, cfg.batch_size // (world * micro)
 
 
+def full_recompute_blocks(cfg: TrainConfig) -> tuple[int, ...]:
+    """The blocks recomputed in full under ``recompute_layers``: the first that many of each pipeline stage
+    (virtual stages included), or of the whole model without a pipeline."""
+    if cfg.recompute_layers is None:
+        return ()
+    from scalinglab.parallel.pipeline import stage_layers
+
+    stages = stage_layers(cfg.model.n_layer, cfg.pp * cfg.virtual_stages)
+    return tuple(i for stage in stages for i in stage[:cfg.recompute_layers])
+
+
 class Trainer:
     """Holds the model, optimizer, data and counters of one run; :meth:`train` runs it to the end."""
 
@@ -121,6 +132,11 @@ class Trainer:
         self.val_old = old_val.to(self.device) if old_val is not None else None
         # a strategy may shard it in place (FSDP) or wrap it (DDP)
         self.model = GPT(cfg.model).to(self.device)
+        # recompute before the strategy wraps (torchtitan's order: TP -> activation checkpointing ->
+        # compile -> FSDP): the blocks carry it through TP's hooks, FSDP's sharding and the pipeline's stages
+        self.model.set_recompute(cfg.recompute, full_recompute_blocks(cfg))
+        if self.device.type == "cuda":  # TF32 for fp32 matmuls/convolutions (Ampere and later)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
         wrapped = self.strategy.wrap(self.model)
         if cfg.compile:
             from scalinglab.model import masks
@@ -221,6 +237,8 @@ class Trainer:
         device."""
         rows = self.strategy.local_rows(self.micro)
         x, y = self.loader.next_batch(self.micro * self.strategy.dp_size, rows)
+        if self.device.type == "cuda":  # page-locked, so the copy runs asynchronously beside the compute
+            x, y = x.pin_memory(), y.pin_memory()
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def train_step(self) -> dict[str, Any]:

@@ -169,3 +169,6 @@ def main(out: str, corpus: str, names: list[str]) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    from scalinglab.parallel.mesh import exit_process
+
+    exit_process(0)  # past the interpreter's finalization, where gloo may abort (parallel/mesh.py)

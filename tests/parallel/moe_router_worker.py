@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 from scalinglab.model.moe import batch_router_statistics
 from scalinglab.parallel import init_from_env, make_strategy
+from scalinglab.parallel.mesh import exit_process
 from tests.model.test_moe_batch import B, batch, moe_model
 
 
@@ -33,6 +34,7 @@ def main(out: str) -> None:
     if strategy.is_main:
         save_file({n: p.grad.contiguous() for n, p in model.named_parameters()}, out)
     dist.close()
+    exit_process(0)  # past the interpreter's finalization, where gloo may abort (parallel/mesh.py)
 
 
 if __name__ == "__main__":

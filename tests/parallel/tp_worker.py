@@ -104,7 +104,7 @@ def checkpoint(trainer, run_dir: Path, *, full: bool) -> None:
 def main(out: Path, corpus: str, names: list[str]) -> None:
     import torch.distributed as dist
 
-    from scalinglab.parallel.mesh import init_from_env
+    from scalinglab.parallel.mesh import exit_process, init_from_env
     from scalinglab.train import checkpoint as ckpt
     from scalinglab.train.loop import Trainer
 
@@ -135,6 +135,7 @@ def main(out: Path, corpus: str, names: list[str]) -> None:
     dist.barrier()
     dist.destroy_process_group()
     print(f"rank {rank}: finished", file=sys.stderr, flush=True)
+    exit_process(0)  # past the interpreter's finalization, where gloo may abort (parallel/mesh.py)
 
 
 if __name__ == "__main__":

@@ -247,8 +247,8 @@ class GPTConfig:
             if len(self.layer_attention) != self.n_layer:
                 raise ConfigError(f"GPTConfig.layer_attention has {len(self.layer_attention)} entries; "
                                   f"give one per layer (n_layer={self.n_layer})")
-        # one spec per distinct pattern, not per layer: n_layer may be absurd (a garbage --depth) and is refused
-        # or counted later without a per-layer tuple here
+        # one check per distinct pattern, not per layer: n_layer may be absurd (a garbage --depth), and a
+        # per-layer tuple of 4e9 entries is a MemoryError, not our one-line error
         for spec in dict.fromkeys(self.layer_attention or (self.attention,)):
             if spec.window is not None and spec.window > self.seq_len:
                 raise ConfigError(f"attention window={spec.window} is larger than seq_len={self.seq_len}; "

@@ -40,6 +40,27 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning library errors into one line and exit code 2."""
     try:
+        _main(argv)
+    except SystemExit as exc:
+        _end_distributed(exc.code)
+        raise
+    _end_distributed(0)
+
+
+def _end_distributed(code: object) -> None:
+    """Under torchrun, once the run has destroyed its process group, end the process with ``code`` without
+    the interpreter's finalization (see :func:`scalinglab.parallel.mesh.exit_process`); otherwise return."""
+    mesh = sys.modules.get("scalinglab.parallel.mesh")  # never imported (nor torch) by a plain command
+    if mesh is None or not mesh.TORN_DOWN:
+        return
+    if isinstance(code, str):  # SystemExit("message"): what the interpreter would print, and exit 1
+        print(code, file=sys.stderr)
+        code = 1
+    mesh.exit_process(code if isinstance(code, int) else 0)
+
+
+def _main(argv: list[str] | None) -> None:
+    try:
         # In non-standalone mode click returns the code of a `typer.Exit(n)` instead of exiting with it.
         code = app(args=argv, standalone_mode=False)
     except ScalingLabError as err:

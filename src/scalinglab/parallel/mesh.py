@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -89,8 +90,27 @@ class DistContext:
         return out / self.world_size
 
     def close(self) -> None:
+        global TORN_DOWN
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+            TORN_DOWN = True
+
+
+# Set once a context this process made has destroyed its process group: the process should then end through
+# :func:`exit_process`, not through the interpreter's finalization.
+TORN_DOWN = False
+
+
+def exit_process(code: int = 0) -> NoReturn:
+    """End a torchrun worker whose work is done and whose process group is destroyed: flush what Python
+    buffers and ``os._exit``, skipping interpreter finalization. There, torch 2.13's gloo backend
+    sometimes aborts (``terminate called without an active exception``, SIGABRT) after everything has
+    finished — measured here in 1 of 16 launches of a 2-rank worker, after both ranks had printed past
+    ``destroy_process_group`` — and torchrun would report a finished job as failed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def world_size_from_env() -> int:

@@ -4,13 +4,12 @@ whole batch of 8, because the Switch loss uses routing fractions all-reduced ove
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from safetensors.torch import load_file
 
 from tests.model.test_moe_batch import GRAD_RTOL, grads, moe_model, rel_gap
+from tests.parallel.launch import torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,10 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_two_gloo_ranks_equal_one_process_for_moe(tmp_path):
     out = tmp_path / "grads.safetensors"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{REPO / 'src'}:{REPO}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           str(REPO / "tests" / "parallel" / "moe_router_worker.py"), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    torchrun(2, [str(REPO / "tests" / "parallel" / "moe_router_worker.py"), str(out)], env, timeout=120)
     ranks = load_file(str(out))
     one = grads(moe_model(), micro=8)
     # DDP averages the two ranks' gradients: one more reduction on the path than in one process

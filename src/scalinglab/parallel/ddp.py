@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from scalinglab.parallel.mesh import DistContext
-from scalinglab.parallel.strategy import DataParallelStrategy
+from scalinglab.parallel.strategy import DataParallelStrategy, Prepare, run_prepare
 
 
 def apply_ddp(model: nn.Module, mesh) -> nn.Module:
@@ -43,7 +43,8 @@ class DDP(DataParallelStrategy):
         super().__init__(device, dist)
         self.wrapped: nn.Module | None = None
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, prepare: Prepare | None = None) -> nn.Module:
+        run_prepare(prepare, model)
         self.wrapped = apply_ddp(model, self.dist.mesh)
         return self.wrapped
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from scalinglab.errors import ConfigError
 from scalinglab.model.moe import MoE, Routing
-from scalinglab.parallel.strategy import DataParallelStrategy, LossFn, MicroBatch
+from scalinglab.parallel.strategy import DataParallelStrategy, LossFn, MicroBatch, Prepare, run_prepare
 
 
 def expert_names(moe: MoE) -> list[str]:
@@ -154,11 +154,12 @@ class ExpertParallel(DataParallelStrategy):
         if self.fsdp and cfg.precision == "fp16":
             raise ConfigError("precision='fp16' is not supported with fsdp (no sharded GradScaler); use bf16")
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, prepare: Prepare | None = None) -> nn.Module:
         self.experts = shard_experts(model, self.mesh["ep"].get_local_rank(), self.ep)
         dispatch, reduce = TokenDispatch(self.ep_group, self.ep), _sum_stats(None, self.dp_size)
         for moe in (m for m in model.modules() if isinstance(m, MoE)):
             moe.dispatch, moe.stats_reduce = dispatch, reduce
+        run_prepare(prepare, model)
         if self.fsdp:
             return _fully_shard_but(model, self.data_mesh, set(self.experts.values()))
         from torch.nn.parallel import DistributedDataParallel

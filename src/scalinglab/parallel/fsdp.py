@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from scalinglab.errors import ConfigError
-from scalinglab.parallel.strategy import DataParallelStrategy
+from scalinglab.parallel.strategy import DataParallelStrategy, Prepare, run_prepare
 
 
 def apply_fsdp(model: nn.Module, mesh, *, reshard_after_forward: bool = True) -> nn.Module:
@@ -88,7 +88,8 @@ class FSDP(DataParallelStrategy):
             raise ConfigError("precision='fp16' is not supported with parallel='fsdp' (no sharded GradScaler "
                               "here); use bf16")
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, prepare: Prepare | None = None) -> nn.Module:
+        run_prepare(prepare, model)
         # ZeRO-3 by default; a layout with reshard_after_forward=False keeps the gathered parameters from the
         # forward to the backward (ZeRO-2's trade: less communication, more memory)
         reshard = self.dist.layout.reshard_after_forward if self.dist.layout is not None else True

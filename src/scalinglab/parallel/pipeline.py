@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalinglab.errors import ConfigError
-from scalinglab.parallel.strategy import LossFn, MicroBatch, Strategy
+from scalinglab.parallel.strategy import LossFn, MicroBatch, Prepare, Strategy, run_prepare
 
 
 def stage_layers(n_layer: int, n_stages: int) -> list[range]:
@@ -174,15 +174,16 @@ class Pipeline(Strategy):
         self.layout.check_model(cfg.model)  # stages vs layers, compositions, MoE and tied embeddings
         problems = {cfg.parallel == "fsdp": "parallel='fsdp' (its replicas are dp here)",
                     cfg.precision == "fp16": "precision='fp16' (no GradScaler across stages; use bf16)",
-                    cfg.compile: "compile=true on the whole model (no rank holds the whole model)"}
+                    cfg.compile: "compile=true (per-block compile is not tried with pipeline stages yet)"}
         for bad, what in problems.items():
             if bad:
                 raise ConfigError(f"pipeline parallel (pp={self.pp}) does not support {what}")
         self.precision = cfg.precision  # the stages' forward runs under this autocast
 
-    def wrap(self, model: nn.Module) -> PipelineRunner:
+    def wrap(self, model: nn.Module, prepare: Prepare | None = None) -> PipelineRunner:
         from torch.distributed.pipelining import PipelineStage
 
+        run_prepare(prepare, model)  # the blocks, before they are split into stages
         names = {id(p): n for n, p in model.named_parameters()}  # the optimizer's order, before pruning
         self.full_order = [[names[id(p)] for p in g["params"]] for g in model.configure_optimizer_groups(0.0)]
         n_stages = self.layout.n_stages

@@ -31,6 +31,14 @@ def _backward(t: torch.Tensor) -> None:
     t.backward()
 
 
+Prepare = Callable[[nn.Module], None]
+
+
+def run_prepare(prepare: Prepare | None, model: nn.Module) -> None:
+    if prepare is not None:
+        prepare(model)
+
+
 class Strategy:
     """How one training step runs; this base class runs it in one process (subclasses: DDP, FSDP, ...).
 
@@ -73,8 +81,13 @@ class Strategy:
         """Raise ConfigError for a training config (``TrainConfig``) this strategy cannot run; default:
         any."""
 
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """``model`` ready for forward/backward under this strategy (here: ``model`` itself)."""
+    def wrap(self, model: nn.Module, prepare: Prepare | None = None) -> nn.Module:
+        """``model`` ready for forward/backward under this strategy (here: ``model`` itself).
+
+        ``prepare(model)`` runs on the blocks after any model-parallel sharding (TP, EP) and before any
+        data-parallel wrapping (FSDP, DDP): torchtitan's order TP -> activation checkpointing -> compile ->
+        FSDP (e.g. the trainer's per-block ``torch.compile``)."""
+        run_prepare(prepare, model)
         return model
 
     def make_optimizer(self, param_groups: list[dict[str, Any]], *, lr: float, betas: tuple[float, float],

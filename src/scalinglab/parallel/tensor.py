@@ -29,7 +29,7 @@ from torch import nn
 from scalinglab.errors import ConfigError
 from scalinglab.parallel.fsdp import apply_fsdp, full_state, load_full_state
 from scalinglab.parallel.mesh import DistContext
-from scalinglab.parallel.strategy import DataParallelStrategy, copy_state
+from scalinglab.parallel.strategy import DataParallelStrategy, Prepare, copy_state, run_prepare
 
 # (module path in a block, style): the MLP's matrices by their names in model/gpt.py (MLP: fc, proj;
 # SwiGLU: w1, w3, w2).
@@ -111,8 +111,9 @@ class TensorParallel(DataParallelStrategy):
             raise ConfigError("tp with replicated data parallelism (dp) is not built; use --parallel fsdp so "
                               "the data-parallel ranks shard the model (FSDP x TP)")
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, prepare: Prepare | None = None) -> nn.Module:
         apply_tp(model, self.dist.sub_mesh("tp"), sequence_parallel=self.layout.sequence_parallel)
+        run_prepare(prepare, model)
         data = self.dist.sub_mesh("fsdp")
         if data is not None:
             apply_fsdp(model, data, reshard_after_forward=self.layout.reshard_after_forward)

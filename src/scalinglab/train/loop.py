@@ -105,6 +105,17 @@ def full_recompute_blocks(cfg: TrainConfig) -> tuple[int, ...]:
     return tuple(i for stage in stages for i in stage[:cfg.recompute_layers])
 
 
+def compile_blocks(model: torch.nn.Module) -> None:
+    """``torch.compile`` each transformer block in place (torchtitan's per-block compile): one graph that the
+    identical blocks share, no graph breaks at FSDP's or DDP's per-block hooks (which wrap the compiled
+    blocks, not the other way round); embedding, head and loss stay eager."""
+    from scalinglab.model import masks
+
+    masks.prepare_for_compile()  # masks are built eagerly under compile (imports dynamo only now)
+    for block in model.blocks:
+        block.compile()
+
+
 class Trainer:
     """Holds the model, optimizer, data and counters of one run; :meth:`train` runs it to the end."""
 
@@ -137,12 +148,7 @@ class Trainer:
         self.model.set_recompute(cfg.recompute, full_recompute_blocks(cfg))
         if self.device.type == "cuda":  # TF32 for fp32 matmuls/convolutions (Ampere and later)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
-        wrapped = self.strategy.wrap(self.model)
-        if cfg.compile:
-            from scalinglab.model import masks
-
-            masks.prepare_for_compile()  # masks are built eagerly under compile (imports dynamo only now)
-        self.forward = torch.compile(wrapped) if cfg.compile else wrapped
+        self.forward = self.strategy.wrap(self.model, compile_blocks if cfg.compile else None)
         # AdamW with decay/no-decay groups (Loshchilov & Hutter 2019), built after sharding (FSDP's DTensors)
         self.optimizer = self.strategy.make_optimizer(self.model.configure_optimizer_groups(cfg.weight_decay),
                                                       lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)

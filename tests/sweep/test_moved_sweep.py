@@ -31,14 +31,14 @@ def _requeue(folder) -> None:
 def test_a_copied_sweep_resumes_and_a_changed_shard_is_refused(tiny_corpus, tmp_path, monkeypatch):
     first = tmp_path / "a"
     _sweep(first, tiny_corpus)
-    original = Trainer.train_step
+    original = Trainer.step_async  # what the loop calls each step
 
     def crash(self):
         if self.step == 6:
             raise RuntimeError("node lost")
         return original(self)
 
-    monkeypatch.setattr(Trainer, "train_step", crash)
+    monkeypatch.setattr(Trainer, "step_async", crash)
     assert execute_run(first, "r1") == "failed"
     monkeypatch.undo()
     copy, changed = tmp_path / "b", tmp_path / "c"

@@ -50,14 +50,14 @@ def corpus_copy(corpus, tmp_path):
 
 def crash_at(monkeypatch, step: int) -> None:
     """Make the loop raise a plain (unexpected) exception after ``step`` steps."""
-    original = Trainer.train_step
+    original = Trainer.step_async  # what the loop calls each step
 
-    def train_step(self):
+    def step_async(self):
         if self.step == step:
             raise RuntimeError("injected failure inside the loop")
         return original(self)
 
-    monkeypatch.setattr(Trainer, "train_step", train_step)
+    monkeypatch.setattr(Trainer, "step_async", step_async)
 
 
 def test_a_flipped_byte_in_a_val_shard_is_refused_at_start(capsys, corpus_copy, tmp_path):

@@ -189,7 +189,7 @@ class ExpertParallel(DataParallelStrategy):
                 p.grad.div_(self.dp_size)
         return loss
 
-    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
+    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
         """Clip by the global norm: the data-parallel part's norm (reduced over shards under FSDP) and the
         experts' squared norms summed over the ``ep`` ranks."""
         from torch.distributed.tensor import DTensor
@@ -208,7 +208,7 @@ class ExpertParallel(DataParallelStrategy):
         total = (dense_norm.float() ** 2 + sq).sqrt()
         for group in (dense, mine):
             torch.nn.utils.clip_grads_with_norm_(group, max_norm, total)
-        return float(total)
+        return total.detach()
 
     # Checkpoints: the full single-process state -------------------------------------------------------------
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

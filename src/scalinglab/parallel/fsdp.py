@@ -64,7 +64,7 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_sd
                    options=StateDictOptions(full_state_dict=True))
 
 
-def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float:
+def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
     """Clip by the global gradient norm; the norm of sharded (DTensor) gradients is reduced over the mesh
     first."""
     from torch.distributed.tensor import DTensor
@@ -74,7 +74,7 @@ def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float
     if isinstance(total, DTensor):
         total = total.full_tensor()
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
-    return float(total)
+    return total.detach()
 
 
 class FSDP(DataParallelStrategy):
@@ -95,7 +95,7 @@ class FSDP(DataParallelStrategy):
         reshard = self.dist.layout.reshard_after_forward if self.dist.layout is not None else True
         return apply_fsdp(model, self.dist.mesh, reshard_after_forward=reshard)  # sharded in place
 
-    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
+    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
         return clip_grad_norm(parameters, max_norm)  # norm reduced over the shards
 
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

@@ -273,7 +273,7 @@ class Pipeline(Strategy):
             self._eval[key].eval(idx, target=targets, losses=losses)
         return self._from_last(losses)
 
-    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
+    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
         """Clip by the norm over all stages: each rank's squared norm summed over the pipeline (the
         data-parallel replicas hold the same, averaged gradients)."""
         params = [p for p in parameters if p.grad is not None]
@@ -283,7 +283,7 @@ class Pipeline(Strategy):
         dist.all_reduce(sq, op=dist.ReduceOp.SUM, group=self.pp_group)
         total = sq.sqrt()
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
-        return float(total)
+        return total.detach()
 
     # Checkpoints: the full single-process state -------------------------------------------------------------
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

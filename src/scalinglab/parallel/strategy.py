@@ -133,9 +133,10 @@ class Strategy:
     def all_reduce_sum(self, tensor: torch.Tensor) -> None:
         """Sum ``tensor`` over the data-parallel ranks in place (here: unchanged); e.g. MoE routing counts."""
 
-    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
-        """Clip the gradients to global norm ``max_norm`` (``inf``: no clipping); returns the norm before."""
-        return torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
+    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
+        """Clip the gradients to global norm ``max_norm`` (``inf``: no clipping); returns the norm before, a
+        0-dim tensor on the device (read back by the trainer every ``log_every`` steps, not here)."""
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm).detach()
 
     # Checkpoints: the full single-process state, or (DCP) each rank's shards -------------------------------
     def barrier(self) -> None:

@@ -73,7 +73,7 @@ def apply_tp(model: nn.Module, tp_mesh, *, sequence_parallel: bool = False) -> n
     return model
 
 
-def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float:
+def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
     """Clip by the global gradient norm of a mix of plain and DTensor gradients (on different meshes).
 
     Each DTensor's norm is reduced over its own mesh (``full_tensor``), so a replicated gradient is counted
@@ -89,10 +89,11 @@ def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> float
         squares.append((norm.full_tensor() if isinstance(norm, DTensor) else norm).float() ** 2)
     total = torch.stack(squares).sum().sqrt()
     if math.isfinite(max_norm):
+        # a Python float: DTensor gradients take a scalar, not a plain tensor (so TP reads this one back)
         coef = float(torch.clamp(max_norm / (total + 1e-6), max=1.0))
         for g in grads:
             g.mul_(coef)
-    return float(total)
+    return total.detach()
 
 
 class TensorParallel(DataParallelStrategy):
@@ -125,7 +126,7 @@ class TensorParallel(DataParallelStrategy):
         # meshes) cannot share a list, so the per-parameter loop.
         return torch.optim.AdamW(param_groups, lr=lr, betas=betas, eps=eps, foreach=False)
 
-    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> float:
+    def clip_grad_norm(self, parameters: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
         return clip_grad_norm(parameters, max_norm)
 
     def full_state_dict(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

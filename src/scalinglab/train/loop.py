@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from scalinglab.arch import count_params, flops_per_token, training_flops
@@ -37,83 +35,22 @@ from scalinglab.train import checkpoint as ckpt
 from scalinglab.train.config import TrainConfig
 from scalinglab.train.continued import data_sources, resolve_parent
 from scalinglab.train.guard import DivergenceGuard
-from scalinglab.train.precision import autocast, make_scaler, peak_dtype
+from scalinglab.train.precision import autocast, make_scaler
 from scalinglab.train.result import RunSummary
 from scalinglab.train.rundir import MetricsLog
 from scalinglab.train.schedules import lr_multiplier
+from scalinglab.train.setup import (  # noqa: F401 -- local_batch, device_peak_flops: re-exported
+    PendingStep,
+    compile_blocks,
+    device_peak_flops,
+    full_recompute_blocks,
+    local_batch,
+    resolve_device,
+    seed_everything,
+    split_batch,
+)
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
-    """The run's device (``local_rank``: this process's GPU under torchrun)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' but no CUDA device is available; use device='cpu' or device='auto'")
-    return torch.device(name, local_rank) if name == "cuda" and local_rank is not None else torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def device_peak_flops(device: torch.device, precision: str) -> float | None:
-    """Peak FLOP/s of this accelerator from the planner's hardware table (None: unknown, MFU not reported)."""
-    if device.type != "cuda":
-        return None
-    try:
-        from scalinglab.plan.hardware import match_device_name
-
-        spec = match_device_name(torch.cuda.get_device_name(device))
-        return spec.peak(peak_dtype(precision, device.type)) if spec is not None else None
-    except Exception as err:  # noqa: BLE001 -- the table is optional; never fail a run over MFU
-        log.info("no peak FLOP/s for this device (%s); MFU not reported", err)
-        return None
-
-
-def local_batch(cfg: TrainConfig, dist: DistContext | None) -> tuple[int, int]:
-    """(micro-batch rows per rank, micro-steps per optimizer step) under ``dist`` (None: one process)."""
-    return split_batch(cfg, 1 if dist is None else dist.dp_size)
-
-
-def split_batch(cfg: TrainConfig, world: int) -> tuple[int, int]:
-    """(micro-batch rows per rank, micro-steps per optimizer step) so that ``world`` data-parallel ranks x
-    micro x steps = batch_size."""
-    if world == 1:
-        return cfg.micro, cfg.accum_steps
-    if cfg.batch_size % world:
-        raise ConfigError(f"TrainConfig.batch_size={cfg.batch_size} is not divisible by the {world} "
-                          "data-parallel ranks; use a multiple of the world size")
-    micro = min(cfg.micro, cfg.batch_size // world)
-    if (cfg.batch_size // world) % micro:
-        raise ConfigError(f"TrainConfig.micro_batch_size={micro} does not divide the per-rank batch "
-                          f"{cfg.batch_size // world} ({cfg.batch_size} over {world} ranks)")
-    return micro, cfg.batch_size // (world * micro)
-
-
-def full_recompute_blocks(cfg: TrainConfig) -> tuple[int, ...]:
-    """The blocks recomputed in full under ``recompute_layers``: the first that many of each pipeline stage
-    (virtual stages included), or of the whole model without a pipeline."""
-    if cfg.recompute_layers is None:
-        return ()
-    from scalinglab.parallel.pipeline import stage_layers
-
-    stages = stage_layers(cfg.model.n_layer, cfg.pp * cfg.virtual_stages)
-    return tuple(i for stage in stages for i in stage[:cfg.recompute_layers])
-
-
-def compile_blocks(model: torch.nn.Module) -> None:
-    """``torch.compile`` each transformer block in place (torchtitan's per-block compile): one graph that the
-    identical blocks share, no graph breaks at FSDP's or DDP's per-block hooks (which wrap the compiled
-    blocks, not the other way round); embedding, head and loss stay eager."""
-    from scalinglab.model import masks
-
-    masks.prepare_for_compile()  # masks are built eagerly under compile (imports dynamo only now)
-    for block in model.blocks:
-        block.compile()
 
 
 class Trainer:
@@ -163,6 +100,8 @@ class Trainer:
         self.pending: ckpt.Snapshot | None = None
         self.moe = moe_layers(self.model)
         self.moe_sums = torch.zeros(2, device=self.device)  # (aux loss, dropped fraction) over micro-steps
+        self.unsettled: list[PendingStep] = []  # steps taken, not yet read back (settle)
+        self.window_start: float | None = None  # when the first of them started
 
     # State --------------------------------------------------------------------------------------------------
     def snapshot(self) -> ckpt.Snapshot | None:
@@ -248,7 +187,16 @@ class Trainer:
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def train_step(self) -> dict[str, Any]:
-        cfg, t0 = self.cfg, time.perf_counter()
+        """One optimizer step, read back at once: its record (floats). :meth:`train` defers the read-back."""
+        self.step_async()
+        return self.settle()[-1]
+
+    def step_async(self) -> None:
+        """One optimizer step without a host synchronisation: loss, gradient norm and MoE statistics stay on
+        the device until :meth:`settle` (except fp16's loss scale, which the scaler reads each step)."""
+        cfg = self.cfg
+        if self.window_start is None:
+            self.window_start = time.perf_counter()
         lr = cfg.lr * lr_multiplier(self.step, cfg.n_steps, schedule=cfg.schedule, warmup=cfg.warmup,
                                     min_lr_ratio=cfg.min_lr_ratio, cooldown_frac=cfg.cooldown_frac,
                                     cooldown_shape=cfg.cooldown_shape)
@@ -258,39 +206,59 @@ class Trainer:
         if cfg.mixture_schedule is not None:  # the curriculum's weights for this step's batch
             self.loader.set_weights(weights_at(cfg.mixture_schedule, cfg.mixture_interp, self.step))
         self.moe_sums.zero_()
-        loss = self.accumulate().item()
-        moe = self.strategy.reduce_loss(self.moe_sums / self.accum).tolist() if self.moe else None
+        loss = self.accumulate()
+        moe = self.strategy.reduce_loss(self.moe_sums / self.accum) if self.moe else None
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
         grad_norm = self.strategy.clip_grad_norm(self.model.parameters(), clip)
-        # fp16 overflows are the scaler's business (skip + back off), not divergence.
-        reason = self.guard.check(loss, None if self.scaler.is_enabled() else grad_norm)
-        if reason is not None:
-            raise DivergedError(reason, step=self.step + 1)
-        self.flush_pending()  # the previous checkpoint's parameters just produced a sane loss
         scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if scale is not None and self.scaler.get_scale() < scale:  # the scaler backs off exactly on a skip
             self.skipped += 1
         self.step += 1
+        values = torch.stack([loss.float(), grad_norm.float()])
+        self.unsettled.append(PendingStep(self.step, lr, values, moe, scale, self.skipped,
+                                          self.loader.epochs[0], self.memory_bytes()))
+
+    def sync_due(self) -> bool:
+        """Whether the step just taken is read back: every ``log_every`` steps, and before an eval, a
+        checkpoint or the end (they need the settled losses)."""
+        cfg, step = self.cfg, self.step
+        evaluates = bool(cfg.eval_every) and step % cfg.eval_every == 0
+        return step % cfg.log_every == 0 or step >= cfg.n_steps or evaluates or self.checkpoint_due()
+
+    def settle(self) -> list[dict[str, Any]]:
+        """Read the unsettled steps back (one device synchronisation), check each loss with the guard in step
+        order (DivergedError names the step), and return their records; then write the pending checkpoint,
+        whose parameters have now produced sane losses."""
+        steps, self.unsettled = self.unsettled, []
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        dt = time.perf_counter() - t0
-        self.train_time_s += dt
-        self.since_eval.append(loss)
-        rec = self.record(loss, lr, grad_norm, dt, scale)
-        if moe is not None:  # the global batch's Switch loss (weighted, summed over layers); share dropped
-            rec["aux_loss"], rec["dropped_fraction"] = moe
-        return rec
+        dt = (time.perf_counter() - self.window_start) / len(steps)  # the window's mean step time
+        self.window_start = None
+        values = torch.stack([s.values for s in steps]).tolist()  # [(loss, grad_norm)] per step
+        moes = torch.stack([s.moe for s in steps]).tolist() if self.moe else [None] * len(steps)
+        recs = []
+        for s, (loss, grad_norm), moe in zip(steps, values, moes, strict=True):
+            # fp16 overflows are the scaler's business (skip + back off), not divergence.
+            reason = self.guard.check(loss, None if self.scaler.is_enabled() else grad_norm)
+            if reason is not None:
+                raise DivergedError(reason, step=s.step)
+            self.train_time_s += dt
+            self.since_eval.append(loss)
+            rec = self.record(s, loss, grad_norm, dt)
+            if moe is not None:  # the global batch's Switch loss (summed over layers) and share dropped
+                rec["aux_loss"], rec["dropped_fraction"] = moe
+            recs.append(rec)
+        self.flush_pending()
+        return recs
 
-    def record(self, loss: float, lr: float, grad_norm: float, dt: float, scale: float | None) -> dict[str,
-                                                                                                       Any]:
+    def record(self, s: PendingStep, loss: float, grad_norm: float, dt: float) -> dict[str, Any]:
         tps = self.cfg.tokens_per_step / dt
-        rec = {"step": self.step, "loss": loss, "lr": lr, "tokens": self.step * self.cfg.tokens_per_step,
+        rec = {"step": s.step, "loss": loss, "lr": s.lr, "tokens": s.step * self.cfg.tokens_per_step,
                "tokens_per_s": tps, "flops_per_s": tps * self.flops.counted, "grad_norm": grad_norm,
-               "memory_bytes": self.memory_bytes(), "epochs": self.loader.epochs[0],
-               "skipped_steps": self.skipped}
+               "memory_bytes": s.memory_bytes, "epochs": s.epochs, "skipped_steps": s.skipped}
         # every rank's peak memory and tokens/s (of its data-parallel share): stragglers and imbalance show
         ranks = self.strategy.per_rank([rec["memory_bytes"], tps / self.strategy.dp_size])
         if len(ranks) > 1:
@@ -298,8 +266,8 @@ class Trainer:
             rec["tokens_per_s_per_rank"] = [t for _, t in ranks]
         if self.peak:
             rec["mfu"] = rec["flops_per_s"] / self.peak
-        if scale is not None:
-            rec["loss_scale"] = scale
+        if s.scale is not None:
+            rec["loss_scale"] = s.scale
         return rec
 
     def memory_bytes(self) -> int:
@@ -330,13 +298,17 @@ class Trainer:
         cfg, val_loss = self.cfg, None
         try:
             while self.step < cfg.n_steps:
-                rec = self.train_step()
+                self.step_async()
+                if not self.sync_due():
+                    continue
+                recs = self.settle()
                 if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.n_steps:
-                    rec.update(self.eval_record())
-                if self.step % cfg.log_every == 0 or self.step == cfg.n_steps:
-                    metrics.write(rec)
-                if progress is not None:
-                    progress(dict(rec, n_steps=cfg.n_steps))
+                    recs[-1].update(self.eval_record())
+                for rec in recs:
+                    if rec["step"] % cfg.log_every == 0 or rec["step"] == cfg.n_steps:
+                        metrics.write(rec)
+                    if progress is not None:
+                        progress(dict(rec, n_steps=cfg.n_steps))
                 if self.checkpoint_due():
                     self.pending = self.snapshot()
         except DivergedError as d:  # a status, not a failure: the run's record says where and why

@@ -88,6 +88,7 @@ TRAIN_FLAGS = (
     Flag("replay", help="With --init-from: fraction of the parent's data mixed in, e.g. 0.05."),
     Flag("rewarm_steps", help="With --init-from: LR warmup steps of the new run."),
     Flag("eval_every"), Flag("checkpoint_every"), Flag("keep_last"),
+    Flag("log_every", help="Read losses back and log every k steps (no host sync in between; GPU: ~10)."),
     Flag("parallel", help="Under torchrun: ddp or fsdp (data parallel)."),
     Flag("tp", help="Tensor-parallel degree (heads and MLP width split over tp ranks)."),
     Flag("sequence_parallel", help="With --tp: shard the norms over the sequence."),

@@ -85,3 +85,20 @@ def test_bad_synth_requests_exit_2_and_write_nothing(trained, tmp_path, capsys):
     empty.mkdir()
     exit2(["data", "synth", str(empty), "--tokens", "1000", "--out", str(tmp_path / "y")], capsys)
     assert not (tmp_path / "y").exists()
+
+
+def test_the_token_count_is_exact_when_one_token_is_left(monkeypatch):
+    """A document that leaves one token before the target ends the corpus with an end-of-text-only document
+    (it used to sample forever)."""
+    from types import SimpleNamespace
+
+    import scalinglab.model.generate as gen
+    from scalinglab.data.synth import SynthConfig
+    from scalinglab.study.synth import sample_documents
+
+    row = SimpleNamespace(token_ids=tuple(range(1, 9)))  # 8 tokens + end-of-text = 9 of the 10 asked
+    calls = []
+    monkeypatch.setattr(gen, "generate", lambda *a, **k: calls.append(1) or [row])
+    model, tok = SimpleNamespace(cfg=SimpleNamespace(seq_len=16)), SimpleNamespace(eot_id=0)
+    docs = sample_documents(model, tok, SynthConfig(n_tokens=10, rows=1))
+    assert sum(len(d) + 1 for d in docs) == 10 and docs[-1] == [] and len(calls) == 2

@@ -77,3 +77,15 @@ def test_divergence_is_caught_at_its_step_when_read_back_late(corpus, tmp_path, 
     assert late.diverged_step == every.diverged_step
     kept = ckpt.list_checkpoints(tmp_path / "late")
     assert kept and all(ckpt.read(p).step < late.diverged_step for p in kept)
+
+
+def test_a_checkpoint_is_written_once_the_step_after_it_is_sane(corpus, tmp_path, climbing_loss):  # noqa: F811
+    """Read back every 10 steps, checkpoints every 4: each checkpoint is written when the first step after it
+    is read back sane, so a divergence later in that window keeps it (as with read-back every step)."""
+    cfg = tiny_config(corpus, n_tokens=64 * 8 * 30, spike_window=5, checkpoint_every=4, keep_last=None,
+                      eval_every=None)
+    every = run(cfg, tmp_path / "every")
+    late = run(cfg.replace(log_every=10), tmp_path / "late")
+    assert late.diverged_step == every.diverged_step and late.summary.step == every.summary.step
+    names = [p.name for p in ckpt.list_checkpoints(tmp_path / "every")]
+    assert names and [p.name for p in ckpt.list_checkpoints(tmp_path / "late")] == names

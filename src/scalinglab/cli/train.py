@@ -98,7 +98,7 @@ TRAIN_FLAGS = (
     Flag("reshard_after_forward", help="FSDP: free gathered weights after forward (ZeRO-3; off: ZeRO-2)."),
     Flag("recompute", help="Activation recompute: none, selective (attention core) or full (whole blocks)."),
     Flag("recompute_layers", help="Blocks of each pipeline stage recomputed in full (block recompute)."),
-    Flag("tf32", help="TF32 matmuls for fp32 work on CUDA (default on)."),
+    Flag("tf32", help="TF32 matmuls for fp32 work on CUDA (off by default: changes fp32 rounding)."),
 )
 
 

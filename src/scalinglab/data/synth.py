@@ -112,9 +112,13 @@ def write_synthetic_corpus(documents: Sequence[Sequence[int]], tok: Tokenizer, o
         manifest = write_token_splits(tok, split, tmp, cfg.shard_tokens)
         if tokenizer_dir is not None and (Path(tokenizer_dir) / BPE_FILE).is_file():
             shutil.copy2(Path(tokenizer_dir) / BPE_FILE, tmp / BPE_FILE)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return publish(tmp, out, _with_provenance(manifest, documents, cfg, provenance), overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after publish; what a failure left otherwise
+
+
+def _with_provenance(manifest: dict, documents: Sequence[Sequence[int]], cfg: SynthConfig,
+                     provenance: dict) -> dict:
     source = SOURCE_PREFIX + str(provenance.get("run", "?"))
     n_tokens = sum(len(d) + 1 for d in documents)
     manifest.update(sources=[source], max_bytes=None, val_fraction=cfg.val_fraction, seed=cfg.seed,
@@ -123,4 +127,4 @@ def write_synthetic_corpus(documents: Sequence[Sequence[int]], tok: Tokenizer, o
                                "n_tokens_requested": cfg.n_tokens, "config": asdict(cfg)})
     manifest["data_card"] = build_card(manifest, curation={}, tokens_by_source={source: n_tokens},
                                        docs_by_source={source: len(documents)})
-    return publish(tmp, out, manifest, overwrite)
+    return manifest

@@ -47,10 +47,10 @@ def sample_documents(model, tok, cfg: SynthConfig) -> list[list[int]]:
             raise DataError(f"the model ended all {cfg.rows} samples of a call at once (end-of-text first); "
                             "raise --temperature or sample from a longer-trained run")
         for row in rows:
-            room = cfg.n_tokens - total - 1  # tokens left before this document's end-of-text
-            if room < 1:
+            if total >= cfg.n_tokens:
                 break
-            docs.append(row[:room])
+            room = cfg.n_tokens - total - 1  # tokens left before this document's end-of-text (>= 0)
+            docs.append(row[:room])  # one token left: an end-of-text-only document keeps the count exact
             total += len(docs[-1]) + 1
         call += 1
     return docs

@@ -40,8 +40,8 @@ DEFAULT_SEQ_LEN = 256
 # (each layout is tested equal to one process), so a checkpoint resumes under another layout.
 LAYOUT_FIELDS = ("tp", "pp", "ep", "pp_schedule", "n_microbatches", "virtual_stages", "sequence_parallel",
                  "reshard_after_forward")
-# Activation recompute and TF32 change memory or speed, not the trajectory (recompute re-runs the same
-# kernels; TF32 applies on CUDA only, where runs are not bitwise across devices anyway).
+# Activation recompute changes memory, not the trajectory (the same kernels re-run); TF32 (opt-in) changes
+# fp32 matmul rounding on CUDA only, where runs are not bitwise across devices anyway.
 RUNTIME_FIELDS = ("device", "compile", "tensorboard", "log_every", "checkpoint_every", "keep_last",
                   "eval_every",
                   "save_steps", "parallel", "recompute", "recompute_layers", "tf32", *LAYOUT_FIELDS)
@@ -149,7 +149,9 @@ class TrainConfig:
     # model without pp) in full and the rest as ``recompute`` says (Megatron-LM's block recompute).
     recompute: str = "none"
     recompute_layers: int | None = None
-    tf32: bool = True  # TF32 matmuls and convolutions for fp32 work on CUDA (ignored on CPU)
+    # TF32 matmuls and convolutions for fp32 work on CUDA (ignored on CPU); opt-in, since it changes fp32
+    # numerics and runs resumed or compared across it would differ silently
+    tf32: bool = False
     tensorboard: bool = False
 
     def __post_init__(self) -> None:

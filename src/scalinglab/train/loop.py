@@ -230,8 +230,8 @@ class Trainer:
 
     def settle(self) -> list[dict[str, Any]]:
         """Read the unsettled steps back (one device synchronisation), check each loss with the guard in step
-        order (DivergedError names the step), and return their records; then write the pending checkpoint,
-        whose parameters have now produced sane losses."""
+        order (DivergedError names the step), and return their records; the pending checkpoint is written
+        once the first of them is sane."""
         steps, self.unsettled = self.unsettled, []
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -244,14 +244,17 @@ class Trainer:
             # fp16 overflows are the scaler's business (skip + back off), not divergence.
             reason = self.guard.check(loss, None if self.scaler.is_enabled() else grad_norm)
             if reason is not None:
+                self.step = s.step - 1  # the run's record ends at the last sane step, as before deferral
                 raise DivergedError(reason, step=s.step)
+            # the pending checkpoint (taken at this window's start) has just produced a sane loss: write it
+            # now, not after the whole window, so a later divergence or crash cannot drop it
+            self.flush_pending()
             self.train_time_s += dt
             self.since_eval.append(loss)
             rec = self.record(s, loss, grad_norm, dt)
             if moe is not None:  # the global batch's Switch loss (summed over layers) and share dropped
                 rec["aux_loss"], rec["dropped_fraction"] = moe
             recs.append(rec)
-        self.flush_pending()
         return recs
 
     def record(self, s: PendingStep, loss: float, grad_norm: float, dt: float) -> dict[str, Any]:

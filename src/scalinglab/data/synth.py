@@ -31,13 +31,9 @@ from scalinglab.data.prepare import (
 )
 from scalinglab.data.tokenizers import BPE_FILE, Tokenizer
 from scalinglab.errors import ConfigError
+from scalinglab.validate import integer, positive_int
 
 SOURCE_PREFIX = "synth:"
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"SynthConfig.{name}={value!r} must be a positive integer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,14 +65,12 @@ class SynthConfig:
     shard_tokens: int = 1 << 24
 
     def __post_init__(self) -> None:
-        _positive_int("n_tokens", self.n_tokens)
-        _positive_int("rows", self.rows)
-        _positive_int("shard_tokens", self.shard_tokens)
+        for name in ("n_tokens", "rows", "shard_tokens"):
+            positive_int(f"SynthConfig.{name}", getattr(self, name))
         if self.n_tokens < 4:
             raise ConfigError(f"SynthConfig.n_tokens={self.n_tokens} is too small for a train and a val "
                               "document; ask for at least 4 tokens")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"SynthConfig.seed={self.seed!r} must be an integer >= 0")
+        integer("SynthConfig.seed", self.seed, minimum=0)
         vf = self.val_fraction
         if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1 or math.isnan(vf):
             raise ConfigError(f"SynthConfig.val_fraction={vf!r} must be in [0, 1)")

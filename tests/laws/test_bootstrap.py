@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.bootstrap import bootstrap_approach2, bootstrap_approach3
 from scalinglab.laws.runs import RunsTable, load_runs_csv
 from tests.conftest import shared_csv
@@ -92,11 +94,11 @@ def test_approach3_widths_shrink_when_duplicated():
 
 def test_redraws_counted_and_seeded():
     runs = isoflop_table(k=4, noise=0.003)  # 4 points per budget: many resamples have < 3 distinct sizes
-    b1 = bootstrap_approach2(runs, n_resamples=200, seed=5)
-    b2 = bootstrap_approach2(runs, n_resamples=200, seed=5)
+    b1 = bootstrap_approach2(runs, n_resamples=200, seed=5, method="cases")
+    b2 = bootstrap_approach2(runs, n_resamples=200, seed=5, method="cases")
     assert b1.n_redraws > 0
     assert np.array_equal(b1.samples["a"], b2.samples["a"])
-    few = bootstrap_approach2(runs, n_resamples=200, seed=5, max_redraws=0)
+    few = bootstrap_approach2(runs, n_resamples=200, seed=5, max_redraws=0, method="cases")
     assert few.n_budget_drops > b1.n_budget_drops
     assert "redraws" in b1.notes[0]
 
@@ -110,3 +112,60 @@ def test_bad_arguments():
         boot.interval("nope")
     with pytest.raises(ConfigError):
         boot.interval("a", level=1.5)
+
+
+# ----------------------------------------------------------------------------- Approach 2: residuals vs cases
+# A calibrated 95 % interval holds in 95 % of sweeps; over COVERAGE_SWEEPS sweeps the binomial standard error
+# is sqrt(0.95 * 0.05 / 200) = 1.5 %, so [COVERAGE_LO, COVERAGE_HI] is about ±3 standard errors.
+COVERAGE_SWEEPS = 200
+COVERAGE_LO, COVERAGE_HI = 0.90, 0.99
+
+
+def _coverage(method: str, noise: float = 0.01) -> tuple[float, float]:
+    """(coverage of a's 95 % interval, median width) over synthetic 5-size sweeps of a known law."""
+    clean = isoflop_table(k=5)
+    target = bootstrap_approach2(clean, n_resamples=10, seed=0).point["a"]  # the estimator without noise
+    rng = np.random.default_rng(7)
+    held, widths = [], []
+    for s in range(COVERAGE_SWEEPS):
+        loss = clean.loss + noise * rng.standard_normal(len(clean.loss))
+        runs = RunsTable.from_arrays(n_params=clean.n_params, compute_flops=clean.compute_flops, loss=loss,
+                                     budget=clean.budget)
+        lo, hi = bootstrap_approach2(runs, n_resamples=200, seed=s, method=method,
+                                     skip_bad_budgets=True).interval("a")
+        held.append(lo <= target <= hi)
+        widths.append(hi - lo)
+    return float(np.mean(held)), float(np.median(widths))
+
+
+def test_residual_bootstrap_is_calibrated_and_narrower_than_cases():
+    cover, width = _coverage("residuals")
+    cover_cases, width_cases = _coverage("cases")
+    assert COVERAGE_LO <= cover <= COVERAGE_HI, cover
+    # cases resamples five sizes with replacement (often three distinct: an exact parabola): over-wide
+    assert cover_cases >= cover and width_cases > 1.2 * width, (cover_cases, width_cases, width)
+
+
+def test_resampled_vertices_outside_the_sizes_are_left_out():
+    # every budget is bracketed, but at 2 % scatter some resamples put their vertex past the trained sizes:
+    # those budget-resamples are dropped (as the point fit drops such a budget) and counted
+    runs = isoflop_table(k=5, noise=0.02, seed=4)
+    for method in ("residuals", "cases"):
+        boot = bootstrap_approach2(runs, n_resamples=300, seed=0, method=method)
+        outside = int(re.search(r"\((\d+) with the vertex outside", boot.notes[0]).group(1))
+        assert outside > 0, boot.notes[0]
+        for key, values in boot.samples.items():
+            if key.startswith("n_opt["):
+                budget = float(key[6:-1])
+                sizes = runs.n_params[np.isclose(runs.budget, budget)]
+                ok = values[np.isfinite(values)]
+                assert np.all((ok >= sizes.min() * (1 - 1e-9)) & (ok <= sizes.max() * (1 + 1e-9))), key
+
+
+def test_approach2_method_checked():
+    with pytest.raises(ConfigError, match="method='jackknife'"):
+        bootstrap_approach2(isoflop_table(), n_resamples=20, method="jackknife")
+    three = isoflop_table(k=3)
+    with pytest.raises(DataError, match="method='cases'"):
+        bootstrap_approach2(three, n_resamples=20)
+    assert bootstrap_approach2(three, n_resamples=20, method="cases").n_resamples == 20

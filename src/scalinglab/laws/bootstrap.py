@@ -18,7 +18,11 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, FitError, ScalingLabError
 from scalinglab.laws.bootstrap_a2 import bootstrap_approach2
-from scalinglab.laws.bootstrap_result import CHINCHILLA_PARAMS, DEFAULT_RESAMPLES, BootstrapResult, check_resamples
+from scalinglab.laws.bootstrap_result import (
+    DEFAULT_RESAMPLES,
+    BootstrapResult,
+    check_resamples,
+)
 from scalinglab.laws.runs_table import RunsTable
 
 __all__ = ["DEFAULT_RESAMPLES", "BootstrapResult", "bootstrap_approach2", "bootstrap_approach3"]

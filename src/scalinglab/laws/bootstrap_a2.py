@@ -25,7 +25,13 @@ import math
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.laws.approach2 import Approach2Result, budget_groups, fit_approach2, fit_parabolas, fit_power_law_log
+from scalinglab.laws.approach2 import (
+    Approach2Result,
+    budget_groups,
+    fit_approach2,
+    fit_parabolas,
+    fit_power_law_log,
+)
 from scalinglab.laws.bootstrap_result import DEFAULT_RESAMPLES, BootstrapResult, check_resamples
 from scalinglab.laws.runs_table import RunsTable
 

@@ -2,11 +2,12 @@
 
 Run::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/a2_interval_coverage.py            # demo grid, 200 sweeps
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/a2_interval_coverage.py     # the old demo grid, 400 sweeps
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/a2_interval_coverage.py --sweeps 50 --noise 0.03
 
-The runs are the demo's real grid (``scalinglab.study.demo``: shapes, tokens and counted C from the sweep
-designer); their losses are a Chinchilla law (the demo's stated prior) plus Gaussian scatter. The target is
+The runs are the demo's old grid (``scalinglab.study.demo.baseline_spec``: shapes, tokens and counted C
+from the sweep designer); their losses are a Chinchilla law (the demo's stated prior) plus Gaussian scatter.
+The target is
 what Approach 2 estimates with no noise (the parabolas' bias at this spread is part of the estimator, not of
 its interval). For each sweep both bootstraps (``method="residuals"`` and ``"cases"``) give a 95 % interval;
 the table is how often it holds the target and its median width. A calibrated 95 % interval holds in ~95 %
@@ -24,7 +25,7 @@ import numpy as np
 from scalinglab.laws.approach2 import fit_approach2
 from scalinglab.laws.bootstrap import bootstrap_approach2
 from scalinglab.laws.runs_table import RunsTable
-from scalinglab.study.demo import demo_spec
+from scalinglab.study.demo import baseline_spec
 from scalinglab.study.design_ci import DEMO_PRIOR
 from scalinglab.sweep.grid import design_sweep
 
@@ -37,13 +38,13 @@ def table_for(runs, loss) -> RunsTable:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sweeps", type=int, default=200)
+    ap.add_argument("--sweeps", type=int, default=400)
     ap.add_argument("--resamples", type=int, default=200)
     ap.add_argument("--noise", type=float, default=0.0137, help="nats (the demo's measured parabola scatter)")
     ap.add_argument("--budgets", default=None, help="comma-separated budgets instead of the demo's")
     ap.add_argument("--sizes", type=int, default=None)
     args = ap.parse_args()
-    spec = demo_spec("unused")
+    spec = baseline_spec("unused")
     if args.budgets:
         spec = dataclasses.replace(spec, budgets=tuple(float(b) for b in args.budgets.split(",")))
     if args.sizes:

@@ -1,4 +1,5 @@
-"""`scalinglab design --objective ci` (study/design_ci.py, design_prior.py): simulated intervals of a."""
+"""`scalinglab design --objective ci` (study/design_ci.py, design_prior.py, design_empirical.py): simulated
+intervals of a."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from typer.testing import CliRunner
 from scalinglab.cli.app import app, main
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.allocation import ChinchillaParams
-from scalinglab.study.demo import demo_spec
+from scalinglab.study.demo import baseline_spec
 from scalinglab.study.design_ci import calibrate_noise, candidate_specs, design_for_ci, simulate_grid
 from scalinglab.study.design_prior import measured_prior
 
 # A Chinchilla-form law whose optimum is the demo grid's centre, N* = 4.05 C^0.331 (a = beta/(alpha+beta)).
 PRIOR = ChinchillaParams(E=1.5, A=43.8, B=20.0, alpha=0.5, beta=0.2474)
-BASE = demo_spec("runs/demo/data")
+BASE = baseline_spec("runs/demo/data")
 SIMS = 150
 
 
@@ -43,8 +44,14 @@ def test_the_chosen_grid_is_at_most_0p7_of_the_default_width_at_no_more_cost():
 
 
 def test_candidates_keep_the_top_budget_and_skip_budgets_too_small_for_the_family():
-    specs = candidate_specs(BASE, low_budgets=[1e11, 1e6], n_budgets=(3,), n_sizes=(5,), spreads=(4.0,))
+    specs = candidate_specs(BASE, low_budgets=[1e11, 1e6], top_budgets=[1e12], n_budgets=(3,), n_sizes=(5,),
+                            spreads=(4.0,))
     assert [s.budgets for s in specs] == [(1e11, 3.2e11, 1e12)]
+    tops = {max(s.budgets) for s in candidate_specs(BASE, n_budgets=(3,), n_sizes=(5,), spreads=(4.0,))}
+    assert tops == {1e12, 4.6e11, 2.2e11}  # the top budget, and 1/3 and 2/3 of a decade below it
+    centred = candidate_specs(BASE, top_budgets=[1e12], n_budgets=(3,), n_sizes=(5,), spreads=(4.0,),
+                              centre=(0.01, 0.6))
+    assert {s.prior_n_law for s in centred} == {(0.01, 0.6)}
 
 
 def test_measured_prior_reads_law_scatter_and_throughput(tmp_path):
@@ -71,13 +78,15 @@ def test_measured_prior_reads_law_scatter_and_throughput(tmp_path):
 
 
 def test_design_cli_json_and_bad_input(capsys):
-    argv = ["design", "--objective", "ci", "--sims", "60", "--noise", "0.02", "--json"]
-    result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 0, result.output
-    d = json.loads(result.stdout)
-    assert d["best"]["cost_s"] <= d["baseline"]["cost_s"] and math.isfinite(d["baseline"]["a_width"])
+    for argv in (["design", "--sims", "60", "--json"],
+                 ["design", "--sims", "60", "--prior-law", "chinchilla", "--noise", "0.02", "--json"]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        d = json.loads(result.stdout)
+        assert d["best"]["cost_s"] <= d["baseline"]["cost_s"] and math.isfinite(d["baseline"]["a_width"])
     for argv, needle in ((["design", "--objective", "bias"], "--objective"),
                          (["design", "--prior-law", "llama3"], "Chinchilla-form"),
+                         (["design", "--noise", "0.02"], "--prior-law"),
                          (["design", "--sims", "5"], "--sims")):
         with pytest.raises(SystemExit) as exc:
             main(argv)

@@ -25,62 +25,82 @@ def register(app: typer.Typer) -> None:
 
 def design_cmd(
     objective: str = typer.Option("ci", "--objective", help="ci: narrowest 95% interval of a at equal cost."),
-    from_sweep: Path | None = typer.Option(None, "--from-sweep", help="A finished study folder: its "
-                                           "Approach 3 law, parabola scatter and throughput."),
+    from_sweep: list[Path] | None = typer.Option(None, "--from-sweep", help="A finished study folder "
+                                                 "(repeatable): its measured parabolas and throughput."),
     prior_law: str | None = typer.Option(None, "--prior-law", help="A Chinchilla-form law (instead of "
-                                                                   "--from-sweep)."),
-    noise: float | None = typer.Option(None, "--noise", help="Run-to-run scatter in nats (default: measured, "
-                                                             "else 0.01)."),
+                                                                   "measured parabolas)."),
+    noise: float | None = typer.Option(None, "--noise", help="With --prior-law: run-to-run scatter in nats "
+                                                             "(default 0.01)."),
     sims: int = typer.Option(300, "--sims", help="Simulated sweeps per candidate grid."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated noise."),
     top: int = typer.Option(5, "--top", help="Candidates to list."),
-    match_width: float | None = typer.Option(None, "--match-width", help="Calibrate the scatter so the "
-                                             "baseline's simulated width of a equals this measured one."),
+    match_width: float | None = typer.Option(None, "--match-width", help="With --prior-law: calibrate the "
+                                             "scatter so the baseline's simulated width equals this one."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Simulate candidate grids on the demo's budget and pick the one with the narrowest interval of a."""
     from scalinglab.errors import ConfigError
-    from scalinglab.study.demo import demo_spec
-    from scalinglab.study.design_ci import (
-        DEFAULT_NOISE,
-        DEMO_MEASURED_WIDTH,
-        DEMO_PRIOR,
-        calibrate_noise,
-        demo_throughput,
-        design_for_ci,
-        flops_cost,
-    )
+    from scalinglab.study.demo import baseline_spec
+    from scalinglab.study.design_ci import DEFAULT_NOISE, calibrate_noise, candidate_specs, design_for_ci
 
     if objective not in OBJECTIVES:
         raise ConfigError(f"--objective {objective!r} is not supported; use one of {OBJECTIVES}")
     if sims < 50:
         raise ConfigError(f"--sims {sims} is too few for a 95% range; give at least 50")
-    base = demo_spec("runs/demo/data")
-    if from_sweep is not None:
-        from scalinglab.study.design_prior import measured_prior
+    if prior_law is None and (noise is not None or match_width is not None):
+        raise ConfigError("--noise and --match-width apply to --prior-law; measured parabolas carry their "
+                          "own scatter per budget")
+    base = baseline_spec("runs/demo/data")
+    candidates = candidate_specs(base)
+    if prior_law is not None:
+        from scalinglab.study.design_ci import flops_cost
 
-        measured = measured_prior(from_sweep)
-        law, scatter, throughput = measured.law, measured.noise, measured.throughput
-        where = f"measured on {from_sweep} ({measured.n_runs} runs)"
-    elif prior_law is not None:
-        law, scatter, throughput, where = _stated_prior(prior_law), DEFAULT_NOISE, flops_cost, prior_law
-    else:  # the demo's stated prior, machine throughput and measured interval (study/design_ci.py)
-        law, throughput, where = DEMO_PRIOR, demo_throughput, "the demo's stated prior"
-        match_width = DEMO_MEASURED_WIDTH if match_width is None and noise is None else match_width
-        scatter = DEFAULT_NOISE
-        info("note: the demo's stated prior is unmeasured below 1e11 FLOPs (a real run of its choice lost "
-             "the two lowest budgets: docs/sweep.md); prefer --from-sweep on a finished sweep")
-    if match_width is not None and noise is None:
-        scatter = calibrate_noise(base, law, match_width, n_sims=sims, seed=seed)
-        where += f"; scatter calibrated to the baseline's measured width {match_width:g}"
-    result = design_for_ci(base, law, noise=noise if noise is not None else scatter, n_sims=sims, seed=seed,
-                           throughput=throughput)
+        prior, throughput, where = _stated_prior(prior_law), flops_cost, prior_law
+        scatter = DEFAULT_NOISE if noise is None else noise
+        if match_width is not None and noise is None:
+            scatter = calibrate_noise(base, prior, match_width, n_sims=sims, seed=seed)
+            where += f"; scatter calibrated to the baseline's measured width {match_width:g}"
+        where += f"; scatter {scatter:.3g} nats"
+    elif not from_sweep:  # the demo's measured parabolas (study/demo.py, design_empirical.py)
+        from scalinglab.study.demo import design_demo
+        from scalinglab.study.design_empirical import DEMO_SOURCE
+
+        _report(design_demo(n_sims=sims, seed=seed), f"the demo's measured parabolas ({DEMO_SOURCE})", top,
+                as_json)
+        return
+    else:
+        from scalinglab.study.demo import FINE_FAMILY
+        from scalinglab.study.design_empirical import measured_candidates
+
+        prior, throughput, where = _measured(from_sweep)
+        candidates = measured_candidates(base, prior, (None, FINE_FAMILY))
+        scatter = None
+    result = design_for_ci(base, prior, noise=scatter, n_sims=sims, seed=seed, throughput=throughput,
+                           candidates=candidates)
+    _report(result, where, top, as_json)
+
+
+def _report(result, where: str, top: int, as_json: bool) -> None:
     if as_json:
         print_json({**result.to_dict(), "prior_source": where})
     else:
         _print(result, where, top)
     for note in result.notes:
         info(f"note: {note}")
+
+
+def _measured(from_sweep: list[Path]):
+    """(prior, throughput, description) measured on finished study folders."""
+    from scalinglab.study.design_empirical import empirical_prior
+    from scalinglab.study.design_prior import measured_throughput
+
+    prior = empirical_prior(from_sweep)
+    p, q = measured_throughput(from_sweep)
+
+    def throughput(run) -> float:
+        return 10**p * float(run.n_params) ** q
+
+    return prior, throughput, f"parabolas of {len(prior.curves)} budgets measured in {prior.source}"
 
 
 def _stated_prior(prior_law: str):
@@ -97,8 +117,8 @@ def _stated_prior(prior_law: str):
 def _print(result, where: str, top: int) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Grids by the simulated 95% range of a ({result.n_sims} sweeps each; noise "
-                        f"{result.noise:.3g} nats, prior {where})")
+    table = Table(title=f"Grids by the simulated 95% range of a ({result.n_sims} sweeps each; prior "
+                        f"{where})")
     for col in ("grid", "budgets", "sizes", "spread", "runs", "cost", "95% range of a", "width"):
         table.add_column(col)
     rows = [("baseline", result.baseline), ("chosen", result.best)]

@@ -9,8 +9,11 @@ counted FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
+from scalinglab.study.design_ci import DEFAULT_SIMS, DesignResult, demo_throughput, design_for_ci
+from scalinglab.study.design_empirical import DEMO_CURVES, DEMO_SOURCE, EmpiricalPrior, measured_candidates
 from scalinglab.study.run import SweepOutcome, register_sweep, run_study
 from scalinglab.sweep.design import FamilySpec, SweepSpec
 from scalinglab.sweep.executors import ExecutorConfig, ProgressFn
@@ -18,7 +21,9 @@ from scalinglab.sweep.executors import ExecutorConfig, ProgressFn
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs/demo")
-FULL_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)  # log-uniform over one decade
+# The grid the demo ran until stop 19 (log-uniform over one decade, 5 sizes, spread 4): the baseline
+# `scalinglab design --objective ci` compares candidates against.
+BASELINE_BUDGETS = (1e11, 2.2e11, 4.6e11, 1e12)
 QUICK_BUDGETS = (1e10, 2e10, 4e10)
 # --quick sizes are centred on D = 40 N: pilot sweeps of this corpus at 3e9–1e11 counted FLOPs (byte-level,
 # seq 64–128) put the IsoFLOP minima at 30–50 tokens per parameter, above Chinchilla's ≈ 20 at far larger
@@ -40,17 +45,44 @@ QUICK_FAMILY = FamilySpec(seq_len=64, head_dim=4, aspect_ratios=(4, 6, 8, 12, 16
 FULL_FAMILY = FamilySpec(seq_len=128, head_dim=8, aspect_ratios=(4, 8, 12, 16, 24, 32, 48, 64), depths=(2,),
                          tied_embeddings=True)
 
+# The designed grid's family: the same shapes with every width from 8 to 128 in steps of 8 (one head of 8 per
+# step). With FULL_FAMILY's 8 widths, 7 sizes "at spread 4" had to reach from 3.6k to 246k parameters (the
+# picker takes the nearest unused width for each target), far past the range the parabolas were measured on.
+FINE_FAMILY = replace(FULL_FAMILY, aspect_ratios=tuple(range(4, 68, 4)))
+
+
+# Chosen by `scalinglab design --objective ci` (study/design_ci.py, design_empirical.py) from the parabolas
+# measured on four earlier sweeps (DEMO_CURVES), centred on the allocation their vertices give, with every
+# width: seven budgets over two decades at spread 3. docs/sweep.md has the simulation and the real run's
+# widths (the budgets whose vertices fall outside their sizes are left out by Approach 2, as in the
+# simulation).
+DESIGNED = {"budgets": (1e10, 2.2e10, 4.6e10, 1e11, 2.2e11, 4.6e11, 1e12), "n_sizes": 5, "spread": 3.0,
+            "family": FINE_FAMILY, "prior_n_law": EmpiricalPrior(curves=DEMO_CURVES).n_law}
+
+
+def baseline_spec(data_dir: str | Path) -> SweepSpec:
+    """The demo's old grid (``BASELINE_BUDGETS`` × 5 sizes, spread 4): ``scalinglab design``'s baseline."""
+    return SweepSpec(budgets=BASELINE_BUDGETS, family=FULL_FAMILY, prior_n_law=FULL_PRIOR_N_LAW,
+                     eval_tokens=32768, data_dir=str(Path(data_dir).resolve()))
+
 
 def demo_spec(data_dir: str | Path, *, quick: bool = False) -> SweepSpec:
-    """The demo's sweep: full (4 budgets up to 1e12) or quick (3 tiny budgets)."""
+    """The demo's sweep: the designed grid (``DESIGNED``) or quick (3 tiny budgets)."""
     if quick:
         return SweepSpec(budgets=QUICK_BUDGETS, family=QUICK_FAMILY, min_steps=40, batch_tokens=2048,
                          target_steps=300, min_batch=2,
                          eval_tokens=8192, prior_tokens_per_param=PRIOR_TOKENS_PER_PARAM,
                          data_dir=str(Path(data_dir).resolve()))
-    return SweepSpec(budgets=FULL_BUDGETS, family=FULL_FAMILY, prior_n_law=FULL_PRIOR_N_LAW,
-                     eval_tokens=32768,
-                     data_dir=str(Path(data_dir).resolve()))
+    return replace(baseline_spec(data_dir), **DESIGNED)
+
+
+def design_demo(*, n_sims: int = DEFAULT_SIMS, seed: int = 0) -> DesignResult:
+    """``scalinglab design --objective ci`` without a sweep folder: the candidates against the baseline
+    grid, simulated from the demo's measured parabolas at this machine's throughput. Its best grid is
+    ``DESIGNED`` (a test holds them equal)."""
+    base, prior = baseline_spec("runs/demo/data"), EmpiricalPrior(curves=DEMO_CURVES, source=DEMO_SOURCE)
+    return design_for_ci(base, prior, n_sims=n_sims, seed=seed, throughput=demo_throughput,
+                         candidates=measured_candidates(base, prior, (None, FINE_FAMILY)))
 
 
 def prepare_corpus(data_dir: str | Path, max_bytes: int) -> None:

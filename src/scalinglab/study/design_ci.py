@@ -23,14 +23,14 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from scalinglab.errors import ConfigError
 from scalinglab.laws.allocation import ChinchillaParams
 from scalinglab.laws.approach2 import fit_parabolas, fit_power_law_log
-from scalinglab.sweep.design import PlannedRun, SweepSpec
+from scalinglab.sweep.design import FamilySpec, PlannedRun, SweepSpec
 from scalinglab.sweep.grid import design_sweep
 
 Throughput = Callable[[PlannedRun], float]  # FLOP/s a run reaches on this machine
@@ -52,9 +52,13 @@ class GridDesign:
     a_hi: float
     a_median: float
     failed_fraction: float
+    centre: tuple[float, float] | None = None  # (k, a) of the N* = k·C^a the sizes are centred on
+    family: FamilySpec | None = None  # the shapes the sizes were picked from
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["family"] = self.family.to_dict() if self.family is not None else None
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,8 +68,8 @@ class DesignResult:
     baseline: GridDesign
     best: GridDesign
     candidates: tuple[GridDesign, ...]
-    prior: dict[str, float]
-    noise: float
+    prior: dict[str, Any]
+    noise: float | None  # a law prior's scatter; None for a measured prior (its scatter is per budget)
     n_sims: int
     max_cost_s: float
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -88,10 +92,55 @@ def flops_cost(run: PlannedRun) -> float:
     return 1.0
 
 
-def simulate_grid(spec: SweepSpec, prior: ChinchillaParams, *, noise: float = DEFAULT_NOISE,
+class Truth(Protocol):
+    """What a simulated sweep's losses are drawn from: a mean loss per run and a scatter per budget."""
+
+    def loss(self, n_params: np.ndarray, n_tokens: np.ndarray, budget: float) -> np.ndarray: ...
+
+    def scatter(self, budget: float) -> float: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LawTruth:
+    """A Chinchilla-form law plus one Gaussian scatter for every budget."""
+
+    law: ChinchillaParams
+    noise: float = DEFAULT_NOISE
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.noise, (int, float)) and math.isfinite(self.noise) and self.noise > 0):
+            raise ConfigError(f"noise={self.noise!r} must be a positive number of nats (run-to-run scatter)")
+
+    def loss(self, n_params: np.ndarray, n_tokens: np.ndarray, budget: float) -> np.ndarray:
+        p = self.law
+        return p.E + p.A / n_params**p.alpha + p.B / n_tokens**p.beta
+
+    def scatter(self, budget: float) -> float:
+        return float(self.noise)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "chinchilla law", **self.law.as_dict(), "noise": self.noise}
+
+
+def as_truth(prior: ChinchillaParams | Truth, noise: float | None) -> Truth:
+    """A law with its scatter (``noise``, default DEFAULT_NOISE), or a truth that carries its own."""
+    if isinstance(prior, ChinchillaParams):
+        return LawTruth(prior, DEFAULT_NOISE if noise is None else noise)
+    if noise is not None:
+        raise ConfigError("noise= applies to a law prior; a measured prior carries its own scatter per "
+                          "budget")
+    return prior
+
+
+def simulate_grid(spec: SweepSpec, prior: ChinchillaParams | Truth, *, noise: float | None = None,
                   n_sims: int = DEFAULT_SIMS, seed: int = 0, throughput: Throughput = flops_cost,
                   prior_n_opt: Callable[[float], float] | None = None) -> GridDesign:
-    """The simulated 95 % range of Approach 2's ``a`` for the runs ``spec`` designs (see the module text)."""
+    """The simulated 95 % range of Approach 2's ``a`` for the runs ``spec`` designs (see the module text);
+    ``prior`` is a law (with ``noise``) or a :class:`Truth` such as the measured parabolas of
+    :mod:`scalinglab.study.design_empirical`."""
+    truth = as_truth(prior, noise)
     runs = design_sweep(spec, prior_n_opt=prior_n_opt)
     rng = np.random.default_rng(seed)
     budgets = sorted({r.budget for r in runs})
@@ -100,8 +149,7 @@ def simulate_grid(spec: SweepSpec, prior: ChinchillaParams, *, noise: float = DE
         sel = [r for r in runs if r.budget == b]
         n = np.array([r.n_params for r in sel], dtype=float)
         d = np.array([r.n_tokens for r in sel], dtype=float)
-        loss = prior.E + prior.A / n**prior.alpha + prior.B / d**prior.beta
-        y = loss[None, :] + noise * rng.standard_normal((n_sims, len(sel)))
+        y = truth.loss(n, d, b)[None, :] + truth.scatter(b) * rng.standard_normal((n_sims, len(sel)))
         x = np.log(n)
         coef = fit_parabolas(np.broadcast_to(x - x.mean(), y.shape), y)
         with np.errstate(all="ignore"):
@@ -118,65 +166,83 @@ def simulate_grid(spec: SweepSpec, prior: ChinchillaParams, *, noise: float = DE
     cost = sum(r.compute_flops / throughput(r) for r in runs)
     return GridDesign(budgets=tuple(budgets), n_sizes=spec.n_sizes, spread=spec.spread, n_runs=len(runs),
                       cost_s=float(cost), a_width=float(hi - lo), a_lo=float(lo), a_hi=float(hi),
-                      a_median=float(med), failed_fraction=float(1 - len(a) / n_sims))
+                      a_median=float(med), failed_fraction=float(1 - len(a) / n_sims),
+                      centre=tuple(spec.prior_n_law) if spec.prior_n_law is not None else None,
+                      family=spec.family)
+
+
+TOP_FACTORS = (1.0, 10 ** (-1 / 3), 10 ** (-2 / 3))  # candidate top budgets, relative to the baseline's
+LOW_DECADES = (0.5, 1.0, 1.5, 2.0, 2.5)  # candidate lowest budgets, decades below the top
 
 
 def candidate_specs(base: SweepSpec, *, low_budgets: Sequence[float] | None = None,
+                    top_budgets: Sequence[float] | None = None,
                     n_budgets: Sequence[int] = (3, 4, 5, 6, 7), n_sizes: Sequence[int] = (5, 7),
-                    spreads: Sequence[float] = (3.0, 4.0, 6.0)) -> list[SweepSpec]:
-    """Variants of ``base`` with the same top budget: budgets log-uniform from each low budget up to it,
-    ``n_sizes`` and ``spread`` varied. Grids the designer refuses (a budget too small for the family) are
-    left out."""
-    top = max(base.budgets)
-    lows = low_budgets or [top / 10 ** k for k in (1.0, 1.5, 2.0, 2.5)]
-    out = []
-    for low in lows:
-        for k in n_budgets:
-            budgets = tuple(float(f"{b:.2g}") for b in np.logspace(math.log10(low), math.log10(top), k))
-            if len(set(budgets)) < k:
-                continue
-            for s in n_sizes:
-                for spread in spreads:
+                    spreads: Sequence[float] = (3.0, 4.0, 6.0),
+                    centre: tuple[float, float] | None = None,
+                    family: FamilySpec | None = None) -> list[SweepSpec]:
+    """Variants of ``base``: budgets log-uniform from each low budget up to each top budget (default: the
+    base's top and 1/3, 2/3 of a decade below it; lows ``LOW_DECADES`` below each top), ``n_sizes`` and
+    ``spread`` varied, sizes centred on ``centre`` = (k, a) of N* = k·C^a if given (a measured allocation),
+    else on the base's prior, shapes from ``family`` if given. Grids the designer refuses (a budget too
+    small for the family) are left out."""
+    tops = top_budgets or [float(f"{max(base.budgets) * f:.2g}") for f in TOP_FACTORS]
+    extra = {} if centre is None else {"prior_n_law": tuple(centre), "prior_tokens_per_param": None}
+    extra.update({} if family is None else {"family": family})
+    out, seen = [], set()
+    for top in tops:
+        lows = low_budgets or [top / 10**k for k in LOW_DECADES]
+        for low in (b for b in lows if b < top):
+            for k in n_budgets:
+                budgets = tuple(float(f"{b:.2g}") for b in np.logspace(math.log10(low), math.log10(top), k))
+                if len(set(budgets)) < k:
+                    continue
+                for s, spread in ((s, spread) for s in n_sizes for spread in spreads):
+                    if (budgets, s, spread) in seen:
+                        continue
                     try:
-                        spec = dataclasses.replace(base, budgets=budgets, n_sizes=s, spread=spread)
+                        spec = dataclasses.replace(base, budgets=budgets, n_sizes=s, spread=spread, **extra)
                         design_sweep(spec, prior_n_opt=None)
                     except ConfigError:
                         continue
+                    seen.add((budgets, s, spread))
                     out.append(spec)
     return out
 
 
-def design_for_ci(base: SweepSpec, prior: ChinchillaParams, *, noise: float = DEFAULT_NOISE,
+def design_for_ci(base: SweepSpec, prior: ChinchillaParams | Truth, *, noise: float | None = None,
                   n_sims: int = DEFAULT_SIMS, seed: int = 0, throughput: Throughput = flops_cost,
                   max_cost_s: float | None = None, candidates: Sequence[SweepSpec] | None = None,
                   max_failed: float = 0.05) -> DesignResult:
-    """Evaluate ``base`` and every candidate with the same simulated noise; return the narrowest ``a``
-    among those costing at most ``max_cost_s`` (default: the base grid's cost) with at most ``max_failed``
-    of the simulated sweeps left with fewer than two usable budgets.
+    """Evaluate ``base`` and every candidate with the same simulated sweeps (common random numbers); return
+    the narrowest ``a`` among those costing at most ``max_cost_s`` (default: the base grid's cost) with at
+    most ``max_failed`` of the simulated sweeps left with fewer than two usable budgets.
 
     ``base`` must carry its prior as numbers (``prior_n_law`` or ``prior_tokens_per_param``): the grid is
     centred where the experimenter believes the optimum is, which need not be where ``prior`` puts it.
     """
-    if not noise > 0 or not math.isfinite(noise):
-        raise ConfigError(f"noise={noise!r} must be a positive number of nats (run-to-run scatter)")
+    truth = as_truth(prior, noise)
     if base.prior_n_law is None and base.prior_tokens_per_param is None:
         raise ConfigError("design_for_ci needs a base SweepSpec with prior_n_law or prior_tokens_per_param")
-    kw = {"noise": noise, "n_sims": n_sims, "seed": seed, "throughput": throughput}
-    baseline = simulate_grid(base, prior, **kw)
+    kw = {"n_sims": n_sims, "seed": seed, "throughput": throughput}
+    baseline = simulate_grid(base, truth, **kw)
     limit = baseline.cost_s if max_cost_s is None else float(max_cost_s)
     specs = candidate_specs(base) if candidates is None else list(candidates)
-    evaluated = sorted((simulate_grid(s, prior, **kw) for s in specs), key=lambda g: g.a_width)
+    evaluated = sorted((simulate_grid(s, truth, **kw) for s in specs), key=lambda g: g.a_width)
     fit_budget = [g for g in evaluated if g.cost_s <= limit and g.failed_fraction <= max_failed
                   and math.isfinite(g.a_width)]
     best = min([baseline, *fit_budget], key=lambda g: g.a_width)
     notes = () if fit_budget else ("no candidate fits the cost limit; the baseline is kept",)
-    return DesignResult(baseline=baseline, best=best, candidates=tuple(evaluated),
-                        prior=prior.as_dict(), noise=noise, n_sims=n_sims, max_cost_s=limit, notes=notes)
+    return DesignResult(baseline=baseline, best=best, candidates=tuple(evaluated), prior=truth.to_dict(),
+                        noise=truth.noise if isinstance(truth, LawTruth) else None, n_sims=n_sims,
+                        max_cost_s=limit, notes=notes)
 
 
 def spec_with(base: SweepSpec, grid: GridDesign) -> SweepSpec:
-    """``base`` with the grid's budgets, sizes per budget and spread."""
-    return dataclasses.replace(base, budgets=grid.budgets, n_sizes=grid.n_sizes, spread=grid.spread)
+    """``base`` with the grid's budgets, sizes per budget, spread and centre."""
+    extra = {} if grid.centre is None else {"prior_n_law": grid.centre, "prior_tokens_per_param": None}
+    extra.update({} if grid.family is None else {"family": grid.family})
+    return dataclasses.replace(base, budgets=grid.budgets, n_sizes=grid.n_sizes, spread=grid.spread, **extra)
 
 
 def calibrate_noise(spec: SweepSpec, prior: ChinchillaParams, measured_width: float, *,
@@ -202,12 +268,10 @@ def calibrate_noise(spec: SweepSpec, prior: ChinchillaParams, measured_width: fl
 # finished at 1e11 and 2.2e11 (d_model 8..48) within 0.02 of their measured loss drop between the budgets and
 # their rise towards the largest size; E shifts the level and does not move a.
 DEMO_PRIOR = ChinchillaParams(E=1.15, A=43.8, B=20.0, alpha=0.5, beta=0.2474)
-# Throughput of the earlier grid's runs on this 2-core machine (9 runs, d_model 8..48, 2 workers, shared
-# load): FLOP/s = 10^7.61 N^0.416 — small models pay per-step overheads, so they cost more per FLOP.
-DEMO_THROUGHPUT = (7.61, 0.416)
-# The earlier grid's measured 95 % bootstrap interval of a (docs/sweep.md: [-0.158, 0.445], 200 resamples).
-DEMO_MEASURED_WIDTH = 0.603
-
+# Throughput of the demo's runs on this 2-core machine (the four sweeps of design_empirical.DEMO_CURVES, 2
+# workers, quiet machine): FLOP/s = 10^8.03 N^0.428 — small models pay per-step overheads, so they cost more
+# per FLOP (a 3.6k-parameter model runs at 3.6 GFLOP/s, a 115k one at 15).
+DEMO_THROUGHPUT = (8.03, 0.428)
 
 def demo_throughput(run: PlannedRun) -> float:
     """FLOP/s of a run on the demo's machine (``DEMO_THROUGHPUT``)."""

@@ -21,6 +21,7 @@ import numpy as np
 
 from scalinglab.errors import DataError
 from scalinglab.laws.allocation import ChinchillaParams
+from scalinglab.study.design_empirical import study_rows
 from scalinglab.sweep.design import PlannedRun
 
 RUNS_DIR, FIT_JSON, FINAL_JSON = "runs", "fit.json", "final.json"
@@ -82,7 +83,7 @@ def _parabola_scatter(rows: list[dict]) -> float:
     return math.sqrt(rss / dof)
 
 
-def _throughput_law(root: Path, rows: list[dict]) -> tuple[float, float]:
+def _throughput_points(root: Path, rows: list[dict]) -> list[tuple[float, float]]:
     pts = []
     for r in rows:
         try:
@@ -92,11 +93,28 @@ def _throughput_law(root: Path, rows: list[dict]) -> tuple[float, float]:
             continue
         if wall > 0:
             pts.append((math.log10(float(r["n_params"])), math.log10(float(r["compute_flops"]) / wall)))
+    return pts
+
+
+def _fit_throughput(pts: list[tuple[float, float]], where: str) -> tuple[float, float]:
     if len(pts) < 2:
-        raise DataError(f"fewer than 2 runs in {str(root / RUNS_DIR)!r} record their wall time")
+        raise DataError(f"fewer than 2 runs in {where} record their wall time")
     x, y = np.array(pts).T
     q, p = np.polyfit(x, y, 1)
     return float(p), float(q)
+
+
+def _throughput_law(root: Path, rows: list[dict]) -> tuple[float, float]:
+    return _fit_throughput(_throughput_points(root, rows), repr(str(root / RUNS_DIR)))
+
+
+def measured_throughput(sweep_dirs) -> tuple[float, float]:
+    """(p, q) of FLOP/s = 10^p N^q over the finished runs of one or more study folders."""
+    pts = []
+    for d in sweep_dirs:
+        rows = [r for r in study_rows(d) if r.get("status") == "done"]
+        pts += _throughput_points(Path(d), rows)
+    return _fit_throughput(pts, ", ".join(str(d) for d in sweep_dirs))
 
 
 def throughput_fn(prior: MeasuredPrior) -> Callable[[PlannedRun], float]:

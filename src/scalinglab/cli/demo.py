@@ -27,7 +27,7 @@ def demo_cmd(
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the CIs."),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Prepare the stdlib corpus, sweep >= 4 budgets x 5 sizes, fit Approaches 2 and 3,
+    """Prepare the stdlib corpus, sweep the designed grid (7 budgets x 5 sizes), fit Approaches 2 and 3,
     backtest, plan, report."""
     from scalinglab.cli.sweep import make_progress, print_summary, summarize
     from scalinglab.study.demo import run_demo, setup_demo

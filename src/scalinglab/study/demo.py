@@ -1,9 +1,10 @@
 """``scalinglab demo``: an IsoFLOP study end to end on a laptop CPU — prepare the default corpus (Python
-stdlib sources, capped), sweep ≥ 4 budgets × 5 sizes, fit Approaches 2 and 3 with bootstrap CIs, backtest,
-plan, report.
+stdlib sources, capped), sweep the grid ``scalinglab design --objective ci`` picks (7 budgets × 5 sizes), fit
+Approaches 2 and 3 with bootstrap CIs, backtest, plan, report.
 
-Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 9e12
-counted FLOPs in 20 runs (top budget 1e12); ``quick`` (3 budgets × 5 tiny sizes, ≈ 3.5e11 FLOPs) is for tests.
+Budgets are sized for a 2-core machine at 10–40 GFLOP/s (see PYTORCH_NOTES): the full demo trains ≈ 9.3e12
+counted FLOPs in 35 runs (top budget 1e12), about the old grid's CPU time (``baseline_spec``: 8.9e12 in 20);
+``quick`` (3 budgets × 5 tiny sizes, ≈ 3.5e11 FLOPs) is for tests.
 """
 
 from __future__ import annotations

@@ -155,3 +155,19 @@ def test_watch_stops_when_the_only_unfinished_run_has_a_dead_worker(tmp_path):
     assert result.exit_code == 0 and "died" in result.stdout
     assert "sweep resume" in result.stderr
 
+
+
+def test_summary_says_which_budgets_approach2_left_out(capsys):
+    from types import SimpleNamespace
+
+    from scalinglab.cli.sweep import print_summary, summarize
+
+    fit = SimpleNamespace(skipped_budgets=(1e10, 1e12))
+    a2 = SimpleNamespace(a=0.5, a_ci=(0.3, 0.7), b=0.5, b_ci=(0.3, 0.7), vertices=(), fit=fit)
+    a3 = SimpleNamespace(a=0.4, a_ci=(0.3, 0.6), params={"E": 1.0})
+    data = SimpleNamespace(approach2=a2, approach3=a3, statuses={"done": 10}, errors={})
+    summary = summarize(data)
+    assert summary["approach2"]["left_out_budgets"] == [1e10, 1e12]  # JSON carries it ...
+    print_summary(summary)
+    err = capsys.readouterr().err
+    assert "left out budget(s) 1e+10, 1e+12" in err  # ... and text mode says it too

@@ -222,8 +222,10 @@ def summarize(data) -> dict:
     """The headline numbers of a :class:`~scalinglab.study.StudyAnalysis`: a, b with CIs, Approach 3's a,
     statuses, errors (JSON-ready)."""
     a2, a3 = data.approach2, data.approach3
+    left_out = list(getattr(a2.fit, "skipped_budgets", ()) or ()) if a2 else []
     return {"statuses": data.statuses,
-            "approach2": {k: _plain(getattr(a2, k)) if a2 else None for k in ("a", "a_ci", "b", "b_ci")},
+            "approach2": {**{k: _plain(getattr(a2, k)) if a2 else None for k in ("a", "a_ci", "b", "b_ci")},
+                          "left_out_budgets": left_out},
             "approach3": {k: _plain(getattr(a3, k)) if a3 else None for k in ("a", "a_ci", "params")},
             "errors": dict(data.errors), "vertices": [v.to_dict() for v in a2.vertices] if a2 else []}
 
@@ -259,6 +261,10 @@ def print_summary(summary: dict) -> None:
     stdout_console().print(table)
     statuses = sorted(summary.get("statuses", {}).items())
     stdout_console().print("runs: " + ", ".join(f"{k} {v}" for k, v in statuses))
+    if a2.get("left_out_budgets"):  # as in the JSON: a fit on fewer budgets than were run says so
+        budgets = ", ".join(f"{b:.2g}" for b in a2["left_out_budgets"])
+        info(f"note: Approach 2 left out budget(s) {budgets} (too few sizes, not convex, or the vertex "
+             "outside the trained sizes; the report lists why)")
     for step, err in (summary.get("errors") or {}).items():
         info(f"[yellow]{step}[/yellow]: {err}")
 

@@ -15,7 +15,14 @@ from scalinglab.cli.app import app, main
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.allocation import ChinchillaParams
 from scalinglab.study.demo import baseline_spec
-from scalinglab.study.design_ci import calibrate_noise, candidate_specs, design_for_ci, simulate_grid
+from scalinglab.study.design_ci import (
+    CONFIRM_SEED_OFFSET,
+    calibrate_noise,
+    candidate_specs,
+    design_for_ci,
+    simulate_grid,
+    spec_with,
+)
 from scalinglab.study.design_prior import measured_prior
 
 # A Chinchilla-form law whose optimum is the demo grid's centre, N* = 4.05 C^0.331 (a = beta/(alpha+beta)).
@@ -41,6 +48,20 @@ def test_the_chosen_grid_is_at_most_0p7_of_the_default_width_at_no_more_cost():
     d = res.to_dict()
     assert d["width_ratio"] == pytest.approx(res.best.a_width / res.baseline.a_width)
     assert json.dumps(d)
+
+
+def test_the_choice_and_its_widths_come_from_fresh_simulations():
+    """The winner's curse: the narrowest of many screened widths reads low, so the finalists and the
+    baseline are simulated again on draws the screening never saw, and the choice is made on those."""
+    res = design_for_ci(BASE, PRIOR, noise=0.01, n_sims=SIMS, finalists=3, confirm_factor=2)
+    assert len(res.candidates) <= 3 and len(res.screened) == len(candidate_specs(BASE))
+    again = simulate_grid(spec_with(BASE, res.best), PRIOR, noise=0.01, n_sims=2 * SIMS,
+                          seed=CONFIRM_SEED_OFFSET)
+    assert res.best.a_width == again.a_width and res.confirm_sims == 2 * SIMS
+    screened = {(g.budgets, g.n_sizes, g.spread): g.a_width for g in res.screened}
+    assert screened[(res.best.budgets, res.best.n_sizes, res.best.spread)] != res.best.a_width
+    with pytest.raises(ConfigError, match="finalists"):
+        design_for_ci(BASE, PRIOR, noise=0.01, n_sims=SIMS, finalists=0)
 
 
 def test_candidates_keep_the_top_budget_and_skip_budgets_too_small_for_the_family():

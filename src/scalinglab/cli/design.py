@@ -117,8 +117,9 @@ def _stated_prior(prior_law: str):
 def _print(result, where: str, top: int) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Grids by the simulated 95% range of a ({result.n_sims} sweeps each; prior "
-                        f"{where})")
+    table = Table(title=f"Grids by the simulated 95% range of a ({len(result.screened)} screened at "
+                        f"{result.n_sims} sweeps, the baseline and {len(result.candidates)} finalists "
+                        f"simulated again at {result.confirm_sims}; prior {where})")
     for col in ("grid", "budgets", "sizes", "spread", "runs", "cost", "95% range of a", "width"):
         table.add_column(col)
     rows = [("baseline", result.baseline), ("chosen", result.best)]

@@ -169,3 +169,27 @@ def test_approach2_method_checked():
     with pytest.raises(DataError, match="method='cases'"):
         bootstrap_approach2(three, n_resamples=20)
     assert bootstrap_approach2(three, n_resamples=20, method="cases").n_resamples == 20
+
+
+def test_residuals_are_scaled_by_budget_when_the_scatter_differs():
+    """Scatter 4x larger at the two low budgets than at the two high ones (the demo's pattern, 0.057-0.075
+    against 0.009-0.019 nats): the scaled residual bootstrap gives the quiet top budget's vertex an interval
+    near its own noise, the pooled one an interval near the pooled noise: the ratio of widths should be about
+    0.008 / 0.023 = 0.35 (the scales); asserted < 0.7, twice that, beyond the spread the scale estimates
+    (4 degrees of freedom per budget, ~35 % each) and 300 resamples give it."""
+    clean = isoflop_table(k=7)
+    noise = np.where(clean.budget < 1e20, 0.032, 0.008)
+    loss = clean.loss + noise * np.random.default_rng(2).standard_normal(len(clean.loss))
+    runs = RunsTable.from_arrays(n_params=clean.n_params, compute_flops=clean.compute_flops, loss=loss,
+                                 budget=clean.budget)
+    width = {}
+    for method in ("residuals", "pooled"):
+        boot = bootstrap_approach2(runs, n_resamples=300, seed=0, method=method)
+        lo, hi = np.nanquantile(np.log10(boot.samples["n_opt[1e+21]"]), [0.025, 0.975])  # NaN: left out
+        width[method] = hi - lo
+    assert width["residuals"] < 0.7 * width["pooled"], width
+    assert "scaled by budget" in boot_note(runs)
+
+
+def boot_note(runs) -> str:
+    return bootstrap_approach2(runs, n_resamples=20, seed=0).notes[0]

@@ -46,8 +46,8 @@ def test_the_chosen_grid_is_at_most_0p7_of_the_default_width_at_no_more_cost():
     assert res.width_ratio <= 0.7
     assert min(res.best.budgets) < min(res.baseline.budgets)  # the lever arm in log C is what it buys
     d = res.to_dict()
-    assert d["width_ratio"] == pytest.approx(res.best.a_width / res.baseline.a_width)
-    assert json.dumps(d)
+    assert d["width_ratio"] == pytest.approx(res.best.a_error / res.baseline.a_error)
+    assert json.dumps(d, allow_nan=False)
 
 
 def test_the_choice_and_its_widths_come_from_fresh_simulations():
@@ -108,7 +108,11 @@ def test_design_cli_json_and_bad_input(capsys):
     for argv, needle in ((["design", "--objective", "bias"], "--objective"),
                          (["design", "--prior-law", "llama3"], "Chinchilla-form"),
                          (["design", "--noise", "0.02"], "--prior-law"),
-                         (["design", "--sims", "5"], "--sims")):
+                         (["design", "--sims", "5"], "--sims"),
+                         (["design", "--seed", "-1"], "--seed"),
+                         (["design", "--prior-law", "epoch2024", "--from-sweep", "x"], "not both"),
+                         (["design", "--prior-law", "epoch2024", "--noise", "0.01", "--match-width", "0.5"],
+                          "not both")):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2

@@ -50,6 +50,12 @@ def design_cmd(
     if prior_law is None and (noise is not None or match_width is not None):
         raise ConfigError("--noise and --match-width apply to --prior-law; measured parabolas carry their "
                           "own scatter per budget")
+    if prior_law is not None and from_sweep:
+        raise ConfigError("give --prior-law or --from-sweep, not both: one prior at a time")
+    if noise is not None and match_width is not None:
+        raise ConfigError("give --noise or --match-width, not both: --match-width calibrates the noise")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed} must be a non-negative integer")
     base = baseline_spec("runs/demo/data")
     candidates = candidate_specs(base)
     if prior_law is not None:
@@ -117,21 +123,22 @@ def _stated_prior(prior_law: str):
 def _print(result, where: str, top: int) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Grids by the simulated 95% range of a ({len(result.screened)} screened at "
-                        f"{result.n_sims} sweeps, the baseline and {len(result.candidates)} finalists "
-                        f"simulated again at {result.confirm_sims}; prior {where})")
-    for col in ("grid", "budgets", "sizes", "spread", "runs", "cost", "95% range of a", "width"):
+    table = Table(title=f"Grids by the error of a: the width of the interval around the noise-free answer "
+                        f"holding 95% of simulated a ({len(result.screened)} screened at {result.n_sims} "
+                        f"sweeps, the baseline and {len(result.candidates)} finalists simulated again at "
+                        f"{result.confirm_sims}; prior {where})")
+    for col in ("grid", "budgets", "sizes", "spread", "runs", "cost", "95% range of a", "bias", "error"):
         table.add_column(col)
     rows = [("baseline", result.baseline), ("chosen", result.best)]
-    rows += [("", g) for g in result.candidates[:top] if g is not result.best]
+    rows += [("", g) for g in result.candidates[:top] if g not in (result.best, result.baseline)]
     for label, g in rows:
         budgets = f"{len(g.budgets)}: {_short(min(g.budgets))}..{_short(max(g.budgets))}"
         table.add_row(label, budgets, str(g.n_sizes), f"{g.spread:g}",
                       str(g.n_runs), f"{g.cost_s / result.baseline.cost_s:.2f}",
-                      f"[{g.a_lo:.3f}, {g.a_hi:.3f}]", f"{g.a_width:.3f}")
+                      f"[{g.a_lo:.3f}, {g.a_hi:.3f}]", f"{g.a_median - g.a_target:+.3f}", f"{g.a_error:.3f}")
     stdout_console().print(table)
-    info(f"chosen grid: width {result.best.a_width:.3f} = {result.width_ratio:.2f}x the baseline's "
-         f"{result.baseline.a_width:.3f} at {result.best.cost_s / result.baseline.cost_s:.2f}x its cost")
+    info(f"chosen grid: error {result.best.a_error:.3f} = {result.width_ratio:.2f}x the baseline's "
+         f"{result.baseline.a_error:.3f} at {result.best.cost_s / result.baseline.cost_s:.2f}x its cost")
 
 
 def _short(x: float) -> str:

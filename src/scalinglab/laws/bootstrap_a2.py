@@ -1,10 +1,16 @@
-"""Bootstrap of Approach 2 (IsoFLOP parabolas, then power laws of N* and D* in C), two ways.
+"""Bootstrap of Approach 2 (IsoFLOP parabolas, then power laws of N* and D* in C), three ways.
 
 * ``method="residuals"`` (the default): the sizes of each budget stay as designed and the losses are the
-  parabola's fitted values plus residuals drawn from the pool of all used budgets' leverage-corrected
-  residuals, r_i / sqrt(1 - h_ii), centred (Davison & Hinkley 1997, §6.2.3, algorithm 6.3). This is the
-  bootstrap for a *designed* x: an IsoFLOP sweep fixes its sizes, so resampling them is not what a repeat
-  of the sweep would do. Pooling across budgets assumes one run-to-run scatter, as the sizes' losses do.
+  parabola's fitted values plus resampled leverage-corrected residuals, r_i / sqrt(1 - h_ii), centred
+  (Davison & Hinkley 1997, §6.2.3, algorithm 6.3). This is the bootstrap for a *designed* x: an IsoFLOP
+  sweep fixes its sizes, so resampling them is not what a repeat of the sweep would do. The scatter need not
+  be the same at every budget — on the demo, budgets below 1e11 FLOPs scattered 4–8× more than those above
+  (few steps, tiny batches) — so each budget's residuals are divided by a scale s(C), pooled, resampled and
+  multiplied by the scale of the budget they are added to (the heteroscedastic residual bootstrap, D&H
+  §6.2.6). s(C) is one power law in C fitted to the budgets' RMS residuals, weighted by their n − 3 degrees
+  of freedom (``scatter_law``): a 5-size budget's own scatter has 2 degrees of freedom, too few to use
+  alone. With fewer than ``MIN_SCALE_BUDGETS`` budgets holding residuals the scale is one number.
+* ``method="pooled"``: the same with one scale for all budgets (homoscedastic).
 * ``method="cases"``: runs are resampled within each budget (the budget's run count kept). With five sizes
   and three coefficients a resample has on average 3.4 distinct sizes and often exactly three — a parabola
   through three points — so the vertex's bootstrap spread is far larger than its sampling spread; on
@@ -21,6 +27,7 @@ extrapolated vertex. All resamples of a budget are fitted at once (batched norma
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,7 +42,24 @@ from scalinglab.laws.approach2 import (
 from scalinglab.laws.bootstrap_result import DEFAULT_RESAMPLES, BootstrapResult, check_resamples
 from scalinglab.laws.runs_table import RunsTable
 
-METHODS = ("residuals", "cases")
+METHODS = ("residuals", "pooled", "cases")
+MIN_SCALE_BUDGETS = 3  # budgets with residuals needed to fit s(C) = exp(p) C^q rather than one number
+
+
+def scatter_law(budgets: Sequence[float], scatters: Sequence[float], dof: Sequence[float]):
+    """s(C): a power law fitted to per-budget scatters in log-log, weighted by sqrt(degrees of freedom)
+    (the log of a scatter on k degrees of freedom has variance ~ 1/(2k)), held within the measured
+    extremes — no trend is extrapolated past the budgets that showed it."""
+    logc, log_s = np.log10(np.asarray(budgets, float)), np.log(np.asarray(scatters, float))
+    w = np.sqrt(np.asarray(dof, float))
+    if not (np.all(np.isfinite(log_s)) and np.all(w > 0)):
+        raise DataError("each budget's scatter must be positive with >= 1 degree of freedom (>= 4 sizes)")
+    lo, hi = float(log_s.min()), float(log_s.max())
+    if len(logc) < MIN_SCALE_BUDGETS or np.ptp(logc) == 0:
+        pooled = 0.5 * math.log(float(np.sum(w**2 * np.exp(2 * log_s)) / np.sum(w**2)))
+        return lambda budget: math.exp(pooled)
+    slope, icpt = np.polyfit(logc, log_s, 1, w=w)
+    return lambda budget: math.exp(min(max(icpt + slope * math.log10(budget), lo), hi))
 
 
 def _distinct_counts(sizes: np.ndarray) -> np.ndarray:
@@ -75,6 +99,23 @@ def modified_residuals(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (y - X @ coef) / np.sqrt(1 - h)
 
 
+def _scaled_pool(used, xs, ys, *, pooled: bool) -> tuple[np.ndarray, list[float]]:
+    """The centred pool of residuals in units of their budget's scale, and each used budget's scale."""
+    res = [modified_residuals(x, y) for x, y in zip(xs, ys, strict=True)]
+    have = [j for j, r in enumerate(res) if len(r)]
+    if not have:
+        return np.empty(0), [1.0] * len(used)
+    rms = [math.sqrt(float(np.mean(res[j] ** 2))) for j in have]
+    if pooled or min(rms) == 0:  # an exact budget (synthetic data) has no scale to fit in logs
+        flat = np.concatenate([res[j] for j in have])
+        scales = [math.sqrt(float(np.mean(flat**2))) or 1.0] * len(used)
+    else:
+        law = scatter_law([used[j][0] for j in have], rms, [len(res[j]) - 3 for j in have])
+        scales = [law(b) for b, _ in used]
+    pool = np.concatenate([res[j] / scales[j] for j in have])
+    return pool - pool.mean(), scales
+
+
 def _residual_losses(rng, x, y, pool, n_resamples):
     X = _design(x - x.mean())
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
@@ -107,11 +148,10 @@ def bootstrap_approach2(
     used = [(b, idx) for b, idx in budget_groups(runs, tol_dex=tol_dex) if b not in point.skipped_budgets]
     xs = [np.log(runs.n_params[idx]) for _, idx in used]
     ys = [runs.loss[idx] for _, idx in used]
-    pool = np.concatenate([modified_residuals(x, y) for x, y in zip(xs, ys, strict=True)])
-    if method == "residuals" and len(pool) == 0:
+    pool, scales = _scaled_pool(used, xs, ys, pooled=method != "residuals")
+    if method != "cases" and len(pool) == 0:
         raise DataError("the residual bootstrap needs a budget with >= 4 sizes (three sizes leave no "
                         "residual); pass method='cases'")
-    pool = pool - pool.mean() if len(pool) else pool
     log_n = np.full((n_resamples, len(used)), np.nan)
     log_d = np.full_like(log_n, np.nan)
     redraws = drops = outside = 0
@@ -123,7 +163,7 @@ def bootstrap_approach2(
             xr, yr = x[draws], ys[j][draws]
         else:
             xr, bad = np.broadcast_to(x, (n_resamples, len(x))), np.zeros(n_resamples, bool)
-            yr = _residual_losses(rng, x, ys[j], pool, n_resamples)
+            yr = _residual_losses(rng, x, ys[j], scales[j] * pool, n_resamples)
         coef = fit_parabolas(xr - centre, yr)
         with np.errstate(all="ignore"):
             vertex = centre - coef[:, 1] / (2 * coef[:, 0])
@@ -139,8 +179,10 @@ def bootstrap_approach2(
     samples, failed = _power_law_samples(np.log10([b for b, _ in used]), log_n, log_d)
     for j, (budget, _) in enumerate(used):
         samples[f"n_opt[{budget:.4g}]"] = 10 ** log_n[~failed, j]
-    how = (f"residuals resampled from a pool of {len(pool)} (leverage-corrected)" if method == "residuals"
-           else f"runs resampled within budgets, {redraws} redraws (< 3 distinct sizes)")
+    how = (f"runs resampled within budgets, {redraws} redraws (< 3 distinct sizes)" if method == "cases"
+           else f"residuals resampled from a pool of {len(pool)} (leverage-corrected, "
+           + ("one scale)" if method == "pooled" else
+              f"scaled by budget: {min(scales):.3g}-{max(scales):.3g} nats)"))
     note = (f"{how}; {drops} budget-resamples left out ({outside} with the vertex outside the sizes); "
             f"{int(failed.sum())} of {n_resamples} resamples had < 2 budgets left")
     return BootstrapResult(

@@ -8,6 +8,7 @@ stopping the others. Torch-free.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -51,13 +52,12 @@ def _runs_table(csv_path: Path):
 
 def _approach2(runs, n_boot: int, seed: int) -> Approach2Summary:
     from scalinglab.laws.approach2 import fit_approach2
-    from scalinglab.laws.bootstrap import bootstrap_approach2
 
     fit = fit_approach2(runs, skip_bad_budgets=True)
     out: dict[str, Any] = {}
     boot = None
     if n_boot and len(fit.vertices) >= 3:
-        boot = bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True)
+        boot = _bootstrap_a2(runs, n_boot, seed)
         out["a_ci"], out["b_ci"] = boot.interval("a"), boot.interval("b")
         out["bootstrap"] = {"n_resamples": boot.n_resamples, "n_failed": boot.n_failed,
                             "notes": list(boot.notes)}
@@ -65,6 +65,22 @@ def _approach2(runs, n_boot: int, seed: int) -> Approach2Summary:
                             notes=tuple(fit.notes),
                             vertices=tuple(_vertex(v, boot) for v in fit.vertices), curve=_curve(fit, boot),
                             fit=fit, **out)
+
+
+def _bootstrap_a2(runs, n_boot: int, seed: int):
+    """The residual bootstrap, or resampled runs when no budget has the >= 4 sizes residuals need (a
+    3-size sweep), which the note then says."""
+    from scalinglab.errors import DataError
+    from scalinglab.laws.bootstrap import bootstrap_approach2
+
+    try:
+        return bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True)
+    except DataError as err:
+        if "method='cases'" not in str(err):
+            raise
+    boot = bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True, method="cases")
+    note = "no budget has >= 4 sizes, so runs were resampled within budgets (method='cases', wider)"
+    return dataclasses.replace(boot, notes=(note, *boot.notes))
 
 
 def _curve(fit, boot) -> AllocationCurve:

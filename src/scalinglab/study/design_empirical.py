@@ -14,8 +14,9 @@ Why not the Chinchilla-form fit (:mod:`scalinglab.study.design_prior`): on the d
 the real intervals. Its curvature falls smoothly with C, while the measured top budget's parabola was 3.6×
 flatter than the one below it, and its scatter is one number, while budgets below 1e11 FLOPs scattered
 4–8× more (tiny batches, few steps). Simulating that law, the demo's grid would have had a 95 % range of a
-0.18 wide; the residual bootstrap of the real runs gave 0.52. This prior reproduces the bootstrap because it
-is the same model (a parametric bootstrap, extended to budgets between the measured ones).
+0.18 wide; the residual bootstrap of the real runs gave 0.52. This prior is the residual bootstrap's own
+model — parabolas plus a scatter that is one power law in C — made parametric and extended to budgets
+between the measured ones.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.laws.bootstrap_a2 import modified_residuals
+from scalinglab.laws.bootstrap_a2 import modified_residuals, scatter_law
 from scalinglab.study.design_ci import candidate_specs
 from scalinglab.sweep.design import FamilySpec, PlannedRun, SweepSpec
 from scalinglab.sweep.grid import design_sweep
@@ -112,16 +113,13 @@ class EmpiricalPrior:
 
     def scatter(self, budget: float) -> float:
         """A power law in C fitted to the budgets' scatters (log-log, weighted by their n − 3 degrees of
-        freedom), held within the measured extremes. Not interpolated budget by budget: a 5-size budget's
-        scatter has 2 degrees of freedom (its 95 % range is 0.16–1.9× the truth), and a design that trusts
-        each one picks the budgets that happened to look quiet — on the demo the chosen half decade had
-        looked 0.0094–0.0099 nats and scattered 0.020 when run."""
-        logc = np.log10([c.budget for c in self.curves])
-        log_s = np.log([c.scatter for c in self.curves])
-        dof = np.array([c.n_sizes - 3 for c in self.curves], float)
-        slope, icpt = np.polyfit(logc, log_s, 1, w=np.sqrt(dof))
-        value = math.exp(icpt + slope * math.log10(budget))
-        return float(min(max(value, math.exp(log_s.min())), math.exp(log_s.max())))
+        freedom), held within the measured extremes — the scale the residual bootstrap uses
+        (:func:`~scalinglab.laws.bootstrap_a2.scatter_law`). Not interpolated budget by budget: a 5-size
+        budget's scatter has 2 degrees of freedom (its 95 % range is 0.16–1.9× the truth), and a design
+        that trusts each one picks the budgets that happened to look quiet — on the demo the chosen half
+        decade had looked 0.0094–0.0099 nats and scattered 0.020 when run."""
+        return scatter_law([c.budget for c in self.curves], [c.scatter for c in self.curves],
+                           [c.n_sizes - 3 for c in self.curves])(budget)
 
     def span(self, budget: float) -> float:
         """The widest size range (largest / smallest) measured at the budgets bracketing ``budget`` (the
@@ -159,14 +157,26 @@ class EmpiricalPrior:
 
 def measured_curves(rows: Sequence[dict]) -> list[BudgetCurve]:
     """The usable budget curves among runs (see :func:`fit_curve`)."""
-    done = [r for r in rows if r.get("status", "done") == "done" and r.get("loss") is not None]
+    done = [_run_point(r) for r in rows if r.get("status", "done") == "done" and r.get("loss") is not None]
     curves = []
-    for b in sorted({float(r["budget"]) for r in done}):
-        sel = [r for r in done if float(r["budget"]) == b]
-        curve = fit_curve(b, [float(r["n_params"]) for r in sel], [float(r["loss"]) for r in sel])
+    for b in sorted({budget for budget, _, _ in done}):
+        sel = [(n, loss) for budget, n, loss in done if budget == b]
+        curve = fit_curve(b, [n for n, _ in sel], [loss for _, loss in sel])
         if curve is not None:
             curves.append(curve)
     return curves
+
+
+def _run_point(row: dict) -> tuple[float, float, float]:
+    """(budget, n_params, loss) of a finished run, checked: positive finite numbers."""
+    try:
+        point = tuple(float(row[k]) for k in ("budget", "n_params", "loss"))
+    except (KeyError, TypeError, ValueError):
+        point = ()
+    if len(point) != 3 or not all(math.isfinite(v) and v > 0 for v in point):
+        raise DataError(f"run {row.get('run_id', '?')!r} needs positive numbers for budget, n_params and "
+                        "loss; repair or re-run the study (scalinglab sweep resume) before designing from it")
+    return point
 
 
 def merge_curves(curves: Sequence[BudgetCurve]) -> list[BudgetCurve]:
@@ -188,9 +198,11 @@ def study_rows(sweep_dir: str | Path) -> list[dict]:
     path = Path(sweep_dir) / "fit.json"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs") or [], list):
         raise DataError(f"{str(path)!r} is missing or unreadable; finish the sweep (scalinglab sweep run) or "
-                        "pass --noise and a prior law instead") from None
+                        "pass --noise and a prior law instead")
     return [r for r in doc.get("runs") or () if isinstance(r, dict)]
 
 

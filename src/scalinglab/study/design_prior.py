@@ -88,11 +88,11 @@ def _throughput_points(root: Path, rows: list[dict]) -> list[tuple[float, float]
     for r in rows:
         try:
             final = json.loads((root / RUNS_DIR / str(r["run_id"]) / FINAL_JSON).read_text(encoding="utf-8"))
-            wall = float(final["wall_time_s"])
-        except (FileNotFoundError, KeyError, TypeError, ValueError, json.JSONDecodeError):
-            continue
-        if wall > 0:
-            pts.append((math.log10(float(r["n_params"])), math.log10(float(r["compute_flops"]) / wall)))
+            wall, n, flops = (float(v) for v in (final["wall_time_s"], r["n_params"], r["compute_flops"]))
+        except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
+            continue  # a run without a usable wall time or size says nothing about throughput
+        if min(wall, n, flops) > 0 and math.isfinite(wall * n * flops):
+            pts.append((math.log10(n), math.log10(flops / wall)))
     return pts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -166,7 +167,7 @@ def test_approach2_method_checked():
     with pytest.raises(ConfigError, match="method='jackknife'"):
         bootstrap_approach2(isoflop_table(), n_resamples=20, method="jackknife")
     three = isoflop_table(k=3)
-    with pytest.raises(DataError, match="method='cases'"):
+    with pytest.raises(DataError, match="fourth size"):
         bootstrap_approach2(three, n_resamples=20)
     assert bootstrap_approach2(three, n_resamples=20, method="cases").n_resamples == 20
 
@@ -193,3 +194,15 @@ def test_residuals_are_scaled_by_budget_when_the_scatter_differs():
 
 def boot_note(runs) -> str:
     return bootstrap_approach2(runs, n_resamples=20, seed=0).notes[0]
+
+
+def test_a_three_size_study_gets_no_interval_and_says_why():
+    from scalinglab.study.analysis import _approach2
+
+    summary = _approach2(isoflop_table(k=3, noise=0.003, seed=1), n_boot=40, seed=0)
+    assert summary.a_ci is None and math.isfinite(summary.a)
+    assert any("no bootstrap interval" in n for n in summary.notes)
+    # what resampling cases would have printed: a zero-width interval
+    lo, hi = bootstrap_approach2(isoflop_table(k=3, noise=0.003, seed=1), n_resamples=40,
+                                 method="cases").interval("a")
+    assert lo == hi

@@ -150,8 +150,9 @@ def bootstrap_approach2(
     ys = [runs.loss[idx] for _, idx in used]
     pool, scales = _scaled_pool(used, xs, ys, pooled=method != "residuals")
     if method != "cases" and len(pool) == 0:
-        raise DataError("the residual bootstrap needs a budget with >= 4 sizes (three sizes leave no "
-                        "residual); pass method='cases'")
+        raise DataError("the residual bootstrap needs a budget with >= 4 sizes: three sizes leave no "
+                        "residual (and method='cases' would redraw the same three runs: a zero-width "
+                        "interval); train a fourth size per budget")
     log_n = np.full((n_resamples, len(used)), np.nan)
     log_d = np.full_like(log_n, np.nan)
     redraws = drops = outside = 0

@@ -8,7 +8,6 @@ stopping the others. Torch-free.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
@@ -56,31 +55,34 @@ def _approach2(runs, n_boot: int, seed: int) -> Approach2Summary:
     fit = fit_approach2(runs, skip_bad_budgets=True)
     out: dict[str, Any] = {}
     boot = None
+    notes = tuple(fit.notes)
     if n_boot and len(fit.vertices) >= 3:
-        boot = _bootstrap_a2(runs, n_boot, seed)
+        boot, why = _bootstrap_a2(runs, n_boot, seed)
+        notes += (why,) if why else ()
+    if boot is not None:
         out["a_ci"], out["b_ci"] = boot.interval("a"), boot.interval("b")
         out["bootstrap"] = {"n_resamples": boot.n_resamples, "n_failed": boot.n_failed,
                             "notes": list(boot.notes)}
     return Approach2Summary(a=fit.a, b=fit.b, n_coef=fit.n_law.coef, d_coef=fit.d_law.coef,
-                            notes=tuple(fit.notes),
+                            notes=notes,
                             vertices=tuple(_vertex(v, boot) for v in fit.vertices), curve=_curve(fit, boot),
                             fit=fit, **out)
 
 
 def _bootstrap_a2(runs, n_boot: int, seed: int):
-    """The residual bootstrap, or resampled runs when no budget has the >= 4 sizes residuals need (a
-    3-size sweep), which the note then says."""
+    """(the residual bootstrap, None), or (None, why) for a sweep of 3 sizes per budget: a parabola through
+    three points leaves no residual, and every resample of its runs with 3 distinct sizes is the same three
+    runs, so a bootstrap interval would have zero width — no interval is honest."""
     from scalinglab.errors import DataError
     from scalinglab.laws.bootstrap import bootstrap_approach2
 
     try:
-        return bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True)
+        return bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True), None
     except DataError as err:
-        if "method='cases'" not in str(err):
+        if "needs a budget with >= 4 sizes" not in str(err):
             raise
-    boot = bootstrap_approach2(runs, n_resamples=n_boot, seed=seed, skip_bad_budgets=True, method="cases")
-    note = "no budget has >= 4 sizes, so runs were resampled within budgets (method='cases', wider)"
-    return dataclasses.replace(boot, notes=(note, *boot.notes))
+    return None, ("no bootstrap interval: no budget has >= 4 sizes (3 points fit a parabola exactly, so "
+                  "neither residuals nor resampled runs say how far its vertex could move)")
 
 
 def _curve(fit, boot) -> AllocationCurve:

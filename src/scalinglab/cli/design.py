@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
 def design_cmd(
     objective: str = typer.Option("ci", "--objective", help="ci: narrowest 95% interval of a at equal cost."),
     from_sweep: list[Path] | None = typer.Option(None, "--from-sweep", help="A finished study folder "
-                                                 "(repeatable): its measured parabolas and throughput."),
+                                                 "(repeatable): its measured parabolas and throughput; "
+                                                 "candidates are variants of the demo's grid and family."),
     prior_law: str | None = typer.Option(None, "--prior-law", help="A Chinchilla-form law (instead of "
                                                                    "measured parabolas)."),
     noise: float | None = typer.Option(None, "--noise", help="With --prior-law: run-to-run scatter in nats "

@@ -12,9 +12,9 @@ demo's stated prior) plus one Gaussian scatter (``--truth law``), or the demo's 
 (``--truth measured``: ``DEMO_CURVES``' curvatures and their scatter power law, 0.011–0.075 nats, with the
 vertices moved onto their fitted line N* = k C^a so that a is one number). The target is
 what Approach 2 estimates with no noise (the parabolas' bias at this spread is part of the estimator, not of
-its interval). For each sweep both bootstraps (``method="residuals"`` and ``"cases"``) give a 95 % interval;
-the table is how often it holds the target and its median width. A calibrated 95 % interval holds in ~95 %
-of sweeps (binomial se ≈ 1.5 % at 200 sweeps).
+its interval). For each sweep the three bootstraps (``method="residuals"``, ``"pooled"`` and ``"cases"``)
+give a 95 % interval; the table is how often it holds the target and its median width. A calibrated 95 %
+interval holds in ~95 % of sweeps (binomial se ≈ 1.5 % at 200 sweeps).
 """
 
 from __future__ import annotations

@@ -190,6 +190,7 @@ def test_residuals_are_scaled_by_budget_when_the_scatter_differs():
         width[method] = hi - lo
     assert width["residuals"] < 0.7 * width["pooled"], width
     assert "scaled by budget" in boot_note(runs)
+    assert "one scale" in bootstrap_approach2(runs, n_resamples=20, seed=0, method="pooled").notes[0]
 
 
 def boot_note(runs) -> str:

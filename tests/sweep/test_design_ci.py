@@ -54,7 +54,7 @@ def test_the_choice_and_its_widths_come_from_fresh_simulations():
     """The winner's curse: the narrowest of many screened widths reads low, so the finalists and the
     baseline are simulated again on draws the screening never saw, and the choice is made on those."""
     res = design_for_ci(BASE, PRIOR, noise=0.01, n_sims=SIMS, finalists=3, confirm_factor=2)
-    assert len(res.candidates) <= 3 and len(res.screened) == len(candidate_specs(BASE))
+    assert len(res.candidates) <= 3 and len(res.screened) == sum(s != BASE for s in candidate_specs(BASE))
     again = simulate_grid(spec_with(BASE, res.best), PRIOR, noise=0.01, n_sims=2 * SIMS,
                           seed=CONFIRM_SEED_OFFSET)
     assert res.best.a_width == again.a_width and res.confirm_sims == 2 * SIMS
@@ -62,6 +62,22 @@ def test_the_choice_and_its_widths_come_from_fresh_simulations():
     assert screened[(res.best.budgets, res.best.n_sizes, res.best.spread)] != res.best.a_width
     with pytest.raises(ConfigError, match="finalists"):
         design_for_ci(BASE, PRIOR, noise=0.01, n_sims=SIMS, finalists=0)
+
+
+def test_a_candidate_must_beat_the_baseline_by_min_gain_to_replace_it():
+    """Between seeds the ratio of two grids' errors moves by a few per cent of Monte Carlo noise, so a
+    candidate replaces the baseline only when its error is min_gain smaller; the baseline passed as a
+    candidate is dropped (it would only compete with its own draws)."""
+    wider = dataclasses.replace(BASE, spread=6.0)
+    kw = {"noise": 0.01, "n_sims": SIMS, "max_cost_s": math.inf, "confirm_factor": 1}
+    res = design_for_ci(BASE, PRIOR, candidates=[BASE, wider], finalists=2, min_gain=0.999, **kw)
+    assert res.best is res.baseline and len(res.screened) == 1
+    assert any("below the baseline's" in n and "baseline is kept" in n for n in res.notes), res.notes
+    free = design_for_ci(BASE, PRIOR, candidates=[wider], finalists=1, min_gain=0.0, **kw)
+    # at this noise spread 6 beats the base's 4 (a longer lever arm in ln N per budget): it is chosen
+    assert free.best is free.candidates[0] and free.best.a_error < free.baseline.a_error
+    with pytest.raises(ConfigError, match="min_gain"):
+        design_for_ci(BASE, PRIOR, candidates=[wider], min_gain=1.0, **kw)
 
 
 def test_candidates_keep_the_top_budget_and_skip_budgets_too_small_for_the_family():

@@ -182,7 +182,7 @@ def bootstrap_approach2(
         samples[f"n_opt[{budget:.4g}]"] = 10 ** log_n[~failed, j]
     how = (f"runs resampled within budgets, {redraws} redraws (< 3 distinct sizes)" if method == "cases"
            else f"residuals resampled from a pool of {len(pool)} (leverage-corrected, "
-           + ("one scale)" if method == "pooled" else
+           + (f"one scale: {scales[0]:.3g} nats)" if len(set(scales)) == 1 else
               f"scaled by budget: {min(scales):.3g}-{max(scales):.3g} nats)"))
     note = (f"{how}; {drops} budget-resamples left out ({outside} with the vertex outside the sizes); "
             f"{int(failed.sum())} of {n_resamples} resamples had < 2 budgets left")

@@ -247,10 +247,13 @@ def design_for_ci(base: SweepSpec, prior: ChinchillaParams | Truth, *, noise: fl
                   max_failed: float = 0.05, finalists: int = DEFAULT_FINALISTS,
                   confirm_factor: int = CONFIRM_FACTOR, min_gain: float = MIN_GAIN) -> DesignResult:
     """Screen ``base`` and every candidate with ``n_sims`` simulated sweeps (common random numbers), then
-    simulate the ``finalists`` narrowest that cost at most ``max_cost_s`` (default: the base grid's cost)
-    and leave at most ``max_failed`` of the sweeps with fewer than two usable budgets, and the base, again
-    with ``confirm_factor`` × ``n_sims`` fresh sweeps; return the narrowest on those if its ``a_error`` is at
-    least ``min_gain`` below the baseline's, else the baseline.
+    simulate again the ``finalists`` with the smallest ``a_error`` that cost at most ``max_cost_s``
+    (default: the base grid's cost) and leave at most ``max_failed`` of the sweeps with fewer than two
+    usable budgets, and the base, with ``confirm_factor`` × ``n_sims`` fresh sweeps; return the one with
+    the smallest ``a_error`` on those if it is at least ``min_gain`` below the baseline's, else the
+    baseline. (``a_error`` counts failed sweeps as infinitely far and takes the 95th percentile, so a grid
+    with more than 5 % failures has no finite error whatever ``max_failed`` says; ``max_failed`` is the
+    stricter cut when set below 0.05.)
 
     Why two stages: the narrowest of many noisy width estimates is biased low (the winner's curse; at 300
     sweeps the demo's screened winner read 0.386, on 3,000 fresh sweeps 0.404–0.413 over three seeds), so
@@ -266,10 +269,14 @@ def design_for_ci(base: SweepSpec, prior: ChinchillaParams | Truth, *, noise: fl
     if not (is_positive_int(finalists) and is_positive_int(confirm_factor)):
         raise ConfigError(f"finalists={finalists!r} and confirm_factor={confirm_factor!r} must be positive "
                           "integers")
+    if not (isinstance(min_gain, (int, float)) and 0 <= min_gain < 1):
+        raise ConfigError(f"min_gain={min_gain!r} must be a fraction in [0, 1): how much smaller a "
+                          "candidate's error must be than the baseline's to replace it")
     kw = {"n_sims": n_sims, "seed": seed, "throughput": throughput}
     screen_base = simulate_grid(base, truth, **kw)
     limit = screen_base.cost_s if max_cost_s is None else float(max_cost_s)
-    specs = candidate_specs(base) if candidates is None else list(candidates)
+    # the baseline itself is simulated apart; as a candidate it would only compete with its own draws
+    specs = [s for s in (candidate_specs(base) if candidates is None else candidates) if s != base]
     screened = sorted(((simulate_grid(s, truth, **kw), s) for s in specs), key=lambda gs: _width_key(gs[0]))
     eligible = [s for g, s in screened if g.cost_s <= limit and _usable(g, max_failed)][:finalists]
     # a fresh seed stream for the confirmation: the screening's draws chose the finalists

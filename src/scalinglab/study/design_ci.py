@@ -36,7 +36,7 @@ from scalinglab.laws.allocation import ChinchillaParams
 from scalinglab.laws.approach2 import fit_parabolas, fit_power_law_log
 from scalinglab.sweep.design import FamilySpec, PlannedRun, SweepSpec
 from scalinglab.sweep.grid import design_sweep
-from scalinglab.validate import is_positive_int
+from scalinglab.validate import is_positive_finite, is_positive_int, is_real
 
 Throughput = Callable[[PlannedRun], float]  # FLOP/s a run reaches on this machine
 DEFAULT_NOISE = 0.01  # nats: run-to-run scatter when no earlier sweep is given (stated, not measured)
@@ -130,7 +130,7 @@ class LawTruth:
     noise: float = DEFAULT_NOISE
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.noise, (int, float)) and math.isfinite(self.noise) and self.noise > 0):
+        if not is_positive_finite(self.noise):
             raise ConfigError(f"noise={self.noise!r} must be a positive number of nats (run-to-run scatter)")
 
     def loss(self, n_params: np.ndarray, n_tokens: np.ndarray, budget: float) -> np.ndarray:
@@ -269,7 +269,7 @@ def design_for_ci(base: SweepSpec, prior: ChinchillaParams | Truth, *, noise: fl
     if not (is_positive_int(finalists) and is_positive_int(confirm_factor)):
         raise ConfigError(f"finalists={finalists!r} and confirm_factor={confirm_factor!r} must be positive "
                           "integers")
-    if not (isinstance(min_gain, (int, float)) and 0 <= min_gain < 1):
+    if not (is_real(min_gain) and 0 <= min_gain < 1):
         raise ConfigError(f"min_gain={min_gain!r} must be a fraction in [0, 1): how much smaller a "
                           "candidate's error must be than the baseline's to replace it")
     kw = {"n_sims": n_sims, "seed": seed, "throughput": throughput}
